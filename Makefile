@@ -1,0 +1,67 @@
+# echolab porcelain. `make test` and `make compare` install missing Debian packages first.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+JOBS       ?= $(shell nproc)
+FUZZ_SECONDS ?= 30
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build release test unit integration asan tsan fuzz bench format format-check tidy compare clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Every test: format check, unit + integration tests, then the ASan+UBSan unit tests and a
+# bounded fuzz run of the Session.
+test: build format-check
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	$(MAKE) --no-print-directory asan fuzz
+
+unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L unit
+
+integration: build
+	ctest --test-dir $(BUILD) --output-on-failure -L integration
+
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DECHOLAB_SANITIZE="address;undefined" -DECHOLAB_FUZZ=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L unit
+
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DECHOLAB_SANITIZE=thread
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -L unit
+
+# A bounded libFuzzer run of the Session under ASan+UBSan, from the seed corpus.
+fuzz: asan
+	@mkdir -p $(ASAN_BUILD)/fuzz-corpus
+	$(ASAN_BUILD)/tests/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  $(ASAN_BUILD)/fuzz-corpus tests/fuzz/corpus/session
+
+bench: build
+	$(BUILD)/bin/bench_session --benchmark_min_time=1
+
+SOURCES = $(shell git ls-files '*.cpp' '*.hpp')
+
+format:
+	clang-format -i $(SOURCES)
+
+format-check:
+	@clang-format --dry-run --Werror $(SOURCES) && echo "clang-format: clean"
+
+tidy: build
+	clang-tidy -p $(BUILD) --quiet $(filter %.cpp,$(SOURCES))
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

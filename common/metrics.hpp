@@ -1,0 +1,99 @@
+// The metrics contract of DESIGN.md, in one place: names, labels, buckets, and the
+// prometheus-cpp objects the threads and pool servers report into.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "common/observer.hpp"
+#include "common/server_options.hpp"
+
+namespace echolab::metrics {
+
+// Bucket upper bounds in seconds. Shared with the prefork scoreboard, which keeps the same
+// buckets in shared memory because prometheus-cpp cannot aggregate across processes.
+inline constexpr std::array<double, 16> kRequestDurationBuckets = {
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+    0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   1.0,   5.0};
+inline constexpr std::array<double, 14> kSpawnBuckets = {
+    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+    0.001,    0.0025,  0.005,    0.01,    0.025,  0.1,     1.0};
+
+// The HTTP status labels echolab_request_errors_total is pre-created with, so a dashboard
+// sees a zero instead of nothing.
+inline constexpr std::array<int, 5> kErrorStatuses = {400, 404, 405, 413, 431};
+
+}  // namespace echolab::metrics
+
+namespace echolab {
+
+// Counters, gauges and histograms of the contract, every series labelled model=<model>.
+// Thread-safe: prometheus-cpp's metric objects are atomics.
+class ServerMetrics final : public ServerObserver {
+ public:
+  explicit ServerMetrics(Model model);
+
+  void connection_accepted() override;
+  void connection_closed() override;
+  void connection_rejected() override;
+  void bytes_received(std::size_t bytes) override;
+  void bytes_sent(std::size_t bytes) override;
+  void requests_served(Protocol protocol, std::size_t count, double seconds) override;
+  void request_error(int status) override;
+
+  void worker_spawned(double seconds);  // fork or thread start until the worker is ready
+  void workers_changed(int idle_delta, int busy_delta);
+  void worker_crashed(std::size_t connections_lost);
+
+  [[nodiscard]] std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  // Raw pointers into registry_-owned families (prometheus-cpp's own ownership model).
+  prometheus::Counter* accepted_;
+  prometheus::Gauge* active_;
+  prometheus::Counter* rejected_;
+  prometheus::Counter* lost_;
+  prometheus::Counter* http_requests_;
+  prometheus::Counter* raw_requests_;
+  prometheus::Family<prometheus::Counter>* errors_;
+  prometheus::Counter* bytes_received_;
+  prometheus::Counter* bytes_sent_;
+  prometheus::Histogram* request_duration_;
+  prometheus::Histogram* spawn_;
+  prometheus::Gauge* idle_workers_;
+  prometheus::Gauge* busy_workers_;
+  prometheus::Counter* crashes_;
+};
+
+// Scrape-time values from /proc, summed over every process (and its threads) that
+// `pids()` returns when scraped: echolab_memory_rss_bytes, echolab_memory_pss_bytes,
+// echolab_context_switches_total{kind}, echolab_processes, echolab_threads.
+std::shared_ptr<prometheus::Collectable> make_proc_stats_collectable(
+    Model model, std::function<std::vector<pid_t>()> pids);
+
+// Serves GET /metrics on `endpoint` (prometheus-cpp's Exposer, its own threads).
+class MetricsEndpoint {
+ public:
+  MetricsEndpoint(const Endpoint& endpoint,
+                  const std::vector<std::shared_ptr<prometheus::Collectable>>& collectables);
+  [[nodiscard]] std::uint16_t port() const;
+
+ private:
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;  // kept alive here
+  prometheus::Exposer exposer_;
+};
+
+}  // namespace echolab

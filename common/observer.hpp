@@ -1,0 +1,38 @@
+// The one interface through which a server reports what happens at its driver boundary.
+// threads and pool report into prometheus-cpp (common/metrics); prefork children report into
+// their scoreboard slot, which a metrics process sums at scrape time.
+#pragma once
+
+#include <cstddef>
+
+#include "common/protocol_config.hpp"
+
+namespace echolab {
+
+class ServerObserver {
+ public:
+  virtual ~ServerObserver() = default;
+
+  virtual void connection_accepted() = 0;
+  virtual void connection_closed() = 0;
+  virtual void connection_rejected() = 0;  // over --max-connections or another cap
+  virtual void bytes_received(std::size_t bytes) = 0;
+  virtual void bytes_sent(std::size_t bytes) = 0;
+  // `count` requests answered in one batch that took `seconds` to handle in the server.
+  virtual void requests_served(Protocol protocol, std::size_t count, double seconds) = 0;
+  virtual void request_error(int status) = 0;
+};
+
+// For code paths that report nowhere (unit tests, probes).
+class NullObserver final : public ServerObserver {
+ public:
+  void connection_accepted() override {}
+  void connection_closed() override {}
+  void connection_rejected() override {}
+  void bytes_received(std::size_t /*bytes*/) override {}
+  void bytes_sent(std::size_t /*bytes*/) override {}
+  void requests_served(Protocol /*protocol*/, std::size_t /*count*/, double /*seconds*/) override {}
+  void request_error(int /*status*/) override {}
+};
+
+}  // namespace echolab

@@ -1,0 +1,27 @@
+// Protocol settings shared by every server (and set by the same command-line flags).
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace echolab {
+
+enum class Protocol { undecided, http, raw };
+
+// `detect` chooses per connection from its first bytes; the others force one protocol.
+enum class ProtocolMode { detect, http, raw };
+
+struct ProtocolLimits {
+  std::size_t max_header_bytes = 8 * 1024;   // request line + headers + blank line -> 431
+  std::size_t max_body_bytes = 1024 * 1024;  // decoded body (chunked too) -> 413
+};
+
+struct ProtocolConfig {
+  ProtocolMode mode = ProtocolMode::detect;
+  ProtocolLimits limits;
+  bool fault_injection = false;  // /crash, /sleep, /burn; off unless asked for
+};
+
+std::string_view to_string(Protocol protocol);
+
+}  // namespace echolab
