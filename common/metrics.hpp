@@ -39,6 +39,29 @@ inline constexpr std::array<int, 5> kErrorStatuses = {400, 404, 405, 413, 431};
 
 namespace echolab {
 
+// Running totals of the contract's counters and histograms, for a server whose numbers live
+// outside prometheus-cpp objects: prefork's children count into a scoreboard in shared
+// memory, and its metrics process sums the slots into one of these at scrape time.
+struct MetricsTotals {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_rejected = 0;
+  std::uint64_t connections_lost = 0;
+  std::int64_t connections_active = 0;
+  std::uint64_t http_requests = 0;
+  std::uint64_t raw_requests = 0;
+  std::array<std::uint64_t, metrics::kErrorStatuses.size()> errors_by_status{};
+  std::uint64_t bytes_received = 0;
+  std::uint64_t bytes_sent = 0;
+  // Per-bucket (not cumulative) counts; the last entry is the +Inf bucket.
+  std::array<std::uint64_t, metrics::kRequestDurationBuckets.size() + 1> request_duration_buckets{};
+  double request_duration_sum = 0;
+  std::array<std::uint64_t, metrics::kSpawnBuckets.size() + 1> spawn_buckets{};
+  double spawn_sum = 0;
+  std::int64_t workers_idle = 0;
+  std::int64_t workers_busy = 0;
+  std::uint64_t worker_crashes = 0;
+};
+
 // Counters, gauges and histograms of the contract, every series labelled model=<model>.
 // Thread-safe: prometheus-cpp's metric objects are atomics.
 class ServerMetrics final : public ServerObserver {
@@ -56,6 +79,10 @@ class ServerMetrics final : public ServerObserver {
   void worker_spawned(double seconds);  // fork or thread start until the worker is ready
   void workers_changed(int idle_delta, int busy_delta);
   void worker_crashed(std::size_t connections_lost);
+
+  // Moves every series forward to `totals` (counters and histograms by the difference from
+  // the previous call, gauges set). Totals that went backwards are ignored, never applied.
+  void advance_to(const MetricsTotals& totals);
 
   [[nodiscard]] std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 

@@ -110,7 +110,10 @@ class Session::HttpParser {
   void feed(std::span<const char> input, std::string& out, FeedResult& result, bool& close) {
     out_ = &out;
     result_ = &result;
-    while (!input.empty() && !close) {
+    // After a pause at the end of a header section the parser may still owe a callback that
+    // needs no more bytes (message_complete of a request without body): run it once more.
+    bool owes_callback = false;
+    while ((!input.empty() || owes_callback) && !close) {
       const llhttp_errno_t status = llhttp_execute(&parser_, input.data(), input.size());
       const std::size_t consumed =
           status == HPE_OK ? input.size()
@@ -119,8 +122,10 @@ class Session::HttpParser {
         header_bytes_ += consumed;
       }
       input = input.subspan(consumed);
+      owes_callback = false;
       if (status == HPE_PAUSED) {
         llhttp_resume(&parser_);
+        owes_callback = pause_ == Pause::headers_complete;
         close = after_pause();
       } else if (status != HPE_OK) {
         close = true;

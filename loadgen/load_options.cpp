@@ -1,0 +1,272 @@
+#include "loadgen/load_options.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <stdexcept>
+
+#include <CLI/CLI.hpp>
+
+namespace echolab::load {
+
+std::string_view to_string(WireProtocol protocol) {
+  return protocol == WireProtocol::http ? "http" : "raw";
+}
+
+std::string_view to_string(HttpMethod method) {
+  return method == HttpMethod::get ? "GET" : "POST";
+}
+
+std::string_view to_string(LoopMode mode) {
+  switch (mode) {
+    case LoopMode::closed:
+      return "closed";
+    case LoopMode::open:
+      return "open";
+    case LoopMode::hold:
+      return "hold";
+  }
+  return "closed";
+}
+
+std::string Target::to_string() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+LoopMode LoadOptions::mode() const {
+  if (hold) {
+    return LoopMode::hold;
+  }
+  return rate ? LoopMode::open : LoopMode::closed;
+}
+
+std::chrono::nanoseconds LoadOptions::run_time() const {
+  return hold ? ramp + *hold : duration;
+}
+
+bool LoadOptions::sends_payload() const {
+  return protocol == WireProtocol::raw || method == HttpMethod::post;
+}
+
+std::chrono::nanoseconds parse_duration(std::string_view text) {
+  static const std::map<std::string_view, double> kUnitNanoseconds = {
+      {"", 1e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}, {"ns", 1}, {"m", 60e9}, {"h", 3600e9}};
+  double amount = 0;
+  const auto [rest, error] = std::from_chars(text.data(), text.data() + text.size(), amount);
+  if (error != std::errc() || text.empty()) {
+    throw std::invalid_argument("'" + std::string(text) + "' is not a duration (e.g. 10s, 500ms)");
+  }
+  const std::string_view unit(rest, static_cast<std::size_t>(text.data() + text.size() - rest));
+  const auto found = kUnitNanoseconds.find(unit);
+  if (found == kUnitNanoseconds.end()) {
+    throw std::invalid_argument("'" + std::string(text) +
+                                "' has an unknown unit (use ns, us, ms, s, m or h)");
+  }
+  const double nanoseconds = amount * found->second;
+  if (!std::isfinite(nanoseconds) || nanoseconds < 0 || nanoseconds > 1e18) {
+    throw std::invalid_argument("'" + std::string(text) + "' is out of range");
+  }
+  return std::chrono::nanoseconds(std::llround(nanoseconds));
+}
+
+Target parse_target(std::string_view text) {
+  Target target;
+  std::string_view port_text;
+  if (text.starts_with('[')) {
+    const auto close = text.find("]:");
+    if (close == std::string_view::npos) {
+      throw std::invalid_argument("'" + std::string(text) + "' is not [IPV6]:PORT");
+    }
+    target.host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      throw std::invalid_argument("'" + std::string(text) + "' is not HOST:PORT");
+    }
+    target.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+  }
+  unsigned port = 0;
+  const auto [end, error] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (error != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
+      port > 65535 || target.host.empty()) {
+    throw std::invalid_argument("'" + std::string(text) + "' is not HOST:PORT with a port 1-65535");
+  }
+  target.port = static_cast<std::uint16_t>(port);
+  return target;
+}
+
+namespace {
+
+// Registers a duration option whose text is converted with parse_duration().
+CLI::Option* add_duration(CLI::App& app, const std::string& name, std::chrono::nanoseconds& into,
+                          const std::string& description) {
+  return app
+      .add_option_function<std::string>(
+          name,
+          [&into, name](const std::string& text) {
+            try {
+              into = parse_duration(text);
+            } catch (const std::invalid_argument& error) {
+              throw CLI::ValidationError(name, error.what());
+            }
+          },
+          description)
+      ->type_name("DURATION");
+}
+
+void add_options(CLI::App& app, LoadOptions& options, std::string& target_text,
+                 std::chrono::nanoseconds& hold) {
+  const auto count_range = CLI::Range(std::size_t{1}, std::size_t{10'000'000});
+  app.add_option("target", target_text, "Server to load, HOST:PORT (IPv6 as [ADDR]:PORT)")
+      ->required();
+  app.add_option("--protocol", options.protocol, "http (keep-alive) or raw (TCP echo)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, WireProtocol>{{"http", WireProtocol::http},
+                                              {"raw", WireProtocol::raw}},
+          CLI::ignore_case))
+      ->default_str("http");
+  app.add_option("--method", options.method,
+                 "HTTP method: GET, or POST sending --payload bytes and checking the echo")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, HttpMethod>{{"GET", HttpMethod::get}, {"POST", HttpMethod::post}},
+          CLI::ignore_case))
+      ->default_str("GET");
+  app.add_option("--path", options.path, "HTTP request target")->capture_default_str();
+  app.add_option("--payload", options.payload_bytes,
+                 "Bytes per request for raw echo and POST, checked byte for byte in the reply")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20))
+      ->capture_default_str();
+  app.add_option("-c,--connections", options.connections, "Connections to keep open")
+      ->check(count_range)
+      ->capture_default_str();
+  app.add_option("-t,--threads", options.threads,
+                 "Threads, each running its own event loop over its share of the connections")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}))
+      ->capture_default_str();
+  add_duration(app, "-d,--duration", options.duration, "How long to run (e.g. 10s, 500ms)")
+      ->default_str("10s");
+  add_duration(app, "--ramp", options.ramp,
+               "Open the connections at an even pace over this time instead of all at once")
+      ->default_str("0s");
+  add_duration(app, "--hold", hold,
+               "Hold mode: after the ramp, keep every connection open this long, each sending one "
+               "request every --interval (replaces --duration)");
+  add_duration(app, "--interval", options.interval,
+               "Hold mode: time between two requests of one connection")
+      ->default_str("1s");
+  app.add_option("--pipeline", options.pipeline,
+                 "Requests sent back to back before waiting for their replies (closed loop)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}))
+      ->capture_default_str();
+  app.add_option("-R,--rate", options.rate,
+                 "Open loop: total requests per second on a fixed schedule; latency counts from "
+                 "the intended send time")
+      ->check(CLI::PositiveNumber);
+  add_duration(app, "--timeout", options.timeout,
+               "A request or connect without an answer in this time counts as a timeout error")
+      ->default_str("10s");
+  app.add_flag("--new-connection-per-request", options.new_connection_per_request,
+               "Connection churn: reconnect for every request (latency then includes connect)");
+  app.add_option("--json", options.json_path, "Write the result as JSON to this file");
+  app.add_flag("-q,--quiet", options.quiet, "No progress line on stderr");
+}
+
+// Combinations the flags cannot express on their own; the message names the flags.
+std::optional<std::string> conflict_in(const CLI::App& app, const LoadOptions& options) {
+  const auto given = [&app](const char* name) { return app.count(name) > 0; };
+  const bool hold = options.hold.has_value();
+  if (hold && given("--duration")) {
+    return "--hold sets the run time (ramp + hold); drop --duration";
+  }
+  if (hold && options.rate) {
+    return "--rate and --hold exclude each other (--hold sends one request per --interval)";
+  }
+  if (!hold && given("--interval")) {
+    return "--interval needs --hold";
+  }
+  if (options.pipeline > 1 && (hold || options.rate || options.new_connection_per_request)) {
+    return "--pipeline applies to the closed loop only (not with --rate, --hold or "
+           "--new-connection-per-request)";
+  }
+  if (options.new_connection_per_request && (hold || options.rate)) {
+    return "--new-connection-per-request applies to the closed loop only";
+  }
+  if (options.protocol == WireProtocol::raw && (given("--method") || given("--path"))) {
+    return "--method and --path apply to --protocol http";
+  }
+  if (options.protocol == WireProtocol::raw && options.payload_bytes == 0) {
+    return "--payload must be at least 1 byte for --protocol raw";
+  }
+  if (given("--payload") && !options.sends_payload()) {
+    return "--payload needs --method POST or --protocol raw";
+  }
+  if (!options.path.starts_with('/') || options.path.find_first_of(" \r\n") != std::string::npos) {
+    return "--path must start with / and contain no spaces or line breaks";
+  }
+  if (!hold && options.duration.count() <= 0) {
+    return "--duration must be more than 0";
+  }
+  if (!hold && options.ramp >= options.duration) {
+    return "--ramp must be shorter than --duration";
+  }
+  if (hold && (options.hold->count() <= 0 || options.interval.count() <= 0)) {
+    return "--hold and --interval must be more than 0";
+  }
+  if (options.timeout.count() <= 0) {
+    return "--timeout must be more than 0";
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+CommandLine parse_command_line(const std::vector<std::string>& arguments) {
+  CLI::App app{
+      "echolab-load: an HTTP and raw TCP echo load generator with closed loop, open loop "
+      "(--rate) and connection ramp-and-hold.\nExit status: 0 no error, 1 errors were counted, "
+      "2 bad usage.",
+      "echolab-load"};
+  app.usage("echolab-load [OPTIONS] HOST:PORT");
+  LoadOptions options;
+  std::string target_text;
+  std::chrono::nanoseconds hold{0};
+  add_options(app, options, target_text, hold);
+
+  CommandLine result;
+  try {
+    // CLI11 consumes a vector from its back.
+    std::vector<std::string> reversed(arguments.rbegin(), arguments.rend());
+    app.parse(reversed);
+    options.target = parse_target(target_text);
+  } catch (const CLI::CallForHelp&) {
+    result.message = app.help();
+    return result;
+  } catch (const CLI::ParseError& error) {
+    result.exit_code = 2;
+    result.message = error.what();
+    return result;
+  } catch (const std::invalid_argument& error) {
+    result.exit_code = 2;
+    result.message = std::string("HOST:PORT: ") + error.what();
+    return result;
+  }
+  if (app.count("--hold") > 0) {
+    options.hold = hold;
+  }
+  if (const auto conflict = conflict_in(app, options)) {
+    result.exit_code = 2;
+    result.message = *conflict;
+    return result;
+  }
+  options.threads = std::min(options.threads, options.connections);
+  result.options = std::move(options);
+  return result;
+}
+
+}  // namespace echolab::load

@@ -1,0 +1,76 @@
+// echolab-load's command line: what to load, how, and for how long.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace echolab::load {
+
+enum class WireProtocol { http, raw };
+enum class HttpMethod { get, post };
+
+// closed: each connection sends its next request when the previous reply is in.
+// open:   requests leave on a fixed schedule (--rate), whatever the replies do.
+// hold:   every connection stays open and sends one request every --interval.
+enum class LoopMode { closed, open, hold };
+
+std::string_view to_string(WireProtocol protocol);
+std::string_view to_string(HttpMethod method);
+std::string_view to_string(LoopMode mode);
+
+struct Target {
+  std::string host;
+  std::uint16_t port = 0;
+  [[nodiscard]] std::string to_string() const;  // "host:port", "[v6]:port"
+};
+
+struct LoadOptions {
+  Target target;
+  WireProtocol protocol = WireProtocol::http;
+  HttpMethod method = HttpMethod::get;
+  std::string path = "/";
+  std::size_t payload_bytes = 64;
+  std::size_t connections = 10;
+  std::size_t threads = 2;
+  std::chrono::nanoseconds duration = std::chrono::seconds(10);
+  std::chrono::nanoseconds ramp{0};
+  std::optional<std::chrono::nanoseconds> hold;
+  std::chrono::nanoseconds interval = std::chrono::seconds(1);
+  std::size_t pipeline = 1;
+  std::optional<double> rate;  // requests per second over all connections
+  std::chrono::nanoseconds timeout = std::chrono::seconds(10);
+  bool new_connection_per_request = false;
+  std::string json_path;
+  bool quiet = false;
+
+  [[nodiscard]] LoopMode mode() const;
+  // The whole run: --ramp + --hold in hold mode, --duration otherwise.
+  [[nodiscard]] std::chrono::nanoseconds run_time() const;
+  // True when a request carries the payload (raw echo, or HTTP POST).
+  [[nodiscard]] bool sends_payload() const;
+};
+
+// "10s", "500ms", "250us", "2m", "1h", "1.5s"; a bare number is seconds.
+// Throws std::invalid_argument on anything else or on a negative value.
+std::chrono::nanoseconds parse_duration(std::string_view text);
+
+// "HOST:PORT" or "[V6]:PORT"; throws std::invalid_argument naming what is wrong.
+Target parse_target(std::string_view text);
+
+// What the command line asks for: either options to run with, or an exit with a message
+// (the help text with code 0, or one line naming the bad flag or value with code 2).
+struct CommandLine {
+  std::optional<LoadOptions> options;
+  int exit_code = 0;
+  std::string message;
+};
+
+// `arguments` excludes the program name.
+CommandLine parse_command_line(const std::vector<std::string>& arguments);
+
+}  // namespace echolab::load

@@ -1,0 +1,31 @@
+// A pipe, closed when it goes out of scope. The probes use one-byte messages over pipes as
+// the handshake between a parent and the child or thread it started, so that processes and
+// threads are timed with the same mechanism.
+#pragma once
+
+namespace echolab::probe {
+
+class Pipe {
+ public:
+  Pipe();
+  ~Pipe();
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  Pipe(Pipe&&) = delete;
+  Pipe& operator=(Pipe&&) = delete;
+
+  int read_fd() const { return fds_[0]; }
+  int write_fd() const { return fds_[1]; }
+  void close_read() noexcept;
+  void close_write() noexcept;
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+// Both retry on EINTR and report failure (or end of file) by returning false. They only make
+// system calls, so a forked child may use them.
+bool write_byte(int fd, char byte) noexcept;
+bool read_byte(int fd, char& byte) noexcept;
+
+}  // namespace echolab::probe

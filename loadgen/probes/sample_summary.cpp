@@ -1,0 +1,55 @@
+#include "loadgen/probes/sample_summary.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "loadgen/probes/probe_error.hpp"
+
+namespace echolab::probe {
+namespace {
+
+double nearest_rank(const std::vector<double>& sorted, double percentile) {
+  const auto rank = static_cast<std::size_t>(
+      std::ceil(percentile / 100.0 * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
+}
+
+double median_of(const std::vector<double>& sorted) {
+  const std::size_t middle = sorted.size() / 2;
+  if (sorted.size() % 2 == 1) return sorted[middle];
+  return (sorted[middle - 1] + sorted[middle]) / 2.0;
+}
+
+}  // namespace
+
+SampleSummary summarize(std::vector<double> values) {
+  if (values.empty()) throw ProbeError("no samples were taken");
+  std::sort(values.begin(), values.end());
+  SampleSummary summary;
+  summary.samples = values.size();
+  summary.median = median_of(values);
+  summary.p90 = nearest_rank(values, 90);
+  summary.p99 = nearest_rank(values, 99);
+  summary.min = values.front();
+  summary.max = values.back();
+  return summary;
+}
+
+double median_ratio(const SampleSummary& numerator, const SampleSummary& denominator) {
+  if (denominator.median <= 0) return std::numeric_limits<double>::quiet_NaN();
+  return numerator.median / denominator.median;
+}
+
+void add_summary(JsonWriter& json, std::string_view key, const SampleSummary& summary) {
+  json.begin_object(key);
+  json.add_integer("samples", static_cast<long long>(summary.samples));
+  json.add_number("median", summary.median);
+  json.add_number("p90", summary.p90);
+  json.add_number("p99", summary.p99);
+  json.add_number("min", summary.min);
+  json.add_number("max", summary.max);
+  json.end_object();
+}
+
+}  // namespace echolab::probe

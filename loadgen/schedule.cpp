@@ -1,0 +1,35 @@
+#include "loadgen/schedule.hpp"
+
+#include <cmath>
+
+namespace echolab::load {
+
+OpenLoopSchedule::OpenLoopSchedule(Clock::time_point start, std::chrono::nanoseconds period)
+    : OpenLoopSchedule(start, static_cast<double>(period.count())) {}
+
+OpenLoopSchedule::OpenLoopSchedule(Clock::time_point start, double period_ns)
+    : start_(start), period_ns_(period_ns) {}
+
+OpenLoopSchedule OpenLoopSchedule::for_connection(Clock::time_point start, double total_rate,
+                                                  std::size_t connections, std::size_t index) {
+  const double global_period_ns = 1e9 / total_rate;
+  const auto phase = std::chrono::nanoseconds(
+      std::llround(static_cast<double>(index) * global_period_ns));
+  return {start + phase, global_period_ns * static_cast<double>(connections)};
+}
+
+Clock::time_point OpenLoopSchedule::due(std::uint64_t request) const {
+  return start_ +
+         std::chrono::nanoseconds(std::llround(static_cast<double>(request) * period_ns_));
+}
+
+std::chrono::nanoseconds ramp_offset(std::size_t index, std::size_t count,
+                                     std::chrono::nanoseconds ramp) {
+  if (count == 0 || ramp.count() <= 0) {
+    return std::chrono::nanoseconds::zero();
+  }
+  const long double share = static_cast<long double>(index) / static_cast<long double>(count);
+  return std::chrono::nanoseconds(std::llround(share * static_cast<long double>(ramp.count())));
+}
+
+}  // namespace echolab::load
