@@ -1,0 +1,32 @@
+#include "common/shutdown_signals.hpp"
+
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <system_error>
+
+namespace echolab {
+
+int open_shutdown_signalfd() {
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) {
+    throw std::system_error(errno, std::generic_category(), "blocking SIGTERM and SIGINT");
+  }
+  const int fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) {
+    throw std::system_error(errno, std::generic_category(), "signalfd");
+  }
+  return fd;
+}
+
+bool shutdown_requested(int signal_fd) {
+  signalfd_siginfo info{};
+  return read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info);
+}
+
+}  // namespace echolab

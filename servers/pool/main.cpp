@@ -1,0 +1,45 @@
+// echolab-pool: a thread pool running one asio::io_context, asynchronous I/O.
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "common/capacity.hpp"
+#include "common/listener.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "servers/pool/pool_server.hpp"
+
+int main(int argc, char** argv) {
+  using namespace echolab;
+  CLI::App app{"echolab-pool: the thread-pool echo server on standalone Asio", "echolab-pool"};
+  PoolOptions options;
+  add_server_options(app, options.server);
+  app.add_option("--threads", options.threads,
+                 "Threads running the io_context (0 = one per CPU)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{4096}))
+      ->capture_default_str();
+  if (const int exit_code = parse_command_line(app, argc, argv); exit_code >= 0) {
+    return exit_code;
+  }
+  set_log_model("pool");
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    for (const std::string& problem : check_capacity(options.server.max_connections, 0)) {
+      log_error("limit_warning", {{"problem", problem}});
+    }
+    asio::io_context io;
+    const int listen_fd = open_listener(options.server.listen, options.server.backlog);
+    ServerMetrics metrics(Model::pool);
+    PoolServer server(io, options, metrics, listen_fd);  // owns the signal_set: before Exposer
+    const MetricsEndpoint metrics_endpoint(
+        options.server.metrics_listen,
+        {metrics.registry(),
+         make_proc_stats_collectable(Model::pool, [] { return std::vector<pid_t>{getpid()}; })});
+    return server.run();
+  } catch (const std::exception& error) {
+    log_error("fatal", {{"error", error.what()}});
+    std::cerr << "echolab-pool: " << error.what() << "\n";
+    return 1;
+  }
+}

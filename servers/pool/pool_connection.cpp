@@ -1,0 +1,110 @@
+#include "servers/pool/pool_connection.hpp"
+
+#include "common/fault.hpp"
+#include "servers/pool/pool_server.hpp"
+
+namespace echolab {
+
+PoolConnection::PoolConnection(asio::ip::tcp::socket socket, PoolServer& server)
+    : socket_(std::move(socket)),
+      idle_timer_(socket_.get_executor()),
+      server_(server),
+      session_(server.options().protocol) {}
+
+void PoolConnection::start() {
+  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+    self->last_activity_ = std::chrono::steady_clock::now();
+    self->watch_idle();
+    self->read();
+  });
+}
+
+void PoolConnection::read() {
+  socket_.async_read_some(asio::buffer(buffer_),
+                          [self = shared_from_this()](const asio::error_code& error,
+                                                      std::size_t bytes) {
+                            self->on_read(error, bytes);
+                          });
+}
+
+void PoolConnection::on_read(const asio::error_code& error, std::size_t bytes) {
+  if (error) {
+    close();
+    return;
+  }
+  ServerMetrics& metrics = server_.metrics();
+  last_activity_ = std::chrono::steady_clock::now();
+  batch_started_ = last_activity_;
+  metrics.bytes_received(bytes);
+  metrics.workers_changed(-1, +1);
+  pending_ = session_.feed(std::span<const char>(buffer_.data(), bytes));
+  for (const FaultAction& fault : pending_.faults) {
+    perform(fault);  // blocks this pool thread, as a slow call in a handler would
+  }
+  metrics.workers_changed(+1, -1);
+  if (session_.output().empty()) {
+    session_.close_after_flush() ? close() : read();
+    return;
+  }
+  asio::async_write(socket_, asio::buffer(session_.output()),
+                    [self = shared_from_this()](const asio::error_code& write_error,
+                                                std::size_t written) {
+                      self->on_write(write_error, written);
+                    });
+}
+
+void PoolConnection::on_write(const asio::error_code& error, std::size_t bytes) {
+  ServerMetrics& metrics = server_.metrics();
+  metrics.bytes_sent(bytes);
+  session_.output_sent(bytes);
+  if (pending_.requests > 0) {
+    metrics.requests_served(
+        session_.protocol(), pending_.requests,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - batch_started_).count());
+  }
+  for (const int status : pending_.error_statuses) {
+    metrics.request_error(status);
+  }
+  if (error || session_.close_after_flush() || (server_.stopping() && session_.idle())) {
+    close();
+    return;
+  }
+  read();
+}
+
+// The Asio deadline pattern: the timer is re-armed only when it fires, not on every read,
+// so a busy connection costs no timer operations.
+void PoolConnection::watch_idle() {
+  idle_timer_.expires_at(last_activity_ + server_.options().idle_timeout);
+  idle_timer_.async_wait([self = shared_from_this()](const asio::error_code& error) {
+    if (error || self->closed_) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= self->last_activity_ + self->server_.options().idle_timeout) {
+      self->close();
+    } else {
+      self->watch_idle();
+    }
+  });
+}
+
+void PoolConnection::close_if_idle() {
+  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+    if (self->session_.idle() && self->session_.output().empty()) {
+      self->close();
+    }
+  });
+}
+
+void PoolConnection::close() {
+  if (std::exchange(closed_, true)) {
+    return;
+  }
+  asio::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  idle_timer_.cancel();
+  server_.connection_ended(this);
+}
+
+}  // namespace echolab

@@ -1,0 +1,59 @@
+// The thread-pool model: one asio::io_context run by N threads, asynchronous accept, read
+// and write driving the same Session as the other servers. A handler that blocks (a /sleep)
+// holds one of the N threads: with N blocked, nobody is served. That is the lesson.
+#pragma once
+
+#include <asio.hpp>
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "common/metrics.hpp"
+#include "common/server_options.hpp"
+
+namespace echolab {
+
+struct PoolOptions {
+  ServerOptions server = default_options(Model::pool);
+  std::size_t threads = 0;  // 0 = one per CPU
+};
+
+class PoolConnection;
+
+class PoolServer {
+ public:
+  PoolServer(asio::io_context& io, const PoolOptions& options, ServerMetrics& metrics,
+             int listen_fd);
+
+  // Runs the io_context on the pool's threads until shut down; returns the exit code.
+  int run();
+
+  // Called by connections.
+  [[nodiscard]] const ServerOptions& options() const { return options_.server; }
+  [[nodiscard]] ServerMetrics& metrics() { return metrics_; }
+  [[nodiscard]] bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  void connection_ended(PoolConnection* connection);
+
+ private:
+  void accept();
+  void on_accept(const asio::error_code& error, asio::ip::tcp::socket socket);
+  void wait_for_signal();
+  void shut_down();
+  void run_thread(std::chrono::steady_clock::time_point created);
+
+  asio::io_context& io_;
+  PoolOptions options_;
+  ServerMetrics& metrics_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer accept_retry_;
+  asio::steady_timer shutdown_deadline_;
+  std::atomic<bool> stopping_ = false;
+  std::mutex connections_mutex_;
+  // Every open connection, for the shutdown to reach them; guarded by connections_mutex_.
+  std::unordered_map<PoolConnection*, std::weak_ptr<PoolConnection>> connections_;
+};
+
+}  // namespace echolab

@@ -1,0 +1,73 @@
+// echolab-threads: one thread per connection, blocking I/O.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "common/capacity.hpp"
+#include "common/listener.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "common/shutdown_signals.hpp"
+#include "servers/threads/thread_per_connection_server.hpp"
+
+namespace {
+
+// The system's default thread stack: RLIMIT_STACK (ulimit -s), 8 MiB on most distributions.
+std::size_t default_stack_size() {
+  rlimit limit{};
+  getrlimit(RLIMIT_STACK, &limit);
+  constexpr std::size_t kFallback = 8 * 1024 * 1024;
+  return limit.rlim_cur == RLIM_INFINITY ? kFallback : static_cast<std::size_t>(limit.rlim_cur);
+}
+
+void add_threads_options(CLI::App& app, echolab::ThreadsOptions& options) {
+  options.stack_size = default_stack_size();
+  app.add_option("--stack-size", options.stack_size,
+                 "Stack of each connection thread, e.g. 8MiB, 256KiB, 65536 (default: ulimit -s)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::size_t{16 * 1024}, std::size_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--max-threads", options.max_threads,
+                 "Connection threads at once; more connections wait in the listen backlog")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace echolab;
+  CLI::App app{"echolab-threads: the thread-per-connection echo server", "echolab-threads"};
+  ThreadsOptions options;
+  add_server_options(app, options.server);
+  add_threads_options(app, options);
+  if (const int exit_code = parse_command_line(app, argc, argv); exit_code >= 0) {
+    return exit_code;
+  }
+  set_log_model("threads");
+  try {
+    const int signal_fd = open_shutdown_signalfd();  // before any thread starts
+    for (const std::string& problem :
+         check_capacity(options.server.max_connections, options.max_threads)) {
+      log_error("limit_warning", {{"problem", problem}});
+    }
+    const int listen_fd = open_listener(options.server.listen, options.server.backlog);
+    ServerMetrics metrics(Model::threads);
+    const MetricsEndpoint metrics_endpoint(
+        options.server.metrics_listen,
+        {metrics.registry(),
+         make_proc_stats_collectable(Model::threads, [] { return std::vector<pid_t>{getpid()}; })});
+    log_event("start", {{"listen", options.server.listen.to_string()},
+                        {"metrics", options.server.metrics_listen.to_string()},
+                        {"stack_size", options.stack_size},
+                        {"max_threads", options.max_threads},
+                        {"fault_injection", options.server.protocol.fault_injection}});
+    ThreadPerConnectionServer server(options, metrics);
+    return server.run(listen_fd, signal_fd);
+  } catch (const std::exception& error) {
+    log_error("fatal", {{"error", error.what()}});
+    std::cerr << "echolab-threads: " << error.what() << "\n";
+    return 1;
+  }
+}

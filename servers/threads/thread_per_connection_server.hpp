@@ -1,0 +1,48 @@
+// The thread-per-connection model: an acceptor starts one thread per connection, which
+// serves it with blocking I/O and exits. Nothing else is shared between connections.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+
+#include "common/blocking_connection.hpp"
+#include "common/metrics.hpp"
+#include "common/server_options.hpp"
+#include "common/stop_signal.hpp"
+
+namespace echolab {
+
+struct ThreadsOptions {
+  ServerOptions server = default_options(Model::threads);
+  std::size_t stack_size = 0;       // bytes; 0 = the system's default (ulimit -s)
+  std::size_t max_threads = 10'000;  // more connections wait in the listen backlog
+};
+
+class ThreadPerConnectionServer {
+ public:
+  ThreadPerConnectionServer(const ThreadsOptions& options, ServerMetrics& metrics);
+
+  // Accepts until a shutdown signal arrives on `signal_fd`, then drains; returns the exit code.
+  int run(int listen_fd, int signal_fd);
+
+ private:
+  struct ThreadStart;
+  static void* thread_main(void* start);
+
+  bool wait_for_free_thread(int signal_fd);
+  void start_thread(int client_fd);
+  void serve(int client_fd, std::chrono::steady_clock::time_point created);
+  void drain();
+
+  ThreadsOptions options_;
+  ServerMetrics& metrics_;
+  BlockingConnectionSettings connection_settings_;
+  StopSignal stop_;
+  std::mutex mutex_;
+  std::condition_variable thread_exited_;
+  std::size_t active_threads_ = 0;  // guarded by mutex_
+};
+
+}  // namespace echolab
