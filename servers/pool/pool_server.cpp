@@ -87,9 +87,14 @@ void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket 
       asio::error_code ignored;
       socket.close(ignored);
       metrics_.connection_rejected();
+      if (!std::exchange(logged_full_, true)) {
+        log_event("limit_reached", {{"limit", "max-connections"},
+                                    {"value", options_.server.max_connections}});
+      }
       accept();
       return;
     }
+    logged_full_ = false;
     auto connection = std::make_shared<PoolConnection>(std::move(socket), *this);
     connections_.emplace(connection.get(), connection);
     lock.unlock();

@@ -51,6 +51,7 @@ class PoolServer {
   asio::steady_timer accept_retry_;
   asio::steady_timer shutdown_deadline_;
   std::atomic<bool> stopping_ = false;
+  bool logged_full_ = false;  // one limit_reached line per episode, not per connection
   std::mutex connections_mutex_;
   // Every open connection, for the shutdown to reach them; guarded by connections_mutex_.
   std::unordered_map<PoolConnection*, std::weak_ptr<PoolConnection>> connections_;

@@ -1,0 +1,106 @@
+"""What sets the threads and pool servers apart: their caps, stacks and blocking."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from harness import LOOPBACK, Server
+from test_servers import GREETING, recv_http_response
+
+
+def served(conn: socket.socket) -> bool:
+    conn.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    return recv_http_response(conn).endswith(GREETING)
+
+
+def vm_size_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmSize")
+
+
+@pytest.mark.parametrize("model", ["threads", "pool"])
+def test_max_connections_rejects_the_one_over(model):
+    with Server(model, "--max-connections", "2") as server:
+        first = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        second = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        assert served(first) and served(second)
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as third:
+            try:
+                third.sendall(b"GET / HTTP/1.1\r\n\r\n")
+                assert third.recv(1) == b""
+            except ConnectionResetError:
+                pass
+        first.close()
+        time.sleep(0.2)
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as again:
+            assert served(again)  # a freed place is taken again
+        second.close()
+        assert "limit=max-connections" in server.log()
+
+
+def test_threads_max_threads_makes_connections_wait_in_the_backlog():
+    with Server("threads", "--max-threads", "2") as server:
+        first = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        second = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        assert served(first) and served(second)
+        waiting = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        waiting.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        waiting.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            waiting.recv(1)  # not refused, not answered: queued
+        first.close()
+        waiting.settimeout(5)
+        assert recv_http_response(waiting).endswith(GREETING)
+        second.close()
+        waiting.close()
+        assert "limit=max-threads" in server.log()
+
+
+def test_thread_stacks_are_reserved_per_connection():
+    """The article's stack claim, as address space: 8 MiB stacks vs 64 KiB stacks."""
+    sizes = {}
+    for stack in ("8MiB", "64KiB"):
+        with Server("threads", "--stack-size", stack) as server:
+            before = vm_size_kib(server.process.pid)
+            connections = [socket.create_connection((LOOPBACK, server.port)) for _ in range(50)]
+            for conn in connections:
+                assert served(conn)
+            sizes[stack] = (vm_size_kib(server.process.pid) - before) / 50
+            for conn in connections:
+                conn.close()
+    # Other reservations (malloc arenas) grow alike in both runs; the stacks make the gap.
+    assert sizes["8MiB"] - sizes["64KiB"] >= 7 * 1024
+
+
+def run_sleeps_and_a_get(port: int) -> list:
+    """Two /sleep calls then a GET on three connections; returns the order answers came in."""
+    order = []
+    lock = threading.Lock()
+
+    def call(path: str) -> None:
+        with socket.create_connection((LOOPBACK, port), timeout=10) as conn:
+            conn.sendall(f"GET {path} HTTP/1.1\r\n\r\n".encode())
+            recv_http_response(conn)
+            with lock:
+                order.append(path)
+
+    sleepers = [threading.Thread(target=call, args=("/sleep?ms=1000",)) for _ in range(2)]
+    for sleeper in sleepers:
+        sleeper.start()
+    time.sleep(0.3)
+    call("/")
+    for sleeper in sleepers:
+        sleeper.join()
+    return order
+
+
+def test_blocking_calls_starve_the_pool_but_not_the_threads():
+    with Server("pool", "--threads", "2", "--fault-injection") as pool:
+        assert run_sleeps_and_a_get(pool.port)[0] != "/"  # waited behind a sleeping thread
+    with Server("threads", "--fault-injection") as threads:
+        assert run_sleeps_and_a_get(threads.port)[0] == "/"  # its own thread, served at once
