@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, only the Debian packages echolab needs that are missing.
-# Usage: scripts/install-deps.sh [--docker]   (--docker adds the engine and compose tool)
+# Usage: scripts/install-deps.sh [--docker] [--peers]
+#   --docker  adds the Docker engine, docker-compose and debootstrap (the compose stack)
+#   --peers   adds nginx and Apache httpd (the production servers compared with each model)
 set -euo pipefail
 
 packages=(
@@ -11,9 +13,14 @@ packages=(
   # clients, checks and reports
   wrk apache2-utils curl prometheus gnuplot-nox python3 python3-pytest procps iproute2
 )
-if [[ "${1:-}" == "--docker" ]]; then
-  packages+=(docker.io docker-compose debootstrap)
-fi
+peers=0
+for option in "$@"; do
+  case "$option" in
+    --docker) packages+=(docker.io docker-compose debootstrap) ;;
+    --peers) packages+=(nginx-light apache2) peers=1 ;;
+    *) echo "install-deps: unknown option '$option' (use --docker or --peers)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -36,5 +43,13 @@ fi
 
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# The peers are started by echolab on ports of its own: keep their packages from starting
+# the system-wide services (Debian's policy-rc.d convention, removed again afterwards).
+policy=/usr/sbin/policy-rc.d
+if ((peers)) && [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod +x "$policy"
+  trap '"${sudo[@]}" rm -f "$policy"' EXIT
+fi
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

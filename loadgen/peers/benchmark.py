@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Each echolab model beside the production server that implements the same model, under
+the same wrk load on loopback: req/s, p50, p99 and errors at several connection counts,
+medians of repeated runs. Usage: benchmark.py --bin-dir build/bin [--connections 100,1000,10000]"""
+
+import argparse
+import os
+import re
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from peers import Peer, available, free_port
+
+MODELS = ("prefork", "threads", "pool")
+UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
+
+
+class EcholabServer:
+    """An echolab server on a free loopback port, sized like the peers for 10,000 connections."""
+
+    def __init__(self, bin_dir: Path, model: str):
+        self.name = f"echolab-{model}"
+        self.model = model
+        self.port = free_port()
+        extra = ["--start-servers", "64"] if model == "prefork" else []
+        self.args = [str(bin_dir / self.name), "--listen", f"127.0.0.1:{self.port}",
+                     "--metrics-listen", f"127.0.0.1:{free_port()}"] + extra
+        self.process = None
+
+    def url(self, path: str = "/hello") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.args, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while subprocess.run(["curl", "-sf", "-o", "/dev/null", self.url()]).returncode != 0:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} did not start")
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def to_us(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * UNITS_US[unit]
+
+
+def run_wrk(url: str, connections: int, seconds: int) -> dict:
+    """One wrk -t2 run; the numbers parsed from its --latency report."""
+    threads = 2
+    timeout = "10s"
+    got = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
+                          f"--timeout={timeout}", "--latency", url],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    out = got.stdout
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_us": to_us(re.search(r"\s50%\s+(\S+)", out).group(1)),
+        "p99_us": to_us(re.search(r"\s99%\s+(\S+)", out).group(1)),
+        "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
+        "timeouts": int(m.group(1)) if (m := re.search(r"timeout (\d+)", out)) else 0,
+    }
+
+
+def median_of(runs: list[dict]) -> dict:
+    by_rps = sorted(runs, key=lambda r: r["rps"])
+    middle = by_rps[len(by_rps) // 2]
+    return {**middle, "rps": statistics.median(r["rps"] for r in runs),
+            "rps_min": by_rps[0]["rps"], "rps_max": by_rps[-1]["rps"],
+            "errors": max(r["errors"] for r in runs)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin-dir", type=Path, default=Path("build/bin"))
+    parser.add_argument("--connections", default="100,1000,10000")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma-separated server names to run")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    levels = [int(c) for c in args.connections.split(",")]
+    if max(levels) + 100 > hard:
+        sys.exit(f"benchmark: ulimit -n is {hard}, below {max(levels) + 100}: raise it (ulimit -n)")
+
+    servers = [(model, lambda m=model: EcholabServer(args.bin_dir, m)) for model in MODELS]
+    servers += [(peer, lambda p=peer: Peer(p)) for peer in available()]
+    if args.only:
+        servers = [(n, m) for n, m in servers if n in args.only.split(",")]
+    rows = []
+    for name, make in servers:
+        with make() as server:
+            for connections in levels:
+                runs = [run_wrk(server.url(), connections, args.seconds) for _ in range(args.repeat)]
+                row = {"server": name, "connections": connections, **median_of(runs)}
+                rows.append(row)
+                print(f"{name:15} -c{connections:<6} {row['rps']:>9.0f} req/s  p50 {row['p50_us']:>9.0f} us"
+                      f"  p99 {row['p99_us']:>9.0f} us  errors {row['errors']}", file=sys.stderr)
+    print("| server | connections | req/s (median) | min-max | p50 (us) | p99 (us) | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['server']} | {r['connections']} | {r['rps']:.0f} | {r['rps_min']:.0f}-{r['rps_max']:.0f}"
+              f" | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['errors']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
