@@ -1,6 +1,7 @@
 """Starts echolab's real binaries on loopback for integration tests, and stops them after."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,10 +15,16 @@ LOOPBACK = "127.0.0.1"
 
 
 def free_port() -> int:
-    """A loopback port that was free a moment ago (the kernel picks it)."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
+    """A loopback port that was free a moment ago, below the ephemeral range (32768+), so
+    the kernel cannot hand it to some client's outgoing connection before a server binds it."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+                return port
+            except OSError:
+                continue
 
 
 def listening(port: int) -> bool:
