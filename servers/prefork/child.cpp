@@ -1,0 +1,131 @@
+#include "servers/prefork/child.hpp"
+
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <exception>
+
+#include "common/log.hpp"
+#include "servers/prefork/slot_observer.hpp"
+
+namespace echolab::prefork {
+namespace {
+
+volatile sig_atomic_t stop_requested = 0;
+int listener_in_child = -1;
+int not_a_socket_in_child = -1;
+
+// A stop request must also reach a child that is about to call accept(): between checking
+// stop_requested and entering accept() there is a window a flag alone cannot close. So the
+// handler also puts /dev/null in the listener's descriptor: an accept() already blocked
+// returns EINTR (the handler has no SA_RESTART), and one that starts after the handler fails
+// at once with ENOTSOCK. Both are async-signal-safe, and the child no longer holds the
+// listening socket, so once every child has stopped the port refuses new connections.
+void on_stop_request(int /*signal*/) {
+  const int saved_errno = errno;
+  stop_requested = 1;
+  dup2(not_a_socket_in_child, listener_in_child);
+  errno = saved_errno;
+}
+
+void install_signal_handlers() {
+  struct sigaction stop {};
+  stop.sa_handler = on_stop_request;
+  sigemptyset(&stop.sa_mask);
+  stop.sa_flags = 0;  // no SA_RESTART: a blocked accept() must return
+  sigaction(SIGTERM, &stop, nullptr);
+  // Ctrl-C reaches the whole process group; the master turns it into an orderly stop.
+  signal(SIGINT, SIG_IGN);
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// The child ends with its master: SIGTERM makes it stop as if asked, and the stop pipe, whose
+// only writer was the master, reads EOF, so a connection it holds is closed at its next idle
+// point.
+void follow_master(pid_t master_pid) {
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != master_pid) {
+    stop_requested = 1;  // the master died before the line above
+  }
+}
+
+// Blocking accept(): the kernel queues every child on the socket's wait queue as an
+// exclusive waiter and wakes exactly one per connection, so 10,000 idle children cost nothing
+// when a connection arrives (Apache's children poll() the listener and all wake: a herd).
+int accept_connection(int listener_fd) {
+  for (;;) {
+    const int fd = accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0 || stop_requested) {
+      return fd;
+    }
+    switch (errno) {
+      case EINTR:
+      case ECONNABORTED:
+      case EPROTO:
+        continue;
+      case EMFILE:
+      case ENFILE:
+      case ENOBUFS:
+      case ENOMEM:
+        usleep(10'000);  // out of a resource: leave the connection to another child a moment
+        continue;
+      default:
+        log_error("accept_failed", {{"errno", errno}});
+        return -1;
+    }
+  }
+}
+
+// Serves connections one after another until a stop request or the recycling limit; returns
+// the exit status (non-zero when accept() failed in a way retrying cannot fix).
+int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
+  SlotObserver observer(slot);
+  std::size_t served = 0;
+  while (stop_requested == 0) {
+    const int connection = accept_connection(setup.listener_fd);
+    if (connection < 0) {
+      return stop_requested != 0 ? 0 : 1;
+    }
+    slot.state.store(WorkerState::busy, std::memory_order_relaxed);
+    observer.connection_accepted();
+    serve_blocking_connection(connection, setup.connection, observer);
+    observer.connection_closed();
+    slot.state.store(WorkerState::idle, std::memory_order_relaxed);
+    if (setup.max_connections != 0 && ++served >= setup.max_connections) {
+      break;  // recycled: the master sees a clean exit it did not ask for and replaces it
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void run_child(const ChildSetup& setup, StopSignal& stop, ScoreboardSlot& slot) {
+  stop.close_write_end_in_child();
+  listener_in_child = setup.listener_fd;
+  not_a_socket_in_child = setup.not_a_socket_fd;
+  follow_master(setup.master_pid);
+  install_signal_handlers();
+
+  slot.ready_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  slot.state.store(WorkerState::idle, std::memory_order_release);
+
+  int status = 0;
+  try {
+    status = serve_until_stopped(setup, slot);
+  } catch (const std::exception& error) {  // never unwind into the master's code
+    log_error("worker_failed", {{"error", error.what()}});
+    _exit(1);
+  }
+  slot.state.store(WorkerState::exiting, std::memory_order_relaxed);
+  _exit(status);
+}
+
+}  // namespace echolab::prefork

@@ -1,0 +1,28 @@
+// A prefork child: blocks in accept() on the shared listening socket, serves the one
+// connection it got with blocking I/O, and goes back to accept(), until the master asks it
+// to stop, it has served --max-connections-per-child connections, or the master dies.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+
+#include "common/blocking_connection.hpp"
+#include "common/stop_signal.hpp"
+#include "servers/prefork/scoreboard.hpp"
+
+namespace echolab::prefork {
+
+struct ChildSetup {
+  int listener_fd = -1;
+  int not_a_socket_fd = -1;  // /dev/null, put in the listener's place on a stop request
+  pid_t master_pid = 0;
+  BlockingConnectionSettings connection;  // its stop_fd is the master's StopSignal
+  std::size_t max_connections = 0;        // 0 = no recycling
+};
+
+// Runs in the child right after fork(); never returns. The caller still has the signal mask
+// the master blocks, so a SIGTERM sent before the handler exists is delivered, not lost.
+[[noreturn]] void run_child(const ChildSetup& setup, StopSignal& stop, ScoreboardSlot& slot);
+
+}  // namespace echolab::prefork

@@ -1,0 +1,399 @@
+#include "servers/prefork/master.hpp"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <system_error>
+
+#include "common/log.hpp"
+#include "servers/prefork/metrics_process.hpp"
+
+namespace echolab::prefork {
+namespace {
+
+// How often the master looks at the scoreboard when no signal wakes it. Children do not tell
+// the master when they take a connection, so this bounds how late it notices that the spares
+// ran out; a scan of the live slots costs microseconds.
+constexpr std::chrono::milliseconds kMaintenanceTick{10};
+// Surplus idle children are retired at most this often (Apache's maintenance interval).
+constexpr std::chrono::seconds kRetireInterval{1};
+constexpr std::chrono::milliseconds kShutdownPoll{100};
+constexpr std::chrono::seconds kMetricsStopTimeout{2};
+
+const char* signal_name(int signal_number) {
+  const char* name = sigabbrev_np(signal_number);
+  return name != nullptr ? name : "unknown";
+}
+
+timespec to_timespec(std::chrono::milliseconds duration) {
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(duration);
+  return {static_cast<time_t>(seconds.count()),
+          static_cast<long>(std::chrono::nanoseconds(duration - seconds).count())};
+}
+
+double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
+  return static_cast<double>(std::max<std::int64_t>(to_ns - from_ns, 0)) / 1e9;
+}
+
+}  // namespace
+
+Master::Master(const PreforkOptions& options, std::size_t worker_cap, int listener_fd)
+    : options_(options),
+      worker_cap_(worker_cap),
+      listener_fd_(listener_fd),
+      not_a_socket_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)),
+      master_pid_(getpid()),
+      scoreboard_(worker_cap),
+      children_(worker_cap) {
+  if (not_a_socket_fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(), "open /dev/null");
+  }
+  // Sized once: a rehash while thousands of children share the master's pages copy-on-write
+  // would make the master copy every page of the table.
+  slot_of_pid_.reserve(worker_cap);
+  for (std::size_t slot = 0; slot < worker_cap; ++slot) {
+    free_slots_.push(slot);
+  }
+  child_setup_.listener_fd = listener_fd_;
+  child_setup_.not_a_socket_fd = not_a_socket_fd_;
+  child_setup_.master_pid = master_pid_;
+  child_setup_.connection.protocol = options_.server.protocol;
+  child_setup_.connection.idle_timeout = options_.server.idle_timeout;
+  child_setup_.connection.stop_fd = stop_.fd();
+  child_setup_.max_connections = options_.max_connections_per_child;
+}
+
+Master::~Master() {
+  close(not_a_socket_fd_);
+  if (listener_fd_ >= 0) {
+    close(listener_fd_);
+  }
+}
+
+int Master::run() {
+  block_master_signals();
+  launch_metrics_process();
+  if (metrics_pid_ < 0) {
+    log_error("fatal", {{"error", "the metrics process did not start"}});
+    return 1;
+  }
+  log_spawned(spawn(std::min(options_.start_servers, worker_cap_)), "start");
+  log_event("start", {{"listen", options_.server.listen.to_string()},
+                      {"metrics", options_.server.metrics_listen.to_string()},
+                      {"start_servers", options_.start_servers},
+                      {"min_spare", options_.min_spare},
+                      {"max_spare", options_.max_spare},
+                      {"max_workers", worker_cap_},
+                      {"max_connections_per_child", options_.max_connections_per_child},
+                      {"fault_injection", options_.server.protocol.fault_injection}});
+  next_retire_ = std::chrono::steady_clock::now() + kRetireInterval;
+  for (;;) {
+    const int signal_number = wait_for_signal(kMaintenanceTick);
+    if (signal_number == SIGTERM || signal_number == SIGINT) {
+      return shut_down(signal_number);
+    }
+    reap_children();
+    maintain_spares();
+  }
+}
+
+// The master never runs a signal handler: SIGCHLD, SIGTERM and SIGINT stay blocked and are
+// taken synchronously by sigtimedwait(), so no signal can slip in between a check and a wait.
+// Children inherit the mask and unblock it only once their own handlers are installed.
+void Master::block_master_signals() {
+  sigemptyset(&master_signals_);
+  sigaddset(&master_signals_, SIGCHLD);
+  sigaddset(&master_signals_, SIGTERM);
+  sigaddset(&master_signals_, SIGINT);
+  sigprocmask(SIG_BLOCK, &master_signals_, nullptr);
+}
+
+int Master::wait_for_signal(std::chrono::milliseconds timeout) {
+  const timespec wait = to_timespec(timeout);
+  return sigtimedwait(&master_signals_, nullptr, &wait);
+}
+
+void Master::launch_metrics_process() {
+  MetricsProcessSetup setup{
+      options_.server.metrics_listen, master_pid_, {listener_fd_, not_a_socket_fd_}};
+  metrics_pid_ = start_metrics_process(setup, scoreboard_, stop_);
+}
+
+std::size_t Master::spawn(std::size_t count) {
+  std::size_t spawned = 0;
+  while (spawned < count && spawn_one()) {
+    ++spawned;
+  }
+  return spawned;
+}
+
+bool Master::spawn_one() {
+  if (free_slots_.empty()) {
+    return false;
+  }
+  const std::size_t slot = free_slots_.top();
+  free_slots_.pop();
+  scoreboard_.prepare_slot(slot, monotonic_ns());
+  const pid_t pid = fork();
+  if (pid == 0) {
+    run_child(child_setup_, stop_, scoreboard_.slot(slot));
+  }
+  if (pid < 0) {
+    const int error = errno;
+    scoreboard_.fold_dead_child(slot, false, false);
+    free_slots_.push(slot);
+    if (!fork_failing_) {  // once per episode: a limit hit stays hit for a while
+      log_error("fork_failed", {{"error", std::strerror(error)}, {"workers", live_children_}});
+    }
+    fork_failing_ = true;
+    return false;
+  }
+  fork_failing_ = false;
+  scoreboard_.set_pid(slot, pid);
+  children_[slot] = ChildRecord{pid};
+  slot_of_pid_.emplace(pid, slot);
+  ++live_children_;
+  return true;
+}
+
+void Master::log_spawned(std::size_t count, const char* reason) {
+  if (count > 0) {
+    log_event("workers_spawned",
+              {{"count", count}, {"reason", reason}, {"workers", live_children_}});
+  }
+}
+
+void Master::reap_children() {
+  int status = 0;
+  pid_t pid = 0;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    on_process_exit(pid, status);
+  }
+}
+
+void Master::on_process_exit(pid_t pid, int status) {
+  if (pid == metrics_pid_) {
+    on_metrics_process_exit(status);
+    return;
+  }
+  const auto found = slot_of_pid_.find(pid);
+  if (found != slot_of_pid_.end()) {
+    const std::size_t slot = found->second;
+    slot_of_pid_.erase(found);
+    on_child_exit(slot, status);
+  }
+}
+
+void Master::on_child_exit(std::size_t slot_index, int status) {
+  record_spawn_time(slot_index);
+  const ChildRecord child = children_[slot_index];
+  const WorkerState state = scoreboard_.slot(slot_index).state.load(std::memory_order_acquire);
+  // Only a signal the master did not send is a crash: the children handle SIGTERM and exit
+  // normally, so a child killed by a signal was killed by a fault (or by someone else).
+  const bool crashed = WIFSIGNALED(status) && !child.killed_by_master;
+  const bool connection_lost = crashed && state == WorkerState::busy;
+  scoreboard_.fold_dead_child(slot_index, crashed, connection_lost);
+  children_[slot_index] = ChildRecord{};
+  free_slots_.push(slot_index);
+  --live_children_;
+
+  if (crashed) {
+    ++crashes_;
+    log_error("worker_crashed", {{"worker_pid", child.pid},
+                                 {"signal", signal_name(WTERMSIG(status))},
+                                 {"connection_lost", connection_lost},
+                                 {"workers", live_children_}});
+    // A child that crashes before it is even ready would crash again: leave it to the
+    // spare-server policy rather than respawn in a tight loop.
+    replacements_owed_ += child.spawn_recorded && !shutting_down_ ? 1 : 0;
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    if (!child.retire_requested && !shutting_down_) {
+      log_event("worker_exited", {{"worker_pid", child.pid}, {"reason", "recycled"}});
+      ++replacements_owed_;
+    }
+  } else if (!child.killed_by_master) {
+    log_error("worker_exited", {{"worker_pid", child.pid},
+                                {"reason", "failed"},
+                                {"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1}});
+  }
+}
+
+void Master::on_metrics_process_exit(int status) {
+  metrics_pid_ = -1;
+  if (shutting_down_) {
+    return;
+  }
+  log_error("metrics_exited",
+            {{"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1},
+             {"signal", WIFSIGNALED(status) ? signal_name(WTERMSIG(status)) : ""}});
+  launch_metrics_process();  // safe: the master still has no threads
+}
+
+void Master::record_spawn_time(std::size_t slot_index) {
+  ChildRecord& child = children_[slot_index];
+  const ScoreboardSlot& slot = scoreboard_.slot(slot_index);
+  if (child.spawn_recorded || slot.state.load(std::memory_order_acquire) == WorkerState::starting) {
+    return;
+  }
+  const std::int64_t ready_ns = slot.ready_ns.load(std::memory_order_relaxed);
+  if (ready_ns != 0) {
+    scoreboard_.record_spawn(
+        seconds_between(slot.fork_ns.load(std::memory_order_relaxed), ready_ns));
+    child.spawn_recorded = true;
+  }
+}
+
+WorkerCounts Master::count_workers() {
+  WorkerCounts counts;
+  const std::size_t used = scoreboard_.slots_in_use();
+  for (std::size_t slot = 0; slot < used; ++slot) {
+    if (children_[slot].pid == 0) {
+      continue;
+    }
+    ++counts.total;
+    record_spawn_time(slot);
+    if (children_[slot].retire_requested) {
+      continue;  // on its way out: not a spare any more
+    }
+    switch (scoreboard_.slot(slot).state.load(std::memory_order_acquire)) {
+      case WorkerState::starting:
+        ++counts.starting;
+        break;
+      case WorkerState::idle:
+        ++counts.idle;
+        break;
+      default:
+        break;
+    }
+  }
+  return counts;
+}
+
+void Master::maintain_spares() {
+  if (replacements_owed_ > 0) {
+    log_spawned(spawn(replacements_owed_), "replace");
+    replacements_owed_ = 0;  // what could not be forked is left to the policy below
+  }
+  const WorkerCounts counts = count_workers();
+  const auto now = std::chrono::steady_clock::now();
+  const bool retire_due = now >= next_retire_;
+  if (retire_due) {
+    next_retire_ = now + kRetireInterval;
+  }
+  const SpareServerDecision decision = decide_spare_servers(
+      counts, {options_.min_spare, options_.max_spare, worker_cap_}, spawn_rate_, retire_due);
+  spawn_rate_ = decision.next_spawn_rate;
+  log_spawned(spawn(decision.spawn), "short_of_spares");
+  retire_idle(decision.retire);
+
+  const bool saturated = counts.total >= worker_cap_ && counts.idle + counts.starting == 0;
+  if (saturated && !at_worker_cap_) {
+    log_event("limit_reached", {{"limit", "max-workers"},
+                                {"workers", counts.total},
+                                {"note", "new connections wait in the listen backlog"}});
+  }
+  at_worker_cap_ = saturated;
+}
+
+// Retires from the highest slots down, keeping the live children packed at the front.
+void Master::retire_idle(std::size_t count) {
+  std::size_t retired = 0;
+  for (std::size_t slot = scoreboard_.slots_in_use(); slot-- > 0 && retired < count;) {
+    ChildRecord& child = children_[slot];
+    if (child.pid == 0 || child.retire_requested ||
+        scoreboard_.slot(slot).state.load(std::memory_order_acquire) != WorkerState::idle) {
+      continue;
+    }
+    // If it takes a connection just before the signal lands, it serves it and then exits.
+    kill(child.pid, SIGTERM);
+    child.retire_requested = true;
+    ++retired;
+  }
+  if (retired > 0) {
+    log_event("workers_retired", {{"count", retired}, {"workers", live_children_}});
+  }
+}
+
+void Master::signal_live_children(int signal_number) {
+  const std::size_t used = scoreboard_.slots_in_use();
+  for (std::size_t slot = 0; slot < used; ++slot) {
+    if (children_[slot].pid != 0) {
+      children_[slot].killed_by_master = signal_number == SIGKILL;
+      kill(children_[slot].pid, signal_number);
+    }
+  }
+}
+
+// Stop accepting (every child drops the listening socket when it gets SIGTERM), let the
+// requests in flight finish (the stop pipe closes each connection at its next idle point),
+// reap every child, then stop the metrics process. Children still there at the deadline are
+// killed, and the master still exits 0: the shutdown was asked for and it is complete.
+int Master::shut_down(int signal_number) {
+  shutting_down_ = true;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + options_.server.shutdown_timeout;
+  log_event("shutdown", {{"phase", "draining"},
+                         {"signal", signal_name(signal_number)},
+                         {"workers", live_children_},
+                         {"timeout_ms", options_.server.shutdown_timeout.count()}});
+  close(listener_fd_);
+  listener_fd_ = -1;
+  stop_.broadcast();
+  signal_live_children(SIGTERM);
+  while (live_children_ > 0) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      break;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+    const int received = wait_for_signal(std::min(left, kShutdownPoll));
+    if (received == SIGTERM || received == SIGINT) {
+      log_event("shutdown", {{"phase", "forced"}, {"signal", signal_name(received)}});
+      break;
+    }
+    reap_children();
+  }
+  const std::size_t killed = live_children_;
+  if (killed > 0) {
+    signal_live_children(SIGKILL);
+    int status = 0;
+    while (live_children_ > 0) {
+      const pid_t pid = waitpid(-1, &status, 0);
+      if (pid < 0) {
+        break;
+      }
+      on_process_exit(pid, status);
+    }
+  }
+  stop_metrics_process();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  log_event("shutdown", {{"phase", "done"},
+                         {"duration_ms", took.count()},
+                         {"killed", killed},
+                         {"crashes", crashes_}});
+  return 0;
+}
+
+void Master::stop_metrics_process() {
+  if (metrics_pid_ < 0) {
+    return;
+  }
+  kill(metrics_pid_, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + kMetricsStopTimeout;
+  while (metrics_pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    wait_for_signal(kMaintenanceTick);
+    reap_children();
+  }
+  if (metrics_pid_ > 0) {
+    kill(metrics_pid_, SIGKILL);
+    waitpid(metrics_pid_, nullptr, 0);
+    metrics_pid_ = -1;
+  }
+}
+
+}  // namespace echolab::prefork

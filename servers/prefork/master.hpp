@@ -1,0 +1,89 @@
+// The prefork master: single-threaded, never reads a client byte. It forks the metrics
+// process and the children, then loops: wake on SIGCHLD, SIGTERM/SIGINT or a short tick, reap
+// exited children (folding their counters into the scoreboard, counting crashes), replace the
+// crashed and recycled ones, and keep the idle count between --min-spare and --max-spare.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <queue>
+#include <unordered_map>
+#include <vector>
+
+#include "common/stop_signal.hpp"
+#include "servers/prefork/child.hpp"
+#include "servers/prefork/prefork_options.hpp"
+#include "servers/prefork/scoreboard.hpp"
+#include "servers/prefork/spare_server_policy.hpp"
+
+namespace echolab::prefork {
+
+class Master {
+ public:
+  // `worker_cap` is --max-workers after the connection cap and the system limits.
+  Master(const PreforkOptions& options, std::size_t worker_cap, int listener_fd);
+  ~Master();
+  Master(const Master&) = delete;
+  Master& operator=(const Master&) = delete;
+
+  // Runs until SIGTERM or SIGINT and a graceful shutdown; returns the exit code.
+  int run();
+
+ private:
+  // What the master alone knows about the child in a slot.
+  struct ChildRecord {
+    pid_t pid = 0;
+    bool retire_requested = false;  // sent SIGTERM to shrink the idle pool
+    bool killed_by_master = false;  // sent SIGKILL when the shutdown timed out
+    bool spawn_recorded = false;    // its fork-to-ready time is in the spawn histogram
+  };
+
+  void block_master_signals();
+  int wait_for_signal(std::chrono::milliseconds timeout);
+  void launch_metrics_process();
+  void stop_metrics_process();
+  std::size_t spawn(std::size_t count);
+  bool spawn_one();
+  void reap_children();
+  void on_process_exit(pid_t pid, int status);
+  void on_child_exit(std::size_t slot_index, int status);
+  void on_metrics_process_exit(int status);
+  void maintain_spares();
+  WorkerCounts count_workers();
+  void retire_idle(std::size_t count);
+  void record_spawn_time(std::size_t slot_index);
+  void log_spawned(std::size_t count, const char* reason);
+  int shut_down(int signal_number);
+  void signal_live_children(int signal_number);
+
+  PreforkOptions options_;
+  std::size_t worker_cap_;
+  int listener_fd_;
+  int not_a_socket_fd_;
+  pid_t master_pid_;
+  sigset_t master_signals_{};
+  Scoreboard scoreboard_;
+  StopSignal stop_;
+  ChildSetup child_setup_;
+  pid_t metrics_pid_ = -1;
+
+  std::vector<ChildRecord> children_;  // indexed like the scoreboard's slots
+  std::unordered_map<pid_t, std::size_t> slot_of_pid_;
+  // Lowest free slot first, so live children stay packed at the front of the scoreboard
+  // and every scan stops early.
+  std::priority_queue<std::size_t, std::vector<std::size_t>, std::greater<>> free_slots_;
+  std::size_t live_children_ = 0;
+  std::size_t replacements_owed_ = 0;  // crashed or recycled children not yet replaced
+  std::size_t spawn_rate_ = 1;
+  std::chrono::steady_clock::time_point next_retire_;
+  bool shutting_down_ = false;
+  bool at_worker_cap_ = false;  // logged once per episode
+  bool fork_failing_ = false;   // logged once per episode
+  std::size_t crashes_ = 0;
+};
+
+}  // namespace echolab::prefork

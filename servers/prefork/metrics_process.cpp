@@ -1,0 +1,119 @@
+#include "servers/prefork/metrics_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <exception>
+#include <memory>
+#include <mutex>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+
+namespace echolab::prefork {
+namespace {
+
+constexpr int kReadyTimeoutMs = 10'000;
+
+// Brings the prometheus-cpp metrics up to the scoreboard's sum, then collects them, so every
+// scrape reports the children's counters as of that scrape.
+class ScoreboardCollectable final : public prometheus::Collectable {
+ public:
+  ScoreboardCollectable(const Scoreboard& scoreboard, ServerMetrics& metrics)
+      : scoreboard_(scoreboard), metrics_(metrics) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    // Scrapes may run on several Exposer threads; advance_to keeps the previous totals.
+    const std::lock_guard lock(mutex_);
+    metrics_.advance_to(scoreboard_.sum());
+    return metrics_.registry()->Collect();
+  }
+
+ private:
+  const Scoreboard& scoreboard_;
+  ServerMetrics& metrics_;
+  mutable std::mutex mutex_;
+};
+
+[[noreturn]] void serve_metrics(const MetricsProcessSetup& setup, Scoreboard& scoreboard,
+                                int ready_fd) {
+  try {
+    scoreboard.make_read_only();
+    ServerMetrics metrics(Model::prefork);
+    const auto collectable = std::make_shared<ScoreboardCollectable>(scoreboard, metrics);
+    const pid_t self = getpid();
+    const auto proc_stats =
+        make_proc_stats_collectable(Model::prefork, [&scoreboard, &setup, self] {
+          std::vector<pid_t> pids = scoreboard.live_pids();
+          pids.push_back(setup.master_pid);
+          pids.push_back(self);
+          return pids;
+        });
+    const MetricsEndpoint endpoint(setup.endpoint, {collectable, proc_stats});
+    log_event("metrics_started", {{"listen", setup.endpoint.to_string()}});
+    [[maybe_unused]] const auto written = write(ready_fd, "1", 1);
+    close(ready_fd);
+    // SIGTERM is blocked (inherited from the master), so it waits here for sigwait().
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    int received = 0;
+    sigwait(&stop_signals, &received);
+  } catch (const std::exception& error) {
+    log_error("metrics_failed", {{"listen", setup.endpoint.to_string()}, {"error", error.what()}});
+    _exit(1);
+  }
+  _exit(0);
+}
+
+// Waits for the metrics process to report that it listens (one byte) or to fail (EOF).
+bool wait_until_ready(int ready_fd) {
+  pollfd entry{ready_fd, POLLIN, 0};
+  char byte = 0;
+  return poll(&entry, 1, kReadyTimeoutMs) == 1 && read(ready_fd, &byte, 1) == 1;
+}
+
+}  // namespace
+
+pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreboard,
+                            StopSignal& stop) {
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) {
+    log_error("metrics_failed", {{"error", "pipe2"}, {"errno", errno}});
+    return -1;
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(ready[0]);
+    stop.close_write_end_in_child();
+    for (const int fd : setup.fds_to_close) {
+      close(fd);
+    }
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != setup.master_pid) {
+      _exit(0);
+    }
+    signal(SIGINT, SIG_IGN);  // the master turns Ctrl-C into an orderly stop
+    serve_metrics(setup, scoreboard, ready[1]);
+  }
+  close(ready[1]);
+  if (pid < 0) {
+    log_error("metrics_failed", {{"error", "fork"}, {"errno", errno}});
+    close(ready[0]);
+    return -1;
+  }
+  const bool ready_now = wait_until_ready(ready[0]);
+  close(ready[0]);
+  if (!ready_now) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
+  return pid;
+}
+
+}  // namespace echolab::prefork

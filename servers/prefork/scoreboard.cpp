@@ -1,0 +1,203 @@
+#include "servers/prefork/scoreboard.hpp"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <ctime>
+#include <new>
+#include <system_error>
+#include <thread>
+
+namespace echolab::prefork {
+
+struct Scoreboard::Header {
+  // Seqlock: odd while the master folds a dead child into the retired totals.
+  std::atomic<std::uint64_t> sequence{0};
+  WorkerCounters retired;
+  std::array<Counter, metrics::kSpawnBuckets.size() + 1> spawn_buckets{};
+  Counter spawn_ns{0};
+  Counter worker_crashes{0};
+  Counter connections_lost{0};
+  // One past the highest slot ever used: readers scan no further.
+  std::atomic<std::size_t> slots_in_use{0};
+};
+
+namespace {
+
+constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
+
+std::size_t page_round_up(std::size_t bytes) {
+  constexpr std::size_t kPage = 4096;
+  return (bytes + kPage - 1) / kPage * kPage;
+}
+
+template <std::size_t N>
+std::size_t bucket_of(const std::array<double, N>& bounds, double seconds) {
+  return static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), seconds) -
+                                  bounds.begin());
+}
+
+void bump(Counter& counter, std::uint64_t amount) {
+  counter.store(counter.load(std::memory_order_relaxed) + amount, std::memory_order_relaxed);
+}
+
+void add_counters(MetricsTotals& totals, const WorkerCounters& counters) {
+  totals.connections_accepted += counters.get(field::connections_accepted);
+  totals.connections_rejected += counters.get(field::connections_rejected);
+  totals.http_requests += counters.get(field::http_requests);
+  totals.raw_requests += counters.get(field::raw_requests);
+  totals.bytes_received += counters.get(field::bytes_received);
+  totals.bytes_sent += counters.get(field::bytes_sent);
+  totals.request_duration_sum +=
+      static_cast<double>(counters.get(field::request_duration_ns)) / kNanosPerSecond;
+  for (std::size_t i = 0; i < totals.errors_by_status.size(); ++i) {
+    totals.errors_by_status[i] += counters.get(field::first_error + i);
+  }
+  for (std::size_t i = 0; i < totals.request_duration_buckets.size(); ++i) {
+    totals.request_duration_buckets[i] += counters.get(field::first_duration_bucket + i);
+  }
+}
+
+}  // namespace
+
+std::int64_t monotonic_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::int64_t>(now.tv_sec) * kNanosPerSecond + now.tv_nsec;
+}
+
+int error_field(int status) {
+  const auto& statuses = metrics::kErrorStatuses;
+  const auto found = std::find(statuses.begin(), statuses.end(), status);
+  return found == statuses.end()
+             ? -1
+             : static_cast<int>(field::first_error +
+                                static_cast<std::size_t>(found - statuses.begin()));
+}
+
+std::size_t duration_bucket(double seconds) {
+  return bucket_of(metrics::kRequestDurationBuckets, seconds);
+}
+
+Scoreboard::Scoreboard(std::size_t slot_count)
+    : slot_count_(slot_count),
+      mapped_bytes_(page_round_up(sizeof(Header)) +
+                    page_round_up(slot_count * sizeof(ScoreboardSlot))) {
+  // MAP_SHARED|MAP_ANONYMOUS before any fork: every child inherits the same physical pages,
+  // and fork() does not copy page tables for shared mappings, so the scoreboard adds nothing
+  // to the cost of a fork however many slots it has.
+  mapping_ =
+      mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mapping_ == MAP_FAILED) {
+    throw std::system_error(errno, std::generic_category(),
+                            "mmap of the scoreboard (" + std::to_string(mapped_bytes_) + " bytes)");
+  }
+  auto* bytes = static_cast<unsigned char*>(mapping_);
+  header_ = new (bytes) Header{};
+  slots_ = new (bytes + page_round_up(sizeof(Header))) ScoreboardSlot[slot_count];
+}
+
+Scoreboard::~Scoreboard() { munmap(mapping_, mapped_bytes_); }
+
+std::size_t Scoreboard::slots_in_use() const {
+  return header_->slots_in_use.load(std::memory_order_acquire);
+}
+
+void Scoreboard::prepare_slot(std::size_t index, std::int64_t fork_ns) {
+  ScoreboardSlot& entry = slots_[index];
+  entry.pid.store(0, std::memory_order_relaxed);
+  entry.ready_ns.store(0, std::memory_order_relaxed);
+  entry.fork_ns.store(fork_ns, std::memory_order_relaxed);
+  entry.state.store(WorkerState::starting, std::memory_order_release);
+  if (index >= header_->slots_in_use.load(std::memory_order_relaxed)) {
+    header_->slots_in_use.store(index + 1, std::memory_order_release);
+  }
+}
+
+void Scoreboard::set_pid(std::size_t index, pid_t pid) {
+  slots_[index].pid.store(pid, std::memory_order_release);
+}
+
+void Scoreboard::record_spawn(double seconds) {
+  bump(header_->spawn_buckets[bucket_of(metrics::kSpawnBuckets, seconds)], 1);
+  bump(header_->spawn_ns, static_cast<std::uint64_t>(seconds * kNanosPerSecond));
+}
+
+void Scoreboard::fold_dead_child(std::size_t index, bool crashed, bool connection_lost) {
+  ScoreboardSlot& entry = slots_[index];
+  const std::uint64_t sequence = header_->sequence.load(std::memory_order_relaxed);
+  header_->sequence.store(sequence + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  for (std::size_t i = 0; i < field::count; ++i) {
+    header_->retired.add(i, entry.counters.get(i));
+    entry.counters.values[i].store(0, std::memory_order_relaxed);
+  }
+  bump(header_->worker_crashes, crashed ? 1 : 0);
+  bump(header_->connections_lost, connection_lost ? 1 : 0);
+  entry.pid.store(0, std::memory_order_relaxed);
+  entry.state.store(WorkerState::dead, std::memory_order_relaxed);
+  header_->sequence.store(sequence + 2, std::memory_order_release);
+}
+
+void Scoreboard::add_retired_totals(MetricsTotals& totals) const {
+  add_counters(totals, header_->retired);
+  for (std::size_t i = 0; i < totals.spawn_buckets.size(); ++i) {
+    totals.spawn_buckets[i] += header_->spawn_buckets[i].load(std::memory_order_relaxed);
+  }
+  totals.spawn_sum +=
+      static_cast<double>(header_->spawn_ns.load(std::memory_order_relaxed)) / kNanosPerSecond;
+  totals.worker_crashes += header_->worker_crashes.load(std::memory_order_relaxed);
+  totals.connections_lost += header_->connections_lost.load(std::memory_order_relaxed);
+}
+
+void Scoreboard::add_live_slots(MetricsTotals& totals) const {
+  const std::size_t used = header_->slots_in_use.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < used; ++i) {
+    const ScoreboardSlot& entry = slots_[i];
+    const WorkerState state = entry.state.load(std::memory_order_relaxed);
+    if (state == WorkerState::dead) {
+      continue;
+    }
+    totals.workers_idle += state == WorkerState::idle ? 1 : 0;
+    totals.workers_busy += state == WorkerState::busy ? 1 : 0;
+    add_counters(totals, entry.counters);
+  }
+  totals.connections_active = totals.workers_busy;
+}
+
+MetricsTotals Scoreboard::sum() const {
+  for (;;) {
+    const std::uint64_t before = header_->sequence.load(std::memory_order_acquire);
+    if (before % 2 == 1) {
+      std::this_thread::yield();  // the master is mid-fold; it takes microseconds
+      continue;
+    }
+    MetricsTotals totals;
+    add_retired_totals(totals);
+    add_live_slots(totals);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (header_->sequence.load(std::memory_order_relaxed) == before) {
+      return totals;
+    }
+  }
+}
+
+std::vector<pid_t> Scoreboard::live_pids() const {
+  std::vector<pid_t> pids;
+  const std::size_t used = header_->slots_in_use.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < used; ++i) {
+    const pid_t pid = slots_[i].pid.load(std::memory_order_acquire);
+    if (pid > 0 && slots_[i].state.load(std::memory_order_relaxed) != WorkerState::dead) {
+      pids.push_back(pid);
+    }
+  }
+  return pids;
+}
+
+void Scoreboard::make_read_only() {
+  if (mprotect(mapping_, mapped_bytes_, PROT_READ) != 0) {
+    throw std::system_error(errno, std::generic_category(), "mprotect of the scoreboard");
+  }
+}
+
+}  // namespace echolab::prefork

@@ -1,0 +1,127 @@
+// The prefork scoreboard: one slot per possible child in shared memory, as in Apache's
+// include/scoreboard.h. Each child writes only its own slot (state, counters, latency
+// buckets) with relaxed atomics; the master writes the header (retired totals, spawn
+// histogram, crashes) and reads every slot; the metrics process only reads.
+//
+// prometheus-cpp cannot add up counters that live in other processes, so the metrics process
+// calls sum() at scrape time. A child that exits takes its counters with it unless the master
+// folds them into the header's retired totals first; the fold is guarded by a seqlock so that
+// a reader never sees a dead child's counts twice or not at all, and counters never go back.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "common/metrics.hpp"
+
+namespace echolab::prefork {
+
+// As Apache's SERVER_DEAD, SERVER_STARTING, SERVER_READY, SERVER_BUSY_*, SERVER_GRACEFUL.
+// A child holding a keep-alive connection is busy even between requests: one connection
+// occupies one process for its whole life.
+enum class WorkerState : std::uint8_t { dead, starting, idle, busy, exiting };
+
+// Every counter a slot (or the retired totals) holds, as indexes into one array so that
+// folding and summing are plain loops.
+namespace field {
+inline constexpr std::size_t connections_accepted = 0;
+inline constexpr std::size_t connections_rejected = 1;
+inline constexpr std::size_t http_requests = 2;
+inline constexpr std::size_t raw_requests = 3;
+inline constexpr std::size_t bytes_received = 4;
+inline constexpr std::size_t bytes_sent = 5;
+inline constexpr std::size_t request_duration_ns = 6;  // sum of the histogram, nanoseconds
+inline constexpr std::size_t first_error = 7;          // one per metrics::kErrorStatuses
+inline constexpr std::size_t first_duration_bucket = first_error + metrics::kErrorStatuses.size();
+inline constexpr std::size_t count =
+    first_duration_bucket + metrics::kRequestDurationBuckets.size() + 1;  // + the +Inf bucket
+}  // namespace field
+
+using Counter = std::atomic<std::uint64_t>;
+static_assert(Counter::is_always_lock_free, "scoreboard counters must be lock-free atomics");
+static_assert(std::atomic<WorkerState>::is_always_lock_free);
+static_assert(std::atomic<pid_t>::is_always_lock_free);
+
+struct WorkerCounters {
+  std::array<Counter, field::count> values{};
+
+  // Single writer per slot: a load and a store, no locked read-modify-write on the hot path.
+  void add(std::size_t index, std::uint64_t amount) {
+    values[index].store(values[index].load(std::memory_order_relaxed) + amount,
+                        std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::uint64_t get(std::size_t index) const {
+    return values[index].load(std::memory_order_relaxed);
+  }
+};
+
+struct alignas(64) ScoreboardSlot {
+  std::atomic<pid_t> pid{0};
+  std::atomic<WorkerState> state{WorkerState::dead};
+  std::atomic<std::int64_t> fork_ns{0};   // CLOCK_MONOTONIC, written by the master before fork
+  std::atomic<std::int64_t> ready_ns{0};  // written by the child when it can accept
+  // On cache lines of their own: the child writes them per request, the master reads the
+  // lines above every maintenance round, and neither should slow the other.
+  alignas(64) WorkerCounters counters;
+};
+static_assert(sizeof(ScoreboardSlot) <= 512, "keep a slot small: there are --max-workers of them");
+
+// CLOCK_MONOTONIC in nanoseconds: the clock of fork_ns and ready_ns, the same in every process.
+std::int64_t monotonic_ns();
+
+// Which index of WorkerCounters an HTTP status maps to, or -1 when it is not tracked.
+int error_field(int status);
+// Which duration bucket `seconds` falls in (the last one is +Inf).
+std::size_t duration_bucket(double seconds);
+
+class Scoreboard {
+ public:
+  // Maps the shared memory; call before any fork so every process sees the same pages.
+  explicit Scoreboard(std::size_t slot_count);
+  ~Scoreboard();
+  Scoreboard(const Scoreboard&) = delete;
+  Scoreboard& operator=(const Scoreboard&) = delete;
+
+  [[nodiscard]] std::size_t slot_count() const { return slot_count_; }
+  // One past the highest slot ever handed to a child: scans stop there.
+  [[nodiscard]] std::size_t slots_in_use() const;
+  [[nodiscard]] ScoreboardSlot& slot(std::size_t index) { return slots_[index]; }
+  [[nodiscard]] const ScoreboardSlot& slot(std::size_t index) const { return slots_[index]; }
+
+  // Master: a child is about to be forked into `index`.
+  void prepare_slot(std::size_t index, std::int64_t fork_ns);
+  // Master, after fork(): the child's pid, for the metrics process's /proc reader.
+  void set_pid(std::size_t index, pid_t pid);
+  // Master: observes one child's fork-to-ready time in the spawn histogram.
+  void record_spawn(double seconds);
+  // Master, after reaping the child of `index`: adds its counters (and the crash, and the
+  // connection lost with it) to the retired totals and frees the slot, all in one seqlock
+  // write section.
+  void fold_dead_child(std::size_t index, bool crashed, bool connection_lost);
+
+  // Any process: every counter and gauge of the server at this instant.
+  [[nodiscard]] MetricsTotals sum() const;
+  // Any process: the pids of children that are alive (any state but dead).
+  [[nodiscard]] std::vector<pid_t> live_pids() const;
+
+  // Metrics process: it never writes, so its mapping becomes read-only.
+  void make_read_only();
+
+ private:
+  struct Header;
+  void add_retired_totals(MetricsTotals& totals) const;
+  void add_live_slots(MetricsTotals& totals) const;
+
+  std::size_t slot_count_;
+  std::size_t mapped_bytes_;
+  void* mapping_;
+  Header* header_;
+  ScoreboardSlot* slots_;
+};
+
+}  // namespace echolab::prefork

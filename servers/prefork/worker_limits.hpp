@@ -1,0 +1,41 @@
+// What the kernel lets the prefork server fork: --max-workers is checked at start against the
+// per-user process limit, pid_max and threads-max (a child is a task in all three), and the
+// per-process descriptor limit against what one process needs. Too many workers are capped
+// with a warning rather than refused: the server still does its job, up to what the machine
+// allows, and the log line says which limit to raise.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace echolab::prefork {
+
+struct SystemLimits {
+  std::optional<std::uint64_t> nproc;  // RLIMIT_NPROC; none when unlimited or not enforced
+  std::uint64_t pid_max = 0;           // /proc/sys/kernel/pid_max
+  std::uint64_t threads_max = 0;       // /proc/sys/kernel/threads-max
+  std::uint64_t tasks_in_use = 0;      // every thread on the machine (/proc/loadavg)
+  std::uint64_t nofile = 0;            // RLIMIT_NOFILE soft limit
+  std::uint64_t somaxconn = 0;         // /proc/sys/net/core/somaxconn
+};
+
+// Tasks kept free for the master, the metrics process's threads and the rest of the system.
+inline constexpr std::uint64_t kReservedTasks = 64;
+// Descriptors one process needs: stdio, the listener, the stop pipe, a client connection, and
+// the metrics process's HTTP server and /proc reads.
+inline constexpr std::uint64_t kDescriptorsPerProcess = 64;
+
+struct WorkerCap {
+  std::size_t workers = 0;
+  std::string limited_by;  // empty when the request fits; else which limit and how to raise it
+};
+
+// Pure: the most workers the limits allow, given `requested`.
+WorkerCap cap_workers(std::size_t requested, const SystemLimits& limits);
+
+// Reads the limits of this process and machine.
+SystemLimits read_system_limits();
+
+}  // namespace echolab::prefork

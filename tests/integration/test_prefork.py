@@ -1,0 +1,265 @@
+"""What sets the prefork server apart: a master and its children, each child one connection.
+
+The behaviour every server shares (curl, raw echo, pipelining, HTTP/1.0, ab, wrk, 1,000
+keep-alive connections, bad input mid-load, idle timeout, graceful shutdown) is checked for
+prefork too in test_servers.py. Each test starts the server it needs and stops it after."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from harness import LOOPBACK, Server, run
+from test_metrics import eventually, scrape, spawned_children
+from test_servers import GREETING, recv_http_response
+
+# A small pool, so that the numbers these tests check are exact.
+SMALL = ("--start-servers", "2", "--min-spare", "2", "--max-spare", "5")
+
+
+def served(conn: socket.socket) -> bool:
+    conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    return recv_http_response(conn).endswith(GREETING)
+
+
+def group_processes(server: Server) -> dict[int, str]:
+    """pid -> state letter of every process in the server's process group (the harness
+    starts it as a session leader, so the group id is the master's pid)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[2]) == server.process.pid:  # fields: state, ppid, pgrp, ...
+            found[int(entry)] = fields[0]
+    return found
+
+
+def children(server: Server) -> set[int]:
+    """The master's live child processes (the metrics process among them)."""
+    return {pid for pid, state in group_processes(server).items()
+            if pid != server.process.pid and state != "Z"}
+
+
+def workers(server: Server, state: str) -> float:
+    return scrape(server).value("echolab_workers", model="prefork", state=state)
+
+
+def count_events(server: Server, pattern: str) -> int:
+    return len(re.findall(pattern, server.log()))
+
+
+def test_the_master_runs_alone_and_never_holds_a_client_connection():
+    with Server("prefork", *SMALL) as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as conn:
+            assert served(conn)
+            master_fds = os.listdir(f"/proc/{server.process.pid}/fd")
+            sockets = [os.readlink(f"/proc/{server.process.pid}/fd/{fd}") for fd in master_fds]
+            # Only the listening socket: connections are accepted by the children.
+            assert sum(link.startswith("socket:") for link in sockets) == 1, sockets
+        with open(f"/proc/{server.process.pid}/status") as status:
+            assert "Threads:\t1\n" in status.read()  # a master that forks has no threads
+
+
+def test_max_connections_is_the_worker_cap_and_the_rest_wait_in_the_backlog():
+    with Server("prefork", "--max-connections", "2", "--start-servers", "1", "--min-spare", "1",
+                "--max-spare", "2") as server:
+        first = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        second = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        assert served(first) and served(second)
+        waiting = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        waiting.settimeout(0.7)
+        with pytest.raises(socket.timeout):
+            waiting.recv(1)  # neither refused nor answered: queued until a child is free
+        assert len(children(server)) == 3  # two workers and the metrics process
+        first.close()
+        waiting.settimeout(5)
+        assert recv_http_response(waiting).endswith(GREETING)
+        second.close()
+        waiting.close()
+        assert "event=limit_reached limit=max-workers" in server.log()
+        assert scrape(server).value("echolab_connections_rejected_total", model="prefork") == 0
+
+
+def test_a_crash_takes_down_one_child_and_its_connection_only():
+    with Server("prefork", "--fault-injection", "--start-servers", "25", "--min-spare", "5") as server:
+        clients = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(20)]
+        try:
+            for conn in clients:
+                assert served(conn)
+            before = children(server)
+            clients[0].sendall(b"GET /crash HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                assert clients[0].recv(1) == b""
+            except ConnectionResetError:
+                pass
+            for _ in range(3):  # the other 19 keep their connections and their children
+                for conn in clients[1:]:
+                    assert served(conn)
+            assert server.alive()
+            metrics = eventually(lambda: scrape(server), lambda m: m.value(
+                "echolab_worker_crashes_total", model="prefork") == 1)
+            assert metrics.value("echolab_worker_crashes_total", model="prefork") == 1
+            assert metrics.value("echolab_connections_lost_total", model="prefork") == 1
+            log = server.log()
+            assert re.search(r"event=worker_crashed worker_pid=\d+ signal=SEGV connection_lost=true",
+                             log), log
+            assert "reason=replace" in log  # the master forked a child in its place
+            after = eventually(lambda: children(server), lambda now: len(now) == len(before))
+            assert len(after) == len(before) and after != before
+        finally:
+            for conn in clients:
+                conn.close()
+
+
+def test_idle_children_fall_back_to_max_spare_after_a_burst():
+    with Server("prefork", *SMALL) as server:
+        burst = [socket.create_connection((LOOPBACK, server.port), timeout=20) for _ in range(200)]
+        for conn in burst:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for conn in burst:
+            assert recv_http_response(conn).endswith(GREETING)
+        assert workers(server, "busy") == 200  # one process per open connection
+        for conn in burst:
+            conn.close()
+        idle = eventually(lambda: workers(server, "idle"), lambda value: value == 5, timeout=10)
+        assert idle == 5
+        assert eventually(lambda: len(children(server)), lambda n: n == 6, timeout=5) == 6
+        assert "event=workers_retired" in server.log()
+
+
+def test_a_child_is_recycled_after_max_connections_per_child():
+    with Server("prefork", *SMALL, "--max-connections-per-child", "1") as server:
+        spawned_before = spawned_children(server)
+        for _ in range(10):
+            with socket.create_connection((LOOPBACK, server.port), timeout=5) as conn:
+                assert served(conn) and served(conn)  # keep-alive: still one connection
+        recycled = eventually(lambda: count_events(server, r"event=worker_exited \S+ reason=recycled"),
+                              lambda n: n == 10)
+        assert recycled == 10
+        replaced = eventually(lambda: spawned_children(server) - spawned_before, lambda n: n >= 10)
+        assert replaced >= 10  # each recycled child was replaced by a new one
+        metrics = scrape(server)
+        assert metrics.value("echolab_connections_accepted_total", model="prefork") == 10
+        assert metrics.value("echolab_requests_total", model="prefork", protocol="http") == 20
+
+
+def test_no_zombie_stays_and_nothing_is_left_after_stop():
+    with Server("prefork", *SMALL, "--fault-injection", "--max-connections-per-child", "2") as server:
+        got = run("ab", "-q", "-n", "400", "-c", "20", server.url("/"), timeout=60)
+        assert re.search(r"Failed requests:\s+0", got.stdout), got.stdout
+        for _ in range(3):
+            with socket.create_connection((LOOPBACK, server.port), timeout=5) as conn:
+                conn.sendall(b"GET /crash HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:
+                    conn.recv(1)
+                except ConnectionResetError:
+                    pass
+        zombies = eventually(lambda: [pid for pid, state in group_processes(server).items()
+                                      if state == "Z"], lambda found: not found, timeout=3)
+        assert not zombies
+        assert server.terminate() == 0
+        assert group_processes(server) == {}
+
+
+def test_graceful_shutdown_under_load_finishes_the_request_in_flight():
+    with Server("prefork", "--fault-injection") as server:
+        load = subprocess.Popen(["wrk", "-t2", "-c50", "-d3s", server.url("/")],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(0.5)
+            with socket.create_connection((LOOPBACK, server.port), timeout=5) as slow:
+                slow.sendall(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.15)
+                started = time.monotonic()
+                server.process.send_signal(signal.SIGTERM)
+                reply = recv_http_response(slow)
+                assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(GREETING)
+                assert slow.recv(1) == b""  # then closed at its idle point
+            assert server.process.wait(timeout=10) == 0
+            assert time.monotonic() - started < 5
+        finally:
+            load.wait(timeout=30)
+        assert group_processes(server) == {}
+        assert "event=shutdown phase=done" in server.log()
+
+
+def test_shutdown_timeout_kills_what_is_still_running_and_exits_0():
+    with Server("prefork", *SMALL, "--fault-injection", "--shutdown-timeout", "1s") as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=10) as stuck:
+            stuck.sendall(b"GET /sleep?ms=8000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.2)
+            started = time.monotonic()
+            assert server.terminate(timeout=6) == 0
+            assert 0.9 < time.monotonic() - started < 4
+        assert group_processes(server) == {}
+        assert re.search(r"event=shutdown phase=done \S+ killed=1", server.log()), server.log()
+
+
+def test_children_and_metrics_process_follow_a_master_killed_outright():
+    with Server("prefork", *SMALL) as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as conn:
+            assert served(conn)
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait(timeout=5)
+            # The held connection is closed at its idle point: the stop pipe has no writer left.
+            assert conn.recv(1) == b""
+        left = eventually(lambda: {pid for pid, state in group_processes(server).items()
+                                   if state != "Z"}, lambda found: not found, timeout=5)
+        assert not left
+
+
+def test_a_thousand_children_at_start_all_report_ready():
+    with Server("prefork", "--start-servers", "1000", "--min-spare", "10",
+                "--max-spare", "1000") as server:
+        metrics = eventually(lambda: scrape(server), lambda m: m.value(
+            "echolab_workers", model="prefork", state="idle") == 1000, timeout=30)
+        assert metrics.value("echolab_workers", model="prefork", state="idle") == 1000
+        assert metrics.value("echolab_worker_spawn_seconds_count", model="prefork") >= 1000
+        assert metrics.value("echolab_processes", model="prefork") == 1002
+
+
+def test_max_workers_beyond_the_kernel_limits_is_capped_with_a_warning():
+    with Server("prefork", "--max-workers", "1000000", "--max-connections", "1000000",
+                *SMALL) as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as conn:
+            assert served(conn)
+        warning = re.search(r"event=limit_warning problem=\"--max-workers 1000000 capped to (\d+): "
+                            r"kernel\.(pid_max|threads-max)", server.log())
+        assert warning, server.log()
+        with open("/proc/sys/kernel/pid_max") as pid_max:
+            assert int(warning.group(1)) < int(pid_max.read())
+
+
+@pytest.mark.parametrize("flags, named", [
+    (("--min-spare", "10", "--max-spare", "5"), "--min-spare"),
+    (("--start-servers", "20", "--max-workers", "10", "--min-spare", "1", "--max-spare", "2"),
+     "--start-servers"),
+    (("--max-workers", "0"), "--max-workers"),
+])
+def test_inconsistent_process_flags_are_named_with_exit_2(flags, named):
+    got = run(*Server("prefork", *flags, metrics=False).args)
+    assert got.returncode == 2
+    assert named in got.stderr and len(got.stderr.strip().splitlines()) == 1
+
+
+def test_a_metrics_port_in_use_fails_the_start_with_exit_1():
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        server = Server("prefork", *SMALL, metrics=False)
+        got = run(*server.args, "--metrics-listen", f"{LOOPBACK}:{taken.getsockname()[1]}",
+                  timeout=20)
+    assert got.returncode == 1
+    assert "event=metrics_failed" in got.stderr and "Address already in use" in got.stderr
+    assert "event=fatal" in got.stderr
