@@ -1,0 +1,299 @@
+"""The article's claims beside what this machine measured. Every verdict is computed from the
+figures; none is assumed. "holds" means the measured value falls in the article's range,
+"does not hold" that it falls outside (the text says which way), "partly" that one half of a
+two-part claim holds or that it holds only under a condition the text names."""
+
+from dataclasses import asdict, dataclass
+
+from figures import Recorder
+from scenarios import MODELS
+
+HOLDS, DOES_NOT_HOLD, PARTLY, NOT_MEASURED = "holds", "does not hold", "partly", "not measured"
+ARTICLE_CONNECTIONS = 10_000  # the article's interview scenario
+
+
+@dataclass
+class Claim:
+    key: str
+    claim: str
+    measured: str
+    verdict: str
+    why: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def us(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 1000:
+        return f"{value / 1000:.2f} ms"
+    return f"{value:.1f} us" if value < 100 else f"{value:.0f} us"
+
+
+def ratio_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}x"
+
+
+def in_range(value: float, low: float, high: float) -> bool:
+    return low <= value <= high
+
+
+def side(value: float, low: float, high: float, below: str, above: str) -> str:
+    return below if value < low else above
+
+
+class Figures:
+    """Medians from the recorder, by short names."""
+
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+
+    def probe(self, probe: str, name: str) -> float | None:
+        return self.recorder.median("probe", (probe,), "machine", name)
+
+    def scenario(self, scenario: str, model: str, name: str) -> float | None:
+        rows = self.recorder.rows(scenario)
+        return self.recorder.median(scenario, rows[0], model, name) if rows else None
+
+    def probe_runs(self, probe: str, name: str) -> list[float | None]:
+        """The figure of each run, in run order (None where a run lacked it)."""
+        return [run.get(name) for run in self.recorder.runs("probe", (probe,), "machine")]
+
+    def probe_ratio_runs(self, probe: str, numerator: str, denominator: str) -> list[float]:
+        return [n / d for n, d in zip(self.probe_runs(probe, numerator), self.probe_runs(probe, denominator))
+                if n is not None and d]
+
+
+def disagreement(runs: list[float | None], low: float, high: float, render) -> str:
+    """A note when the runs fall on different sides of the article's range: the median decides
+    the verdict, and the reader should know the runs did not agree."""
+    values = [v for v in runs if v is not None]
+    zones = {(v >= low) + (v > high) for v in values}
+    if len(zones) < 2:
+        return ""
+    return f" (the runs disagree: {render(min(values))} to {render(max(values))})"
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def process_creation(f: Figures) -> Claim:
+    fork, fork_exec = f.probe("spawn", "fork_p50_us"), f.probe("spawn", "fork_exec_p50_us")
+    large_fork, large_rss = f.probe("spawn", "large_parent_fork_p50_us"), f.probe("spawn", "large_parent_parent_rss_kib")
+    claim = "Process creation takes 1-10 ms"
+    if fork is None:
+        return Claim("process_creation", claim, "-", NOT_MEASURED, "the spawn probe produced no figure")
+    measured = (f"fork {us(fork)} (p99 {us(f.probe('spawn', 'fork_p99_us'))}), fork+exec {us(fork_exec)}, "
+                f"posix_spawn {us(f.probe('spawn', 'posix_spawn_p50_us'))}")
+    if large_fork is not None and large_rss:
+        measured += f"; fork from a {large_rss / 1024:.0f} MiB parent {us(large_fork)}"
+    noise = disagreement(f.probe_runs("spawn", "fork_p50_us"), 1000, 10000, us)
+    if in_range(fork, 1000, 10000):
+        return Claim("process_creation", claim, measured, HOLDS, "a bare fork() falls in the range" + noise)
+    if fork < 1000:
+        conditions = []
+        if fork_exec is not None and in_range(fork_exec, 1000, 10000):
+            conditions.append("with exec of a new program")
+        if large_fork is not None and large_fork >= 1000:
+            conditions.append("from a parent with much memory mapped, whose page tables fork() must copy "
+                              f"({us(large_fork)})")
+        if conditions:
+            return Claim("process_creation", claim, measured, PARTLY,
+                         "a bare fork() of a small process is below 1 ms; process creation reaches or passes "
+                         "the range only " + " or ".join(conditions) + noise)
+    direction = side(fork, 1000, 10000, "faster", "slower")
+    return Claim("process_creation", claim, measured, DOES_NOT_HOLD,
+                 f"process creation is {direction} here: fork() copies page tables, not pages "
+                 "(copy-on-write), so it costs what the parent's page tables cost" + noise)
+
+
+def thread_creation(f: Figures) -> Claim:
+    thread = f.probe("spawn", "thread_p50_us")
+    claim = "Thread creation takes 10-100 us"
+    if thread is None:
+        return Claim("thread_creation", claim, "-", NOT_MEASURED, "the spawn probe produced no figure")
+    measured = f"{us(thread)} (p99 {us(f.probe('spawn', 'thread_p99_us'))}) until the new thread runs"
+    noise = disagreement(f.probe_runs("spawn", "thread_p50_us"), 10, 100, us)
+    if in_range(thread, 10, 100):
+        return Claim("thread_creation", claim, measured, HOLDS, "within the range" + noise)
+    direction = side(thread, 10, 100, "faster", "slower")
+    return Claim("thread_creation", claim, measured, DOES_NOT_HOLD,
+                 f"thread creation is {direction} than the range here (glibc reuses cached stacks; "
+                 "clone() with a shared address space copies no page tables)" + noise)
+
+
+def creation_ratio(f: Figures) -> Claim:
+    fork, thread = f.probe("spawn", "fork_p50_us"), f.probe("spawn", "thread_p50_us")
+    fork_exec = f.probe("spawn", "fork_exec_p50_us")
+    claim = "Thread creation is 10-100x faster than process creation"
+    ratio, exec_ratio = _ratio(fork, thread), _ratio(fork_exec, thread)
+    if ratio is None:
+        return Claim("creation_ratio", claim, "-", NOT_MEASURED, "the spawn probe produced no figure")
+    large_ratio = _ratio(f.probe("spawn", "large_parent_fork_p50_us"), f.probe("spawn", "large_parent_thread_p50_us"))
+    measured = f"fork/thread {ratio_text(ratio)}, fork+exec/thread {ratio_text(exec_ratio)}"
+    if large_ratio is not None:
+        rss = f.probe("spawn", "large_parent_parent_rss_kib")
+        measured += f", fork/thread from a {rss / 1024:.0f} MiB parent {ratio_text(large_ratio)}" if rss else ""
+    server_fork = f.scenario("churn", "prefork-recycle", "spawn_p50_us")
+    server_thread = f.scenario("churn", "threads", "spawn_p50_us")
+    if server_fork is not None and server_thread is not None:
+        measured += f"; in the servers: fork until ready {us(server_fork)}, thread {us(server_thread)}"
+    noise = disagreement(f.probe_ratio_runs("spawn", "fork_p50_us", "thread_p50_us"), 10, 100, ratio_text)
+    if ratio < 1:
+        return Claim("creation_ratio", claim, measured, DOES_NOT_HOLD,
+                     "a process was created faster than a thread on this machine" + noise)
+    if in_range(ratio, 10, 100):
+        return Claim("creation_ratio", claim, measured, HOLDS, "fork() is 10-100x a thread's creation" + noise)
+    variants = [r for r in (exec_ratio, large_ratio) if r is not None]
+    if any(in_range(r, 10, 100) for r in variants) or (ratio < 10 and any(r > 100 for r in variants)):
+        return Claim("creation_ratio", claim, measured, PARTLY,
+                     f"a bare fork() of a small process is {ratio_text(ratio)} a thread; with exec, or "
+                     "from a large parent whose page tables fork() must copy, the ratio grows "
+                     f"to {ratio_text(max(variants))}: it depends on what \"creating a process\" includes" + noise)
+    direction = "smaller" if ratio < 10 else "larger"
+    return Claim("creation_ratio", claim, measured, DOES_NOT_HOLD, f"the ratio is {direction} here" + noise)
+
+
+def crash_containment(f: Figures, clients: int | None) -> Claim:
+    claim = ("A crash in one process leaves the others running; a crash in one thread kills the "
+             "whole process")
+    died = {m: f.scenario("crash", m, "process_died") for m in MODELS}
+    lost = {m: f.scenario("crash", m, "connections_lost") for m in MODELS}
+    if any(v is None for v in died.values()):
+        return Claim("crash_containment", claim, "-", NOT_MEASURED, "the crash experiment did not run for every model")
+    parts = []
+    for model in MODELS:
+        outcome = "process died" if died[model] >= 0.5 else "process lived"
+        parts.append(f"{model}: {outcome}, {lost[model]:.0f} of {clients} connections lost")
+    measured = "; ".join(parts)
+    process_isolated = died["prefork"] < 0.5 and lost["prefork"] == 0
+    threads_shared = all(died[m] >= 0.5 and lost[m] == clients for m in ("threads", "pool"))
+    if process_isolated and threads_shared:
+        return Claim("crash_containment", claim, measured, HOLDS,
+                     "the SIGSEGV killed one prefork child and every thread of the other servers")
+    if process_isolated or threads_shared:
+        return Claim("crash_containment", claim, measured, PARTLY,
+                     "only one half of the claim was observed: see the crash table")
+    return Claim("crash_containment", claim, measured, DOES_NOT_HOLD, "see the crash table")
+
+
+def switch_ratio(f: Figures) -> Claim:
+    process, thread = f.probe("context-switch", "process_ns"), f.probe("context-switch", "thread_ns")
+    claim = "Thread context switches are 2-5x faster than process switches"
+    ratio = _ratio(process, thread)
+    if ratio is None:
+        return Claim("switch_ratio", claim, "-", NOT_MEASURED, "the context-switch probe produced no figure")
+    touching = _ratio(f.probe("context-switch", "touching_process_ns"), f.probe("context-switch", "touching_thread_ns"))
+    measured = (f"process {process:.0f} ns, thread {thread:.0f} ns per switch (pinned, pipe ping-pong): "
+                f"{ratio_text(ratio)}")
+    if touching is not None:
+        measured += f"; with a working set touched on each side {ratio_text(touching)}"
+    noise = disagreement(f.probe_ratio_runs("context-switch", "process_ns", "thread_ns"), 2, 5, ratio_text)
+    if in_range(ratio, 2, 5):
+        return Claim("switch_ratio", claim, measured, HOLDS, "within the range" + noise)
+    if touching is not None and in_range(touching, 2, 5):
+        return Claim("switch_ratio", claim, measured, PARTLY,
+                     "only when each side refills a working set of its own after the switch")
+    direction = "smaller" if ratio < 2 else "larger"
+    return Claim("switch_ratio", claim, measured, DOES_NOT_HOLD,
+                 f"the difference is {direction} here: most of a switch is the scheduler and the "
+                 "pipe wake-up, which threads and processes pay alike" + noise)
+
+
+def tlb_flush(f: Figures, pcid: bool, meltdown: str | None) -> Claim:
+    claim = "A process switch flushes the TLB, adding 1000-2000 CPU cycles"
+    extra = f.probe("context-switch", "extra_cycles")
+    touching_extra = f.probe("context-switch", "touching_extra_cycles")
+    if extra is None:
+        return Claim("tlb_flush", claim, "-", NOT_MEASURED,
+                     "the context-switch probe gave no cycle figure (no nominal clock known)")
+    pcid_text = "PCID present" if pcid else "no PCID"
+    measured = f"process minus thread switch: {extra:,.0f} cycles"
+    if touching_extra is not None:
+        measured += f" ({touching_extra:,.0f} with a touched working set)"
+    measured += f"; {pcid_text}" + (f", Meltdown: {meltdown}" if meltdown else "")
+    pcid_why = ("with PCID the TLB keeps entries tagged by address space, so a switch between "
+                "processes need not flush it" if pcid else
+                "without PCID every address-space switch flushes the TLB")
+    noise = disagreement(f.probe_runs("context-switch", "extra_cycles"), 1000, 2000, lambda v: f"{v:,.0f} cycles")
+    if in_range(extra, 1000, 2000):
+        if pcid:
+            # Two claims in one: the cost is in the range, but the flush is not what happens.
+            return Claim("tlb_flush", claim, measured, PARTLY,
+                         f"the extra cost is in the range, but {pcid_why}: what a process switch pays "
+                         "here is the address-space switch itself, not a flush" + noise)
+        return Claim("tlb_flush", claim, measured, HOLDS, f"within the range: {pcid_why}" + noise)
+    if touching_extra is not None and in_range(touching_extra, 1000, 2000):
+        return Claim("tlb_flush", claim, measured, PARTLY,
+                     f"only once a working set must be refilled after the switch; {pcid_why}" + noise)
+    if extra <= 0:
+        return Claim("tlb_flush", claim, measured, DOES_NOT_HOLD,
+                     f"a process switch cost no more than a thread switch here: {pcid_why}" + noise)
+    direction = "fewer" if extra < 1000 else "more"
+    return Claim("tlb_flush", claim, measured, DOES_NOT_HOLD, f"{direction} cycles here: {pcid_why}" + noise)
+
+
+def stack_size(f: Figures) -> Claim:
+    claim = "Each thread stack consumes 1-8 MB"
+    reserved = f.probe("thread-memory", "default_stack_virtual_kib")
+    resident = f.probe("thread-memory", "default_stack_rss_kib")
+    stack = f.probe("thread-memory", "default_stack_kib")
+    if reserved is None or resident is None:
+        return Claim("stack_size", claim, "-", NOT_MEASURED, "the thread-memory probe produced no figure")
+    measured = (f"default stack {stack / 1024 if stack else 0:.0f} MiB: {reserved / 1024:.1f} MiB reserved "
+                f"(virtual), {resident:.0f} KiB resident per idle thread")
+    small_rss = f.probe("thread-memory", "small_stack_rss_kib")
+    if small_rss is not None:
+        measured += f"; {small_rss:.0f} KiB with a {f.probe('thread-memory', 'small_stack_kib') or 0:.0f} KiB stack"
+    threads_server = f.scenario("hold", "threads", "rss_per_connection_kib")
+    if threads_server is not None:
+        measured += f"; the threads server: {threads_server:.0f} KiB RSS per held connection"
+    if resident >= 1024 and in_range(resident / 1024, 1, 8):
+        return Claim("stack_size", claim, measured, HOLDS, "resident memory per thread is in the range")
+    if in_range(reserved / 1024, 1, 8.5):
+        return Claim("stack_size", claim, measured, PARTLY,
+                     "the stack reserves that much address space, but only the pages a thread touches "
+                     "become resident memory")
+    return Claim("stack_size", claim, measured, DOES_NOT_HOLD, "neither reserved nor resident size is in the range")
+
+
+def ten_thousand(f: Figures, article: int, held_target: int, quick: bool) -> Claim:
+    claim = (f"{article:,} connections with processes need {article:,} address spaces; threads share "
+             "one with minimal overhead")
+    processes = f.scenario("hold", "prefork", "processes")
+    threads_processes = f.scenario("hold", "threads", "processes")
+    held = f.scenario("hold", "prefork", "connections_held")
+    pss = {m: f.scenario("hold", m, "pss_per_connection_kib") for m in MODELS}
+    if processes is None or threads_processes is None or pss["prefork"] is None or pss["threads"] is None:
+        return Claim("ten_thousand", claim, "-", NOT_MEASURED, "the hold did not complete for prefork and threads")
+    measured = (f"at {held or 0:,.0f} connections: prefork {processes:,.0f} processes, "
+                f"{pss['prefork']:.0f} KiB PSS per connection; threads {threads_processes:.0f} process, "
+                f"{pss['threads']:.0f} KiB; pool {pss['pool'] if pss['pool'] is not None else 0:.1f} KiB")
+    scale_note = ""
+    if held_target < article:
+        scale_note = (f"; checked at {held_target:,} connections (the quick run)" if quick else
+                      f"; checked at {held_target:,} connections only: the limits forbid {article:,}")
+    address_spaces = processes >= 0.9 * (held or held_target) and threads_processes <= 1
+    if not address_spaces:
+        return Claim("ten_thousand", claim, measured, DOES_NOT_HOLD,
+                     "prefork did not run one process per held connection" + scale_note)
+    if pss["prefork"] >= 2 * max(pss["threads"], 1):
+        # A full run the limits scaled down has not shown the article's number of connections.
+        verdict = PARTLY if held_target < article and not quick else HOLDS
+        why = (f"a connection costs {_ratio(pss['prefork'], max(pss['threads'], 1)):.1f}x more memory as a process "
+               "(its own page tables, stack and dirtied copy-on-write pages) than as a thread")
+        return Claim("ten_thousand", claim, measured, verdict, why + scale_note)
+    return Claim("ten_thousand", claim, measured, PARTLY,
+                 "one address space per connection, but copy-on-write keeps a forked child's cost "
+                 "within 2x of a thread's here" + scale_note)
+
+
+def evaluate(recorder: Recorder, crash_clients: int, pcid: bool, meltdown: str | None,
+             hold_connections: int, quick: bool) -> list[Claim]:
+    f = Figures(recorder)
+    return [process_creation(f), thread_creation(f), creation_ratio(f),
+            crash_containment(f, crash_clients), switch_ratio(f), tlb_flush(f, pcid, meltdown),
+            stack_size(f), ten_thousand(f, ARTICLE_CONNECTIONS, hold_connections, quick)]

@@ -1,0 +1,70 @@
+"""Figures measured over repeated runs: each is reported as the median of the runs, with the
+spread (min-max) beside it, so one noisy run on a shared machine cannot decide a verdict."""
+
+import statistics
+from collections import defaultdict
+
+
+def summarize(values: list[float | None]) -> dict | None:
+    """{"median", "min", "max", "runs"} of the runs that produced a number; None if none did."""
+    runs = [float(v) for v in values if v is not None]
+    if not runs:
+        return None
+    return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
+
+
+def median_of(figure: dict | None) -> float | None:
+    return figure["median"] if figure else None
+
+
+class Recorder:
+    """Collects one flat dict of figures per (scenario, row, model) and run, and reduces the
+    runs to summaries. A row names a variant of the scenario, e.g. ("echolab-load", 100)."""
+
+    def __init__(self) -> None:
+        self._runs: dict[tuple, list[dict]] = defaultdict(list)
+        self._order: list[tuple] = []
+        self.notes: dict[tuple, list[str]] = defaultdict(list)
+
+    def add(self, scenario: str, row: tuple, model: str, figures: dict, note: str | None = None) -> None:
+        key = (scenario, row, model)
+        if key not in self._runs:
+            self._order.append(key)
+        self._runs[key].append(figures)
+        if note and note not in self.notes[key]:
+            self.notes[key].append(note)
+
+    def runs(self, scenario: str, row: tuple, model: str) -> list[dict]:
+        return self._runs.get((scenario, row, model), [])
+
+    def figure(self, scenario: str, row: tuple, model: str, name: str) -> dict | None:
+        return summarize([run.get(name) for run in self.runs(scenario, row, model)])
+
+    def median(self, scenario: str, row: tuple, model: str, name: str) -> float | None:
+        return median_of(self.figure(scenario, row, model, name))
+
+    def rows(self, scenario: str) -> list[tuple]:
+        seen = []
+        for key_scenario, row, _ in self._order:
+            if key_scenario == scenario and row not in seen:
+                seen.append(row)
+        return seen
+
+    def models(self, scenario: str, row: tuple) -> list[str]:
+        return [model for s, r, model in self._order if s == scenario and r == row]
+
+    def to_json(self) -> dict:
+        """scenario -> list of {row, model, figures: {name: summary}, notes}."""
+        result: dict[str, list] = defaultdict(list)
+        for scenario, row, model in self._order:
+            runs = self._runs[(scenario, row, model)]
+            names = []
+            for run in runs:
+                names += [n for n in run if n not in names]
+            result[scenario].append({
+                "row": list(row),
+                "model": model,
+                "figures": {name: summarize([run.get(name) for run in runs]) for name in names},
+                "notes": self.notes.get((scenario, row, model), []),
+            })
+        return dict(result)

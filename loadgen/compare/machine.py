@@ -1,0 +1,186 @@
+"""What this machine is and what its limits allow: the preflight of a comparison run.
+
+The 10,000-connection hold needs, at once, 10,000 descriptors in the server and in the load
+generator, 10,000 processes (prefork) or threads (threads) under pid_max and threads-max, and
+10,000 ephemeral ports on loopback. Where a limit forbids that, the run is scaled down and the
+report says so, rather than failing halfway through."""
+
+import os
+import platform
+import resource
+from dataclasses import dataclass, field
+
+# Descriptors a process needs beside its connections (listeners, logs, /proc reads, epoll).
+SPARE_DESCRIPTORS = 256
+# Tasks (processes and threads) left free for everything else running on the machine.
+SPARE_TASKS = 1024
+# Ephemeral ports left free for the churn scenario's TIME_WAIT sockets and other clients.
+SPARE_PORTS = 2048
+# Resident memory a held connection may cost at most in the heaviest model (a forked child
+# with its own stack, heap and page tables), used only to refuse a hold that cannot fit.
+WORST_BYTES_PER_CONNECTION = 1 << 20
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read().strip()
+    except OSError:
+        return None
+
+
+def _read_int(path: str) -> int | None:
+    text = _read(path)
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo."""
+    fields: dict[str, str] = {}
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _meminfo_bytes(key: str) -> int | None:
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _running_tasks() -> int:
+    """Tasks (threads of every process) alive now, from /proc/loadavg's 'running/total'."""
+    loadavg = (_read("/proc/loadavg") or "0 0 0 0/0").split()
+    return int(loadavg[3].split("/")[1])
+
+
+def _cpu_mhz(cpu: dict[str, str]) -> float | None:
+    khz = _read_int("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    if khz:
+        return khz / 1000.0
+    try:
+        return float(cpu["cpu MHz"])
+    except (KeyError, ValueError):
+        return None
+
+
+@dataclass
+class Machine:
+    cpu_model: str
+    cores_online: int
+    cores_usable: int
+    cpu_mhz: float | None
+    pcid: bool
+    invpcid: bool
+    meltdown: str | None
+    kernel: str
+    memory_total_bytes: int | None
+    memory_available_bytes: int | None
+    open_files_soft_before: int
+    open_files_soft: int
+    open_files_hard: int
+    processes_limit: int | None
+    pid_max: int | None
+    threads_max: int | None
+    tasks_running: int
+    ephemeral_ports: tuple[int, int] | None
+    somaxconn: int | None
+    tcp_tw_reuse: int | None
+
+    def to_json(self) -> dict:
+        data = dict(self.__dict__)
+        data["ephemeral_ports"] = list(self.ephemeral_ports) if self.ephemeral_ports else None
+        return data
+
+
+def _unlimited(value: int) -> int | None:
+    return None if value == resource.RLIM_INFINITY else value
+
+
+def inspect_machine() -> Machine:
+    """Reads the machine, raising the soft descriptor limit to the hard one on the way (every
+    server and load generator started later inherits it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft_before = soft
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    cpu = _cpuinfo()
+    flags = cpu.get("flags", "").split()
+    port_range = (_read("/proc/sys/net/ipv4/ip_local_port_range") or "").split()
+    return Machine(
+        cpu_model=cpu.get("model name") or cpu.get("Model") or platform.processor() or "unknown",
+        cores_online=os.cpu_count() or 1,
+        cores_usable=len(os.sched_getaffinity(0)),
+        cpu_mhz=_cpu_mhz(cpu),
+        pcid="pcid" in flags,
+        invpcid="invpcid" in flags,
+        meltdown=_read("/sys/devices/system/cpu/vulnerabilities/meltdown"),
+        kernel=f"{platform.system()} {platform.release()}",
+        memory_total_bytes=_meminfo_bytes("MemTotal"),
+        memory_available_bytes=_meminfo_bytes("MemAvailable"),
+        open_files_soft_before=soft_before,
+        open_files_soft=soft,
+        open_files_hard=hard,
+        processes_limit=_unlimited(resource.getrlimit(resource.RLIMIT_NPROC)[0]),
+        pid_max=_read_int("/proc/sys/kernel/pid_max"),
+        threads_max=_read_int("/proc/sys/kernel/threads-max"),
+        tasks_running=_running_tasks(),
+        ephemeral_ports=(int(port_range[0]), int(port_range[1])) if len(port_range) == 2 else None,
+        somaxconn=_read_int("/proc/sys/net/core/somaxconn"),
+        tcp_tw_reuse=_read_int("/proc/sys/net/ipv4/tcp_tw_reuse"),
+    )
+
+
+@dataclass
+class Capacity:
+    """How many connections the run may hold at once, and every reason it is fewer than asked."""
+
+    connections: int
+    limits: dict[str, int] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+
+def connection_capacity(machine: Machine, wanted: int) -> Capacity:
+    """The most connections one server and one load generator can hold at once here."""
+    limits: dict[str, int] = {}
+    hints: dict[str, str] = {}
+    limits["ulimit -n"] = machine.open_files_soft - SPARE_DESCRIPTORS
+    hints["ulimit -n"] = (f"ulimit -n is {machine.open_files_soft} (hard limit {machine.open_files_hard}); "
+                          "raise the hard limit in /etc/security/limits.conf or with "
+                          "`ulimit -Hn` as root")
+    task_ceiling = min(v for v in (machine.pid_max, machine.threads_max) if v) if (
+        machine.pid_max or machine.threads_max) else None
+    if task_ceiling:
+        limits["pid_max/threads-max"] = task_ceiling - machine.tasks_running - SPARE_TASKS
+        hints["pid_max/threads-max"] = (
+            f"kernel.pid_max is {machine.pid_max} and kernel.threads-max {machine.threads_max}, "
+            f"with {machine.tasks_running} tasks already running; raise them with "
+            "`sysctl -w kernel.pid_max=...`")
+    if machine.processes_limit is not None and os.geteuid() != 0:
+        limits["ulimit -u"] = machine.processes_limit - machine.tasks_running - SPARE_TASKS
+        hints["ulimit -u"] = f"ulimit -u is {machine.processes_limit}; raise it with `ulimit -u`"
+    if machine.ephemeral_ports:
+        low, high = machine.ephemeral_ports
+        limits["ephemeral ports"] = high - low + 1 - SPARE_PORTS
+        hints["ephemeral ports"] = (f"net.ipv4.ip_local_port_range is {low}-{high}; widen it with "
+                                    "`sysctl -w net.ipv4.ip_local_port_range='1024 65000'`")
+    if machine.memory_available_bytes:
+        limits["memory"] = machine.memory_available_bytes // 2 // WORST_BYTES_PER_CONNECTION
+        hints["memory"] = (f"{machine.memory_available_bytes / 2**30:.1f} GiB of memory is available, "
+                           "and a forked child per connection may cost up to 1 MiB")
+    allowed = min([wanted] + list(limits.values()))
+    # Round down to hundreds, so tables read "4,800" rather than "4,837".
+    connections = max(allowed // 100 * 100 if allowed >= 200 else allowed, 0)
+    reasons = [f"{hints[name]}: at most {max(value, 0):,} connections" for name, value in limits.items()
+               if value < wanted]
+    return Capacity(connections=connections, limits=limits, reasons=reasons)

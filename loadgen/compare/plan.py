@@ -1,0 +1,61 @@
+"""The scenario matrix: what runs, how long and how hard, in the full and in the quick run.
+Every model gets exactly the same plan."""
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Plan:
+    quick: bool
+    repetitions: int
+    duration_s: float            # each throughput, open-loop, churn and blocking run
+    warmup_s: float              # unrecorded run before each closed-loop level (prefork forks up to it)
+    concurrency: list[int]       # closed-loop connection counts
+    load_threads: int            # echolab-load --threads and wrk -t
+    open_loop_connections: int
+    open_loop_share: float       # the fixed rate, as a share of the slowest model's closed-loop rate
+    churn_connections: int
+    hold_wanted: int             # the article's 10,000 (quick: fewer)
+    hold_connections: int        # what this machine's limits allow
+    ramp_s: float
+    hold_s: float
+    interval_s: float
+    blocking_get_connections: int
+    blocking_sleep_connections: int
+    sleep_ms: int
+    crash_clients: int
+    spawn_samples: int
+    spawn_parent_mib: int
+    switch_samples: int
+    switch_round_trips: int
+    idle_threads: int
+    idle_processes: int
+    memory_samples: int
+    memory_parent_mib: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+FULL_HOLD = 10_000
+QUICK_HOLD = 1_000
+
+
+def make_plan(quick: bool, connection_capacity: int) -> Plan:
+    """The full plan fits in 20 minutes on two cores; the quick one in under 3."""
+    wanted = QUICK_HOLD if quick else FULL_HOLD
+    allowed = max(min(wanted, connection_capacity), 10)
+    concurrency = sorted({min(c, connection_capacity) for c in (100, 1000)})
+    common = dict(quick=quick, concurrency=concurrency, load_threads=2, open_loop_connections=100,
+                  open_loop_share=0.5, churn_connections=32, hold_wanted=wanted,
+                  hold_connections=allowed, interval_s=1.0, blocking_get_connections=100,
+                  blocking_sleep_connections=16, sleep_ms=20)
+    if quick:
+        return Plan(**common, repetitions=1, duration_s=2.0, warmup_s=1.0, ramp_s=2.0, hold_s=4.0,
+                    crash_clients=20, spawn_samples=50, spawn_parent_mib=64, switch_samples=3,
+                    switch_round_trips=5_000, idle_threads=300, idle_processes=100,
+                    memory_samples=1, memory_parent_mib=32)
+    return Plan(**common, repetitions=3, duration_s=5.0, warmup_s=1.0, ramp_s=10.0, hold_s=15.0,
+                crash_clients=50, spawn_samples=200, spawn_parent_mib=256, switch_samples=7,
+                switch_round_trips=10_000, idle_threads=1_000, idle_processes=200,
+                memory_samples=3, memory_parent_mib=64)

@@ -1,0 +1,109 @@
+"""Every process the comparison starts, and the guarantee that none outlives it.
+
+Each child runs in a process group of its own (so a prefork master's children, or a load
+generator's threads, go with it) and asks the kernel to kill it if this runner dies
+(PR_SET_PDEATHSIG). On a normal exit, Ctrl-C, SIGTERM or an exception, every group still alive
+is sent SIGTERM, then SIGKILL."""
+
+import atexit
+import ctypes
+import os
+import signal
+import subprocess
+import time
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_started: list[subprocess.Popen] = []
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec. A runner killed with SIGKILL gets no chance to
+    # clean up; this makes the kernel send SIGTERM to the direct child then.
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(args: list[str], log_path=None, env=None, stdout=None) -> subprocess.Popen:
+    """Starts a child in its own process group, stderr (and stdout unless given) into
+    `log_path`. Call from the main thread only: the death signal follows the thread that
+    forked."""
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    try:
+        process = subprocess.Popen(args, stdout=stdout if stdout is not None else log, stderr=log,
+                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                   preexec_fn=_die_with_parent)
+    finally:
+        if log_path:
+            log.close()
+    _started.append(process)
+    return process
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def stop(process: subprocess.Popen, grace_s: float = 15.0) -> int | None:
+    """SIGTERM to the child, the time it needs for a graceful exit, then SIGKILL to its whole
+    group (children a master failed to reap included). Returns the child's exit status."""
+    if process.poll() is None:
+        try:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    status = process.poll()
+    _signal_group(process, signal.SIGKILL)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + 5
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process in _started:
+        _started.remove(process)
+    return status
+
+
+def stop_all() -> None:
+    for process in list(_started):
+        if process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for process in list(_started):
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            pass
+    for process in list(_started):
+        _signal_group(process, signal.SIGKILL)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        _started.remove(process)
+
+
+def _exit_on_signal(signum, _frame) -> None:
+    # Unwinds through every `finally`, then atexit stops what is left.
+    raise SystemExit(128 + signum)
+
+
+def install_cleanup() -> None:
+    atexit.register(stop_all)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)

@@ -1,0 +1,334 @@
+"""report.md and results.json: every scenario's table, the 10,000-connection table, the raw
+probe figures and the Claims table, each figure a median with its spread (min-max)."""
+
+import json
+from pathlib import Path
+
+from claims import Claim
+from figures import Recorder
+from plan import Plan
+from scenarios import MODELS, RECYCLING_PREFORK, display
+
+SECTIONS = ("Machine and limits", "Throughput and latency", "Open loop", "Connection churn",
+            "10,000 connections", "Blocking work", "Crash containment", "Raw costs", "Claims",
+            "Charts")
+
+
+# -- cell formatting --------------------------------------------------------------------------
+
+def _number(value: float, decimals: int = 0) -> str:
+    return f"{value:,.{decimals}f}"
+
+
+def _duration_us(value: float) -> str:
+    if value >= 1_000_000:
+        return f"{value / 1e6:.2f} s"
+    if value >= 1000:
+        return f"{value / 1000:.2f} ms"
+    return f"{value:.0f} us" if value >= 100 else f"{value:.1f} us"
+
+
+def cell(figure: dict | None, kind: str = "number", decimals: int = 0) -> str:
+    """A median, with (min-max) after it when there was more than one run."""
+    if figure is None:
+        return "-"
+    render = {"number": lambda v: _number(v, decimals), "us": _duration_us,
+              "ms": lambda v: f"{v:,.{decimals}f} ms", "kib": lambda v: f"{v:,.{decimals}f} KiB",
+              "mib": lambda v: f"{v:,.{decimals}f} MiB", "ns": lambda v: f"{v:,.0f} ns",
+              "percent": lambda v: f"{v:.0f}%", "ratio": lambda v: f"{v:.1f}x"}[kind]
+    text = render(figure["median"])
+    if len(figure["runs"]) > 1 and figure["min"] != figure["max"]:
+        text += f" ({render(figure['min'])}-{render(figure['max'])})"
+    return text
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ratio_figure(numerator: dict | None, denominator: dict | None, scale: float = 1.0) -> dict | None:
+    """median/median, and the spread as the extreme ratios of the runs."""
+    if not numerator or not denominator or not denominator["median"]:
+        return None
+    low = numerator["min"] / denominator["max"] if denominator["max"] else None
+    high = numerator["max"] / denominator["min"] if denominator["min"] else None
+    median = numerator["median"] / denominator["median"]
+    runs = [median * scale] if low is None or high is None else [low * scale, median * scale, high * scale]
+    return {"median": median * scale, "min": min(runs), "max": max(runs), "runs": runs}
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+def machine_section(machine: dict, capacity: dict, plan: Plan, servers: dict) -> str:
+    ports = machine.get("ephemeral_ports")
+    rows = [
+        ["CPU", f"{machine['cpu_model']}" + (f", {machine['cpu_mhz']:.0f} MHz" if machine.get("cpu_mhz") else "")],
+        ["cores", f"{machine['cores_usable']} usable of {machine['cores_online']}"],
+        ["kernel", machine["kernel"]],
+        ["memory", f"{(machine.get('memory_total_bytes') or 0) / 2**30:.1f} GiB, "
+                   f"{(machine.get('memory_available_bytes') or 0) / 2**30:.1f} GiB available"],
+        ["PCID / INVPCID", f"{'yes' if machine['pcid'] else 'no'} / {'yes' if machine['invpcid'] else 'no'}"],
+        ["Meltdown mitigation", machine.get("meltdown") or "unknown"],
+        ["ulimit -n", f"{machine['open_files_soft']:,} (soft was {machine['open_files_soft_before']:,}; "
+                      f"hard {machine['open_files_hard']:,})"],
+        ["kernel.pid_max / threads-max", f"{machine.get('pid_max') or 0:,} / {machine.get('threads_max') or 0:,}"],
+        ["tasks already running", f"{machine['tasks_running']:,}"],
+        ["ephemeral ports", f"{ports[0]}-{ports[1]}" if ports else "unknown"],
+        ["net.core.somaxconn / tcp_tw_reuse", f"{machine.get('somaxconn')} / {machine.get('tcp_tw_reuse')}"],
+    ]
+    text = "## Machine and limits\n\n" + table(["", "this machine"], rows) + "\n\n"
+    if capacity["reasons"]:
+        text += (f"**Scaled down:** the {plan.hold_wanted:,}-connection hold becomes "
+                 f"{plan.hold_connections:,} connections, because:\n\n")
+        text += "\n".join(f"- {reason}" for reason in capacity["reasons"]) + "\n\n"
+        if plan.concurrency[-1] < 1000:
+            text += f"- closed-loop levels: {', '.join(str(c) for c in plan.concurrency)} connections\n\n"
+    else:
+        text += f"Nothing was scaled down: the limits allow the {plan.hold_wanted:,}-connection hold.\n\n"
+    text += ("Servers (one instance per model, the same settings; a second instance with "
+             "`--fault-injection` serves the blocking and crash experiments only):\n\n")
+    text += "\n".join(f"- {name}: `{' '.join([Path(command[0]).name, *command[1:]])}`"
+                      for name, command in servers.items()) + "\n\n"
+    text += (f"Plan: {plan.repetitions} run(s) of each figure (the median is shown, the spread "
+             f"min-max in brackets); {plan.duration_s:g} s per load run after a {plan.warmup_s:g} s warm-up; "
+             f"echolab-load and wrk with {plan.load_threads} threads each, on the same cores as the server.\n")
+    return text
+
+
+def closed_loop_section(recorder: Recorder) -> str:
+    rows = []
+    for row in recorder.rows("closed_loop"):
+        tool, connections = row
+        for model in recorder.models("closed_loop", row):
+            fig = lambda name: recorder.figure("closed_loop", row, model, name)
+            rows.append([tool, f"{connections:,}", model, cell(fig("requests_per_second")),
+                         cell(fig("p50_us"), "us"), cell(fig("p99_us"), "us"), cell(fig("p99_9_us"), "us"),
+                         cell(fig("errors"))])
+    return ("## Throughput and latency (closed loop, HTTP keep-alive GET)\n\n"
+            "Each connection sends its next request when the previous answer arrives.\n\n" +
+            table(["tool", "connections", "model", "requests/s", "p50", "p99", "p99.9", "errors"], rows) + "\n")
+
+
+def open_loop_section(recorder: Recorder) -> str:
+    rows = []
+    rate = None
+    for row in recorder.rows("open_loop"):
+        rate = row[0]
+        for model in recorder.models("open_loop", row):
+            fig = lambda name: recorder.figure("open_loop", row, model, name)
+            rows.append([model, f"{rate:,.0f}", cell(fig("requests_per_second")), cell(fig("p50_us"), "us"),
+                         cell(fig("p99_us"), "us"), cell(fig("p99_9_us"), "us"), cell(fig("errors"))])
+    intro = ("A fixed schedule of requests, the same for every model (half the slowest model's "
+             "closed-loop rate), with latency counted from each request's intended send time, so "
+             "a stall shows in the percentiles instead of pausing the load (no coordinated omission).\n\n")
+    if not rows:
+        return "## Open loop\n\n" + intro + "Not measured.\n"
+    return (f"## Open loop ({rate:,.0f} requests/s)\n\n" + intro +
+            table(["model", "scheduled/s", "achieved/s", "p50", "p99", "p99.9", "errors"], rows) + "\n")
+
+
+def churn_section(recorder: Recorder) -> str:
+    rows = []
+    for row in recorder.rows("churn"):
+        for model in recorder.models("churn", row):
+            fig = lambda name: recorder.figure("churn", row, model, name)
+            rows.append([display(model), cell(fig("requests_per_second")), cell(fig("p50_us"), "us"),
+                         cell(fig("p99_us"), "us"), cell(fig("connect_p50_us"), "us"),
+                         cell(fig("spawns_per_connection"), decimals=2), cell(fig("spawn_p50_us"), "us"),
+                         cell(fig("errors"))])
+    connections = recorder.rows("churn")[0][0] if recorder.rows("churn") else 0
+    return ("## Connection churn (a new connection per request)\n\n"
+            f"{connections} clients, each connecting, sending one GET and closing, as fast as the server "
+            "allows. threads creates a thread per connection; prefork hands it to a child forked "
+            f"in advance; `{display(RECYCLING_PREFORK)}` is prefork with `--max-connections-per-child 1`, "
+            "a fork per connection, where process creation reaches the client. Spawn p50 is the "
+            "server's own `echolab_worker_spawn_seconds` (fork or thread creation until the worker is ready).\n\n" +
+            table(["model", "connections/s", "p50", "p99", "connect p50", "spawns/connection",
+                   "spawn p50 (server)", "errors"], rows) + "\n")
+
+
+def hold_section(recorder: Recorder, plan: Plan) -> str:
+    rows_spec = [("connections held", "connections_held", "number", 0),
+                 ("processes", "processes", "number", 0), ("threads", "threads", "number", 0),
+                 ("RSS idle", "rss_idle_mib", "mib", 1), ("RSS held", "rss_mib", "mib", 1),
+                 ("PSS idle", "pss_idle_mib", "mib", 1), ("PSS held", "pss_mib", "mib", 1),
+                 ("**RSS per connection**", "rss_per_connection_kib", "kib", 1),
+                 ("**PSS per connection**", "pss_per_connection_kib", "kib", 1),
+                 ("context switches/s", "context_switches_per_s", "number", 0),
+                 ("latency p50 during the hold", "hold_p50_us", "us", 0),
+                 ("latency p99 during the hold", "hold_p99_us", "us", 0),
+                 ("latency p99.9 during the hold", "hold_p99_9_us", "us", 0),
+                 ("connect p99 (ramp)", "connect_p99_us", "us", 0),
+                 ("slowest /metrics scrape", "scrape_max_s", "number", 2),
+                 ("errors", "errors", "number", 0)]
+    held_rows = recorder.rows("hold")
+    title = "## 10,000 connections\n\n"
+    intro = (f"echolab-load opens {plan.hold_connections:,} connections over {plan.ramp_s:g} s, then holds "
+             f"them {plan.hold_s:g} s, each sending one GET every {plan.interval_s:g} s; the server's "
+             "/metrics are scraped during the hold. Each hold runs against a fresh instance (same settings), so "
+             "the idle figure is a server that never held a connection. Per-connection memory is (held - idle) / connections. "
+             "PSS shares each page among the processes mapping it, so it is the honest sum for forked children.\n\n")
+    if plan.hold_connections < plan.hold_wanted:
+        intro += (f"**Held {plan.hold_connections:,} connections, not {plan.hold_wanted:,}**"
+                  f"{' (quick run)' if plan.quick else ' (limits: see above)'}.\n\n")
+    if not held_rows:
+        return title + intro + "Not measured.\n"
+    row = held_rows[0]
+    body = []
+    for label, name, kind, decimals in rows_spec:
+        body.append([label] + [cell(recorder.figure("hold", row, m, name), kind, decimals) for m in MODELS])
+    return title + intro + table(["", *MODELS], body) + "\n"
+
+
+def blocking_section(recorder: Recorder, plan: Plan) -> str:
+    rows = []
+    base_row = ("echolab-load", plan.concurrency[0])
+    ideal = plan.blocking_sleep_connections * 1000 / plan.sleep_ms
+    for row in recorder.rows("blocking"):
+        for model in recorder.models("blocking", row):
+            fig = lambda name: recorder.figure("blocking", row, model, name)
+            share = _ratio_figure(fig("requests_per_second"),
+                                  recorder.figure("closed_loop", base_row, model, "requests_per_second"), 100)
+            rows.append([model, cell(fig("requests_per_second")), cell(share, "percent"),
+                         cell(fig("p50_us"), "us"), cell(fig("p99_us"), "us"),
+                         cell(fig("sleep_requests_per_second")), cell(fig("workers_busy")), cell(fig("errors"))])
+    return ("## Blocking work (/sleep mixed into the load)\n\n"
+            f"{plan.blocking_get_connections} connections of GET / alongside {plan.blocking_sleep_connections} "
+            f"connections of `GET /sleep?ms={plan.sleep_ms}` (a worker blocked as by a slow database call; "
+            f"at most {ideal:,.0f} sleeps/s if nothing else limits them). A thread or process per connection "
+            "blocks only its own connection; the pool's N threads are shared, so N sleeps stall every "
+            "connection. \"vs unblocked\" compares GET throughput with the closed loop at "
+            f"{plan.concurrency[0]} connections.\n\n" +
+            table(["model", "GET/s", "vs unblocked", "GET p50", "GET p99", "sleeps/s", "workers busy",
+                   "errors"], rows) + "\n")
+
+
+def crash_section(recorder: Recorder, plan: Plan) -> str:
+    rows = []
+    for row in recorder.rows("crash"):
+        for model in recorder.models("crash", row):
+            fig = lambda name: recorder.figure("crash", row, model, name)
+            died = fig("process_died")
+            outcome = "-" if died is None else (
+                f"process died, all {plan.crash_clients} connections lost" if died["median"] >= 0.5 and
+                (fig("connections_lost") or {}).get("median") == plan.crash_clients else
+                "process died" if died["median"] >= 0.5 else "process lives")
+            rows.append([model, outcome, cell(fig("connections_lost")), cell(fig("time_to_serve_ms"), "ms", 1),
+                         cell(fig("crashes_counted")), cell(fig("lost_counted"))])
+    return ("## Crash containment\n\n"
+            f"{plan.crash_clients} keep-alive clients connected and served once; then one `GET /crash` "
+            "(a real SIGSEGV in the worker). Lost = clients that get no answer afterwards (the crashing "
+            "connection itself is not among them). A server whose process died is restarted by the "
+            "runner, as a supervisor would; its time to serve includes that restart.\n\n" +
+            table(["model", "outcome", "connections lost", "serving again after", "crashes counted",
+                   "lost counted (metrics)"], rows) + "\n")
+
+
+def probes_section(recorder: Recorder) -> str:
+    fig = lambda probe, name: recorder.figure("probe", (probe,), "machine", name)
+    spawn_rows = []
+    for label, key in (("fork (until the child runs)", "fork"), ("fork + exec /bin/true (until exit)", "fork_exec"),
+                       ("posix_spawn /bin/true (until exit)", "posix_spawn"), ("thread (until it runs)", "thread")):
+        spawn_rows.append([label, cell(fig("spawn", f"{key}_p50_us"), "us"), cell(fig("spawn", f"{key}_p99_us"), "us"),
+                           cell(fig("spawn", f"large_parent_{key}_p50_us"), "us")])
+    large_rss = fig("spawn", "large_parent_parent_rss_kib")
+    large = f"median from a {large_rss['median'] / 1024:,.0f} MiB parent" if large_rss else "large parent"
+    switch_rows = []
+    for label, prefix in (("plain ping-pong", ""), ("each side touches its working set", "touching_")):
+        process, thread = fig("context-switch", f"{prefix}process_ns"), fig("context-switch", f"{prefix}thread_ns")
+        switch_rows.append([label, cell(process, "ns"), cell(thread, "ns"), cell(_ratio_figure(process, thread), "ratio"),
+                            cell(fig("context-switch", f"{prefix}extra_cycles"), "number")])
+    memory_rows = []
+    for label, stack in (("thread, default stack", "default_stack"), ("thread, small stack", "small_stack")):
+        size = fig("thread-memory", f"{stack}_kib")
+        memory_rows.append([f"{label} ({size['median']:,.0f} KiB)" if size else label,
+                            cell(fig("thread-memory", f"{stack}_virtual_kib"), "kib"),
+                            cell(fig("thread-memory", f"{stack}_rss_kib"), "kib", 1),
+                            cell(fig("thread-memory", f"{stack}_pss_kib"), "kib", 1),
+                            cell(fig("thread-memory", f"{stack}_page_tables_kib"), "kib", 1),
+                            cell(fig("thread-memory", f"{stack}_kernel_stack_kib"), "kib", 1)])
+    for label, parent in (("forked process, small parent", "small_parent"), ("forked process, large parent", "large_parent")):
+        rss = fig("process-memory", f"{parent}_rss_kib")
+        memory_rows.append([f"{label} ({rss['median'] / 1024:,.0f} MiB)" if rss else label, "-",
+                            cell(fig("process-memory", f"{parent}_rss_per_process_kib"), "kib", 1),
+                            cell(fig("process-memory", f"{parent}_pss_added_per_process_kib"), "kib", 1),
+                            cell(fig("process-memory", f"{parent}_page_tables_per_process_kib"), "kib", 1),
+                            cell(fig("process-memory", f"{parent}_kernel_stack_per_process_kib"), "kib", 1)])
+    return ("## Raw costs (echolab-probe)\n\n"
+            "### Creation\n\n" + table(["", "median", "p99", large], spawn_rows) + "\n\n"
+            "### Context switch (both sides pinned to one CPU, pipe ping-pong)\n\n" +
+            table(["", "process", "thread", "process/thread", "extra cycles per process switch"], switch_rows) + "\n\n"
+            "### Memory per idle thread and per idle forked process\n\n"
+            "For a forked child, the PSS column is what the child adds to the machine's total (PSS "
+            "of parent and children after, minus before): pages shared copy-on-write count once.\n\n" +
+            table(["", "reserved (virtual)", "RSS", "PSS", "page tables", "kernel stack"], memory_rows) + "\n")
+
+
+def claims_section(claims: list[Claim]) -> str:
+    rows = [[c.claim, c.measured, f"**{c.verdict}**", c.why] for c in claims]
+    return ("## Claims\n\n"
+            "Each claim of the article beside what this machine measured; the verdict is computed "
+            "from the figures above.\n\n" + table(["claim (article)", "measured here", "verdict", "why"], rows) + "\n")
+
+
+def peers_section(peers: dict | None, recorder: Recorder) -> str:
+    if peers is None:
+        return ""
+    text = ("## Peers (production servers, same load)\n\n"
+            "Each production server that implements a model, under the closed-loop matrix above "
+            "(GET /hello, answered with the same \"Hello, World!\" body). The echolab column repeats the model's "
+            "figure from the closed-loop table of this run, measured before the peers.\n\n")
+    if not peers.get("available"):
+        return text + peers.get("message", "Peers unavailable.") + "\n"
+    rows = []
+    for row in recorder.rows("peers"):
+        tool, connections = row
+        for name in recorder.models("peers", row):
+            fig = lambda n: recorder.figure("peers", row, name, n)
+            model = peers["models"].get(name, "")
+            ours = recorder.figure("closed_loop", row, model, "requests_per_second")
+            rows.append([tool, f"{connections:,}", f"{name} ({model})", cell(fig("requests_per_second")),
+                         cell(ours), cell(fig("p50_us"), "us"), cell(fig("p99_us"), "us"), cell(fig("errors"))])
+    return text + (peers.get("message", "") + "\n\n" if peers.get("message") else "") + table(
+        ["tool", "connections", "peer (model)", "peer requests/s", "echolab requests/s", "peer p50", "peer p99",
+         "peer errors"], rows) + "\n"
+
+
+def charts_section(charts: list[str]) -> str:
+    if not charts:
+        return "## Charts\n\nNo charts: gnuplot is not installed (Debian package gnuplot-nox).\n"
+    return "## Charts\n\n" + "\n\n".join(f"![{Path(c).stem}]({c})" for c in charts) + "\n"
+
+
+def failures_section(failures: list[str]) -> str:
+    if not failures:
+        return ""
+    return "## Failures\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"
+
+
+def render(results: dict, recorder: Recorder, plan: Plan, claims: list[Claim], charts: list[str]) -> str:
+    machine = results["machine"]
+    header = (f"# echolab compare: processes vs threads, measured\n\n"
+              f"{results['started_utc']}, {'quick' if plan.quick else 'full'} run, "
+              f"{results['runtime_s'] / 60:.1f} minutes, on {machine['cpu_model']} "
+              f"({machine['cores_usable']} cores), {machine['kernel']}. "
+              "How to read each figure: docs/reading-the-report.md.\n")
+    parts = [header, machine_section(machine, results["capacity"], plan, results["servers"]),
+             closed_loop_section(recorder), open_loop_section(recorder), churn_section(recorder),
+             hold_section(recorder, plan), blocking_section(recorder, plan), crash_section(recorder, plan),
+             probes_section(recorder), claims_section(claims), peers_section(results.get("peers"), recorder),
+             charts_section(charts), failures_section(results["failures"])]
+    return "\n".join(p for p in parts if p)
+
+
+def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str:
+    """The tables a user wants to see when the run ends, in the markdown they are written in."""
+    return "\n".join([closed_loop_section(recorder), hold_section(recorder, plan),
+                      crash_section(recorder, plan), claims_section(claims)])
+
+
+def write(out_dir: Path, results: dict, markdown: str) -> None:
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    (out_dir / "report.md").write_text(markdown)

@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""make compare: the three concurrency models under identical load, and the article's claims
+checked against what this machine measures.
+
+Usage: run.py --bin-dir build/bin [--quick] [--peers] [--out DIR]
+
+Starts echolab-prefork, echolab-threads and echolab-pool on loopback, runs the same scenario
+matrix against each (closed-loop throughput with echolab-load and wrk, an open-loop rate,
+connection churn, the 10,000-connection hold, blocking work, crash containment), measures the
+raw costs with echolab-probe, and writes results/<UTC time>/report.md, results.json and PNG
+charts. Every process it starts is stopped when it ends, on Ctrl-C and on failure too."""
+
+import argparse
+import datetime
+import os
+import sys
+import time
+from pathlib import Path
+
+import charts
+import claims
+import loadtools
+import machine as machine_info
+import peer_hook
+import probes
+import processes
+import report
+import scenarios
+from plan import make_plan
+from servers import MODELS, Server, settings_for
+
+REPO = Path(__file__).resolve().parents[2]
+BINARIES = ("echolab-prefork", "echolab-threads", "echolab-pool", "echolab-load", "echolab-probe")
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin-dir", type=Path, default=REPO / "build" / "bin",
+                        help="where the echolab binaries are (default: build/bin)")
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced matrix: 1 run per figure, short runs, a 1,000-connection hold (<3 min)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also load Apache httpd (prefork, worker) and nginx, via loadgen/peers/peers.py")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: results/<UTC timestamp>)")
+    return parser.parse_args(argv)
+
+
+def check_binaries(bin_dir: Path) -> None:
+    missing = [name for name in BINARIES if not (bin_dir / name).is_file()]
+    if missing:
+        sys.exit(f"compare: missing in {bin_dir}: {', '.join(missing)} (build them: "
+                 f"cmake --build build --target {' '.join(BINARIES)})")
+
+
+def preflight(quick: bool):
+    """Reads the machine and its limits, raises ulimit -n, and says what will be scaled down."""
+    machine = machine_info.inspect_machine()
+    wanted = 1_000 if quick else 10_000
+    capacity = machine_info.connection_capacity(machine, wanted)
+    print(f"compare: {machine.cpu_model}, {machine.cores_usable} cores, {machine.kernel}", flush=True)
+    if machine.open_files_soft_before != machine.open_files_soft:
+        print(f"compare: raised ulimit -n from {machine.open_files_soft_before:,} to {machine.open_files_soft:,}",
+              flush=True)
+    ports = machine.ephemeral_ports
+    print(f"compare: limits: ulimit -n {machine.open_files_soft:,}, pid_max {machine.pid_max}, "
+          f"threads-max {machine.threads_max}, ephemeral ports {f'{ports[0]}-{ports[1]}' if ports else 'unknown'}",
+          flush=True)
+    if capacity.reasons:
+        print(f"compare: SCALED DOWN: the {wanted:,}-connection hold becomes {capacity.connections:,} connections:",
+              flush=True)
+        for reason in capacity.reasons:
+            print(f"compare:   {reason}", flush=True)
+    if capacity.connections < 100:
+        sys.exit(f"compare: the limits allow only {capacity.connections} connections; raise them (see above)")
+    return machine, capacity
+
+
+def count_steps(plan, with_wrk: bool, recycling: bool, peer_steps: int) -> int:
+    models = len(MODELS)
+    per_rep = (len(plan.concurrency) * models * (2 + (1 if with_wrk else 0))  # warm-up, echolab-load, wrk
+               + models                       # open loop
+               + models + (1 if recycling else 0)  # churn
+               + models + models + models     # hold, blocking, crash
+               + len(probes.READERS))         # probes
+    return per_rep * plan.repetitions + peer_steps
+
+
+def start_servers(bin_dir: Path, plan, log_dir: Path) -> tuple[dict, dict, Server]:
+    """The measured instance of each model, a fault-injection instance of each (blocking and
+    crash only), and the fork-per-connection prefork (churn only)."""
+    cap = plan.hold_connections
+    main = {m: Server(m, m, bin_dir / f"echolab-{m}", settings_for(m, cap), log_dir) for m in MODELS}
+    fault = {m: Server(f"{m}-fault-injection", m, bin_dir / f"echolab-{m}",
+                       settings_for(m, cap) + ["--fault-injection"], log_dir) for m in MODELS}
+    recycling = Server(scenarios.RECYCLING_PREFORK, "prefork", bin_dir / "echolab-prefork",
+                       settings_for("prefork", cap) + ["--max-connections-per-child", "1"], log_dir)
+    for server in [*main.values(), *fault.values(), recycling]:
+        server.start()
+    return main, fault, recycling
+
+
+def main(argv: list[str]) -> int:
+    args = parse_arguments(argv)
+    processes.install_cleanup()
+    bin_dir = args.bin_dir.resolve()
+    check_binaries(bin_dir)
+    started_utc = datetime.datetime.now(datetime.timezone.utc)
+    out_dir = (args.out or REPO / "results" / started_utc.strftime("%Y%m%dT%H%M%SZ")).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Inherited by every process this run starts (prefork children too), so a test or a user
+    # can find any that outlived it: grep ECHOLAB_COMPARE_RUN /proc/*/environ.
+    os.environ["ECHOLAB_COMPARE_RUN"] = str(out_dir)
+    started = time.monotonic()
+
+    machine, capacity = preflight(args.quick)
+    plan = make_plan(args.quick, capacity.connections)
+    peers = peer_hook.discover() if args.peers else None
+    if peers is not None:
+        print(f"compare: peers: {', '.join(peers['names']) if peers['available'] else ''}"
+              f"{'; ' if peers['available'] and peers['message'] else ''}{peers['message']}", flush=True)
+    wrk_script = REPO / "loadgen" / "wrk" / "json_report.lua"
+    if not loadtools.wrk_available():
+        print("compare: wrk is not installed; the wrk rows are skipped (Debian package wrk)", flush=True)
+    elif not wrk_script.exists():
+        print(f"compare: {wrk_script} is missing; wrk's latency comes from its --latency summary", flush=True)
+        wrk_script = None
+    print(f"compare: {'quick' if plan.quick else 'full'} run, {plan.repetitions} run(s) per figure, "
+          f"hold of {plan.hold_connections:,} connections; writing {out_dir}", flush=True)
+
+    peer_steps = peer_hook.steps(peers, plan) if peers and peers["available"] else 0
+    try:
+        main_servers, fault_servers, recycling = start_servers(bin_dir, plan, out_dir / "logs")
+    except RuntimeError as error:  # the servers already started are stopped at exit
+        sys.exit(f"compare: {error}")
+    bench = scenarios.Bench(plan, bin_dir, out_dir / "raw", out_dir / "logs", wrk_script, main_servers, fault_servers,
+                            recycling, count_steps(plan, bool(loadtools.wrk_available()), True, peer_steps))
+    try:
+        # The probes first, while the machine is as quiet as this run will leave it.
+        probes.run_probes(bin_dir / "echolab-probe", plan, out_dir / "raw", bench.recorder, bench.failures,
+                          bench.progress)
+        for rep in range(plan.repetitions):
+            scenarios.closed_loop(bench, rep)
+            scenarios.open_loop(bench, rep)
+            scenarios.hold(bench, rep)
+            scenarios.churn(bench, rep)
+            scenarios.blocking(bench, rep)
+            scenarios.crash(bench, rep)
+            if peers and peers["available"]:
+                peer_hook.run_peers(bench, peers, rep)
+    finally:
+        commands = {s.name: s.command for s in [*main_servers.values(), *fault_servers.values(), recycling]}
+        exit_statuses = {s.name: s.stop() for s in [*main_servers.values(), *fault_servers.values(), recycling]}
+    for name, status in exit_statuses.items():
+        if status not in (0, None):
+            bench.failures.append(f"{name} exited with status {status} on SIGTERM (graceful shutdown expected 0)")
+
+    claim_list = claims.evaluate(bench.recorder, plan.crash_clients, machine.pcid, machine.meltdown,
+                                 plan.hold_connections, plan.quick)
+    try:
+        chart_paths = charts.draw_all(out_dir, bench.recorder, plan)
+    except (RuntimeError, OSError) as error:
+        bench.failures.append(f"charts: {error}")
+        chart_paths = []
+    results = {
+        "tool": "echolab compare",
+        "started_utc": started_utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "mode": "quick" if plan.quick else "full",
+        "runtime_s": time.monotonic() - started,
+        "machine": machine.to_json(),
+        "capacity": {"connections": capacity.connections, "limits": capacity.limits, "reasons": capacity.reasons},
+        "plan": plan.to_json(),
+        "open_loop_rate": bench.open_loop_rate,
+        "servers": commands,
+        "scenarios": bench.recorder.to_json(),
+        "claims": [c.to_json() for c in claim_list],
+        "charts": chart_paths,
+        "peers": ({k: v for k, v in peers.items() if k != "module"} if peers is not None else None),
+        "failures": bench.failures,
+    }
+    markdown = report.render(results, bench.recorder, plan, claim_list, chart_paths)
+    report.write(out_dir, results, markdown)
+    print()
+    print(report.terminal_summary(bench.recorder, plan, claim_list))
+    print(f"compare: {results['runtime_s'] / 60:.1f} minutes; report: {out_dir / 'report.md'}", flush=True)
+    if bench.failures:
+        print(f"compare: {len(bench.failures)} failure(s), listed at the end of the report", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,419 @@
+"""The scenario matrix, run identically against every model: closed-loop throughput (echolab-load
+and wrk), an open-loop fixed rate, connection churn, the 10,000-connection ramp-and-hold,
+blocking work mixed into the load, and crash containment. Each function records one run of
+every model into the Recorder."""
+
+import sys
+import time
+from pathlib import Path
+
+import keepalive
+import loadtools
+import metrics
+from figures import Recorder
+from plan import Plan
+from servers import LOOPBACK, MODELS, Server
+
+# A fork-per-connection prefork (every child exits after one connection), run only in the churn
+# scenario: it is where process creation cost reaches the client.
+RECYCLING_PREFORK = "prefork-recycle"
+DISPLAY_NAMES = {RECYCLING_PREFORK: "prefork, 1 conn/child"}
+
+CONTEXT_SWITCHES = "echolab_context_switches_total"
+SPAWN_HISTOGRAM = "echolab_worker_spawn_seconds"
+
+
+def display(model: str) -> str:
+    return DISPLAY_NAMES.get(model, model)
+
+
+def _ms(microseconds: float | None) -> str:
+    if microseconds is None:
+        return "-"
+    return f"{microseconds / 1000:.2f} ms" if microseconds >= 1000 else f"{microseconds:.0f} us"
+
+
+def load_figures(result: dict) -> dict:
+    """The figures of one load run, flat: requests_per_second, p50_us ... max_us, errors."""
+    latency = result.get("latency_us") or {}
+    figures = {"requests_per_second": result.get("requests_per_second"),
+               "requests": result.get("requests"),
+               "errors": (result.get("errors") or {}).get("total", 0)}
+    for key in loadtools.PERCENTILE_KEYS:
+        figures[f"{key}_us"] = latency.get(key)
+    return figures
+
+
+class Bench:
+    """The servers, the tools, the plan and the recorder of one comparison run."""
+
+    def __init__(self, plan: Plan, bin_dir: Path, work_dir: Path, log_dir: Path, wrk_script: Path | None,
+                 main: dict[str, Server], fault: dict[str, Server], recycling: Server | None,
+                 total_steps: int):
+        self.plan, self.bin_dir, self.work_dir, self.log_dir = plan, bin_dir, work_dir, log_dir
+        self.wrk_script = wrk_script
+        self.main, self.fault, self.recycling = main, fault, recycling
+        self.recorder = Recorder()
+        self.failures: list[str] = []
+        self.open_loop_rate: float | None = None
+        self.step, self.total_steps = 0, total_steps
+        self.load_binary = bin_dir / "echolab-load"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- running and reporting one step -------------------------------------------------------
+
+    def progress(self, rep: int, label: str, model: str, summary: str, seconds: float) -> None:
+        self.step += 1
+        width = len(str(self.total_steps))
+        print(f"[{self.step:>{width}}/{self.total_steps}] run {rep + 1}/{self.plan.repetitions}  "
+              f"{label:<30} {display(model):<22} {summary}  ({seconds:.1f} s)", flush=True)
+
+    def attempt(self, rep: int, label: str, model: str, measure) -> None:
+        """Runs one measurement; a failure is recorded and reported, and the run goes on."""
+        started = time.monotonic()
+        try:
+            summary = measure()
+        except Exception as error:  # noqa: BLE001 - one failed measurement must not lose the others
+            message = f"{label}, {display(model)}, run {rep + 1}: {type(error).__name__}: {error}"
+            self.failures.append(message)
+            summary = f"FAILED: {error}".splitlines()[0]
+            print(f"  {message}", file=sys.stderr, flush=True)
+        self.progress(rep, label, model, summary, time.monotonic() - started)
+
+    def ensure_alive(self, server: Server) -> None:
+        """A server that died outside the crash experiment is a finding: restart it, say so."""
+        if not server.alive():
+            note = f"{server.name} exited unexpectedly (status {server.process.returncode}); restarted"
+            self.failures.append(note)
+            print(f"  {note}", file=sys.stderr, flush=True)
+            server.restart()
+
+    def fresh_server(self, model: str, purpose: str) -> Server:
+        """A new instance with the measured instance's settings, for a figure that a warm
+        server would distort (memory a previous run left resident)."""
+        main = self.main[model]
+        return Server(f"{model}-{purpose}", model, main.binary, list(main.flags), self.log_dir).start()
+
+    def run_name(self, *parts) -> str:
+        """The file name of one load run's outputs in the raw/ directory."""
+        return "-".join(str(p) for p in parts)
+
+    def run_load(self, server: Server, options: list[str], name: str, seconds: float) -> dict:
+        run = loadtools.echolab_load(self.load_binary, server.target, options, self.work_dir, name,
+                                     timeout_s=seconds + 60)
+        return run.result()
+
+    def wait_idle(self, server: Server, timeout_s: float = 30.0) -> metrics.Scrape:
+        """Waits until the server holds no connection (the previous run's are closed), and
+        returns that scrape: the baseline of the next measurement."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            scrape = metrics.scrape(server.metrics_url)
+            if (scrape.total("echolab_connections_active") or 0) == 0 or time.monotonic() > deadline:
+                return scrape
+            time.sleep(0.2)
+
+
+# -- closed loop ------------------------------------------------------------------------------
+
+def closed_loop(bench: Bench, rep: int) -> None:
+    plan = bench.plan
+    for connections in plan.concurrency:
+        for model in MODELS:
+            server = bench.main[model]
+            bench.ensure_alive(server)
+            base = ["--connections", str(connections), "--threads", str(plan.load_threads)]
+            # Unrecorded: lets prefork fork the children this level needs, as a server in
+            # production has them; every model gets the same warm-up.
+            bench.attempt(rep, f"warm-up c={connections}", model, lambda: _throughput_summary(load_figures(
+                bench.run_load(server, base + ["--duration", f"{plan.warmup_s:g}s"],
+                               bench.run_name("warmup", connections, model, rep), plan.warmup_s))))
+
+            def measure_echolab_load() -> str:
+                result = bench.run_load(server, base + ["--duration", f"{plan.duration_s:g}s"],
+                                        bench.run_name("closed", connections, model, rep), plan.duration_s)
+                figures = load_figures(result)
+                bench.recorder.add("closed_loop", ("echolab-load", connections), model, figures)
+                return _throughput_summary(figures)
+
+            bench.attempt(rep, f"closed loop c={connections} echolab-load", model, measure_echolab_load)
+            if loadtools.wrk_available():
+                def measure_wrk() -> str:
+                    result = loadtools.wrk(server.url, connections, plan.load_threads, plan.duration_s,
+                                           bench.wrk_script, bench.work_dir,
+                                           bench.run_name("wrk", connections, model, rep)).result()
+                    figures = load_figures(result)
+                    bench.recorder.add("closed_loop", ("wrk", connections), model, figures,
+                                       note=f"wrk latency from {result.get('source')}")
+                    return _throughput_summary(figures)
+
+                bench.attempt(rep, f"closed loop c={connections} wrk", model, measure_wrk)
+
+
+def _throughput_summary(figures: dict) -> str:
+    errors = figures.get("errors") or 0
+    return (f"{figures['requests_per_second']:>10,.0f} req/s  p50 {_ms(figures.get('p50_us'))}  "
+            f"p99 {_ms(figures.get('p99_us'))}" + (f"  errors {errors:,.0f}" if errors else ""))
+
+
+def choose_open_loop_rate(bench: Bench) -> float | None:
+    """A fixed rate every model can sustain: a share of the slowest model's closed-loop rate at
+    the lowest concurrency, rounded to two significant digits."""
+    row = ("echolab-load", bench.plan.concurrency[0])
+    rates = [bench.recorder.median("closed_loop", row, model, "requests_per_second") for model in MODELS]
+    rates = [r for r in rates if r]
+    if not rates:
+        return None
+    rate = min(rates) * bench.plan.open_loop_share
+    magnitude = 10 ** max(len(str(int(rate))) - 2, 0)
+    return max(float(int(rate // magnitude) * magnitude), 100.0)
+
+
+def open_loop(bench: Bench, rep: int) -> None:
+    plan = bench.plan
+    if bench.open_loop_rate is None:
+        bench.open_loop_rate = choose_open_loop_rate(bench)
+    rate = bench.open_loop_rate
+    for model in MODELS:
+        server = bench.main[model]
+        bench.ensure_alive(server)
+
+        def measure() -> str:
+            if rate is None:
+                raise RuntimeError("no closed-loop rate was measured to derive the open-loop rate from")
+            result = bench.run_load(server, ["--connections", str(plan.open_loop_connections),
+                                             "--threads", str(plan.load_threads), "--rate", f"{rate:g}",
+                                             "--duration", f"{plan.duration_s:g}s"],
+                                    bench.run_name("open", model, rep), plan.duration_s)
+            figures = load_figures(result)
+            bench.recorder.add("open_loop", (rate,), model, figures)
+            return _throughput_summary(figures)
+
+        bench.attempt(rep, f"open loop {rate or 0:,.0f} req/s", model, measure)
+
+
+# -- connection churn -------------------------------------------------------------------------
+
+def churn(bench: Bench, rep: int) -> None:
+    plan = bench.plan
+    targets = [(model, bench.main[model]) for model in MODELS]
+    if bench.recycling is not None:
+        targets.append((RECYCLING_PREFORK, bench.recycling))
+    for model, server in targets:
+        bench.ensure_alive(server)
+
+        def measure(model=model, server=server) -> str:
+            before = bench.wait_idle(server)
+            result = bench.run_load(server, ["--connections", str(plan.churn_connections),
+                                             "--threads", str(plan.load_threads),
+                                             "--new-connection-per-request",
+                                             "--duration", f"{plan.duration_s:g}s"],
+                                    bench.run_name("churn", model, rep), plan.duration_s)
+            after = metrics.scrape(server.metrics_url)
+            figures = load_figures(result)
+            figures["connect_p50_us"] = (result.get("connect_us") or {}).get("p50")
+            figures.update(spawn_figures(before, after, result["requests"]))
+            bench.recorder.add("churn", (plan.churn_connections,), model, figures)
+            return (_throughput_summary(figures).replace("req/s", "conn/s") +
+                    (f"  spawns {figures['spawns']:,.0f}" if figures["spawns"] is not None else ""))
+
+        bench.attempt(rep, "churn (new connection/request)", model, measure)
+
+
+def spawn_figures(before: metrics.Scrape, after: metrics.Scrape, connections: int) -> dict:
+    """Workers the server created between two scrapes, per connection, and how long each took
+    (the server's own fork- or thread-until-ready histogram)."""
+    figures = {"spawns": None, "spawns_per_connection": None, "spawn_p50_us": None, "spawn_p99_us": None}
+    count = f"{SPAWN_HISTOGRAM}_count"
+    if not after.has(count):
+        return figures
+    spawned = (after.total(count) or 0) - (before.total(count) or 0)
+    figures["spawns"] = spawned
+    figures["spawns_per_connection"] = spawned / connections if connections else None
+    buckets = metrics.bucket_delta(before, after, SPAWN_HISTOGRAM)
+    for quantile, key in ((0.5, "spawn_p50_us"), (0.99, "spawn_p99_us")):
+        seconds = metrics.histogram_quantile(quantile, buckets)
+        figures[key] = seconds * 1e6 if seconds is not None else None
+    return figures
+
+
+# -- the 10,000-connection hold ---------------------------------------------------------------
+
+def _scrape_during(run: loadtools.LoadRun, server: Server, window: tuple[float, float],
+                   scrapes: int) -> list[metrics.Scrape]:
+    """Scrapes the server `scrapes` times spread over `window` (monotonic times) while the load
+    tool runs."""
+    begin, end = window
+    step = (end - begin) / max(scrapes - 1, 1)
+    due = begin
+    samples = []
+    while run.process.poll() is None and due <= end:
+        if time.monotonic() >= due:
+            samples.append(metrics.scrape(server.metrics_url, timeout=20))
+            due = max(due + step, time.monotonic())
+        time.sleep(0.05)
+    return samples
+
+
+def hold(bench: Bench, rep: int) -> None:
+    plan = bench.plan
+    for model in MODELS:
+        def measure(model=model) -> str:
+            # A fresh server: the baseline is then a server that never held a connection, not one
+            # whose allocator keeps what the throughput runs made resident.
+            server = bench.fresh_server(model, "hold")
+            try:
+                return _hold_once(bench, rep, model, server)
+            finally:
+                server.stop()
+
+        bench.attempt(rep, f"hold {plan.hold_connections:,} connections", model, measure)
+
+
+def _hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
+    plan = bench.plan
+    idle = bench.wait_idle(server)
+    started = time.monotonic()
+    run = loadtools.echolab_load(
+        bench.load_binary, server.target,
+        ["--connections", str(plan.hold_connections), "--threads", str(plan.load_threads),
+         "--ramp", f"{plan.ramp_s:g}s", "--hold", f"{plan.hold_s:g}s", "--interval", f"{plan.interval_s:g}s"],
+        bench.work_dir, bench.run_name("hold", model, rep), timeout_s=plan.ramp_s + plan.hold_s + 90)
+    # The hold begins when the ramp ends; leave a moment for the last connects.
+    margin = min(1.0, plan.hold_s / 4)
+    window = (started + plan.ramp_s + margin, started + plan.ramp_s + plan.hold_s - margin)
+    samples = _scrape_during(run, server, window, scrapes=5)
+    result = run.result()
+    figures = hold_figures(idle, samples, result)
+    bench.recorder.add("hold", (plan.hold_connections,), model, figures)
+    return (f"{figures['connections_held'] or 0:>6,.0f} held  RSS/conn "
+            f"{_kib(figures['rss_per_connection_kib'])}  PSS/conn {_kib(figures['pss_per_connection_kib'])}  "
+            f"p99 {_ms(figures['hold_p99_us'])}" + (f"  errors {figures['errors']:,.0f}" if figures["errors"] else ""))
+
+
+def _kib(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} KiB"
+
+
+def hold_figures(idle: metrics.Scrape, samples: list[metrics.Scrape], result: dict) -> dict:
+    if len(samples) < 2:
+        raise RuntimeError(f"only {len(samples)} scrape(s) during the hold; the load ended early "
+                           f"(errors: {result.get('errors')})")
+    fullest = max(samples, key=lambda s: s.total("echolab_connections_active") or 0)
+    held = fullest.total("echolab_connections_active") or result.get("connections_open_peak") or 0
+    figures = {"connections_held": held, "connections_open_peak": result.get("connections_open_peak")}
+    for name, key in (("echolab_memory_rss_bytes", "rss"), ("echolab_memory_pss_bytes", "pss")):
+        during, before = fullest.total(name), idle.total(name)
+        figures[f"{key}_mib"] = during / 2**20 if during is not None else None
+        figures[f"{key}_idle_mib"] = before / 2**20 if before is not None else None
+        figures[f"{key}_per_connection_kib"] = ((during - before) / held / 1024
+                                                if during is not None and before is not None and held else None)
+    figures["processes"] = fullest.total("echolab_processes")
+    figures["threads"] = fullest.total("echolab_threads")
+    figures["context_switches_per_s"] = metrics.counter_rate(samples[0], samples[-1], CONTEXT_SWITCHES)
+    figures["scrape_max_s"] = max(s.took_s for s in samples)
+    hold_latency = result.get("hold_latency_us") or {}
+    for key in ("p50", "p99", "p99_9", "max"):
+        figures[f"hold_{key}_us"] = hold_latency.get(key)
+    figures["connect_p99_us"] = (result.get("connect_us") or {}).get("p99")
+    figures["hold_requests"] = result.get("hold_requests")
+    figures["errors"] = (result.get("errors") or {}).get("total", 0)
+    return figures
+
+
+# -- blocking work ----------------------------------------------------------------------------
+
+def blocking(bench: Bench, rep: int) -> None:
+    plan = bench.plan
+    for model in MODELS:
+        server = bench.fault[model]
+        bench.ensure_alive(server)
+
+        def measure(model=model, server=server) -> str:
+            bench.wait_idle(server)
+            common = ["--threads", str(plan.load_threads), "--duration", f"{plan.duration_s:g}s"]
+            sleeper = loadtools.echolab_load(
+                bench.load_binary, server.target,
+                ["--connections", str(plan.blocking_sleep_connections), "--path",
+                 f"/sleep?ms={plan.sleep_ms}", *common], bench.work_dir,
+                bench.run_name("blocking-sleep", model, rep), timeout_s=plan.duration_s + 60)
+            getter = loadtools.echolab_load(
+                bench.load_binary, server.target,
+                ["--connections", str(plan.blocking_get_connections), *common], bench.work_dir,
+                bench.run_name("blocking-get", model, rep), timeout_s=plan.duration_s + 60)
+            time.sleep(plan.duration_s / 2)
+            during = metrics.scrape(server.metrics_url)
+            get_result, sleep_result = getter.result(), sleeper.result()
+            figures = load_figures(get_result)
+            sleep_figures = load_figures(sleep_result)
+            figures["sleep_requests_per_second"] = sleep_figures["requests_per_second"]
+            figures["sleep_p99_us"] = sleep_figures["p99_us"]
+            figures["sleep_errors"] = sleep_figures["errors"]
+            figures["errors"] = (figures["errors"] or 0) + (sleep_figures["errors"] or 0)
+            figures["workers_busy"] = during.total("echolab_workers", state="busy")
+            figures["workers_idle"] = during.total("echolab_workers", state="idle")
+            bench.recorder.add("blocking", (plan.blocking_get_connections, plan.blocking_sleep_connections),
+                               model, figures)
+            return (f"GET {figures['requests_per_second']:>9,.0f} req/s p99 {_ms(figures['p99_us'])}  "
+                    f"sleep {figures['sleep_requests_per_second']:,.0f} req/s")
+
+        bench.attempt(rep, f"blocking (/sleep?ms={plan.sleep_ms} mixed)", model, measure)
+
+
+# -- crash containment ------------------------------------------------------------------------
+
+def crash(bench: Bench, rep: int) -> None:
+    plan = bench.plan
+    for model in MODELS:
+        server = bench.fault[model]
+        bench.ensure_alive(server)
+
+        def measure(model=model, server=server) -> str:
+            bench.wait_idle(server)
+            before = metrics.scrape(server.metrics_url)
+            with keepalive.KeepAliveClients(LOOPBACK, server.port, plan.crash_clients) as clients:
+                crashed_at = time.monotonic()
+                connection_died = keepalive.send_crash(LOOPBACK, server.port)
+                died, served_at = _recover(server, deadline=time.monotonic() + 15)
+                survived = clients.still_served()
+            after = metrics.scrape(server.metrics_url) if not died else None
+            figures = {
+                "clients": plan.crash_clients,
+                "crash_connection_closed": 1 if connection_died else 0,
+                "process_died": 1 if died else 0,
+                "connections_lost": plan.crash_clients - survived,
+                "connections_survived": survived,
+                "time_to_serve_ms": (served_at - crashed_at) * 1000 if served_at else None,
+                "crashes_counted": _delta(before, after, "echolab_worker_crashes_total"),
+                "lost_counted": _delta(before, after, "echolab_connections_lost_total"),
+            }
+            bench.recorder.add("crash", (plan.crash_clients,), model, figures)
+            if died:
+                return (f"process died, all {plan.crash_clients} connections lost; restarted, serving "
+                        f"again after {figures['time_to_serve_ms'] or 0:,.0f} ms")
+            return (f"process lives, {figures['connections_lost']} of {plan.crash_clients} connections lost; "
+                    f"serving after {figures['time_to_serve_ms'] or 0:,.1f} ms")
+
+        bench.attempt(rep, "crash (one GET /crash)", model, measure)
+
+
+def _recover(server: Server, deadline: float) -> tuple[bool, float | None]:
+    """Polls until a fresh connection is served again. A server whose process died is
+    restarted, as a supervisor (systemd, Kubernetes) would; the time to serve then includes the
+    restart. Returns (the process died, when it served again)."""
+    died = False
+    while time.monotonic() < deadline:
+        if not server.alive():
+            died = True
+            server.restart()
+        if keepalive.serves(LOOPBACK, server.port, timeout_s=0.5):
+            return died, time.monotonic()
+        time.sleep(0.002)
+    return died, None
+
+
+def _delta(before: metrics.Scrape, after: metrics.Scrape | None, name: str) -> float | None:
+    if after is None:
+        return None
+    first, last = before.total(name), after.total(name)
+    return None if first is None or last is None else last - first

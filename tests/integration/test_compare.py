@@ -1,0 +1,229 @@
+"""make compare QUICK=1, for real: the three servers under real load, the probes, and a report
+whose structure, figures and verdicts are checked. Also: Ctrl-C in the middle of a run leaves
+no process behind."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import BIN_DIR, MODELS, SOURCE_DIR
+
+RUNNER = SOURCE_DIR / "loadgen" / "compare" / "run.py"
+PYTHON = "/usr/bin/python3"
+VERDICTS = {"holds", "does not hold", "partly", "not measured"}
+SECTIONS = ("## Machine and limits", "## Throughput and latency", "## Open loop", "## Connection churn",
+            "## 10,000 connections", "## Blocking work", "## Crash containment", "## Raw costs",
+            "## Claims", "## Charts")
+CLAIM_KEYS = ("process_creation", "thread_creation", "creation_ratio", "crash_containment",
+              "switch_ratio", "tlb_flush", "stack_size", "ten_thousand")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def processes_of_run(out_dir: Path) -> list[str]:
+    """Every live process whose environment names this run (the runner marks its children)."""
+    marker = f"ECHOLAB_COMPARE_RUN={out_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry.name}: {command}")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+def wait_for_no_processes(out_dir: Path, timeout: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = processes_of_run(out_dir)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def runner(out_dir: Path, *extra: str) -> list[str]:
+    return [PYTHON, str(RUNNER), "--bin-dir", str(BIN_DIR), "--quick", "--out", str(out_dir), *extra]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("compare-quick")
+    started = time.monotonic()
+    completed = subprocess.run(runner(out_dir), capture_output=True, text=True, timeout=400, check=False)
+    elapsed = time.monotonic() - started
+    return out_dir, completed, elapsed
+
+
+def figure(results: dict, scenario: str, model: str, name: str, row: list | None = None) -> float | None:
+    for entry in results["scenarios"].get(scenario, []):
+        if entry["model"] == model and (row is None or entry["row"] == row):
+            summary = entry["figures"].get(name)
+            return summary["median"] if summary else None
+    return None
+
+
+def test_quick_run_succeeds_within_three_minutes(quick_run):
+    out_dir, completed, elapsed = quick_run
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert elapsed < 180, f"the quick run took {elapsed:.0f} s"
+    # Progress lines while it runs, the summary tables at the end.
+    assert "] run 1/1  closed loop c=100 echolab-load" in completed.stdout
+    assert "| claim (article) | measured here | verdict | why |" in completed.stdout
+
+
+def test_report_has_every_section_and_the_claims_table(quick_run):
+    out_dir, _, _ = quick_run
+    report = (out_dir / "report.md").read_text()
+    for section in SECTIONS:
+        assert section in report, f"report.md lacks '{section}'"
+    claims_table = report.split("## Claims", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in claims_table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == len(CLAIM_KEYS)
+    for row in rows:
+        verdict = row.split(" | ")[2].strip("* ")
+        assert verdict in VERDICTS, row
+    assert "PCID" in report
+
+
+def test_results_hold_every_figure_and_they_are_plausible(quick_run):
+    out_dir, _, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["failures"] == []
+    machine = results["machine"]
+    assert machine["cpu_model"] and machine["cores_usable"] >= 1 and machine["kernel"]
+    assert machine["open_files_soft"] >= 1024 and machine["pid_max"] > 0
+    plan = results["plan"]
+    tools = ["echolab-load", "wrk"]
+    for model in MODELS:
+        for tool in tools:
+            for connections in plan["concurrency"]:
+                row = [tool, connections]
+                rps = figure(results, "closed_loop", model, "requests_per_second", row)
+                p50, p99 = (figure(results, "closed_loop", model, k, row) for k in ("p50_us", "p99_us"))
+                assert rps and rps > 100, (model, row, rps)
+                assert 0 < p50 <= p99, (model, row, p50, p99)
+                assert figure(results, "closed_loop", model, "errors", row) == 0, (model, row)
+            p999 = figure(results, "closed_loop", model, "p99_9_us", ["echolab-load", plan["concurrency"][0]])
+            assert p999 >= figure(results, "closed_loop", model, "p99_us", ["echolab-load", plan["concurrency"][0]])
+        # An open loop never sends faster than its schedule; how close it gets depends on the
+        # machine, which is what the report is for.
+        achieved = figure(results, "open_loop", model, "requests_per_second")
+        assert 0 < achieved <= results["open_loop_rate"] * 1.05, (model, achieved)
+        assert figure(results, "churn", model, "requests_per_second") > 0
+        held = figure(results, "hold", model, "connections_held")
+        assert held >= 0.95 * plan["hold_connections"], (model, held)
+        for name in ("rss_per_connection_kib", "pss_per_connection_kib", "context_switches_per_s",
+                     "hold_p50_us", "hold_p99_us"):
+            value = figure(results, "hold", model, name)
+            assert value is not None and value > 0, (model, name, value)
+        assert figure(results, "hold", model, "hold_p50_us") <= figure(results, "hold", model, "hold_p99_us")
+        assert figure(results, "blocking", model, "sleep_requests_per_second") > 0
+    # One process per held connection in prefork, one process in threads and pool.
+    assert figure(results, "hold", "prefork", "processes") >= plan["hold_connections"]
+    assert figure(results, "hold", "threads", "processes") == 1
+    assert figure(results, "hold", "threads", "threads") >= plan["hold_connections"]
+    # Every connection makes a thread in threads, and a fork in the recycling prefork.
+    assert figure(results, "churn", "threads", "spawns") > 0
+    assert figure(results, "churn", "prefork-recycle", "spawns") > 0
+    for name in ("fork_p50_us", "thread_p50_us", "fork_exec_p50_us"):
+        assert figure(results, "probe", "machine", name, ["spawn"]) > 0
+    for name in ("process_ns", "thread_ns"):
+        assert figure(results, "probe", "machine", name, ["context-switch"]) > 0
+    assert figure(results, "probe", "machine", "default_stack_virtual_kib", ["thread-memory"]) > \
+        figure(results, "probe", "machine", "default_stack_rss_kib", ["thread-memory"]) > 0
+
+
+def test_crash_outcomes_are_the_ones_measured(quick_run):
+    out_dir, _, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    clients = results["plan"]["crash_clients"]
+    assert figure(results, "crash", "prefork", "process_died") == 0
+    assert figure(results, "crash", "prefork", "connections_lost") == 0
+    assert figure(results, "crash", "prefork", "crashes_counted") == 1
+    for model in ("threads", "pool"):
+        assert figure(results, "crash", model, "process_died") == 1
+        assert figure(results, "crash", model, "connections_lost") == clients
+    for model in MODELS:
+        assert figure(results, "crash", model, "time_to_serve_ms") > 0
+
+
+def test_verdicts_follow_from_the_measured_numbers(quick_run):
+    """A process spawn slower than a thread spawn is reported, not assumed: each verdict must be
+    the one the figures in results.json give."""
+    out_dir, _, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    claims = {c["key"]: c for c in results["claims"]}
+    assert sorted(claims) == sorted(CLAIM_KEYS)
+
+    fork = figure(results, "probe", "machine", "fork_p50_us", ["spawn"])
+    thread = figure(results, "probe", "machine", "thread_p50_us", ["spawn"])
+    ratio = fork / thread
+    creation = claims["creation_ratio"]
+    assert f"fork/thread {ratio:.1f}x" in creation["measured"]
+    if 10 <= ratio <= 100:
+        assert creation["verdict"] == "holds"
+    elif ratio < 1:
+        assert creation["verdict"] == "does not hold"
+    else:
+        assert creation["verdict"] in ("does not hold", "partly")
+
+    thread_claim = claims["thread_creation"]
+    assert thread_claim["verdict"] == ("holds" if 10 <= thread <= 100 else "does not hold")
+    process_claim = claims["process_creation"]
+    if 1000 <= fork <= 10000:
+        assert process_claim["verdict"] == "holds"
+    else:
+        assert process_claim["verdict"] in ("does not hold", "partly")
+
+    switch = (figure(results, "probe", "machine", "process_ns", ["context-switch"]) /
+              figure(results, "probe", "machine", "thread_ns", ["context-switch"]))
+    assert f"{switch:.1f}x" in claims["switch_ratio"]["measured"]
+    if 2 <= switch <= 5:
+        assert claims["switch_ratio"]["verdict"] == "holds"
+    else:
+        assert claims["switch_ratio"]["verdict"] in ("does not hold", "partly")
+    assert claims["crash_containment"]["verdict"] == "holds"
+    assert ("PCID present" if results["machine"]["pcid"] else "no PCID") in claims["tlb_flush"]["measured"]
+
+
+def test_charts_are_png(quick_run):
+    out_dir, _, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    names = {Path(c).stem for c in results["charts"]}
+    assert names == {"throughput", "latency", "memory", "spawn"}
+    for chart in results["charts"]:
+        data = (out_dir / chart).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, chart
+        assert f"]({chart})" in (out_dir / "report.md").read_text()
+
+
+def test_no_process_outlives_the_run(quick_run):
+    out_dir, _, _ = quick_run
+    assert wait_for_no_processes(out_dir) == []
+
+
+def test_ctrl_c_mid_run_stops_every_process(tmp_path):
+    out_dir = tmp_path / "interrupted"
+    process = subprocess.Popen(runner(out_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Interrupt during the closed-loop load, when servers and a load generator all run.
+        for line in process.stdout:
+            if "closed loop c=100 echolab-load" in line:
+                break
+        assert processes_of_run(out_dir.resolve()), "the runner had started nothing yet"
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode != 0
+    assert wait_for_no_processes(out_dir.resolve()) == []
