@@ -1,12 +1,17 @@
 # echolab porcelain. `make test` and `make compare` install missing Debian packages first.
 BUILD      ?= build
+RELEASE_BUILD ?= build-release
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
+QUICK ?=
+PEERS ?=
+COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-load echolab-probe
+enabled = $(filter 1 yes true,$(1))
 
-.PHONY: all deps build release test unit integration asan tsan fuzz bench format format-check tidy compare clean
+.PHONY: all deps build release test compare peers unit integration asan tsan fuzz bench format format-check tidy compare clean
 
 all: build
 
@@ -49,6 +54,23 @@ fuzz: asan
 	$(ASAN_BUILD)/tests/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  $(ASAN_BUILD)/fuzz-corpus tests/fuzz/corpus/session
 
+# The main job: every model under the same load, the article's claims beside the figures.
+# A Release build of its own, so the test build (RelWithDebInfo) is left alone.
+compare: deps
+	$(if $(call enabled,$(PEERS)),scripts/install-deps.sh --peers)
+	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target $(COMPARE_TARGETS)
+	/usr/bin/python3 loadgen/compare/run.py --bin-dir $(RELEASE_BUILD)/bin \
+	  $(if $(call enabled,$(QUICK)),--quick) $(if $(call enabled,$(PEERS)),--peers)
+
+# Each model beside Apache (prefork, worker) and nginx under wrk -t2 at 100/1,000/10,000
+# connections, medians of 3.
+peers: deps
+	scripts/install-deps.sh --peers
+	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target echolab-prefork echolab-threads echolab-pool
+	/usr/bin/python3 loadgen/peers/benchmark.py --bin-dir $(RELEASE_BUILD)/bin
+
 bench: build
 	$(BUILD)/bin/bench_session --benchmark_min_time=1
 
@@ -64,4 +86,4 @@ tidy: build
 	clang-tidy -p $(BUILD) --quiet $(filter %.cpp,$(SOURCES))
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(RELEASE_BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
