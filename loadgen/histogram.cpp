@@ -11,7 +11,7 @@ namespace {
 // is cut into kSubBuckets counters of width 2^(m - kSubBucketBits).
 constexpr unsigned kSubBucketBits = 7;
 constexpr std::uint64_t kSubBuckets = std::uint64_t{1} << kSubBucketBits;  // 128
-constexpr std::uint64_t kExactLimit = kSubBuckets * 2;                      // 256
+constexpr std::uint64_t kExactLimit = kSubBuckets * 2;                     // 256
 
 }  // namespace
 
@@ -22,7 +22,7 @@ std::size_t LatencyHistogram::index_of(std::uint64_t value) {
     return value;
   }
   const unsigned top_bit = 63 - static_cast<unsigned>(std::countl_zero(value));
-  const unsigned shift = top_bit - kSubBucketBits;  // >= 1 because value >= 256
+  const unsigned shift = top_bit - kSubBucketBits;                  // >= 1 because value >= 256
   const std::uint64_t sub_bucket = (value >> shift) - kSubBuckets;  // 0..127
   return kExactLimit + (shift - 1) * kSubBuckets + sub_bucket;
 }
@@ -67,8 +67,11 @@ std::uint64_t LatencyHistogram::value_at_percentile(double percentile) const {
   // relative slack keeps 99.9 % of 1000 at rank 999 although 99.9 has no exact double.
   const double exact_rank =
       std::clamp(percentile, 0.0, 100.0) * static_cast<double>(count_) / 100.0;
-  const auto rank = std::max<std::uint64_t>(
-      1, static_cast<std::uint64_t>(std::ceil(exact_rank * (1 - 1e-12))));
+  const auto rank =
+      std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(exact_rank * (1 - 1e-12))));
+  if (rank >= count_) {
+    return max_;  // exact even for values beyond kHighestTrackable
+  }
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < counts_.size(); ++i) {
     seen += counts_[i];

@@ -15,9 +15,7 @@ std::string_view to_string(WireProtocol protocol) {
   return protocol == WireProtocol::http ? "http" : "raw";
 }
 
-std::string_view to_string(HttpMethod method) {
-  return method == HttpMethod::get ? "GET" : "POST";
-}
+std::string_view to_string(HttpMethod method) { return method == HttpMethod::get ? "GET" : "POST"; }
 
 std::string_view to_string(LoopMode mode) {
   switch (mode) {
@@ -43,9 +41,7 @@ LoopMode LoadOptions::mode() const {
   return rate ? LoopMode::open : LoopMode::closed;
 }
 
-std::chrono::nanoseconds LoadOptions::run_time() const {
-  return hold ? ramp + *hold : duration;
-}
+std::chrono::nanoseconds LoadOptions::run_time() const { return hold ? ramp + *hold : duration; }
 
 bool LoadOptions::sends_payload() const {
   return protocol == WireProtocol::raw || method == HttpMethod::post;
@@ -120,23 +116,24 @@ CLI::Option* add_duration(CLI::App& app, const std::string& name, std::chrono::n
       ->type_name("DURATION");
 }
 
-void add_options(CLI::App& app, LoadOptions& options, std::string& target_text,
+// Words the user types, kept as text until the parse is over.
+struct WordOptions {
+  std::string target;
+  std::string protocol = "http";
+  std::string method = "GET";
+};
+
+void add_options(CLI::App& app, LoadOptions& options, WordOptions& words,
                  std::chrono::nanoseconds& hold) {
   const auto count_range = CLI::Range(std::size_t{1}, std::size_t{10'000'000});
-  app.add_option("target", target_text, "Server to load, HOST:PORT (IPv6 as [ADDR]:PORT)")
-      ->required();
-  app.add_option("--protocol", options.protocol, "http (keep-alive) or raw (TCP echo)")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, WireProtocol>{{"http", WireProtocol::http},
-                                              {"raw", WireProtocol::raw}},
-          CLI::ignore_case))
-      ->default_str("http");
-  app.add_option("--method", options.method,
+  app.add_option("HOST:PORT", words.target, "Server to load (IPv6 as [ADDR]:PORT)")->required();
+  app.add_option("--protocol", words.protocol, "http (keep-alive) or raw (TCP echo)")
+      ->check(CLI::IsMember({"http", "raw"}, CLI::ignore_case))
+      ->capture_default_str();
+  app.add_option("--method", words.method,
                  "HTTP method: GET, or POST sending --payload bytes and checking the echo")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, HttpMethod>{{"GET", HttpMethod::get}, {"POST", HttpMethod::post}},
-          CLI::ignore_case))
-      ->default_str("GET");
+      ->check(CLI::IsMember({"GET", "POST"}, CLI::ignore_case))
+      ->capture_default_str();
   app.add_option("--path", options.path, "HTTP request target")->capture_default_str();
   app.add_option("--payload", options.payload_bytes,
                  "Bytes per request for raw echo and POST, checked byte for byte in the reply")
@@ -232,18 +229,17 @@ CommandLine parse_command_line(const std::vector<std::string>& arguments) {
       "(--rate) and connection ramp-and-hold.\nExit status: 0 no error, 1 errors were counted, "
       "2 bad usage.",
       "echolab-load"};
-  app.usage("echolab-load [OPTIONS] HOST:PORT");
   LoadOptions options;
-  std::string target_text;
+  WordOptions words;
   std::chrono::nanoseconds hold{0};
-  add_options(app, options, target_text, hold);
+  add_options(app, options, words, hold);
 
   CommandLine result;
   try {
     // CLI11 consumes a vector from its back.
     std::vector<std::string> reversed(arguments.rbegin(), arguments.rend());
     app.parse(reversed);
-    options.target = parse_target(target_text);
+    options.target = parse_target(words.target);
   } catch (const CLI::CallForHelp&) {
     result.message = app.help();
     return result;
@@ -256,6 +252,10 @@ CommandLine parse_command_line(const std::vector<std::string>& arguments) {
     result.message = std::string("HOST:PORT: ") + error.what();
     return result;
   }
+  options.protocol =
+      CLI::detail::to_lower(words.protocol) == "raw" ? WireProtocol::raw : WireProtocol::http;
+  options.method =
+      CLI::detail::to_lower(words.method) == "post" ? HttpMethod::post : HttpMethod::get;
   if (app.count("--hold") > 0) {
     options.hold = hold;
   }

@@ -8,9 +8,8 @@
 namespace echolab::load {
 
 std::size_t ResourceLimits::ephemeral_ports() const {
-  return ephemeral_port_high >= ephemeral_port_low
-             ? ephemeral_port_high - ephemeral_port_low + 1
-             : 0;
+  return ephemeral_port_high >= ephemeral_port_low ? ephemeral_port_high - ephemeral_port_low + 1
+                                                   : 0;
 }
 
 std::size_t descriptors_needed(std::size_t connections, std::size_t threads) {
@@ -59,8 +58,8 @@ std::optional<std::string> limits_problem(const ResourceLimits& limits, std::siz
   }
   if (limits.ephemeral_ports() < connections) {
     return std::to_string(connections) + " connections to one address need as many local ports " +
-           "but net.ipv4.ip_local_port_range (" + std::to_string(limits.ephemeral_port_low) +
-           "-" + std::to_string(limits.ephemeral_port_high) + ") has " +
+           "but net.ipv4.ip_local_port_range (" + std::to_string(limits.ephemeral_port_low) + "-" +
+           std::to_string(limits.ephemeral_port_high) + ") has " +
            std::to_string(limits.ephemeral_ports()) +
            "; widen it as root with `sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"`";
   }

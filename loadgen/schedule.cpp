@@ -13,14 +13,13 @@ OpenLoopSchedule::OpenLoopSchedule(Clock::time_point start, double period_ns)
 OpenLoopSchedule OpenLoopSchedule::for_connection(Clock::time_point start, double total_rate,
                                                   std::size_t connections, std::size_t index) {
   const double global_period_ns = 1e9 / total_rate;
-  const auto phase = std::chrono::nanoseconds(
-      std::llround(static_cast<double>(index) * global_period_ns));
+  const auto phase =
+      std::chrono::nanoseconds(std::llround(static_cast<double>(index) * global_period_ns));
   return {start + phase, global_period_ns * static_cast<double>(connections)};
 }
 
 Clock::time_point OpenLoopSchedule::due(std::uint64_t request) const {
-  return start_ +
-         std::chrono::nanoseconds(std::llround(static_cast<double>(request) * period_ns_));
+  return start_ + std::chrono::nanoseconds(std::llround(static_cast<double>(request) * period_ns_));
 }
 
 std::chrono::nanoseconds ramp_offset(std::size_t index, std::size_t count,

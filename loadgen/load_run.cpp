@@ -1,0 +1,192 @@
+#include "loadgen/load_run.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "loadgen/load_worker.hpp"
+#include "loadgen/resource_limits.hpp"
+#include "loadgen/run_report.hpp"
+
+namespace echolab::load {
+namespace {
+
+int refuse_to_start(const std::string& why) {
+  std::cerr << "echolab-load: " << why << '\n';
+  return 2;
+}
+
+std::optional<asio::ip::tcp::endpoint> resolve(const Target& target, std::string& why) {
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  asio::error_code error;
+  const auto results = resolver.resolve(target.host, std::to_string(target.port), error);
+  if (error || results.empty()) {
+    why = "cannot resolve " + target.host + ": " + (error ? error.message() : "no address");
+    return std::nullopt;
+  }
+  return results.begin()->endpoint();
+}
+
+double seconds_between(Clock::time_point from, Clock::time_point to) {
+  return to > from ? std::chrono::duration<double>(to - from).count() : 0.0;
+}
+
+// Owns the threads for the length of a run and prints the progress line once a second.
+class LoadRun {
+ public:
+  explicit LoadRun(RunPlan plan) : plan_(std::move(plan)) {}
+
+  RunReport execute() {
+    plan_.start = Clock::now();
+    plan_.hold_start = plan_.start + plan_.options.ramp;
+    for (std::size_t i = 0; i < plan_.options.threads; ++i) {
+      workers_.push_back(std::make_unique<LoadWorker>(plan_, gauge_, i, plan_.options.threads));
+    }
+    for (auto& worker : workers_) {
+      threads_.emplace_back([&worker] { worker->run(); });
+    }
+    watch_until_done();
+    const auto stopped = Clock::now();
+    for (auto& worker : workers_) {
+      worker->stop();
+    }
+    for (auto& thread : threads_) {
+      thread.join();
+    }
+    return report(stopped);
+  }
+
+ private:
+  void watch_until_done() {
+    asio::io_context io(1);
+    asio::steady_timer end_of_run(io, plan_.start + plan_.options.run_time());
+    asio::steady_timer progress(io);
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    // The last progress tick may be queued already when the run ends, so cancelling the
+    // timer is not enough: the tick checks `finished_` too.
+    end_of_run.async_wait([&](const asio::error_code&) {
+      finished_ = true;
+      signals.cancel();
+      progress.cancel();
+    });
+    signals.async_wait([&](const asio::error_code& error, int) {
+      if (!error) {
+        interrupted_ = true;
+        finished_ = true;
+        end_of_run.cancel();
+        progress.cancel();
+      }
+    });
+    if (!plan_.options.quiet) {
+      tick(progress, 1);
+    }
+    io.run();
+  }
+
+  void tick(asio::steady_timer& progress, int second) {
+    progress.expires_at(plan_.start + std::chrono::seconds(second));
+    progress.async_wait([this, &progress, second](const asio::error_code& error) {
+      if (!error && !finished_) {
+        print_progress(second);
+        tick(progress, second + 1);
+      }
+    });
+  }
+
+  void print_progress(int second) {
+    std::uint64_t requests = 0;
+    std::uint64_t errors = 0;
+    for (const auto& worker : workers_) {
+      requests += worker->live().requests.load(std::memory_order_relaxed);
+      errors += worker->live().errors.load(std::memory_order_relaxed);
+    }
+    const char* phase = "";
+    if (plan_.options.hold) {
+      phase = Clock::now() < plan_.hold_start ? "  ramp" : "  hold";
+    }
+    std::ostringstream line;
+    line << '[' << std::setw(4) << second << "s] " << std::setw(7) << gauge_.open() << " open  "
+         << std::setw(9) << requests - last_requests_ << " req/s  " << errors << " errors" << phase
+         << '\n';
+    std::cerr << line.str();  // one write, so that a line is never split
+    last_requests_ = requests;
+  }
+
+  RunReport report(Clock::time_point stopped) {
+    RunReport result;
+    result.options = plan_.options;
+    for (const auto& worker : workers_) {
+      result.stats.merge(worker->stats());
+    }
+    result.duration_s = seconds_between(plan_.start, stopped);
+    result.hold_s = plan_.options.hold ? seconds_between(plan_.hold_start, stopped) : 0.0;
+    result.connections_open_peak = static_cast<std::uint64_t>(gauge_.peak());
+    result.interrupted = interrupted_;
+    return result;
+  }
+
+  RunPlan plan_;
+  ConnectionGauge gauge_;
+  std::vector<std::unique_ptr<LoadWorker>> workers_;
+  std::vector<std::thread> threads_;
+  std::uint64_t last_requests_ = 0;
+  bool interrupted_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+int run_load(const LoadOptions& options) {
+  // A send to a socket the server has reset must be a counted error, not a fatal signal.
+  if (std::signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+    return refuse_to_start("cannot ignore SIGPIPE");
+  }
+
+  const auto limits = current_limits(descriptors_needed(options.connections, options.threads));
+  if (const auto problem = limits_problem(limits, options.connections, options.threads)) {
+    return refuse_to_start(*problem);
+  }
+  std::string why;
+  const auto endpoint = resolve(options.target, why);
+  if (!endpoint) {
+    return refuse_to_start(why);
+  }
+  // Opened before the run so that a bad path fails in a second, not after the whole run.
+  std::ofstream json_file;
+  if (!options.json_path.empty()) {
+    json_file.open(options.json_path);
+    if (!json_file) {
+      return refuse_to_start("cannot write --json " + options.json_path);
+    }
+  }
+
+  RunPlan plan{.options = options, .requests = build_requests(options), .endpoint = *endpoint};
+  LoadRun run(std::move(plan));
+  const RunReport report = run.execute();
+
+  write_summary(std::cout, report);
+  std::cout.flush();
+  if (json_file.is_open()) {
+    write_json(json_file, report);
+    json_file.close();
+    if (!json_file) {
+      std::cerr << "echolab-load: writing --json " << options.json_path << " failed\n";
+      return 2;
+    }
+  }
+  return report.exit_status();
+}
+
+}  // namespace echolab::load

@@ -1,0 +1,271 @@
+"""echolab-load against the three servers, run as a user would type it.
+
+Every test reads the --json result, so the fields scripts rely on are checked along the way.
+"""
+
+import json
+import os
+import resource
+import signal
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import BIN_DIR, LOOPBACK, MODELS, Server, free_port
+
+LOAD = str(BIN_DIR / "echolab-load")
+PERCENTILE_KEYS = ("p50", "p90", "p99", "p99_9", "p99_99", "max")
+ERROR_KINDS = ("refused", "reset", "timeout", "bad_reply")
+
+
+def echolab_load(tmp_path: Path, port: int, *args: str, timeout: float = 60.0, **popen):
+    """Runs echolab-load to the end; returns (exit code, parsed --json, stdout, stderr)."""
+    json_path = tmp_path / f"load-{time.monotonic_ns()}.json"
+    done = subprocess.run([LOAD, *args, "--json", str(json_path), f"{LOOPBACK}:{port}"],
+                          capture_output=True, text=True, timeout=timeout, check=False, **popen)
+    result = json.loads(json_path.read_text()) if json_path.exists() and json_path.stat().st_size else None
+    return done.returncode, result, done.stdout, done.stderr
+
+
+def assert_consistent(result: dict) -> None:
+    """What any result must satisfy, whatever the run."""
+    for key in ("requests_per_second", "requests", "duration_s", "connections", "bytes", "mode",
+                "protocol", "connections_open_peak", "latency_us", "connect_us", "errors"):
+        assert key in result, key
+    for histogram in ("latency_us", "connect_us"):
+        values = [result[histogram][key] for key in PERCENTILE_KEYS]
+        assert values == sorted(values), (histogram, values)
+        assert result[histogram]["mean"] <= result[histogram]["max"]
+    assert result["latency_us"]["count"] == result["requests"]
+    assert result["connect_us"]["count"] == result["connects"]
+    assert result["requests_per_second"] == pytest.approx(result["requests"] / result["duration_s"],
+                                                         rel=0.01)
+    for kind in ERROR_KINDS:
+        assert isinstance(result["errors"][kind], int)
+
+
+def assert_clean(code: int, result: dict, stderr: str) -> None:
+    assert code == 0, stderr
+    assert_consistent(result)
+    assert result["requests"] > 0
+    assert result["errors"]["total"] == 0, result["first_errors"]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def server(request):
+    with Server(request.param) as running:
+        yield running
+
+
+def test_http_get_closed_loop(server, tmp_path):
+    code, result, stdout, stderr = echolab_load(tmp_path, server.port, "-c", "20", "-t", "2",
+                                                "-d", "2s")
+    assert_clean(code, result, stderr)
+    assert result["mode"] == "closed" and result["protocol"] == "http"
+    assert result["connections_open_peak"] == 20
+    assert result["connects"] == 20  # keep-alive: no reconnects
+    assert result["latency_us"]["p50"] <= result["latency_us"]["p99"] <= result["latency_us"]["max"]
+    assert "requests/s" in stdout and "p99.99" in stdout
+    progress = [line for line in stderr.splitlines() if "req/s" in line]
+    assert progress, stderr  # one line a second
+
+
+def test_http_post_echo_is_checked(server, tmp_path):
+    code, result, _, stderr = echolab_load(tmp_path, server.port, "--method", "POST",
+                                           "--payload", "1000", "-c", "8", "-d", "1s")
+    assert_clean(code, result, stderr)
+    assert result["payload_bytes"] == 1000
+    assert result["bytes"] >= result["requests"] * 1000
+
+
+def test_raw_echo(server, tmp_path):
+    code, result, _, stderr = echolab_load(tmp_path, server.port, "--protocol", "raw",
+                                           "--payload", "256", "-c", "8", "-d", "1s")
+    assert_clean(code, result, stderr)
+    assert result["protocol"] == "raw"
+    assert result["bytes"] >= result["requests"] * 256
+
+
+def test_open_loop_keeps_its_schedule(server, tmp_path):
+    code, result, _, stderr = echolab_load(tmp_path, server.port, "--rate", "1000", "-c", "10",
+                                           "-d", "2s")
+    assert_clean(code, result, stderr)
+    assert result["mode"] == "open" and result["rate"] == 1000
+    # One request a millisecond from the start, never ahead of the schedule; a few may still
+    # be in flight when the run stops.
+    scheduled = 1000 * result["duration_s"]
+    assert 0.95 * scheduled <= result["requests"] <= scheduled + 2
+
+
+def test_pipelining(server, tmp_path):
+    code, result, _, stderr = echolab_load(tmp_path, server.port, "--pipeline", "16", "-c", "4",
+                                           "-d", "1s")
+    assert_clean(code, result, stderr)
+    assert result["pipeline"] == 16
+    assert result["requests"] % 16 == 0  # whole batches only: every reply was counted
+
+
+def test_new_connection_per_request(server, tmp_path):
+    code, result, _, stderr = echolab_load(tmp_path, server.port, "--new-connection-per-request",
+                                           "-c", "4", "-d", "1s")
+    assert_clean(code, result, stderr)
+    assert result["connects"] >= result["requests"] >= 10
+
+
+def test_ramp_and_hold_2000_connections(server, tmp_path):
+    code, result, _, stderr = echolab_load(tmp_path, server.port, "--connections", "2000",
+                                           "--ramp", "2s", "--hold", "3s", "--interval", "1s")
+    assert_clean(code, result, stderr)
+    assert result["mode"] == "hold"
+    assert result["connections_open_peak"] == 2000
+    assert result["connects"] == 2000
+    hold = result["hold"]
+    # Three intervals of the hold, one request each per connection (the last may be in flight).
+    assert hold["requests"] >= 3 * 2000 - 50, hold
+    values = [hold["latency_us"][key] for key in PERCENTILE_KEYS]
+    assert values == sorted(values)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_server_killed_mid_run_counts_errors_and_exits_1(model, tmp_path):
+    with Server(model) as victim:
+        json_path = tmp_path / "killed.json"
+        started = time.monotonic()
+        load = subprocess.Popen([LOAD, "-q", "-c", "20", "-d", "3s", "--json", str(json_path),
+                                 f"{LOOPBACK}:{victim.port}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        os.killpg(victim.process.pid, signal.SIGKILL)  # the master and every child
+        _, stderr = load.communicate(timeout=15)
+        elapsed = time.monotonic() - started
+    assert load.returncode == 1, stderr
+    assert elapsed < 8, elapsed
+    result = json.loads(json_path.read_text())
+    assert_consistent(result)
+    assert result["requests"] > 0  # it worked before the kill
+    assert result["errors"]["reset"] + result["errors"]["refused"] > 0, result["errors"]
+    assert result["errors"]["total"] == sum(result["errors"][kind] for kind in
+                                            ERROR_KINDS + ("other",))
+
+
+class ByteFlippingEcho(socketserver.BaseRequestHandler):
+    """Echoes like a raw echo server, except that the 10th byte of each connection is flipped."""
+
+    def handle(self):
+        sent = 0
+        while data := self.request.recv(65536):
+            reply = bytearray(data)
+            if sent <= 9 < sent + len(reply):
+                reply[9 - sent] ^= 0x01
+            self.request.sendall(reply)
+            sent += len(reply)
+
+
+class SilentListener(socketserver.BaseRequestHandler):
+    """Reads whatever comes and never answers: a hung server."""
+
+    def handle(self):
+        while self.request.recv(65536):
+            pass
+
+
+def serve_in_thread(handler):
+    """A throwaway loopback TCP server running `handler`; a context manager."""
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    server = socketserver.ThreadingTCPServer((LOOPBACK, 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_flipped_byte_is_a_bad_reply(tmp_path):
+    flipper = serve_in_thread(ByteFlippingEcho)
+    try:
+        code, result, stdout, _ = echolab_load(tmp_path, flipper.server_address[1], "-q",
+                                               "--protocol", "raw", "--payload", "64",
+                                               "-c", "2", "-t", "1", "-d", "1s")
+    finally:
+        flipper.shutdown()
+        flipper.server_close()
+    assert code == 1
+    assert result["errors"]["bad_reply"] > 0
+    assert result["requests"] == 0  # every connection fails on its first reply
+    assert "byte 9" in result["first_errors"]["bad_reply"]
+    assert "bad_reply" in stdout
+
+
+def test_unanswered_requests_count_as_timeouts(tmp_path):
+    silent = serve_in_thread(SilentListener)
+    try:
+        code, result, _, _ = echolab_load(tmp_path, silent.server_address[1], "-q", "-c", "2",
+                                          "-t", "1", "-d", "1500ms", "--timeout", "300ms")
+    finally:
+        silent.shutdown()
+        silent.server_close()
+    assert code == 1
+    assert result["requests"] == 0
+    # Each connection times out about every 300 ms (then reconnects and waits again).
+    assert 2 <= result["errors"]["timeout"] <= 2 * 1500 // 300 + 2, result["errors"]
+    assert result["errors"]["total"] == result["errors"]["timeout"]
+
+
+def test_sigint_ends_the_run_early_with_a_report(server, tmp_path):
+    json_path = tmp_path / "interrupted.json"
+    load = subprocess.Popen([LOAD, "-q", "-c", "4", "-d", "30s", "--json", str(json_path),
+                             f"{LOOPBACK}:{server.port}"], stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    load.send_signal(signal.SIGINT)
+    stdout, _ = load.communicate(timeout=10)
+    assert load.returncode == 0
+    assert "interrupted" in stdout
+    result = json.loads(json_path.read_text())
+    assert result["interrupted"] is True
+    assert result["duration_s"] < 5
+    assert_clean(0, result, "")
+
+
+def test_nothing_listening_counts_refused(tmp_path):
+    code, result, _, _ = echolab_load(tmp_path, free_port(), "-q", "-c", "2", "-d", "1s")
+    assert code == 1
+    assert result["errors"]["refused"] > 0
+    assert result["requests"] == 0
+    # The back-off keeps a dead server from turning into a busy loop of refused connects.
+    assert result["errors"]["refused"] < 2 * 1000
+
+
+def test_usage_errors_exit_2_with_one_line():
+    for args, mentioned in ((["--connections", "many", "127.0.0.1:1"], "--connections"),
+                            (["--no-such-flag", "127.0.0.1:1"], "--no-such-flag"),
+                            (["--duration", "10parsecs", "127.0.0.1:1"], "--duration"),
+                            ([], "HOST:PORT")):
+        done = subprocess.run([LOAD, *args], capture_output=True, text=True, timeout=10)
+        assert done.returncode == 2, args
+        assert mentioned in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_help_lists_every_option():
+    done = subprocess.run([LOAD, "--help"], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0
+    for option in ("--protocol", "--method", "--path", "--payload", "--connections", "--threads",
+                   "--duration", "--ramp", "--hold", "--interval", "--pipeline", "--rate",
+                   "--timeout", "--new-connection-per-request", "--json", "--quiet"):
+        assert option in done.stdout, option
+
+
+def test_too_low_ulimit_fails_fast_with_advice(tmp_path):
+    def low_open_file_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    started = time.monotonic()
+    code, result, _, stderr = echolab_load(tmp_path, free_port(), "--connections", "1000",
+                                           preexec_fn=low_open_file_limit)
+    assert code == 2
+    assert result is None
+    assert "ulimit -n" in stderr, stderr
+    assert time.monotonic() - started < 5

@@ -1,0 +1,182 @@
+#include "loadgen/load_options.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace echolab::load {
+namespace {
+
+using namespace std::chrono_literals;
+
+CommandLine parse(const std::vector<std::string>& arguments) {
+  return parse_command_line(arguments);
+}
+
+// A usage error: exit 2 and one line that names `mentioned`.
+void expect_usage_error(const std::vector<std::string>& arguments, const std::string& mentioned) {
+  const CommandLine result = parse(arguments);
+  EXPECT_FALSE(result.options.has_value());
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.message.find(mentioned), std::string::npos)
+      << "message: " << result.message << "\nexpected to mention: " << mentioned;
+  EXPECT_EQ(result.message.find('\n'), std::string::npos) << result.message;
+}
+
+TEST(ParseDuration, AcceptsUnitsAndBareSeconds) {
+  EXPECT_EQ(parse_duration("10s"), 10s);
+  EXPECT_EQ(parse_duration("500ms"), 500ms);
+  EXPECT_EQ(parse_duration("250us"), 250us);
+  EXPECT_EQ(parse_duration("2m"), 120s);
+  EXPECT_EQ(parse_duration("1h"), 3600s);
+  EXPECT_EQ(parse_duration("1.5s"), 1500ms);
+  EXPECT_EQ(parse_duration("3"), 3s);
+}
+
+TEST(ParseDuration, RejectsGarbage) {
+  EXPECT_THROW(parse_duration(""), std::invalid_argument);
+  EXPECT_THROW(parse_duration("s"), std::invalid_argument);
+  EXPECT_THROW(parse_duration("10 s"), std::invalid_argument);
+  EXPECT_THROW(parse_duration("10sec"), std::invalid_argument);
+  EXPECT_THROW(parse_duration("-1s"), std::invalid_argument);
+}
+
+TEST(ParseTarget, HostPortAndBracketedIpv6) {
+  const Target v4 = parse_target("127.0.0.1:8082");
+  EXPECT_EQ(v4.host, "127.0.0.1");
+  EXPECT_EQ(v4.port, 8082);
+  const Target v6 = parse_target("[::1]:9000");
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_EQ(v6.port, 9000);
+  EXPECT_EQ(v6.to_string(), "[::1]:9000");
+  EXPECT_EQ(parse_target("server.example:80").host, "server.example");
+}
+
+TEST(ParseTarget, RejectsMissingOrBadPorts) {
+  for (const char* text :
+       {"localhost", ":80", "host:", "host:0", "host:65536", "host:8o", "[::1]"}) {
+    EXPECT_THROW(parse_target(text), std::invalid_argument) << text;
+  }
+}
+
+TEST(ParseCommandLine, DefaultsAreAClosedHttpGetLoop) {
+  const CommandLine result = parse({"127.0.0.1:8082"});
+  ASSERT_TRUE(result.options.has_value()) << result.message;
+  const LoadOptions& options = *result.options;
+  EXPECT_EQ(options.protocol, WireProtocol::http);
+  EXPECT_EQ(options.method, HttpMethod::get);
+  EXPECT_EQ(options.path, "/");
+  EXPECT_EQ(options.mode(), LoopMode::closed);
+  EXPECT_EQ(options.run_time(), 10s);
+  EXPECT_EQ(options.pipeline, 1u);
+  EXPECT_FALSE(options.sends_payload());
+}
+
+TEST(ParseCommandLine, WrkStyleShortFlags) {
+  const CommandLine result = parse({"-c100", "-t2", "-d5s", "127.0.0.1:8082"});
+  ASSERT_TRUE(result.options.has_value()) << result.message;
+  EXPECT_EQ(result.options->connections, 100u);
+  EXPECT_EQ(result.options->threads, 2u);
+  EXPECT_EQ(result.options->duration, 5s);
+}
+
+TEST(ParseCommandLine, EveryOptionIsRead) {
+  const CommandLine result =
+      parse({"--protocol", "http",     "--method",      "post",       "--path",    "/echo",
+             "--payload",  "512",      "--connections", "300",        "--threads", "3",
+             "--duration", "20s",      "--ramp",        "2s",         "--timeout", "750ms",
+             "--json",     "out.json", "--quiet",       "127.0.0.1:1"});
+  ASSERT_TRUE(result.options.has_value()) << result.message;
+  const LoadOptions& options = *result.options;
+  EXPECT_EQ(options.method, HttpMethod::post);
+  EXPECT_EQ(options.path, "/echo");
+  EXPECT_EQ(options.payload_bytes, 512u);
+  EXPECT_EQ(options.connections, 300u);
+  EXPECT_EQ(options.threads, 3u);
+  EXPECT_EQ(options.duration, 20s);
+  EXPECT_EQ(options.ramp, 2s);
+  EXPECT_EQ(options.timeout, 750ms);
+  EXPECT_EQ(options.json_path, "out.json");
+  EXPECT_TRUE(options.quiet);
+  EXPECT_TRUE(options.sends_payload());
+}
+
+TEST(ParseCommandLine, HoldModeRunsForRampPlusHold) {
+  const CommandLine result = parse(
+      {"--connections", "10000", "--ramp", "10s", "--hold", "30s", "--interval", "2s", "h:1"});
+  ASSERT_TRUE(result.options.has_value()) << result.message;
+  EXPECT_EQ(result.options->mode(), LoopMode::hold);
+  EXPECT_EQ(result.options->run_time(), 40s);
+  EXPECT_EQ(result.options->interval, 2s);
+}
+
+TEST(ParseCommandLine, RateMakesAnOpenLoop) {
+  const CommandLine result = parse({"--rate", "5000", "h:1"});
+  ASSERT_TRUE(result.options.has_value()) << result.message;
+  EXPECT_EQ(result.options->mode(), LoopMode::open);
+  EXPECT_DOUBLE_EQ(*result.options->rate, 5000.0);
+}
+
+TEST(ParseCommandLine, RawEchoSendsThePayload) {
+  const CommandLine result = parse({"--protocol", "raw", "--payload", "16", "h:1"});
+  ASSERT_TRUE(result.options.has_value()) << result.message;
+  EXPECT_EQ(result.options->protocol, WireProtocol::raw);
+  EXPECT_TRUE(result.options->sends_payload());
+}
+
+TEST(ParseCommandLine, NoMoreThreadsThanConnections) {
+  const CommandLine result = parse({"-c", "3", "-t", "8", "h:1"});
+  ASSERT_TRUE(result.options.has_value()) << result.message;
+  EXPECT_EQ(result.options->threads, 3u);
+}
+
+TEST(ParseCommandLine, HelpListsEveryOptionAndExitsZero) {
+  const CommandLine result = parse({"--help"});
+  EXPECT_FALSE(result.options.has_value());
+  EXPECT_EQ(result.exit_code, 0);
+  for (const char* option :
+       {"--protocol", "--method", "--path", "--payload", "--connections", "--threads", "--duration",
+        "--ramp", "--hold", "--interval", "--pipeline", "--rate", "--timeout",
+        "--new-connection-per-request", "--json", "--quiet", "HOST:PORT"}) {
+    EXPECT_NE(result.message.find(option), std::string::npos) << option;
+  }
+}
+
+TEST(ParseCommandLine, BadFlagsAndValuesNameThemselves) {
+  expect_usage_error({}, "HOST:PORT");
+  expect_usage_error({"--bogus", "h:1"}, "--bogus");
+  expect_usage_error({"--connections", "lots", "h:1"}, "--connections");
+  expect_usage_error({"--connections", "0", "h:1"}, "--connections");
+  expect_usage_error({"--threads", "-2", "h:1"}, "--threads");
+  expect_usage_error({"--duration", "5q", "h:1"}, "--duration");
+  expect_usage_error({"--timeout", "soon", "h:1"}, "--timeout");
+  expect_usage_error({"--protocol", "quic", "h:1"}, "--protocol");
+  expect_usage_error({"--method", "DELETE", "h:1"}, "--method");
+  expect_usage_error({"--rate", "0", "h:1"}, "--rate");
+  expect_usage_error({"--pipeline", "0", "h:1"}, "--pipeline");
+  expect_usage_error({"localhost"}, "HOST:PORT");
+  expect_usage_error({"h:99999"}, "HOST:PORT");
+}
+
+TEST(ParseCommandLine, ConflictingOptionsAreRefused) {
+  expect_usage_error({"--hold", "5s", "--duration", "5s", "h:1"}, "--duration");
+  expect_usage_error({"--hold", "5s", "--rate", "100", "h:1"}, "--rate");
+  expect_usage_error({"--interval", "1s", "h:1"}, "--interval");
+  expect_usage_error({"--pipeline", "4", "--rate", "100", "h:1"}, "--pipeline");
+  expect_usage_error({"--pipeline", "4", "--new-connection-per-request", "h:1"}, "--pipeline");
+  expect_usage_error({"--new-connection-per-request", "--hold", "1s", "h:1"},
+                     "--new-connection-per-request");
+  expect_usage_error({"--protocol", "raw", "--method", "POST", "h:1"}, "--method");
+  expect_usage_error({"--protocol", "raw", "--payload", "0", "h:1"}, "--payload");
+  expect_usage_error({"--payload", "100", "h:1"}, "--payload");
+  expect_usage_error({"--path", "nope", "h:1"}, "--path");
+  expect_usage_error({"--ramp", "10s", "--duration", "5s", "h:1"}, "--ramp");
+  expect_usage_error({"--duration", "0s", "h:1"}, "--duration");
+  expect_usage_error({"--timeout", "0ms", "h:1"}, "--timeout");
+}
+
+}  // namespace
+}  // namespace echolab::load

@@ -1,0 +1,138 @@
+#include "loadgen/reply_checker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+
+namespace echolab::load {
+namespace {
+
+constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhello\n";
+
+ReplyScan scan(ReplyChecker& checker, std::string_view bytes) {
+  return checker.scan(std::span<const char>(bytes.data(), bytes.size()));
+}
+
+// Feeds one byte at a time and adds up the replies, as the worst-case fragmentation.
+std::size_t replies_byte_by_byte(ReplyChecker& checker, std::string_view bytes) {
+  std::size_t replies = 0;
+  for (const char c : bytes) {
+    const ReplyScan result = scan(checker, std::string_view(&c, 1));
+    EXPECT_FALSE(result.bad) << result.problem;
+    replies += result.replies;
+  }
+  return replies;
+}
+
+std::string http_reply(std::string_view body, std::string_view extra_headers = "") {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         std::string(extra_headers) + "\r\n" + std::string(body);
+}
+
+TEST(HttpReplyChecker, CountsPipelinedRepliesInOneRead) {
+  const auto checker = make_reply_checker(WireProtocol::http, "");
+  const std::string three = std::string(kOk) + std::string(kOk) + std::string(kOk);
+  const ReplyScan result = scan(*checker, three);
+  EXPECT_FALSE(result.bad) << result.problem;
+  EXPECT_EQ(result.replies, 3u);
+  EXPECT_FALSE(result.server_closes);
+}
+
+TEST(HttpReplyChecker, CountsRepliesSplitAcrossReads) {
+  const auto checker = make_reply_checker(WireProtocol::http, "");
+  EXPECT_EQ(replies_byte_by_byte(*checker, std::string(kOk) + std::string(kOk)), 2u);
+}
+
+TEST(HttpReplyChecker, StatusOtherThan200IsBad) {
+  const auto checker = make_reply_checker(WireProtocol::http, "");
+  const ReplyScan result =
+      scan(*checker, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_TRUE(result.bad);
+  EXPECT_EQ(result.replies, 0u);
+  EXPECT_NE(result.problem.find("503"), std::string::npos) << result.problem;
+}
+
+TEST(HttpReplyChecker, BrokenFramingIsBad) {
+  const auto checker = make_reply_checker(WireProtocol::http, "");
+  EXPECT_TRUE(scan(*checker, "HTTP/1.1 200 OK\r\nContent-Length: banana\r\n\r\n").bad);
+  checker->restart();
+  EXPECT_TRUE(scan(*checker, "SSH-2.0-OpenSSH_9.2\r\n").bad);
+}
+
+TEST(HttpReplyChecker, PostEchoMustCarryThePayloadBack) {
+  const std::string payload = "abcdefghij\n";
+  const auto checker = make_reply_checker(WireProtocol::http, payload);
+  const ReplyScan good = scan(*checker, http_reply(payload));
+  EXPECT_FALSE(good.bad) << good.problem;
+  EXPECT_EQ(good.replies, 1u);
+
+  std::string flipped = payload;
+  flipped[4] ^= 1;
+  const ReplyScan wrong = scan(*checker, http_reply(flipped));
+  EXPECT_TRUE(wrong.bad);
+  EXPECT_EQ(wrong.replies, 0u);
+
+  checker->restart();
+  EXPECT_TRUE(scan(*checker, http_reply(payload.substr(0, 5))).bad);
+  checker->restart();
+  EXPECT_TRUE(scan(*checker, http_reply(payload + "x")).bad);
+}
+
+TEST(HttpReplyChecker, ChunkedEchoIsReassembled) {
+  const auto checker = make_reply_checker(WireProtocol::http, "hello world");
+  const std::string chunked =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+  EXPECT_EQ(replies_byte_by_byte(*checker, chunked), 1u);
+}
+
+TEST(HttpReplyChecker, ConnectionCloseIsReported) {
+  const auto checker = make_reply_checker(WireProtocol::http, "");
+  const ReplyScan result = scan(*checker, http_reply("bye", "Connection: close\r\n"));
+  EXPECT_EQ(result.replies, 1u);
+  EXPECT_TRUE(result.server_closes);
+}
+
+TEST(HttpReplyChecker, BodyEndingWithTheConnectionCompletesAtEnd) {
+  const auto checker = make_reply_checker(WireProtocol::http, "");
+  const ReplyScan body = scan(*checker, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsome body");
+  EXPECT_FALSE(body.bad);
+  EXPECT_EQ(body.replies, 0u);
+  EXPECT_EQ(checker->scan_end().replies, 1u);
+}
+
+TEST(HttpReplyChecker, RestartDropsAPartialReply) {
+  const auto checker = make_reply_checker(WireProtocol::http, "");
+  scan(*checker, "HTTP/1.1 200 OK\r\nContent-Len");
+  checker->restart();
+  const ReplyScan result = scan(*checker, kOk);
+  EXPECT_FALSE(result.bad) << result.problem;
+  EXPECT_EQ(result.replies, 1u);
+}
+
+TEST(RawEchoChecker, CountsEachPayloadEchoedBack) {
+  const auto checker = make_reply_checker(WireProtocol::raw, "0123456789");
+  EXPECT_EQ(scan(*checker, "0123456789").replies, 1u);
+  EXPECT_EQ(scan(*checker, "01234567890123456789").replies, 2u);
+  EXPECT_EQ(replies_byte_by_byte(*checker, "012345678901234"), 1u);
+  EXPECT_EQ(scan(*checker, "56789").replies, 1u);
+}
+
+TEST(RawEchoChecker, AFlippedByteIsABadReplyAtItsPosition) {
+  const auto checker = make_reply_checker(WireProtocol::raw, "0123456789");
+  EXPECT_EQ(scan(*checker, "01234").replies, 0u);
+  const ReplyScan result = scan(*checker, "56x89");
+  EXPECT_TRUE(result.bad);
+  EXPECT_EQ(result.replies, 0u);
+  EXPECT_NE(result.problem.find("byte 7"), std::string::npos) << result.problem;
+}
+
+TEST(RawEchoChecker, EndOfStreamCompletesNothing) {
+  const auto checker = make_reply_checker(WireProtocol::raw, "abc");
+  scan(*checker, "ab");
+  EXPECT_EQ(checker->scan_end().replies, 0u);
+}
+
+}  // namespace
+}  // namespace echolab::load
