@@ -1,5 +1,7 @@
 #include "common/blocking_connection.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -70,6 +72,10 @@ void report(ServerObserver& observer, const Session& session, const FeedResult& 
 ConnectionEnd serve_blocking_connection(int socket_fd, const BlockingConnectionSettings& settings,
                                         ServerObserver& observer) {
   const std::unique_ptr<int, void (*)(int*)> closer(&socket_fd, [](int* fd) { close(*fd); });
+  // An echo answers each read with one write; with Nagle on, a short write behind a long one
+  // would wait for the client's delayed ACK (40 ms). Fails harmlessly on non-TCP sockets.
+  const int one = 1;
+  setsockopt(socket_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   Session session(settings.protocol);
   const auto buffer = std::make_unique<char[]>(kReadBufferBytes);
   for (;;) {

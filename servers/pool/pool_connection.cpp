@@ -12,6 +12,9 @@ PoolConnection::PoolConnection(asio::ip::tcp::socket socket, PoolServer& server)
       session_(server.options().protocol) {}
 
 void PoolConnection::start() {
+  // As in the blocking servers: no Nagle delay behind the echo's one write per read.
+  asio::error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     self->last_activity_ = std::chrono::steady_clock::now();
     self->watch_idle();
