@@ -11,7 +11,7 @@ PEERS ?=
 COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-load echolab-probe
 enabled = $(filter 1 yes true,$(1))
 
-.PHONY: all deps build release test compare peers unit integration asan tsan fuzz bench format format-check tidy compare clean
+.PHONY: all deps build release test compare peers c10k unit integration asan tsan fuzz bench format format-check tidy compare clean
 
 all: build
 
@@ -62,6 +62,18 @@ compare: deps
 	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target $(COMPARE_TARGETS)
 	/usr/bin/python3 loadgen/compare/run.py --bin-dir $(RELEASE_BUILD)/bin \
 	  $(if $(call enabled,$(QUICK)),--quick) $(if $(call enabled,$(PEERS)),--peers)
+
+# The 10,000-connection scenario against one server: MODEL=prefork|threads|pool,
+# CONNECTIONS (default 10000), RAMP and HOLD in seconds.
+MODEL ?= threads
+CONNECTIONS ?= 10000
+RAMP ?= 10
+HOLD ?= 20
+c10k: deps
+	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target echolab-$(MODEL) echolab-load
+	/usr/bin/python3 loadgen/compare/c10k.py --bin-dir $(RELEASE_BUILD)/bin --model $(MODEL) \
+	  --connections $(CONNECTIONS) --ramp $(RAMP) --hold $(HOLD)
 
 # Each model beside Apache (prefork, worker) and nginx under wrk -t2 at 100/1,000/10,000
 # connections, medians of 3.

@@ -263,14 +263,14 @@ def hold(bench: Bench, rep: int) -> None:
             # whose allocator keeps what the throughput runs made resident.
             server = bench.fresh_server(model, "hold")
             try:
-                return _hold_once(bench, rep, model, server)
+                return hold_once(bench, rep, model, server)
             finally:
                 server.stop()
 
         bench.attempt(rep, f"hold {plan.hold_connections:,} connections", model, measure)
 
 
-def _hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
+def hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
     plan = bench.plan
     idle = bench.wait_idle(server)
     started = time.monotonic()

@@ -1,6 +1,7 @@
 """The echolab servers under comparison: started on free loopback ports with the same
 settings, watched, restarted after a crash, and stopped."""
 
+import random
 import socket
 import time
 from dataclasses import dataclass, field
@@ -13,10 +14,16 @@ MODELS = ("prefork", "threads", "pool")
 
 
 def free_port() -> int:
-    """A loopback port that was free a moment ago (the kernel picks it)."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
+    """A loopback port that was free a moment ago, below the ephemeral range (32768+), so the
+    kernel cannot hand it to some client's outgoing connection before a server binds it."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+                return port
+            except OSError:
+                continue
 
 
 def listening(port: int) -> bool:
@@ -95,6 +102,12 @@ class Server:
         status = processes.stop(self.process)
         self.process = None
         return status
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     @property
     def target(self) -> str:

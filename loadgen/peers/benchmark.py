@@ -4,53 +4,17 @@ the same wrk load on loopback: req/s, p50, p99 and errors at several connection 
 medians of repeated runs. Usage: benchmark.py --bin-dir build/bin [--connections 100,1000,10000]"""
 
 import argparse
-import os
 import re
 import resource
-import signal
 import statistics
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
-from peers import Peer, available, free_port
-
-MODELS = ("prefork", "threads", "pool")
+from peers import Peer, available
+from servers import MODELS, Server, settings_for  # the compare runner's, via peers' path
 UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
-
-
-class EcholabServer:
-    """An echolab server on a free loopback port, sized like the peers for 10,000 connections."""
-
-    def __init__(self, bin_dir: Path, model: str):
-        self.name = f"echolab-{model}"
-        self.model = model
-        self.port = free_port()
-        extra = ["--start-servers", "64"] if model == "prefork" else []
-        self.args = [str(bin_dir / self.name), "--listen", f"127.0.0.1:{self.port}",
-                     "--metrics-listen", f"127.0.0.1:{free_port()}"] + extra
-        self.process = None
-
-    def url(self, path: str = "/hello") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self):
-        self.process = subprocess.Popen(self.args, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while subprocess.run(["curl", "-sf", "-o", "/dev/null", self.url()]).returncode != 0:
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} did not start")
-            time.sleep(0.1)
-        return self
-
-    def __exit__(self, *exc):
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 def to_us(value: str) -> float:
@@ -99,7 +63,13 @@ def main() -> int:
     if max(levels) + 100 > hard:
         sys.exit(f"benchmark: ulimit -n is {hard}, below {max(levels) + 100}: raise it (ulimit -n)")
 
-    servers = [(model, lambda m=model: EcholabServer(args.bin_dir, m)) for model in MODELS]
+    log_dir = Path(tempfile.mkdtemp(prefix="echolab-peers-"))
+
+    def echolab(model: str) -> Server:
+        return Server(model, model, args.bin_dir / f"echolab-{model}",
+                      settings_for(model, max(levels)), log_dir)
+
+    servers = [(model, lambda m=model: echolab(m)) for model in MODELS]
     servers += [(peer, lambda p=peer: Peer(p)) for peer in available()]
     if args.only:
         servers = [(n, m) for n, m in servers if n in args.only.split(",")]
@@ -107,7 +77,7 @@ def main() -> int:
     for name, make in servers:
         with make() as server:
             for connections in levels:
-                runs = [run_wrk(server.url(), connections, args.seconds) for _ in range(args.repeat)]
+                runs = [run_wrk(f"http://127.0.0.1:{server.port}/hello", connections, args.seconds) for _ in range(args.repeat)]
                 row = {"server": name, "connections": connections, **median_of(runs)}
                 rows.append(row)
                 print(f"{name:15} -c{connections:<6} {row['rps']:>9.0f} req/s  p50 {row['p50_us']:>9.0f} us"

@@ -7,11 +7,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "compare"))
+from servers import free_port  # noqa: E402  (the compare runner's port picker)
 GREETING = "Hello, World!"
 
 # peer name -> (the echolab model it implements, how to start it)
@@ -30,12 +33,6 @@ def available() -> list[str]:
     if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
         names.append("nginx")
     return names
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _fill(template: str, values: dict) -> str:

@@ -1,46 +1,18 @@
 """Starts echolab's real binaries on loopback for integration tests, and stops them after."""
 
 import os
-import random
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 BIN_DIR = Path(os.environ.get("ECHOLAB_BIN_DIR", Path(__file__).resolve().parents[2] / "build" / "bin"))
 SOURCE_DIR = Path(os.environ.get("ECHOLAB_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-MODELS = ("prefork", "threads", "pool")
+sys.path.insert(0, str(SOURCE_DIR / "loadgen" / "compare"))
+from servers import MODELS, free_port, listening  # noqa: E402  (the runner's own helpers)
 LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago, below the ephemeral range (32768+), so
-    the kernel cannot hand it to some client's outgoing connection before a server binds it."""
-    while True:
-        port = random.randrange(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind((LOOPBACK, port))
-                return port
-            except OSError:
-                continue
-
-
-def listening(port: int) -> bool:
-    """True when a socket listens on `port`, seen in /proc/net/tcp*: no connection is made,
-    so a server's connection counters and caps are not disturbed by the check."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as lines:
-                next(lines)
-                for line in lines:
-                    fields = line.split()
-                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        return True
-        except FileNotFoundError:
-            continue
-    return False
 
 
 def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | None = None) -> None:
