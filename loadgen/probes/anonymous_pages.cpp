@@ -9,16 +9,17 @@
 
 namespace echolab::probe {
 
-AnonymousPages::AnonymousPages(std::size_t pages) : pages_(pages) {
+AnonymousPages::AnonymousPages(std::size_t pages, PageKind kind) : pages_(pages) {
   if (pages_ == 0) return;
   void* mapping = ::mmap(nullptr, pages_ * page_size(), PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapping == MAP_FAILED) {
     throw_system_error("mmap of " + std::to_string(pages_ * page_size() / 1024) + " KiB");
   }
-  // Huge pages would replace 512 page-table entries by one and hide what the probes show:
-  // a long-lived heap is mostly mapped with 4 KiB pages.
-  (void)::madvise(mapping, pages_ * page_size(), MADV_NOHUGEPAGE);
+  // A huge page replaces 512 page-table entries by one, which is most of what fork copies:
+  // small pages are the default because a long-lived heap is mostly mapped with them.
+  (void)::madvise(mapping, pages_ * page_size(),
+                  kind == PageKind::huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   data_ = static_cast<volatile char*>(mapping);
 }
 

@@ -1,4 +1,5 @@
-// Private anonymous memory in 4 KiB pages, written page by page. It plays two parts: the
+// Private anonymous memory, in 4 KiB pages unless huge pages are asked for, written page by
+// page. It plays two parts: the
 // resident memory of a large parent process (the page tables that fork() must copy grow with
 // it), and the working set a thread or process touches between context switches (one TLB
 // entry per page).
@@ -10,8 +11,12 @@ namespace echolab::probe {
 
 class AnonymousPages {
  public:
-  // No mapping at all when `pages` is 0.
-  explicit AnonymousPages(std::size_t pages);
+  // Small pages by default. Huge pages (transparent, 2 MiB on x86-64) are asked for, not
+  // guaranteed: the kernel may lack them or be configured never to use them.
+  enum class PageKind { small, huge };
+
+  // No mapping at all when `pages` (of the base page size) is 0.
+  explicit AnonymousPages(std::size_t pages, PageKind kind = PageKind::small);
   ~AnonymousPages();
   AnonymousPages(const AnonymousPages&) = delete;
   AnonymousPages& operator=(const AnonymousPages&) = delete;

@@ -22,7 +22,7 @@ void JsonWriter::end_object() {
   if (has_members_.size() <= 1) throw ProbeError("JsonWriter: end_object without begin_object");
   const bool had_members = has_members_.back();
   has_members_.pop_back();
-  if (had_members) indent();
+  if (had_members) new_line(has_members_.size());
   out_ += '}';
 }
 
@@ -66,14 +66,14 @@ std::string JsonWriter::str() const {
 void JsonWriter::start_member(std::string_view key) {
   if (has_members_.back()) out_ += ',';
   has_members_.back() = true;
-  indent();
+  new_line(has_members_.size());
   out_ += json_quoted(key);
   out_ += ": ";
 }
 
-void JsonWriter::indent() {
+void JsonWriter::new_line(std::size_t depth) {
   out_ += '\n';
-  out_.append(2 * (has_members_.size() - 1), ' ');
+  out_.append(2 * depth, ' ');
 }
 
 std::string json_quoted(std::string_view text) {
@@ -94,11 +94,11 @@ std::string json_quoted(std::string_view text) {
         break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
-          constexpr std::string_view hex_digits = "0123456789abcdef";
+          constexpr std::string_view kHexDigits = "0123456789abcdef";
           const auto code = static_cast<unsigned char>(c);
           quoted += "\\u00";
-          quoted += hex_digits[code >> 4];
-          quoted += hex_digits[code & 0xf];
+          quoted += kHexDigits[code >> 4];
+          quoted += kHexDigits[code & 0xf];
         } else {
           quoted += c;
         }

@@ -27,7 +27,8 @@ class JsonWriter {
 
  private:
   void start_member(std::string_view key);
-  void indent();
+  // A line break and two spaces per level of nesting.
+  void new_line(std::size_t depth);
 
   std::string out_;
   // One entry per open object: whether it has a member yet (to place the commas).

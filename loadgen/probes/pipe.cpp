@@ -1,6 +1,7 @@
 #include "loadgen/probes/pipe.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -46,6 +47,16 @@ bool read_byte(int fd, char& byte) noexcept {
     const ssize_t got = ::read(fd, &byte, 1);
     if (got == 1) return true;
     if (got < 0 && errno == EINTR) continue;
+    return false;
+  }
+}
+
+bool read_byte_within(int fd, char& byte, std::chrono::milliseconds timeout) noexcept {
+  pollfd readable{fd, POLLIN, 0};
+  for (;;) {
+    const int ready = ::poll(&readable, 1, static_cast<int>(timeout.count()));
+    if (ready > 0) return read_byte(fd, byte);
+    if (ready < 0 && errno == EINTR) continue;
     return false;
   }
 }

@@ -3,6 +3,8 @@
 // threads are timed with the same mechanism.
 #pragma once
 
+#include <chrono>
+
 namespace echolab::probe {
 
 class Pipe {
@@ -27,5 +29,9 @@ class Pipe {
 // system calls, so a forked child may use them.
 bool write_byte(int fd, char byte) noexcept;
 bool read_byte(int fd, char& byte) noexcept;
+
+// Waits at most `timeout` for one byte; false on timeout, end of file or error. A parent
+// waiting for a child uses it so that a child that died cannot hang the probe.
+bool read_byte_within(int fd, char& byte, std::chrono::milliseconds timeout) noexcept;
 
 }  // namespace echolab::probe

@@ -41,7 +41,8 @@ std::string cpuinfo_value(std::string_view cpuinfo, std::string_view key) {
 MemoryUsage read_memory_usage(pid_t pid) {
   const std::string path = proc_path(pid, "smaps_rollup");
   const std::string text = read_file(path);
-  return MemoryUsage{required_field(text, "Rss", path), required_field(text, "Pss", path)};
+  return MemoryUsage{required_field(text, "Rss", path), required_field(text, "Pss", path),
+                     find_number_field(text, "AnonHugePages").value_or(0)};
 }
 
 long long read_status_kib(pid_t pid, std::string_view field) {

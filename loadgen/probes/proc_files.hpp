@@ -18,6 +18,8 @@ struct MemoryUsage {
   // Proportional set size: each resident page divided by the number of processes mapping
   // it, so summing PSS over processes counts a shared page once.
   long long pss_kib = 0;
+  // Of the RSS, anonymous memory mapped by transparent huge pages.
+  long long anon_huge_pages_kib = 0;
 };
 
 // From /proc/<pid>/smaps_rollup; pid 0 means this process.

@@ -1,6 +1,7 @@
 #include "loadgen/probes/sample_summary.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -10,8 +11,8 @@ namespace echolab::probe {
 namespace {
 
 double nearest_rank(const std::vector<double>& sorted, double percentile) {
-  const auto rank = static_cast<std::size_t>(
-      std::ceil(percentile / 100.0 * static_cast<double>(sorted.size())));
+  const auto rank =
+      static_cast<std::size_t>(std::ceil(percentile / 100.0 * static_cast<double>(sorted.size())));
   return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
 }
 
@@ -50,6 +51,14 @@ void add_summary(JsonWriter& json, std::string_view key, const SampleSummary& su
   json.add_number("min", summary.min);
   json.add_number("max", summary.max);
   json.end_object();
+}
+
+std::string fixed_decimals(double value, int decimals) {
+  char buffer[64];
+  const auto result =
+      std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::fixed, decimals);
+  if (result.ec != std::errc()) return "?";
+  return std::string(buffer, result.ptr);
 }
 
 }  // namespace echolab::probe

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "loadgen/probes/json_writer.hpp"
@@ -21,10 +23,23 @@ struct SampleSummary {
 // Throws ProbeError when `values` is empty: a figure without samples is not a figure.
 SampleSummary summarize(std::vector<double> values);
 
+// Summarises one figure of repeated measurements that each yield several figures.
+template <typename Measurement>
+SampleSummary summarize_field(const std::vector<Measurement>& measurements,
+                              double Measurement::*field) {
+  std::vector<double> values;
+  values.reserve(measurements.size());
+  for (const Measurement& measurement : measurements) values.push_back(measurement.*field);
+  return summarize(std::move(values));
+}
+
 // The ratio of two medians, or NaN (written as null) when the denominator is not positive.
 double median_ratio(const SampleSummary& numerator, const SampleSummary& denominator);
 
 // "key": {"samples": n, "median": ..., "p90": ..., "p99": ..., "min": ..., "max": ...}
 void add_summary(JsonWriter& json, std::string_view key, const SampleSummary& summary);
+
+// `value` with `decimals` digits after the point, for the human summary lines.
+std::string fixed_decimals(double value, int decimals);
 
 }  // namespace echolab::probe

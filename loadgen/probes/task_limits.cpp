@@ -16,13 +16,15 @@
 namespace echolab::probe {
 namespace {
 
-// Left free for the rest of the machine (shells, the servers under test).
-constexpr long long spare_tasks = 32;
+// Left free under the machine-wide limits for the rest of the machine (shells, the servers
+// under test); under the user's own limit the user decides.
+constexpr long long kMachineSpareTasks = 32;
 
 struct Limit {
   std::string name;
   long long maximum = 0;
   long long in_use = 0;
+  long long spare = kMachineSpareTasks;
 };
 
 long long read_number_file(const std::string& path) {
@@ -66,7 +68,7 @@ std::optional<Limit> user_process_limit() {
   if (limit.rlim_cur == RLIM_INFINITY || ::geteuid() == 0) return std::nullopt;
   const uid_t uid = ::getuid();
   return Limit{"RLIMIT_NPROC (ulimit -u) for user " + std::to_string(uid),
-               static_cast<long long>(limit.rlim_cur), tasks_of_user(uid)};
+               static_cast<long long>(limit.rlim_cur), tasks_of_user(uid), 0};
 }
 
 // The pids controller of this process's cgroup (v2 "0::/path", or v1 "N:pids:/path").
@@ -98,11 +100,13 @@ std::optional<Limit> cgroup_pids_limit() {
 
 void require_room(const Limit& limit, long long extra_tasks, std::string_view what,
                   std::string_view option) {
-  if (limit.in_use + extra_tasks + spare_tasks <= limit.maximum) return;
+  if (limit.in_use + extra_tasks + limit.spare <= limit.maximum) return;
+  const std::string spare =
+      limit.spare > 0 ? " (keeping " + std::to_string(limit.spare) + " spare)" : "";
   throw ProbeError("needs " + std::string(what) + " but " + limit.name + " is " +
                    std::to_string(limit.maximum) + " with " + std::to_string(limit.in_use) +
-                   " tasks in use (keeping " + std::to_string(spare_tasks) +
-                   " spare); lower " + std::string(option) + " or raise the limit");
+                   " tasks in use" + spare + "; lower " + std::string(option) +
+                   " or raise the limit");
 }
 
 }  // namespace

@@ -1,0 +1,200 @@
+#include "loadgen/probes/process_memory_probe.hpp"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <vector>
+
+#include "loadgen/probes/anonymous_pages.hpp"
+#include "loadgen/probes/child_process.hpp"
+#include "loadgen/probes/pipe.hpp"
+#include "loadgen/probes/probe_error.hpp"
+#include "loadgen/probes/proc_files.hpp"
+#include "loadgen/probes/sampling.hpp"
+#include "loadgen/probes/task_limits.hpp"
+
+namespace echolab::probe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::seconds kReadyTimeout{30};
+
+// Reads one byte per child from `fd` until `count` have arrived; a child that dies first
+// leaves the pipe at end of file or the wait at its deadline, and both are errors.
+void wait_for_ready_bytes(int fd, int count) {
+  const auto deadline = Clock::now() + kReadyTimeout;
+  int received = 0;
+  char buffer[256];
+  while (received < count) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    pollfd readable{fd, POLLIN, 0};
+    const int ready = left.count() > 0 ? ::poll(&readable, 1, static_cast<int>(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) throw_system_error("poll");
+    if (ready == 0) {
+      throw ProbeError("only " + std::to_string(received) + " of " + std::to_string(count) +
+                       " children were ready within " + std::to_string(kReadyTimeout.count()) +
+                       " s");
+    }
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) throw ProbeError("a child exited before it was ready");
+    received += static_cast<int>(got);
+  }
+}
+
+// `count` forked children that each write `touch_bytes` of fresh memory and then block on a
+// pipe read. Closing the pipe lets them exit; if anything fails first, ChildProcess kills
+// and reaps them.
+class IdleChildren {
+ public:
+  IdleChildren(int count, std::size_t touch_bytes) {
+    Pipe ready;
+    children_.reserve(static_cast<std::size_t>(count));
+    for (int index = 0; index < count; ++index) {
+      children_.push_back(fork_child([&] {
+        release_.close_write();
+        ready.close_read();
+        AnonymousPages own(touch_bytes / AnonymousPages::page_size());
+        own.write_every_page();
+        if (!write_byte(ready.write_fd(), 'r')) return 1;
+        char byte = 0;
+        (void)read_byte(release_.read_fd(), byte);  // returns at end of file
+        return 0;
+      }));
+    }
+    // The children hold the write end now: once they all exit, the read end sees end of file.
+    ready.close_write();
+    wait_for_ready_bytes(ready.read_fd(), count);
+  }
+
+  const std::vector<ChildProcess>& children() const { return children_; }
+
+  void release_and_reap() {
+    release_.close_write();
+    for (ChildProcess& child : children_) child.wait_for_exit();
+    children_.clear();
+  }
+
+ private:
+  Pipe release_;
+  std::vector<ChildProcess> children_;
+};
+
+struct SampleCost {
+  double rss_kib = 0;
+  double pss_kib = 0;
+  double pss_added_kib = 0;
+  double page_tables_kib = 0;
+  double kernel_stack_kib = 0;
+};
+
+SampleCost measure_sample(const ProcessMemoryOptions& options) {
+  const MemoryUsage parent_before = read_memory_usage(0);
+  const long long kernel_stack_before = read_meminfo_kib("KernelStack");
+  IdleChildren idle(options.processes, static_cast<std::size_t>(options.touch_kib) << 10);
+  long long rss = 0;
+  long long pss = 0;
+  long long page_tables = 0;
+  for (const ChildProcess& child : idle.children()) {
+    const MemoryUsage usage = read_memory_usage(child.pid());
+    rss += usage.rss_kib;
+    pss += usage.pss_kib;
+    page_tables += read_status_kib(child.pid(), "VmPTE");
+  }
+  const MemoryUsage parent_after = read_memory_usage(0);
+  const long long kernel_stack_after = read_meminfo_kib("KernelStack");
+  idle.release_and_reap();
+
+  const double count = options.processes;
+  SampleCost cost;
+  cost.rss_kib = static_cast<double>(rss) / count;
+  cost.pss_kib = static_cast<double>(pss) / count;
+  cost.pss_added_kib =
+      static_cast<double>(pss + parent_after.pss_kib - parent_before.pss_kib) / count;
+  cost.page_tables_kib = static_cast<double>(page_tables) / count;
+  cost.kernel_stack_kib = static_cast<double>(kernel_stack_after - kernel_stack_before) / count;
+  return cost;
+}
+
+ProcessMemoryFigures measure_from_this_parent(const ProcessMemoryOptions& options) {
+  ProcessMemoryFigures figures;
+  const MemoryUsage parent = read_memory_usage(0);
+  figures.parent_rss_kib = parent.rss_kib;
+  figures.parent_pss_kib = parent.pss_kib;
+  const std::vector<SampleCost> costs = collect_within_budget(
+      options.samples, options.max_seconds_per_figure, [&] { return measure_sample(options); });
+  figures.rss_kib_per_process = summarize_field(costs, &SampleCost::rss_kib);
+  figures.pss_kib_per_process = summarize_field(costs, &SampleCost::pss_kib);
+  figures.pss_added_kib_per_process = summarize_field(costs, &SampleCost::pss_added_kib);
+  figures.page_tables_kib_per_process = summarize_field(costs, &SampleCost::page_tables_kib);
+  figures.kernel_stack_kib_per_process = summarize_field(costs, &SampleCost::kernel_stack_kib);
+  return figures;
+}
+
+void add_figures(JsonWriter& json, std::string_view key, const ProcessMemoryFigures& figures) {
+  json.begin_object(key);
+  json.add_integer("parent_rss_kib", figures.parent_rss_kib);
+  json.add_integer("parent_pss_kib", figures.parent_pss_kib);
+  add_summary(json, "rss_kib_per_process", figures.rss_kib_per_process);
+  add_summary(json, "pss_kib_per_process", figures.pss_kib_per_process);
+  add_summary(json, "pss_added_kib_per_process", figures.pss_added_kib_per_process);
+  add_summary(json, "page_tables_kib_per_process", figures.page_tables_kib_per_process);
+  add_summary(json, "kernel_stack_kib_per_process", figures.kernel_stack_kib_per_process);
+  json.end_object();
+}
+
+std::string describe(const ProcessMemoryFigures& figures) {
+  return "RSS " + fixed_decimals(figures.rss_kib_per_process.median, 0) + " KiB, PSS " +
+         fixed_decimals(figures.pss_kib_per_process.median, 0) + " KiB (total PSS +" +
+         fixed_decimals(figures.pss_added_kib_per_process.median, 0) + " KiB), page tables " +
+         fixed_decimals(figures.page_tables_kib_per_process.median, 0) + " KiB";
+}
+
+}  // namespace
+
+ProcessMemoryResult run_process_memory_probe(const ProcessMemoryOptions& options) {
+  require_task_headroom(options.processes, std::to_string(options.processes) + " processes",
+                        "--processes");
+  ProcessMemoryResult result;
+  result.options = options;
+  result.small_parent = measure_from_this_parent(options);
+  if (options.parent_rss_mib > 0) {
+    const auto bytes = static_cast<std::size_t>(options.parent_rss_mib) << 20;
+    AnonymousPages heap(bytes / AnonymousPages::page_size());
+    heap.write_every_page();
+    result.large_parent = measure_from_this_parent(options);
+  }
+  return result;
+}
+
+void write_json(JsonWriter& json, const ProcessMemoryResult& result) {
+  json.add_string("probe", "process-memory");
+  json.add_string("kernel", kernel_release());
+  json.add_integer("processes", result.options.processes);
+  json.add_integer("samples_requested", result.options.samples);
+  json.add_integer("touch_kib", result.options.touch_kib);
+  json.add_integer("parent_rss_mib", result.options.parent_rss_mib);
+  add_figures(json, "small_parent", result.small_parent);
+  if (result.large_parent) {
+    add_figures(json, "large_parent", *result.large_parent);
+  } else {
+    json.add_null("large_parent");
+  }
+}
+
+std::string summary_line(const ProcessMemoryResult& result) {
+  std::string line = "process-memory (medians per idle child, " +
+                     std::to_string(result.options.processes) +
+                     " children): " + describe(result.small_parent);
+  if (result.large_parent) {
+    line += "; from a parent with " + std::to_string(result.options.parent_rss_mib) +
+            " MiB resident: " + describe(*result.large_parent);
+  }
+  return line;
+}
+
+}  // namespace echolab::probe

@@ -1,0 +1,258 @@
+#include "loadgen/probes/thread_memory_probe.hpp"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "loadgen/probes/child_process.hpp"
+#include "loadgen/probes/pipe.hpp"
+#include "loadgen/probes/probe_error.hpp"
+#include "loadgen/probes/proc_files.hpp"
+#include "loadgen/probes/sampling.hpp"
+#include "loadgen/probes/task_limits.hpp"
+
+namespace echolab::probe {
+namespace {
+
+constexpr std::chrono::seconds kReadyTimeout{30};
+
+// Each level owns one 4 KiB frame, so `pages` nested calls make about that many stack pages
+// resident. The frame is written at both ends so the compiler cannot shrink it.
+[[gnu::noinline]] int write_stack_pages(std::size_t pages) {
+  volatile char frame[4096];
+  frame[0] = 1;
+  frame[sizeof frame - 1] = 1;
+  if (pages <= 1) return frame[0];
+  return write_stack_pages(pages - 1) + frame[sizeof frame - 1];
+}
+
+std::size_t default_stack_bytes() {
+  pthread_attr_t attributes;
+  if (::pthread_getattr_default_np(&attributes) != 0) {
+    throw ProbeError("pthread_getattr_default_np failed");
+  }
+  std::size_t bytes = 0;
+  ::pthread_attr_getstacksize(&attributes, &bytes);
+  ::pthread_attr_destroy(&attributes);
+  return bytes;
+}
+
+// `count` threads that each write `touch_bytes` of their stack and then wait on a condition
+// variable, which costs no CPU. The destructor releases and joins them, on every path.
+class IdleThreads {
+ public:
+  IdleThreads(int count, std::size_t stack_bytes, std::size_t touch_bytes)
+      : touch_pages_(std::max<std::size_t>(1, touch_bytes / 4096)) {
+    try {
+      start(count, stack_bytes);
+      wait_until_all_ready(count);
+    } catch (...) {
+      release_and_join();
+      throw;
+    }
+  }
+  ~IdleThreads() { release_and_join(); }
+  IdleThreads(const IdleThreads&) = delete;
+  IdleThreads& operator=(const IdleThreads&) = delete;
+  IdleThreads(IdleThreads&&) = delete;
+  IdleThreads& operator=(IdleThreads&&) = delete;
+
+ private:
+  static void* run(void* self) {
+    auto& threads = *static_cast<IdleThreads*>(self);
+    write_stack_pages(threads.touch_pages_);
+    std::unique_lock lock(threads.mutex_);
+    ++threads.ready_;
+    threads.changed_.notify_all();
+    threads.changed_.wait(lock, [&] { return threads.released_; });
+    return nullptr;
+  }
+
+  void start(int count, std::size_t stack_bytes) {
+    pthread_attr_t attributes;
+    ::pthread_attr_init(&attributes);
+    const int stack_error =
+        stack_bytes == 0 ? 0 : ::pthread_attr_setstacksize(&attributes, stack_bytes);
+    threads_.reserve(static_cast<std::size_t>(count));
+    for (int index = 0; index < count && stack_error == 0; ++index) {
+      pthread_t thread{};
+      const int error = ::pthread_create(&thread, &attributes, &IdleThreads::run, this);
+      if (error != 0) {
+        ::pthread_attr_destroy(&attributes);
+        throw ProbeError("pthread_create failed after " + std::to_string(index) +
+                         " threads: " + std::strerror(error));
+      }
+      threads_.push_back(thread);
+    }
+    ::pthread_attr_destroy(&attributes);
+    if (stack_error != 0) {
+      throw ProbeError("a stack of " + std::to_string(stack_bytes) +
+                       " bytes is refused: " + std::strerror(stack_error));
+    }
+  }
+
+  void wait_until_all_ready(int count) {
+    std::unique_lock lock(mutex_);
+    if (!changed_.wait_for(lock, kReadyTimeout, [&] { return ready_ == count; })) {
+      throw ProbeError("only " + std::to_string(ready_) + " of " + std::to_string(count) +
+                       " threads started within " + std::to_string(kReadyTimeout.count()) + " s");
+    }
+  }
+
+  void release_and_join() noexcept {
+    {
+      const std::lock_guard lock(mutex_);
+      released_ = true;
+    }
+    changed_.notify_all();
+    for (const pthread_t thread : threads_) ::pthread_join(thread, nullptr);
+    threads_.clear();
+  }
+
+  std::size_t touch_pages_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int ready_ = 0;
+  bool released_ = false;
+  std::vector<pthread_t> threads_;
+};
+
+struct ProcessSnapshot {
+  MemoryUsage memory;
+  long long virtual_kib = 0;
+  long long page_tables_kib = 0;
+  long long kernel_stack_kib = 0;
+};
+
+ProcessSnapshot snapshot_of_this_process() {
+  return {read_memory_usage(0), read_status_kib(0, "VmSize"), read_status_kib(0, "VmPTE"),
+          read_meminfo_kib("KernelStack")};
+}
+
+// What one batch cost, per thread. A plain struct: it crosses a pipe from the child that
+// measured it.
+struct BatchCost {
+  double rss_kib = 0;
+  double pss_kib = 0;
+  double virtual_kib = 0;
+  double page_tables_kib = 0;
+  double kernel_stack_kib = 0;
+  char error[256] = {};
+};
+
+BatchCost measure_batch(int count, std::size_t stack_bytes, std::size_t touch_bytes) {
+  const ProcessSnapshot before = snapshot_of_this_process();
+  const IdleThreads idle(count, stack_bytes, touch_bytes);
+  const ProcessSnapshot after = snapshot_of_this_process();
+  const auto per_thread = [count](long long before_kib, long long after_kib) {
+    return static_cast<double>(after_kib - before_kib) / count;
+  };
+  BatchCost cost;
+  cost.rss_kib = per_thread(before.memory.rss_kib, after.memory.rss_kib);
+  cost.pss_kib = per_thread(before.memory.pss_kib, after.memory.pss_kib);
+  cost.virtual_kib = per_thread(before.virtual_kib, after.virtual_kib);
+  cost.page_tables_kib = per_thread(before.page_tables_kib, after.page_tables_kib);
+  cost.kernel_stack_kib = per_thread(before.kernel_stack_kib, after.kernel_stack_kib);
+  return cost;
+}
+
+// Each batch runs in a fresh child process: glibc keeps the stacks of exited threads for
+// reuse (up to 40 MiB), and a second batch in the same process would reuse them and show
+// less memory than a first one does.
+BatchCost measure_batch_in_fresh_process(int count, std::size_t stack_bytes,
+                                         std::size_t touch_bytes) {
+  Pipe result;
+  ChildProcess child = fork_child([&] {
+    BatchCost cost;
+    try {
+      cost = measure_batch(count, stack_bytes, touch_bytes);
+    } catch (const std::exception& error) {
+      std::strncpy(cost.error, error.what(), sizeof cost.error - 1);
+    }
+    const bool sent = ::write(result.write_fd(), &cost, sizeof cost) == sizeof cost;
+    return sent ? 0 : 1;
+  });
+  result.close_write();
+  BatchCost cost;
+  const ssize_t got = ::read(result.read_fd(), &cost, sizeof cost);
+  child.wait_for_exit();
+  if (got != static_cast<ssize_t>(sizeof cost)) {
+    throw ProbeError("the measuring child died before it reported");
+  }
+  if (cost.error[0] != '\0') throw ProbeError(cost.error);
+  return cost;
+}
+
+ThreadMemoryFigures measure_stack(const ThreadMemoryOptions& options, std::size_t stack_bytes) {
+  const auto touch_bytes = static_cast<std::size_t>(options.touch_stack_kib) << 10;
+  const std::vector<BatchCost> costs = collect_within_budget(
+      options.samples, options.max_seconds_per_figure,
+      [&] { return measure_batch_in_fresh_process(options.threads, stack_bytes, touch_bytes); });
+  ThreadMemoryFigures figures;
+  figures.stack_kib =
+      static_cast<long long>((stack_bytes == 0 ? default_stack_bytes() : stack_bytes) >> 10);
+  figures.rss_kib_per_thread = summarize_field(costs, &BatchCost::rss_kib);
+  figures.pss_kib_per_thread = summarize_field(costs, &BatchCost::pss_kib);
+  figures.virtual_kib_per_thread = summarize_field(costs, &BatchCost::virtual_kib);
+  figures.page_tables_kib_per_thread = summarize_field(costs, &BatchCost::page_tables_kib);
+  figures.kernel_stack_kib_per_thread = summarize_field(costs, &BatchCost::kernel_stack_kib);
+  return figures;
+}
+
+void add_figures(JsonWriter& json, std::string_view key, const ThreadMemoryFigures& figures) {
+  json.begin_object(key);
+  json.add_integer("stack_kib", figures.stack_kib);
+  add_summary(json, "rss_kib_per_thread", figures.rss_kib_per_thread);
+  add_summary(json, "pss_kib_per_thread", figures.pss_kib_per_thread);
+  add_summary(json, "virtual_kib_per_thread", figures.virtual_kib_per_thread);
+  add_summary(json, "page_tables_kib_per_thread", figures.page_tables_kib_per_thread);
+  add_summary(json, "kernel_stack_kib_per_thread", figures.kernel_stack_kib_per_thread);
+  json.end_object();
+}
+
+std::string describe(const ThreadMemoryFigures& figures) {
+  return std::to_string(figures.stack_kib) + " KiB stacks: RSS " +
+         fixed_decimals(figures.rss_kib_per_thread.median, 1) + " KiB, PSS " +
+         fixed_decimals(figures.pss_kib_per_thread.median, 1) + " KiB, virtual " +
+         fixed_decimals(figures.virtual_kib_per_thread.median, 0) + " KiB, kernel stack " +
+         fixed_decimals(figures.kernel_stack_kib_per_thread.median, 1) + " KiB";
+}
+
+}  // namespace
+
+ThreadMemoryResult run_thread_memory_probe(const ThreadMemoryOptions& options) {
+  if (options.touch_stack_kib * 2 > options.small_stack_kib) {
+    throw ProbeError("--touch-stack-kib must be at most half of --small-stack-kib");
+  }
+  require_task_headroom(options.threads + 1, std::to_string(options.threads) + " threads",
+                        "--threads");
+  ThreadMemoryResult result;
+  result.options = options;
+  result.default_stack = measure_stack(options, 0);
+  result.small_stack =
+      measure_stack(options, static_cast<std::size_t>(options.small_stack_kib) << 10);
+  return result;
+}
+
+void write_json(JsonWriter& json, const ThreadMemoryResult& result) {
+  json.add_string("probe", "thread-memory");
+  json.add_string("kernel", kernel_release());
+  json.add_integer("threads", result.options.threads);
+  json.add_integer("samples_requested", result.options.samples);
+  json.add_integer("touch_stack_kib", result.options.touch_stack_kib);
+  add_figures(json, "default_stack", result.default_stack);
+  add_figures(json, "small_stack", result.small_stack);
+}
+
+std::string summary_line(const ThreadMemoryResult& result) {
+  return "thread-memory (medians per idle thread, " + std::to_string(result.options.threads) +
+         " threads): " + describe(result.default_stack) + "; " + describe(result.small_stack);
+}
+
+}  // namespace echolab::probe

@@ -1,0 +1,335 @@
+"""echolab-probe: each subcommand runs, prints complete and plausible JSON, and leaves no
+thread or child process behind. The figures themselves are reported, never ranked: nothing
+here asserts that processes or threads are the faster model."""
+
+import json
+import math
+import os
+import resource
+import signal
+import subprocess
+import time
+
+import pytest
+
+from harness import BIN_DIR
+
+PROBE = BIN_DIR / "echolab-probe"
+SUMMARY_KEYS = {"samples", "median", "p90", "p99", "min", "max"}
+# The JSON contract the compare report reads: every key, always present (null when a figure
+# was not asked for).
+SPAWN_KEYS = {"probe", "kernel", "samples_requested", "exec_path", "parent_rss_mib", "parent_huge_pages",
+              "small_parent", "large_parent"}
+SPAWN_FIGURE_KEYS = {"parent_rss_kib", "parent_page_tables_kib", "parent_anon_huge_pages_kib",
+                     "fork_until_child_runs_us", "fork_exec_until_exit_us", "posix_spawn_until_exit_us",
+                     "thread_until_runs_us", "ratio_fork_to_thread", "ratio_fork_exec_to_thread",
+                     "ratio_posix_spawn_to_thread"}
+SWITCH_KEYS = {"probe", "kernel", "cpu_model", "cpu_nominal_mhz", "pinned_cpu", "pcid", "invpcid", "meltdown",
+               "samples_requested", "round_trips_per_sample", "pipe_write_read_ns", "plain", "touching"}
+SWITCH_FIGURE_KEYS = {"process_ns_per_switch", "thread_ns_per_switch", "ratio_process_to_thread",
+                      "process_minus_thread_ns", "process_minus_thread_cycles_at_nominal_clock",
+                      "process_switches_per_round_trip", "thread_switches_per_round_trip"}
+THREAD_MEMORY_KEYS = {"probe", "kernel", "threads", "samples_requested", "touch_stack_kib", "default_stack",
+                      "small_stack"}
+THREAD_MEMORY_FIGURE_KEYS = {"stack_kib", "rss_kib_per_thread", "pss_kib_per_thread",
+                             "virtual_kib_per_thread", "page_tables_kib_per_thread",
+                             "kernel_stack_kib_per_thread"}
+PROCESS_MEMORY_KEYS = {"probe", "kernel", "processes", "samples_requested", "touch_kib", "parent_rss_mib",
+                       "small_parent", "large_parent"}
+PROCESS_MEMORY_FIGURE_KEYS = {"parent_rss_kib", "parent_pss_kib", "rss_kib_per_process",
+                              "pss_kib_per_process", "pss_added_kib_per_process",
+                              "page_tables_kib_per_process", "kernel_stack_kib_per_process"}
+NOBODY = 65534
+
+
+def session_members(session_id: int, include_zombies: bool = False) -> list[int]:
+    """Pids of the processes still in a session (the probe runs as a session leader)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        state, session = fields[0], int(fields[3])
+        if session == session_id and (include_zombies or state != "Z"):
+            members.append(int(entry))
+    return members
+
+
+def run_probe(*args: str, timeout: float = 60,
+              preexec_fn=None) -> tuple[subprocess.CompletedProcess, list[int]]:
+    """Runs echolab-probe in a session of its own; returns its result and what it left."""
+    assert PROBE.exists(), f"{PROBE} is not built (set ECHOLAB_BIN_DIR)"
+    process = subprocess.Popen([str(PROBE), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True, preexec_fn=preexec_fn)
+    stdout, stderr = process.communicate(timeout=timeout)
+    left_behind = session_members(process.pid, include_zombies=True)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), left_behind
+
+
+def probe_json(*args: str, timeout: float = 60) -> tuple[dict, str]:
+    result, left_behind = run_probe(*args, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    assert left_behind == [], f"processes left behind: {left_behind}"
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return json.loads(result.stdout), result.stderr
+
+
+def check_summary(summary: dict, max_samples: int, positive: bool = True) -> None:
+    assert set(summary) == SUMMARY_KEYS
+    assert 1 <= summary["samples"] <= max_samples
+    assert summary["min"] <= summary["median"] <= summary["max"]
+    assert summary["median"] <= summary["p90"] <= summary["p99"] <= summary["max"]
+    if positive:
+        assert summary["min"] > 0
+
+
+def check_ratio(ratio: float, numerator: dict, denominator: dict) -> None:
+    assert ratio > 0
+    assert math.isclose(ratio, numerator["median"] / denominator["median"], rel_tol=0.01)
+
+
+def spawn_figures_are_plausible(figures: dict, samples: int) -> None:
+    assert set(figures) == SPAWN_FIGURE_KEYS
+    for key in ("fork_until_child_runs_us", "fork_exec_until_exit_us", "posix_spawn_until_exit_us",
+                "thread_until_runs_us"):
+        check_summary(figures[key], samples)
+        # Creating anything takes longer than a microsecond and, on an idle machine, far
+        # less than a second.
+        assert 1 <= figures[key]["median"] < 1_000_000, (key, figures[key])
+    thread = figures["thread_until_runs_us"]
+    check_ratio(figures["ratio_fork_to_thread"], figures["fork_until_child_runs_us"], thread)
+    check_ratio(figures["ratio_fork_exec_to_thread"], figures["fork_exec_until_exit_us"], thread)
+    check_ratio(figures["ratio_posix_spawn_to_thread"], figures["posix_spawn_until_exit_us"], thread)
+    assert figures["parent_rss_kib"] > 0
+    assert figures["parent_page_tables_kib"] > 0
+    assert figures["parent_anon_huge_pages_kib"] >= 0
+
+
+def test_spawn_times_processes_and_threads_from_a_small_and_a_large_parent():
+    report, summary = probe_json("spawn", "--samples", "20", "--parent-rss-mib", "32")
+    assert set(report) == SPAWN_KEYS
+    assert report["probe"] == "spawn"
+    assert report["samples_requested"] == 20
+    assert report["parent_huge_pages"] is False
+    assert report["exec_path"] == "/bin/true"
+    spawn_figures_are_plausible(report["small_parent"], 20)
+    spawn_figures_are_plausible(report["large_parent"], 20)
+    # The large parent really holds the extra 32 MiB, and the page tables that map it.
+    grown_kib = report["large_parent"]["parent_rss_kib"] - report["small_parent"]["parent_rss_kib"]
+    assert grown_kib >= 32 * 1024 * 0.95
+    assert report["large_parent"]["parent_page_tables_kib"] > report["small_parent"]["parent_page_tables_kib"]
+    assert summary.startswith("spawn")
+
+
+def test_spawn_without_a_large_parent_says_so():
+    report, _ = probe_json("spawn", "--samples", "5", "--parent-rss-mib", "0")
+    spawn_figures_are_plausible(report["small_parent"], 5)
+    assert report["large_parent"] is None
+
+
+def test_spawn_from_a_parent_in_huge_pages():
+    report, summary = probe_json("spawn", "--samples", "5", "--parent-rss-mib", "16", "--huge-pages")
+    assert report["parent_huge_pages"] is True
+    spawn_figures_are_plausible(report["large_parent"], 5)
+    # The kernel may decline huge pages (disabled, or no free 2 MiB blocks): asked, not promised.
+    assert report["large_parent"]["parent_anon_huge_pages_kib"] <= 16 * 1024 + 4096
+    assert "huge pages" in summary
+
+
+def test_spawn_reports_a_program_that_cannot_run():
+    result, left_behind = run_probe("spawn", "--samples", "3", "--exec", "/nonexistent/program")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "/nonexistent/program" in result.stderr
+    assert left_behind == []
+
+
+def cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def check_switch_figures(figures: dict, samples: int) -> None:
+    assert set(figures) - {"pages_per_side"} == SWITCH_FIGURE_KEYS
+    check_summary(figures["process_ns_per_switch"], samples)
+    check_summary(figures["thread_ns_per_switch"], samples)
+    check_ratio(figures["ratio_process_to_thread"], figures["process_ns_per_switch"],
+                figures["thread_ns_per_switch"])
+    difference = figures["process_ns_per_switch"]["median"] - figures["thread_ns_per_switch"]["median"]
+    assert math.isclose(figures["process_minus_thread_ns"], difference, abs_tol=0.01)
+    # On one CPU the probe's thread gives the CPU away about once per round trip.
+    assert 0.5 <= figures["process_switches_per_round_trip"] <= 2
+    assert 0.5 <= figures["thread_switches_per_round_trip"] <= 2
+
+
+def test_context_switch_ping_pongs_processes_and_threads_on_one_cpu():
+    report, summary = probe_json("context-switch", "--samples", "3", "--round-trips", "2000",
+                                 "--touch-pages", "16")
+    assert set(report) == SWITCH_KEYS
+    assert report["probe"] == "context-switch"
+    assert report["samples_requested"] == 3
+    assert report["pinned_cpu"] in os.sched_getaffinity(0)
+    flags = cpu_flags()
+    assert report["pcid"] == ("pcid" in flags)
+    assert report["invpcid"] == ("invpcid" in flags)
+    assert report["meltdown"]
+    assert report["round_trips_per_sample"] == 2000
+    check_summary(report["pipe_write_read_ns"], 3)
+    check_switch_figures(report["plain"], 3)
+    assert report["touching"]["pages_per_side"] == 16
+    check_switch_figures(report["touching"], 3)
+    assert "pcid" in summary
+
+
+def test_context_switch_on_a_chosen_cpu_without_touching():
+    cpu = max(os.sched_getaffinity(0))
+    report, _ = probe_json("context-switch", "--samples", "1", "--round-trips", "500",
+                           "--touch-pages", "0", "--cpu", str(cpu))
+    assert report["pinned_cpu"] == cpu
+    check_switch_figures(report["plain"], 1)
+    assert report["touching"] is None
+
+
+def default_thread_stack_kib() -> int | None:
+    """glibc sizes default thread stacks by RLIMIT_STACK when it is finite."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
+    return None if soft == resource.RLIM_INFINITY else soft // 1024
+
+
+def test_thread_memory_shows_reserved_stacks_and_resident_pages():
+    report, summary = probe_json("thread-memory", "--samples", "2", "--threads", "100",
+                                 "--small-stack-kib", "64", "--touch-stack-kib", "16")
+    assert set(report) == THREAD_MEMORY_KEYS
+    assert report["probe"] == "thread-memory"
+    assert report["threads"] == 100
+    assert report["samples_requested"] == 2
+    default, small = report["default_stack"], report["small_stack"]
+    assert set(default) == set(small) == THREAD_MEMORY_FIGURE_KEYS
+    expected_default = default_thread_stack_kib()
+    if expected_default is not None:
+        assert default["stack_kib"] == expected_default
+    assert small["stack_kib"] == 64
+    for figures in (default, small):
+        for key in ("rss_kib_per_thread", "pss_kib_per_thread", "virtual_kib_per_thread",
+                    "page_tables_kib_per_thread"):
+            check_summary(figures[key], 2)
+        check_summary(figures["kernel_stack_kib_per_thread"], 2, positive=False)
+        # Every thread wrote 16 KiB of its stack: those pages are resident.
+        assert figures["rss_kib_per_thread"]["median"] >= 16
+        assert figures["pss_kib_per_thread"]["median"] <= figures["rss_kib_per_thread"]["median"] + 1
+        # The whole stack is reserved in the address space, whether touched or not.
+        assert figures["virtual_kib_per_thread"]["median"] >= figures["stack_kib"]
+    # A large stack is reserved, not resident: what the threads did not touch costs no RAM.
+    assert default["rss_kib_per_thread"]["median"] < default["stack_kib"] / 4
+    assert small["virtual_kib_per_thread"]["median"] < default["virtual_kib_per_thread"]["median"]
+    assert summary.startswith("thread-memory")
+
+
+def test_process_memory_shows_copy_on_write_sharing():
+    report, summary = probe_json("process-memory", "--samples", "2", "--processes", "20",
+                                 "--parent-rss-mib", "32", "--touch-kib", "64")
+    assert set(report) == PROCESS_MEMORY_KEYS
+    assert report["probe"] == "process-memory"
+    assert report["processes"] == 20
+    assert report["samples_requested"] == 2
+    small, large = report["small_parent"], report["large_parent"]
+    assert set(small) == set(large) == PROCESS_MEMORY_FIGURE_KEYS
+    for figures in (small, large):
+        for key in ("rss_kib_per_process", "pss_kib_per_process", "pss_added_kib_per_process",
+                    "page_tables_kib_per_process"):
+            check_summary(figures[key], 2)
+        check_summary(figures["kernel_stack_kib_per_process"], 2, positive=False)
+        # Each child wrote 64 KiB of fresh memory, which only it maps.
+        assert figures["pss_kib_per_process"]["median"] >= 64
+        assert figures["pss_kib_per_process"]["median"] <= figures["rss_kib_per_process"]["median"]
+    # The children map the parent's 32 MiB (RSS counts it in each) but share it copy-on-write
+    # (PSS divides it among the 21 processes), and each holds page tables for it.
+    assert large["parent_rss_kib"] >= small["parent_rss_kib"] + 32 * 1024 * 0.95
+    assert large["rss_kib_per_process"]["median"] >= 32 * 1024
+    assert large["pss_kib_per_process"]["median"] < large["rss_kib_per_process"]["median"] / 4
+    assert large["page_tables_kib_per_process"]["median"] > small["page_tables_kib_per_process"]["median"]
+    assert summary.startswith("process-memory")
+
+
+def test_process_memory_without_a_large_parent_says_so():
+    report, _ = probe_json("process-memory", "--samples", "1", "--processes", "5", "--parent-rss-mib", "0")
+    assert set(report["small_parent"]) == PROCESS_MEMORY_FIGURE_KEYS
+    assert report["large_parent"] is None
+
+
+def tasks_of_user(uid: int) -> int:
+    tasks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:
+            continue
+        if int(fields["Uid"].split()[0]) == uid:
+            tasks += int(fields["Threads"])
+    return tasks
+
+
+def low_process_limit():
+    """A preexec function that leaves room for about 10 more tasks under RLIMIT_NPROC. The
+    kernel does not apply the limit to root, so root runs the probe as nobody."""
+    if os.geteuid() == 0:
+        def as_nobody_with_limit():
+            resource.setrlimit(resource.RLIMIT_NPROC, (10, 10))
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+        return as_nobody_with_limit
+    limit = tasks_of_user(os.getuid()) + 10
+
+    def with_limit():
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, resource.getrlimit(resource.RLIMIT_NPROC)[1]))
+    return with_limit
+
+
+@pytest.mark.parametrize("command, option", [("thread-memory", "--threads"),
+                                             ("process-memory", "--processes")])
+def test_a_task_limit_too_low_fails_up_front_naming_the_limit(command, option):
+    try:
+        result, _ = run_probe(command, "--samples", "1", option, "50", preexec_fn=low_process_limit())
+    except PermissionError:
+        pytest.skip(f"{PROBE} is not executable by user {NOBODY}")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "RLIMIT_NPROC" in lines[0] and option in lines[0]
+
+
+def test_children_die_with_a_killed_probe():
+    # Long enough (many samples, no time budget) to be killed while its children are up.
+    process = subprocess.Popen([str(PROBE), "process-memory", "--samples", "100", "--processes", "200",
+                                "--parent-rss-mib", "0", "--max-seconds-per-figure", "600"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while len(session_members(process.pid)) < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(session_members(process.pid)) >= 50, "the probe never had its children up"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 10
+    while session_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert session_members(process.pid) == []
+
+
+def test_a_usage_error_is_reported():
+    result, _ = run_probe("context-switch", "--round-trips", "1")
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "--round-trips" in result.stderr
