@@ -4,6 +4,7 @@ the same wrk load on loopback: req/s, p50, p99 and errors at several connection 
 medians of repeated runs. Usage: benchmark.py --bin-dir build/bin [--connections 100,1000,10000]"""
 
 import argparse
+import contextlib
 import re
 import resource
 import statistics
@@ -14,7 +15,12 @@ from pathlib import Path
 
 from peers import Peer, available
 from servers import MODELS, Server, settings_for  # the compare runner's, via peers' path
+WARMUP_S = 3
 UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
+
+
+def url_of(server) -> str:
+    return f"http://127.0.0.1:{server.port}/hello"
 
 
 def to_us(value: str) -> float:
@@ -73,12 +79,21 @@ def main() -> int:
     servers += [(peer, lambda p=peer: Peer(p)) for peer in available()]
     if args.only:
         servers = [(n, m) for n, m in servers if n in args.only.split(",")]
+    # Every server runs for the whole benchmark and the runs are interleaved (each repetition
+    # visits every server in turn), so a burst of noise on a shared machine hits all alike.
+    # An unrecorded warm-up at each level lets prefork models fork up to it first.
     rows = []
-    for name, make in servers:
-        with make() as server:
-            for connections in levels:
-                runs = [run_wrk(f"http://127.0.0.1:{server.port}/hello", connections, args.seconds) for _ in range(args.repeat)]
-                row = {"server": name, "connections": connections, **median_of(runs)}
+    with contextlib.ExitStack() as stack:
+        running = [(name, stack.enter_context(make())) for name, make in servers]
+        for connections in levels:
+            runs = {name: [] for name, _ in running}
+            for name, server in running:
+                run_wrk(url_of(server), connections, WARMUP_S)
+            for _ in range(args.repeat):
+                for name, server in running:
+                    runs[name].append(run_wrk(url_of(server), connections, args.seconds))
+            for name, _ in running:
+                row = {"server": name, "connections": connections, **median_of(runs[name])}
                 rows.append(row)
                 print(f"{name:15} -c{connections:<6} {row['rps']:>9.0f} req/s  p50 {row['p50_us']:>9.0f} us"
                       f"  p99 {row['p99_us']:>9.0f} us  errors {row['errors']}", file=sys.stderr)
