@@ -11,7 +11,7 @@ PEERS ?=
 COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-load echolab-probe
 enabled = $(filter 1 yes true,$(1))
 
-.PHONY: all deps build release test compare peers c10k unit integration asan tsan fuzz bench format format-check tidy compare clean
+.PHONY: all deps build release test compare peers c10k up down load unit integration asan tsan fuzz bench format format-check tidy compare clean
 
 all: build
 
@@ -82,6 +82,16 @@ peers: deps
 	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target echolab-prefork echolab-threads echolab-pool
 	/usr/bin/python3 loadgen/peers/benchmark.py --bin-dir $(RELEASE_BUILD)/bin
+
+# The Docker Compose stack (docs/stack.md): starts an engine where none runs, builds offline.
+up:
+	scripts/docker-up.sh
+
+down:
+	scripts/docker-down.sh
+
+load:
+	scripts/docker-load.sh
 
 bench: build
 	$(BUILD)/bin/bench_session --benchmark_min_time=1

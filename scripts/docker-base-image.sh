@@ -5,6 +5,7 @@
 # trimmed the way the official slim image is, then `docker import`ed under the same tag. The
 # image store keeps it, so only the first run pays for it (about half a minute).
 set -euo pipefail
+# shellcheck source=scripts/docker-common.sh
 source "$(dirname "$0")/docker-common.sh"
 
 if docker image inspect "$ECHOLAB_BASE_IMAGE" >/dev/null 2>&1; then

@@ -10,12 +10,15 @@
 # Storage: overlay2, falling back to vfs (slow, but works on any filesystem) when the kernel or
 # the backing filesystem refuses overlay mounts. Networking: the default bridge with iptables,
 # falling back to --iptables=false where iptables cannot be used; published ports then go
-# through docker-proxy, and image builds use the host network (see docker-compose.yml).
+# through docker-proxy, and image builds use the host network, since build containers get no
+# NAT (recorded in $ECHOLAB_DOCKER_STATE/build-network, read by docker-common.sh).
 # ECHOLAB_DOCKER_STORAGE and ECHOLAB_DOCKERD_ARGS override the choice.
 set -euo pipefail
+# shellcheck source=scripts/docker-common.sh
 source "$(dirname "$0")/docker-common.sh"
 
 pid_file="$ECHOLAB_DOCKER_STATE/dockerd.pid"
+build_network_file="$ECHOLAB_DOCKER_STATE/build-network"
 start_timeout=${ECHOLAB_DOCKERD_TIMEOUT:-60}
 
 ours_running() {
@@ -64,7 +67,7 @@ stop_ours() {
     echo "docker-engine: dockerd $pid ignored SIGTERM for 30s; killing it" >&2
     kill -KILL "$pid"
   fi
-  rm -f "$pid_file"
+  rm -f "$pid_file" "$build_network_file"
   echo "docker-engine: stopped dockerd $pid" >&2
 }
 
@@ -102,6 +105,11 @@ start() {
     for storage in "${storages[@]}"; do
       # shellcheck disable=SC2086  # the network options are words on purpose
       if try_dockerd --storage-driver="$storage" $network; then
+        if [[ "$network" == *--iptables=false* ]]; then
+          echo host >"$build_network_file"
+        else
+          rm -f "$build_network_file"
+        fi
         echo "docker-engine: dockerd $(<"$pid_file") answers (storage $storage${network:+, $network})" >&2
         return 0
       fi

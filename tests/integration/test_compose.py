@@ -1,0 +1,295 @@
+"""The Docker Compose stack, for real: the images build (offline, from Debian packages), the
+servers answer wrk through their published ports, Prometheus scrapes them all, every dashboard
+expression returns data from that Prometheus under load, and `down` leaves nothing behind.
+
+Where no Docker engine answers, scripts/docker-engine.sh starts one (installing docker.io if
+needed); only when none can be started are the engine tests skipped, with the reason."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from harness import LOOPBACK, MODELS, SOURCE_DIR, free_port, http_exchange
+from test_dashboards import (open_idle_connections, provoke_a_bad_request_and_a_raw_echo, start_load,
+                             targets_up, wait_for_dashboard_data)
+
+SCRIPTS = SOURCE_DIR / "scripts"
+PROJECT = "echolabtest"
+SERVER_PORTS = {"prefork": (8081, 9101), "threads": (8082, 9102), "pool": (8083, 9103)}
+STACK = ("prefork", "threads", "pool", "prometheus")
+# deploy/prometheus/prometheus.yml scrapes every 2 s; Grafana's $__rate_interval is four scrapes.
+RATE_INTERVAL = "8s"
+LOAD_SECONDS = 30
+
+
+def script(name: str, *args: str, env: dict | None = None,
+           timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SCRIPTS / name), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, check=False)
+
+
+def engine_answers() -> bool:
+    if not shutil.which("docker"):
+        return False
+    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                             capture_output=True, check=False)
+    return version.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def compose_env():
+    """The environment of every compose call: a project of its own and free loopback ports, so
+    that the test neither collides with a stack the user runs nor exposes anything."""
+    env = dict(os.environ, COMPOSE_PROJECT_NAME=PROJECT, ECHOLAB_BIND=LOOPBACK)
+    env.pop("COMPOSE_FILE", None)
+    ports = {}
+    for model in MODELS:
+        ports[model] = free_port()
+        ports[f"{model}_metrics"] = free_port()
+        env[f"ECHOLAB_{model.upper()}_PORT"] = str(ports[model])
+        env[f"ECHOLAB_{model.upper()}_METRICS_PORT"] = str(ports[f"{model}_metrics"])
+    ports["prometheus"] = free_port()
+    env["ECHOLAB_PROMETHEUS_PORT"] = str(ports["prometheus"])
+    env["ECHOLAB_GRAFANA_PORT"] = str(free_port())
+    return env, ports
+
+
+def compose(env: dict, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return script("docker-compose.sh", *args, env=env, timeout=timeout)
+
+
+def checked(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"{result.args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """A running Docker engine; the test stops it afterwards if it started it."""
+    was_running = engine_answers()
+    if not was_running:
+        started = script("docker-engine.sh", "start", timeout=600)
+        if started.returncode != 0:
+            pytest.skip("no Docker engine can be started here: "
+                        + (started.stderr.strip().splitlines() or ["unknown reason"])[-1])
+    yield
+    if not was_running:
+        script("docker-engine.sh", "stop", timeout=120)
+
+
+@pytest.fixture(scope="module")
+def stack(engine, compose_env):
+    """Every service but Grafana (whose image needs a registry), built and started."""
+    env, ports = compose_env
+    compose(env, "--profile", "load", "down", "--remove-orphans", timeout=120)
+    began = time.monotonic()
+    checked(script("docker-build.sh", env=env, timeout=1500))
+    try:
+        checked(compose(env, "up", "-d", *STACK, timeout=300))
+        print(f"compose build + up: {time.monotonic() - began:.1f} s")
+        for port in (ports[m] for m in MODELS):
+            wait_for_published_port(port)
+        yield env, ports
+    finally:
+        compose(env, "--profile", "load", "down", "--remove-orphans", timeout=120)
+
+
+def wait_for_published_port(port: int, timeout: float = 30) -> None:
+    """Until the server behind a published port answers (the proxy accepts before it is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if http_exchange(port, b"GET / HTTP/1.0\r\n\r\n", timeout=2).startswith(b"HTTP/1.1 200"):
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"nothing answers on published port {port}"
+        time.sleep(0.3)
+
+
+def container_ids(env: dict, *services: str) -> list[str]:
+    return checked(compose(env, "ps", "-q", *services)).split()
+
+
+def inspect(container: str) -> dict:
+    return json.loads(checked(subprocess.run(["docker", "inspect", container], capture_output=True,
+                                             text=True, check=False)))[0]
+
+
+# --- without an engine ---------------------------------------------------------------------
+
+def compose_tools() -> list[list[str]]:
+    """The Compose v2 plugin and the docker-compose tool, whichever are installed."""
+    tools = []
+    if shutil.which("docker"):
+        plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if plugin.returncode == 0:
+            tools.append(["docker", "compose"])
+    if shutil.which("docker-compose"):
+        tools.append(["docker-compose"])
+    return tools
+
+
+def test_compose_file_follows_the_compose_specification():
+    text = (SOURCE_DIR / "docker-compose.yml").read_text()
+    assert not re.search(r"^version:", text, re.MULTILINE), \
+        "the Compose Specification has no version key"
+
+
+@pytest.fixture(scope="module")
+def compose_installed():
+    """docker-compose (and docker.io), installed from Debian if missing."""
+    if not shutil.which("docker-compose"):
+        installed = script("install-deps.sh", "--docker", timeout=600)
+        if installed.returncode != 0:
+            pytest.skip("docker-compose is missing and cannot be installed: "
+                        + (installed.stderr.strip().splitlines() or ["unknown reason"])[-1])
+
+
+def test_compose_file_is_valid_for_every_installed_compose_tool(compose_installed):
+    tools = compose_tools()
+    assert tools, "no compose tool after scripts/install-deps.sh --docker"
+    base = ["-f", str(SOURCE_DIR / "docker-compose.yml")]
+    with_faults = base + ["-f", str(SOURCE_DIR / "deploy/compose/fault-injection.yml")]
+    for tool in tools:
+        for files in (base, with_faults):
+            result = subprocess.run([*tool, *files, "--profile", "load", "config", "-q"],
+                                    capture_output=True, text=True, check=False)
+            assert result.returncode == 0, f"{' '.join(tool)} {' '.join(files)} config: {result.stderr}"
+
+
+def test_servers_get_identical_limits_in_the_resolved_configuration(compose_installed):
+    import yaml  # python3-yaml, a dependency of docker-compose
+    env = dict(os.environ, ECHOLAB_NOFILE="12345", ECHOLAB_CPUS="0.5")
+    resolved = yaml.safe_load(checked(subprocess.run(
+        ["docker-compose", "-f", str(SOURCE_DIR / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, env=env, check=False)))["services"]
+    fair = ("cpus", "mem_limit", "ulimits", "sysctls", "init", "image")
+    reference = {key: resolved["prefork"].get(key) for key in fair}
+    assert reference["cpus"] == 0.5 and reference["init"] is True and reference["mem_limit"]
+    assert reference["ulimits"]["nofile"] == {"soft": 12345, "hard": 12345}
+    assert "net.core.somaxconn" in reference["sysctls"]
+    for model in ("threads", "pool"):
+        assert {key: resolved[model].get(key) for key in fair} == reference, model
+    for model, (port, metrics_port) in SERVER_PORTS.items():
+        command = resolved[model]["command"]
+        assert command[0] == f"echolab-{model}"
+        assert f"0.0.0.0:{port}" in command and f"0.0.0.0:{metrics_port}" in command
+        assert "--fault-injection" not in command, "fault injection must be asked for, never a default"
+    assert resolved["load"]["profiles"] == ["load"]
+    assert re.fullmatch(r"grafana/grafana-oss:\d+\.\d+\.\d+", resolved["grafana"]["image"])
+
+
+def test_the_image_builds_with_every_library_the_build_needs():
+    """The Dockerfile's build stage installs the library packages scripts/install-deps.sh does."""
+    install_deps = (SCRIPTS / "install-deps.sh").read_text()
+    libraries = re.search(r"# libraries[^\n]*\n\s*([^\n]+)", install_deps).group(1).split()
+    build_stage = (SOURCE_DIR / "Dockerfile").read_text().split("AS runtime")[0]
+    missing = [package for package in libraries
+               if not re.search(rf"\b{re.escape(package)}\b", build_stage)]
+    assert libraries and not missing, f"the Dockerfile's build stage lacks {missing}"
+
+
+# --- with an engine ------------------------------------------------------------------------
+
+def test_servers_run_as_non_root_under_init_with_the_same_limits(stack):
+    env, _ = stack
+    configs = {}
+    for model in MODELS:
+        (container,) = container_ids(env, model)
+        details = inspect(container)
+        host = details["HostConfig"]
+        assert details["Config"]["User"] not in ("", "root", "0"), model
+        assert host["Init"] is True, model
+        configs[model] = (host["NanoCpus"], host["Memory"], str(host["Ulimits"]), host["Sysctls"])
+        assert host["NanoCpus"] > 0 and host["Memory"] > 0, model
+    assert configs["threads"] == configs["prefork"] == configs["pool"]
+
+
+def test_every_server_answers_wrk_through_its_published_port(stack):
+    _, ports = stack
+    for model in MODELS:
+        # wrk's default timeout (2 s) is as long as the run; a longer one keeps a scheduling
+        # hiccup of a busy CI machine from counting as an error, while a hung server still fails.
+        result = subprocess.run(["wrk", "-t2", "-c20", "-d2s", "--timeout", "5s",
+                                 f"http://{LOOPBACK}:{ports[model]}/"],
+                                capture_output=True, text=True, timeout=30, check=False)
+        assert result.returncode == 0, result.stderr
+        requests = int(re.search(r"(\d+) requests in", result.stdout).group(1))
+        assert requests > 100, f"{model}: {result.stdout}"
+        errors = re.findall(r"Non-2xx.*|Socket errors.*", result.stdout)
+        assert not errors, f"{model} through its published port: {errors}\n{result.stdout}"
+        rate = re.search(r"Requests/sec:\s*(\S+)", result.stdout).group(1)
+        print(f"{model}: {rate} req/s in the stack")
+
+
+def test_prometheus_reports_every_server_up(stack):
+    _, ports = stack
+    url = f"http://{LOOPBACK}:{ports['prometheus']}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            health = targets_up(url)
+        except OSError:
+            health = {}
+        if all(health.get(model) == "up" for model in MODELS) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert all(health.get(model) == "up" for model in MODELS), health
+
+
+def test_every_dashboard_expression_returns_data_from_the_stack_under_load(stack):
+    _, ports = stack
+    url = f"http://{LOOPBACK}:{ports['prometheus']}"
+    began = time.monotonic()
+    held, loads = [], []
+    try:
+        for model in MODELS:
+            provoke_a_bad_request_and_a_raw_echo(ports[model])
+            held += open_idle_connections(ports[model], 5)
+            loads += start_load(ports[model], LOAD_SECONDS)
+        time.sleep(12)  # a few 2 s scrapes under load, so that every rate has samples
+        time_range = f"{int(time.monotonic() - began) + 60}s"
+        problems = wait_for_dashboard_data(url, RATE_INTERVAL, time_range, timeout=LOAD_SECONDS - 15)
+        assert not problems, "\n".join(problems)
+    finally:
+        for load in loads:
+            load.kill()
+            load.wait()
+        for conn in held:
+            conn.close()
+
+
+def test_load_profile_runs_echolab_load_inside_the_stack(stack):
+    env, _ = stack
+    for model, (port, _) in SERVER_PORTS.items():
+        result = compose(env, "--profile", "load", "run", "--rm", "load", "-q", "-c", "10",
+                         "-d", "2s", f"{model}:{port}", timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        requests = int(re.search(r"(\d+) requests", result.stdout).group(1))
+        assert requests > 100 and re.search(r"errors\s+none", result.stdout), result.stdout
+
+
+def test_down_stops_gracefully_and_leaves_nothing_running(stack):
+    env, _ = stack
+    servers = {model: container_ids(env, model)[0] for model in MODELS}
+    checked(compose(env, "stop", timeout=120))
+    for model, container in servers.items():
+        state = inspect(container)["State"]
+        assert state["ExitCode"] == 0, f"{model} exited {state['ExitCode']} on SIGTERM"
+    checked(compose(env, "--profile", "load", "down", "--remove-orphans", timeout=120))
+    label = f"label=com.docker.compose.project={PROJECT}"
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True,
+                          check=False).stdout.split()
+    networks = subprocess.run(["docker", "network", "ls", "-q", "--filter", label], capture_output=True,
+                              text=True, check=False).stdout.split()
+    assert left == [] and networks == [], f"containers {left}, networks {networks}"
+    for port in stack[1].values():
+        with pytest.raises(OSError):
+            socket.create_connection((LOOPBACK, port), timeout=1).close()
