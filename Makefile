@@ -38,14 +38,14 @@ integration: build
 
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-	  -DECHOLAB_SANITIZE="address;undefined" -DECHOLAB_FUZZ=ON
-	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	  -DECHOLAB_SANITIZE="address;undefined" -DECHOLAB_FUZZ=ON -DECHOLAB_BENCH=OFF
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target echolab_unit_tests fuzz_session
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L unit
 
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-	  -DECHOLAB_SANITIZE=thread
-	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	  -DECHOLAB_SANITIZE=thread -DECHOLAB_BENCH=OFF
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target echolab_unit_tests
 	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -L unit
 
 # A bounded libFuzzer run of the Session under ASan+UBSan, from the seed corpus.
