@@ -19,6 +19,8 @@ namespace {
 // /proc/PID/status is about 1.5 KiB and smaps_rollup about 1 KiB on current kernels.
 using FileBuffer = std::array<char, 8192>;
 using ProcPath = std::array<char, 64>;
+// /proc reports memory in kB, which the kernel means as KiB.
+constexpr std::uint64_t kBytesPerKiB = 1024;
 
 // The whole of a small /proc file, or nothing when it cannot be opened or read: the
 // process is gone (ENOENT, ESRCH), or the file refuses, as smaps_rollup does for a zombie.
@@ -187,7 +189,6 @@ bool read_memory(pid_t pid, ProcessSample& sample) {
   if (!rollup) {
     return false;
   }
-  constexpr std::uint64_t kBytesPerKiB = 1024;
   sample.rss_bytes = field_value(*rollup, "Rss:").value_or(0) * kBytesPerKiB;
   sample.pss_bytes = field_value(*rollup, "Pss:").value_or(0) * kBytesPerKiB;
   return true;
@@ -212,6 +213,34 @@ std::vector<ProcessSample> read_process_samples(std::span<const pid_t> pids) {
     }
   }
   return samples;
+}
+
+std::optional<ProcessMemory> read_process_memory(pid_t pid) {
+  FileBuffer buffer;
+  ProcPath path;
+  std::snprintf(path.data(), path.size(), "/proc/%d/smaps_rollup", static_cast<int>(pid));
+  const auto rollup = read_proc_file(path.data(), buffer);
+  if (!rollup) {
+    return std::nullopt;
+  }
+  const auto rss_kib = field_value(*rollup, "Rss:");
+  const auto pss_kib = field_value(*rollup, "Pss:");
+  // Absent when the kernel has no transparent huge pages: then there are none.
+  const auto anon_huge_pages_kib = field_value(*rollup, "AnonHugePages:").value_or(0);
+
+  std::snprintf(path.data(), path.size(), "/proc/%d/status", static_cast<int>(pid));
+  const auto status = read_proc_file(path.data(), buffer);
+  if (!status) {
+    return std::nullopt;
+  }
+  const auto page_tables_kib = field_value(*status, "VmPTE:");
+  const auto virtual_kib = field_value(*status, "VmSize:");
+  if (!rss_kib || !pss_kib || !page_tables_kib || !virtual_kib) {
+    return std::nullopt;
+  }
+  return ProcessMemory{*rss_kib * kBytesPerKiB, *pss_kib * kBytesPerKiB,
+                       anon_huge_pages_kib * kBytesPerKiB, *page_tables_kib * kBytesPerKiB,
+                       *virtual_kib * kBytesPerKiB};
 }
 
 ProcStats sum_samples(std::span<const ProcessSample> samples) {

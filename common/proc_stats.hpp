@@ -39,6 +39,22 @@ std::optional<ProcessSample> read_process_sample(pid_t pid);
 // The samples of every pid still readable, in the order given.
 std::vector<ProcessSample> read_process_samples(std::span<const pid_t> pids);
 
+// The memory the kernel accounts to one process, in more detail than a ProcessSample and
+// read once, as the probes that measure what a process or a thread costs need it.
+struct ProcessMemory {
+  std::uint64_t rss_bytes = 0;  // resident pages mapped, shared or not
+  // Each resident page divided by the number of processes mapping it, so summing PSS over
+  // processes counts a shared page once.
+  std::uint64_t pss_bytes = 0;
+  std::uint64_t anon_huge_pages_bytes = 0;  // of the RSS, anonymous transparent huge pages
+  std::uint64_t page_tables_bytes = 0;      // VmPTE
+  std::uint64_t virtual_bytes = 0;          // VmSize: the address space reserved, resident or not
+};
+
+// Reads /proc/PID/smaps_rollup and /proc/PID/status. Returns nothing when the process is gone
+// or is a zombie, or when the kernel does not report RSS, PSS, VmPTE or VmSize for it.
+std::optional<ProcessMemory> read_process_memory(pid_t pid);
+
 // Totals over a set of processes.
 struct ProcStats {
   std::uint64_t rss_bytes = 0;

@@ -7,16 +7,9 @@
 #include <optional>
 #include <string>
 
+#include "common/capacity.hpp"
+
 namespace echolab::load {
-
-struct ResourceLimits {
-  std::size_t open_files_soft = 0;  // RLIMIT_NOFILE (`ulimit -n`)
-  std::size_t open_files_hard = 0;
-  std::size_t ephemeral_port_low = 0;  // net.ipv4.ip_local_port_range
-  std::size_t ephemeral_port_high = 0;
-
-  [[nodiscard]] std::size_t ephemeral_ports() const;
-};
 
 // Descriptors beyond the sockets: stdio, the JSON file, and each event loop's epoll,
 // eventfd and timerfd.
@@ -24,11 +17,11 @@ std::size_t descriptors_needed(std::size_t connections, std::size_t threads);
 
 // The limits of this process and machine, after raising the soft open-file limit to the
 // hard one when `wanted_open_files` needs it.
-ResourceLimits current_limits(std::size_t wanted_open_files);
+SystemLimits current_limits(std::size_t wanted_open_files);
 
 // Why `connections` cannot be held under `limits` (one line saying how to raise the
 // limit), or nothing when they can.
-std::optional<std::string> limits_problem(const ResourceLimits& limits, std::size_t connections,
+std::optional<std::string> limits_problem(const SystemLimits& limits, std::size_t connections,
                                           std::size_t threads);
 
 }  // namespace echolab::load

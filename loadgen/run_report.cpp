@@ -8,10 +8,13 @@
 #include <string>
 #include <utility>
 
-#include "loadgen/json_writer.hpp"
+#include <nlohmann/json.hpp>
 
 namespace echolab::load {
 namespace {
+
+// Members stay in the order they are added, the order docs/loadgen.md describes.
+using Json = nlohmann::ordered_json;
 
 struct Percentile {
   const char* json_key;
@@ -32,45 +35,34 @@ double seconds(std::chrono::nanoseconds time) {
   return std::chrono::duration<double>(time).count();
 }
 
-void write_histogram(JsonWriter& json, std::string_view key, const LatencyHistogram& histogram) {
-  json.begin_object(key);
-  json.field("count", histogram.count());
-  json.field("min", microseconds(histogram.min()));
-  json.field("mean", microseconds(histogram.mean()));
+Json to_json(const LatencyHistogram& histogram) {
+  Json json = {{"count", histogram.count()},
+               {"min", microseconds(histogram.min())},
+               {"mean", microseconds(histogram.mean())}};
   for (const auto& p : kPercentiles) {
-    json.field(p.json_key, microseconds(histogram.value_at_percentile(p.percentile)));
+    json[p.json_key] = microseconds(histogram.value_at_percentile(p.percentile));
   }
-  json.field("max", microseconds(histogram.max()));
-  json.end_object();
+  json["max"] = microseconds(histogram.max());
+  return json;
 }
 
-void write_options(JsonWriter& json, const LoadOptions& options) {
-  json.field("target", options.target.to_string());
-  json.field("protocol", to_string(options.protocol));
-  if (options.protocol == WireProtocol::http) {
-    json.field("method", to_string(options.method));
-    json.field("path", options.path);
-  } else {
-    json.null_field("method").null_field("path");
-  }
-  json.field("mode", to_string(options.mode()));
-  json.field("connections", std::uint64_t{options.connections});
-  json.field("threads", std::uint64_t{options.threads});
-  json.field("pipeline", std::uint64_t{options.pipeline});
-  json.field("payload_bytes", std::uint64_t{options.sends_payload() ? options.payload_bytes : 0});
-  if (options.rate) {
-    json.field("rate", *options.rate);
-  } else {
-    json.null_field("rate");
-  }
-  json.field("ramp_s", seconds(options.ramp));
-  if (options.hold) {
-    json.field("interval_s", seconds(options.interval));
-  } else {
-    json.null_field("interval_s");
-  }
-  json.field("timeout_s", seconds(options.timeout));
-  json.field("new_connection_per_request", options.new_connection_per_request);
+// The options of the run, added to `json` after the members it already has.
+void add_options(Json& json, const LoadOptions& options) {
+  const bool http = options.protocol == WireProtocol::http;
+  json["target"] = options.target.to_string();
+  json["protocol"] = to_string(options.protocol);
+  json["method"] = http ? Json(to_string(options.method)) : Json(nullptr);
+  json["path"] = http ? Json(options.path) : Json(nullptr);
+  json["mode"] = to_string(options.mode());
+  json["connections"] = std::uint64_t{options.connections};
+  json["threads"] = std::uint64_t{options.threads};
+  json["pipeline"] = std::uint64_t{options.pipeline};
+  json["payload_bytes"] = std::uint64_t{options.sends_payload() ? options.payload_bytes : 0};
+  json["rate"] = options.rate ? Json(*options.rate) : Json(nullptr);
+  json["ramp_s"] = seconds(options.ramp);
+  json["interval_s"] = options.hold ? Json(seconds(options.interval)) : Json(nullptr);
+  json["timeout_s"] = seconds(options.timeout);
+  json["new_connection_per_request"] = options.new_connection_per_request;
 }
 
 // printf formatting into a string, for the few lines of the summary that need it.
@@ -147,43 +139,37 @@ double RunReport::requests_per_second() const {
 int RunReport::exit_status() const { return stats.total_errors() == 0 ? 0 : 1; }
 
 void write_json(std::ostream& out, const RunReport& report) {
-  JsonWriter json(out);
-  json.begin_object();
-  json.field("tool", "echolab-load");
-  write_options(json, report.options);
-  json.field("duration_s", std::round(report.duration_s * 1e6) / 1e6);
-  json.field("requests", report.stats.requests);
-  json.field("requests_per_second", std::round(report.requests_per_second() * 10) / 10);
-  json.field("bytes", report.stats.bytes_received);
-  json.field("bytes_sent", report.stats.bytes_sent);
-  json.field("connects", report.stats.connects);
-  json.field("connections_open_peak", report.connections_open_peak);
-  json.field("interrupted", report.interrupted);
-  write_histogram(json, "latency_us", report.stats.latency_ns);
-  write_histogram(json, "connect_us", report.stats.connect_ns);
-  if (report.options.hold) {
-    json.begin_object("hold");
-    json.field("duration_s", std::round(report.hold_s * 1e6) / 1e6);
-    json.field("requests", report.stats.hold_latency_ns.count());
-    write_histogram(json, "latency_us", report.stats.hold_latency_ns);
-    json.end_object();
-  } else {
-    json.null_field("hold");
-  }
-  json.begin_object("errors");
+  const LoadStats& stats = report.stats;
+  Json json = {{"tool", "echolab-load"}};
+  add_options(json, report.options);
+  json["duration_s"] = std::round(report.duration_s * 1e6) / 1e6;
+  json["requests"] = stats.requests;
+  json["requests_per_second"] = std::round(report.requests_per_second() * 10) / 10;
+  json["bytes"] = stats.bytes_received;
+  json["bytes_sent"] = stats.bytes_sent;
+  json["connects"] = stats.connects;
+  json["connections_open_peak"] = report.connections_open_peak;
+  json["interrupted"] = report.interrupted;
+  json["latency_us"] = to_json(stats.latency_ns);
+  json["connect_us"] = to_json(stats.connect_ns);
+  json["hold"] = report.options.hold ? Json{{"duration_s", std::round(report.hold_s * 1e6) / 1e6},
+                                            {"requests", stats.hold_latency_ns.count()},
+                                            {"latency_us", to_json(stats.hold_latency_ns)}}
+                                     : Json(nullptr);
+  Json& errors = json["errors"];
   for (const ErrorKind kind : kErrorKinds) {
-    json.field(to_string(kind), report.stats.error_count(kind));
+    errors[to_string(kind)] = stats.error_count(kind);
   }
-  json.field("total", report.stats.total_errors());
-  json.end_object();
-  json.begin_object("first_errors");
+  errors["total"] = stats.total_errors();
+  Json& first_errors = json["first_errors"] = Json::object();
   for (const ErrorKind kind : kErrorKinds) {
-    if (report.stats.error_count(kind) > 0) {
-      json.field(to_string(kind), report.stats.first_error[static_cast<std::size_t>(kind)]);
+    if (stats.error_count(kind) > 0) {
+      first_errors[to_string(kind)] = stats.first_error[static_cast<std::size_t>(kind)];
     }
   }
-  json.end_object();
-  json.end_object();
+  // The request path comes from the command line and may hold bytes that are not UTF-8: they
+  // are replaced, where the library would otherwise throw after the run has been done.
+  out << json.dump(2, ' ', false, Json::error_handler_t::replace) << '\n';
 }
 
 void write_summary(std::ostream& out, const RunReport& report) {

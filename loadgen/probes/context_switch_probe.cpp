@@ -159,23 +159,20 @@ SwitchFigures measure_variant(const ContextSwitchOptions& options, const Process
   return figures;
 }
 
-void add_figures(JsonWriter& json, const SwitchFigures& figures, double nominal_mhz) {
-  add_summary(json, "process_ns_per_switch", figures.process_ns_per_switch);
-  add_summary(json, "thread_ns_per_switch", figures.thread_ns_per_switch);
-  json.add_number("ratio_process_to_thread",
-                  median_ratio(figures.process_ns_per_switch, figures.thread_ns_per_switch));
+// The figures of one variant, added to `json` after the members it already has.
+void add_figures(Json& json, const SwitchFigures& figures, double nominal_mhz) {
+  json["process_ns_per_switch"] = to_json(figures.process_ns_per_switch);
+  json["thread_ns_per_switch"] = to_json(figures.thread_ns_per_switch);
+  json["ratio_process_to_thread"] =
+      figure(median_ratio(figures.process_ns_per_switch, figures.thread_ns_per_switch));
   const double difference_ns =
       figures.process_ns_per_switch.median - figures.thread_ns_per_switch.median;
-  json.add_number("process_minus_thread_ns", difference_ns);
+  json["process_minus_thread_ns"] = figure(difference_ns);
   // An estimate: the core may run above or below its nominal clock.
-  if (nominal_mhz > 0) {
-    json.add_number("process_minus_thread_cycles_at_nominal_clock",
-                    difference_ns * nominal_mhz / 1e3);
-  } else {
-    json.add_null("process_minus_thread_cycles_at_nominal_clock");
-  }
-  json.add_number("process_switches_per_round_trip", figures.process_switches_per_round_trip);
-  json.add_number("thread_switches_per_round_trip", figures.thread_switches_per_round_trip);
+  json["process_minus_thread_cycles_at_nominal_clock"] =
+      nominal_mhz > 0 ? figure(difference_ns * nominal_mhz / 1e3) : Json(nullptr);
+  json["process_switches_per_round_trip"] = figure(figures.process_switches_per_round_trip);
+  json["thread_switches_per_round_trip"] = figure(figures.thread_switches_per_round_trip);
 }
 
 std::string describe(const SwitchFigures& figures) {
@@ -219,30 +216,30 @@ ContextSwitchResult run_context_switch_probe(const ContextSwitchOptions& options
   return result;
 }
 
-void write_json(JsonWriter& json, const ContextSwitchResult& result) {
+Json to_json(const ContextSwitchResult& result) {
   const CpuDescription& cpu = result.cpu_description;
-  json.add_string("probe", "context-switch");
-  json.add_string("kernel", kernel_release());
-  json.add_string("cpu_model", cpu.model);
-  json.add_number("cpu_nominal_mhz", cpu.nominal_mhz);
-  json.add_integer("pinned_cpu", result.cpu);
-  json.add_bool("pcid", cpu.has_flag("pcid"));
-  json.add_bool("invpcid", cpu.has_flag("invpcid"));
-  json.add_string("meltdown", result.meltdown);
-  json.add_integer("samples_requested", result.options.samples);
-  json.add_integer("round_trips_per_sample", result.options.round_trips);
-  add_summary(json, "pipe_write_read_ns", result.pipe_write_read_ns);
-  json.begin_object("plain");
-  add_figures(json, result.plain, cpu.nominal_mhz);
-  json.end_object();
+  Json json = {
+      {"probe", "context-switch"},
+      {"kernel", kernel_release()},
+      {"cpu_model", cpu.model},
+      {"cpu_nominal_mhz", figure(cpu.nominal_mhz)},
+      {"pinned_cpu", result.cpu},
+      {"pcid", cpu.has_flag("pcid")},
+      {"invpcid", cpu.has_flag("invpcid")},
+      {"meltdown", result.meltdown},
+      {"samples_requested", result.options.samples},
+      {"round_trips_per_sample", result.options.round_trips},
+      {"pipe_write_read_ns", to_json(result.pipe_write_read_ns)},
+  };
+  add_figures(json["plain"], result.plain, cpu.nominal_mhz);
   if (result.touching) {
-    json.begin_object("touching");
-    json.add_integer("pages_per_side", result.options.touch_pages);
-    add_figures(json, *result.touching, cpu.nominal_mhz);
-    json.end_object();
+    Json& touching = json["touching"];
+    touching["pages_per_side"] = result.options.touch_pages;
+    add_figures(touching, *result.touching, cpu.nominal_mhz);
   } else {
-    json.add_null("touching");
+    json["touching"] = nullptr;
   }
+  return json;
 }
 
 std::string summary_line(const ContextSwitchResult& result) {

@@ -7,7 +7,6 @@
 #include <optional>
 #include <string>
 
-#include "loadgen/probes/json_writer.hpp"
 #include "loadgen/probes/proc_files.hpp"
 #include "loadgen/probes/sample_summary.hpp"
 
@@ -43,7 +42,7 @@ struct ContextSwitchResult {
 };
 
 ContextSwitchResult run_context_switch_probe(const ContextSwitchOptions& options);
-void write_json(JsonWriter& json, const ContextSwitchResult& result);
+Json to_json(const ContextSwitchResult& result);
 std::string summary_line(const ContextSwitchResult& result);
 
 }  // namespace echolab::probe

@@ -9,7 +9,6 @@
 #include <string>
 
 #include "loadgen/probes/context_switch_probe.hpp"
-#include "loadgen/probes/json_writer.hpp"
 #include "loadgen/probes/probe_error.hpp"
 #include "loadgen/probes/process_memory_probe.hpp"
 #include "loadgen/probes/spawn_probe.hpp"
@@ -25,9 +24,7 @@ template <typename Options, typename Run>
 std::function<void()> print_result_of(const Options& options, Run run) {
   return [&options, run] {
     const auto result = run(options);
-    JsonWriter json;
-    write_json(json, result);
-    std::cout << json.str() << std::flush;
+    std::cout << to_json(result).dump(2) << '\n' << std::flush;
     std::cerr << summary_line(result) << '\n';
   };
 }

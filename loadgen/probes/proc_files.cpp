@@ -1,21 +1,18 @@
 #include "loadgen/probes/proc_files.hpp"
 
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <sstream>
 
+#include "common/proc_stats.hpp"
 #include "loadgen/probes/probe_error.hpp"
 
 namespace echolab::probe {
 namespace {
-
-std::string proc_path(pid_t pid, std::string_view file) {
-  const std::string process = pid == 0 ? "self" : std::to_string(pid);
-  return "/proc/" + process + "/" + std::string(file);
-}
 
 long long required_field(std::string_view text, std::string_view field, const std::string& path) {
   const auto value = find_number_field(text, field);
@@ -39,15 +36,15 @@ std::string cpuinfo_value(std::string_view cpuinfo, std::string_view key) {
 }  // namespace
 
 MemoryUsage read_memory_usage(pid_t pid) {
-  const std::string path = proc_path(pid, "smaps_rollup");
-  const std::string text = read_file(path);
-  return MemoryUsage{required_field(text, "Rss", path), required_field(text, "Pss", path),
-                     find_number_field(text, "AnonHugePages").value_or(0)};
-}
-
-long long read_status_kib(pid_t pid, std::string_view field) {
-  const std::string path = proc_path(pid, "status");
-  return required_field(read_file(path), field, path);
+  const pid_t process = pid == 0 ? ::getpid() : pid;
+  const auto memory = read_process_memory(process);
+  if (!memory) {
+    throw ProbeError("cannot read the memory of process " + std::to_string(process) +
+                     " from /proc/" + std::to_string(process) + "/{smaps_rollup,status}");
+  }
+  const auto kib = [](std::uint64_t bytes) { return static_cast<long long>(bytes >> 10); };
+  return {kib(memory->rss_bytes), kib(memory->pss_bytes), kib(memory->anon_huge_pages_bytes),
+          kib(memory->page_tables_bytes), kib(memory->virtual_bytes)};
 }
 
 long long read_meminfo_kib(std::string_view field) {

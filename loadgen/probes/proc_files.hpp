@@ -1,6 +1,7 @@
-// Reads the kernel's own accounting from /proc and /sys: memory of a process, CPU features,
-// kernel limits. Figures come from here rather than from the probe's own bookkeeping, so
-// they count what the kernel counts.
+// Reads the kernel's own accounting from /proc and /sys: memory of a process (through
+// common/proc_stats, as the servers' metrics read it), the machine's kernel stacks, CPU
+// features. Figures come from here rather than from the probe's own bookkeeping, so they
+// count what the kernel counts.
 #pragma once
 
 #include <sys/types.h>
@@ -12,21 +13,19 @@
 
 namespace echolab::probe {
 
+// A process's memory as echolab's metrics read it (common/proc_stats), in the KiB the probes
+// report; the fields mean what they mean in echolab::ProcessMemory.
 struct MemoryUsage {
-  // Resident pages mapped by the process, shared or not.
   long long rss_kib = 0;
-  // Proportional set size: each resident page divided by the number of processes mapping
-  // it, so summing PSS over processes counts a shared page once.
   long long pss_kib = 0;
-  // Of the RSS, anonymous memory mapped by transparent huge pages.
   long long anon_huge_pages_kib = 0;
+  long long page_tables_kib = 0;
+  long long virtual_kib = 0;
 };
 
-// From /proc/<pid>/smaps_rollup; pid 0 means this process.
+// pid 0 means this process. Throws ProbeError when the process's memory cannot be read: the
+// process being measured is one the probe holds, so that is not a figure but a failure.
 MemoryUsage read_memory_usage(pid_t pid);
-
-// A "Field:  123 kB" line of /proc/<pid>/status (VmSize, VmPTE, ...); pid 0 means this process.
-long long read_status_kib(pid_t pid, std::string_view field);
 
 // A "Field:  123 kB" line of /proc/meminfo (KernelStack, ...).
 long long read_meminfo_kib(std::string_view field);

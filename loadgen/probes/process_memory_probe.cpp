@@ -103,7 +103,7 @@ SampleCost measure_sample(const ProcessMemoryOptions& options) {
     const MemoryUsage usage = read_memory_usage(child.pid());
     rss += usage.rss_kib;
     pss += usage.pss_kib;
-    page_tables += read_status_kib(child.pid(), "VmPTE");
+    page_tables += usage.page_tables_kib;
   }
   const MemoryUsage parent_after = read_memory_usage(0);
   const long long kernel_stack_after = read_meminfo_kib("KernelStack");
@@ -135,16 +135,16 @@ ProcessMemoryFigures measure_from_this_parent(const ProcessMemoryOptions& option
   return figures;
 }
 
-void add_figures(JsonWriter& json, std::string_view key, const ProcessMemoryFigures& figures) {
-  json.begin_object(key);
-  json.add_integer("parent_rss_kib", figures.parent_rss_kib);
-  json.add_integer("parent_pss_kib", figures.parent_pss_kib);
-  add_summary(json, "rss_kib_per_process", figures.rss_kib_per_process);
-  add_summary(json, "pss_kib_per_process", figures.pss_kib_per_process);
-  add_summary(json, "pss_added_kib_per_process", figures.pss_added_kib_per_process);
-  add_summary(json, "page_tables_kib_per_process", figures.page_tables_kib_per_process);
-  add_summary(json, "kernel_stack_kib_per_process", figures.kernel_stack_kib_per_process);
-  json.end_object();
+Json to_json(const ProcessMemoryFigures& figures) {
+  return {
+      {"parent_rss_kib", figures.parent_rss_kib},
+      {"parent_pss_kib", figures.parent_pss_kib},
+      {"rss_kib_per_process", to_json(figures.rss_kib_per_process)},
+      {"pss_kib_per_process", to_json(figures.pss_kib_per_process)},
+      {"pss_added_kib_per_process", to_json(figures.pss_added_kib_per_process)},
+      {"page_tables_kib_per_process", to_json(figures.page_tables_kib_per_process)},
+      {"kernel_stack_kib_per_process", to_json(figures.kernel_stack_kib_per_process)},
+  };
 }
 
 std::string describe(const ProcessMemoryFigures& figures) {
@@ -171,19 +171,17 @@ ProcessMemoryResult run_process_memory_probe(const ProcessMemoryOptions& options
   return result;
 }
 
-void write_json(JsonWriter& json, const ProcessMemoryResult& result) {
-  json.add_string("probe", "process-memory");
-  json.add_string("kernel", kernel_release());
-  json.add_integer("processes", result.options.processes);
-  json.add_integer("samples_requested", result.options.samples);
-  json.add_integer("touch_kib", result.options.touch_kib);
-  json.add_integer("parent_rss_mib", result.options.parent_rss_mib);
-  add_figures(json, "small_parent", result.small_parent);
-  if (result.large_parent) {
-    add_figures(json, "large_parent", *result.large_parent);
-  } else {
-    json.add_null("large_parent");
-  }
+Json to_json(const ProcessMemoryResult& result) {
+  return {
+      {"probe", "process-memory"},
+      {"kernel", kernel_release()},
+      {"processes", result.options.processes},
+      {"samples_requested", result.options.samples},
+      {"touch_kib", result.options.touch_kib},
+      {"parent_rss_mib", result.options.parent_rss_mib},
+      {"small_parent", to_json(result.small_parent)},
+      {"large_parent", result.large_parent ? to_json(*result.large_parent) : Json(nullptr)},
+  };
 }
 
 std::string summary_line(const ProcessMemoryResult& result) {

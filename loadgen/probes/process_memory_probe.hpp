@@ -7,7 +7,6 @@
 #include <optional>
 #include <string>
 
-#include "loadgen/probes/json_writer.hpp"
 #include "loadgen/probes/sample_summary.hpp"
 
 namespace echolab::probe {
@@ -45,7 +44,7 @@ struct ProcessMemoryResult {
 };
 
 ProcessMemoryResult run_process_memory_probe(const ProcessMemoryOptions& options);
-void write_json(JsonWriter& json, const ProcessMemoryResult& result);
+Json to_json(const ProcessMemoryResult& result);
 std::string summary_line(const ProcessMemoryResult& result);
 
 }  // namespace echolab::probe

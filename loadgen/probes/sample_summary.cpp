@@ -42,15 +42,12 @@ double median_ratio(const SampleSummary& numerator, const SampleSummary& denomin
   return numerator.median / denominator.median;
 }
 
-void add_summary(JsonWriter& json, std::string_view key, const SampleSummary& summary) {
-  json.begin_object(key);
-  json.add_integer("samples", static_cast<long long>(summary.samples));
-  json.add_number("median", summary.median);
-  json.add_number("p90", summary.p90);
-  json.add_number("p99", summary.p99);
-  json.add_number("min", summary.min);
-  json.add_number("max", summary.max);
-  json.end_object();
+Json figure(double value) { return std::round(value * 1000.0) / 1000.0; }
+
+Json to_json(const SampleSummary& summary) {
+  return {{"samples", summary.samples}, {"median", figure(summary.median)},
+          {"p90", figure(summary.p90)}, {"p99", figure(summary.p99)},
+          {"min", figure(summary.min)}, {"max", figure(summary.max)}};
 }
 
 std::string fixed_decimals(double value, int decimals) {

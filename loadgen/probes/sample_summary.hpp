@@ -3,13 +3,15 @@
 
 #include <cstddef>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
-#include "loadgen/probes/json_writer.hpp"
+#include <nlohmann/json.hpp>
 
 namespace echolab::probe {
+
+// The probes' JSON documents, members in the order they are added.
+using Json = nlohmann::ordered_json;
 
 struct SampleSummary {
   std::size_t samples = 0;
@@ -36,8 +38,13 @@ SampleSummary summarize_field(const std::vector<Measurement>& measurements,
 // The ratio of two medians, or NaN (written as null) when the denominator is not positive.
 double median_ratio(const SampleSummary& numerator, const SampleSummary& denominator);
 
-// "key": {"samples": n, "median": ..., "p90": ..., "p99": ..., "min": ..., "max": ...}
-void add_summary(JsonWriter& json, std::string_view key, const SampleSummary& summary);
+// A measured figure as the probes report it, rounded to three decimals: the timers and the
+// kernel's accounting are not finer than that, and shorter numbers keep the JSON readable. A
+// value that is not finite stays so, and the JSON library writes it as null.
+Json figure(double value);
+
+// {"samples": n, "median": ..., "p90": ..., "p99": ..., "min": ..., "max": ...}
+Json to_json(const SampleSummary& summary);
 
 // `value` with `decimals` digits after the point, for the human summary lines.
 std::string fixed_decimals(double value, int decimals);

@@ -114,7 +114,7 @@ SpawnFigures measure_from_this_parent(const SpawnOptions& options) {
   const MemoryUsage parent = read_memory_usage(0);
   figures.parent_rss_kib = parent.rss_kib;
   figures.parent_anon_huge_pages_kib = parent.anon_huge_pages_kib;
-  figures.parent_page_tables_kib = read_status_kib(0, "VmPTE");
+  figures.parent_page_tables_kib = parent.page_tables_kib;
   figures.fork_us = summarize(collect_samples(options, fork_until_child_runs_us));
   figures.fork_exec_us = summarize(
       collect_samples(options, [&] { return fork_exec_until_exit_us(options.exec_path); }));
@@ -124,21 +124,20 @@ SpawnFigures measure_from_this_parent(const SpawnOptions& options) {
   return figures;
 }
 
-void add_figures(JsonWriter& json, std::string_view key, const SpawnFigures& figures) {
-  json.begin_object(key);
-  json.add_integer("parent_rss_kib", figures.parent_rss_kib);
-  json.add_integer("parent_page_tables_kib", figures.parent_page_tables_kib);
-  json.add_integer("parent_anon_huge_pages_kib", figures.parent_anon_huge_pages_kib);
-  add_summary(json, "fork_until_child_runs_us", figures.fork_us);
-  add_summary(json, "fork_exec_until_exit_us", figures.fork_exec_us);
-  add_summary(json, "posix_spawn_until_exit_us", figures.posix_spawn_us);
-  add_summary(json, "thread_until_runs_us", figures.thread_us);
-  json.add_number("ratio_fork_to_thread", median_ratio(figures.fork_us, figures.thread_us));
-  json.add_number("ratio_fork_exec_to_thread",
-                  median_ratio(figures.fork_exec_us, figures.thread_us));
-  json.add_number("ratio_posix_spawn_to_thread",
-                  median_ratio(figures.posix_spawn_us, figures.thread_us));
-  json.end_object();
+Json to_json(const SpawnFigures& figures) {
+  return {
+      {"parent_rss_kib", figures.parent_rss_kib},
+      {"parent_page_tables_kib", figures.parent_page_tables_kib},
+      {"parent_anon_huge_pages_kib", figures.parent_anon_huge_pages_kib},
+      {"fork_until_child_runs_us", to_json(figures.fork_us)},
+      {"fork_exec_until_exit_us", to_json(figures.fork_exec_us)},
+      {"posix_spawn_until_exit_us", to_json(figures.posix_spawn_us)},
+      {"thread_until_runs_us", to_json(figures.thread_us)},
+      {"ratio_fork_to_thread", figure(median_ratio(figures.fork_us, figures.thread_us))},
+      {"ratio_fork_exec_to_thread", figure(median_ratio(figures.fork_exec_us, figures.thread_us))},
+      {"ratio_posix_spawn_to_thread",
+       figure(median_ratio(figures.posix_spawn_us, figures.thread_us))},
+  };
 }
 
 std::string describe(const SpawnFigures& figures) {
@@ -169,19 +168,17 @@ SpawnResult run_spawn_probe(const SpawnOptions& options) {
   return result;
 }
 
-void write_json(JsonWriter& json, const SpawnResult& result) {
-  json.add_string("probe", "spawn");
-  json.add_string("kernel", kernel_release());
-  json.add_integer("samples_requested", result.options.samples);
-  json.add_string("exec_path", result.options.exec_path);
-  json.add_integer("parent_rss_mib", result.options.parent_rss_mib);
-  json.add_bool("parent_huge_pages", result.options.huge_pages);
-  add_figures(json, "small_parent", result.small_parent);
-  if (result.large_parent) {
-    add_figures(json, "large_parent", *result.large_parent);
-  } else {
-    json.add_null("large_parent");
-  }
+Json to_json(const SpawnResult& result) {
+  return {
+      {"probe", "spawn"},
+      {"kernel", kernel_release()},
+      {"samples_requested", result.options.samples},
+      {"exec_path", result.options.exec_path},
+      {"parent_rss_mib", result.options.parent_rss_mib},
+      {"parent_huge_pages", result.options.huge_pages},
+      {"small_parent", to_json(result.small_parent)},
+      {"large_parent", result.large_parent ? to_json(*result.large_parent) : Json(nullptr)},
+  };
 }
 
 std::string summary_line(const SpawnResult& result) {

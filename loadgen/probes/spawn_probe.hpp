@@ -6,7 +6,6 @@
 #include <optional>
 #include <string>
 
-#include "loadgen/probes/json_writer.hpp"
 #include "loadgen/probes/sample_summary.hpp"
 
 namespace echolab::probe {
@@ -39,7 +38,7 @@ struct SpawnResult {
 };
 
 SpawnResult run_spawn_probe(const SpawnOptions& options);
-void write_json(JsonWriter& json, const SpawnResult& result);
+Json to_json(const SpawnResult& result);
 std::string summary_line(const SpawnResult& result);
 
 }  // namespace echolab::probe

@@ -1,15 +1,16 @@
 #include "loadgen/probes/task_limits.hpp"
 
 #include <dirent.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
 
+#include "common/capacity.hpp"
 #include "loadgen/probes/probe_error.hpp"
 #include "loadgen/probes/proc_files.hpp"
 
@@ -36,12 +37,10 @@ long long read_number_file(const std::string& path) {
   }
 }
 
-// /proc/loadavg ends with "running/total last_pid": total is every task on the machine.
-long long tasks_on_machine() {
-  const std::string loadavg = read_file("/proc/loadavg");
-  const auto slash = loadavg.find('/');
-  if (slash == std::string::npos) throw ProbeError("cannot parse /proc/loadavg");
-  return std::stoll(loadavg.substr(slash + 1));
+// A machine-wide figure the check cannot do without: 0 means it could not be read.
+long long required(std::uint64_t value, const char* source) {
+  if (value == 0) throw ProbeError(std::string("cannot read ") + source);
+  return static_cast<long long>(value);
 }
 
 // RLIMIT_NPROC counts the tasks (threads included) whose real user is this one.
@@ -61,14 +60,11 @@ long long tasks_of_user(uid_t uid) {
   return tasks;
 }
 
-std::optional<Limit> user_process_limit() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NPROC, &limit) != 0) throw_system_error("getrlimit(RLIMIT_NPROC)");
-  // The kernel does not apply RLIMIT_NPROC to root.
-  if (limit.rlim_cur == RLIM_INFINITY || ::geteuid() == 0) return std::nullopt;
+std::optional<Limit> user_process_limit(const SystemLimits& limits) {
+  if (!limits.nproc || limits.nproc_exempt) return std::nullopt;
   const uid_t uid = ::getuid();
   return Limit{"RLIMIT_NPROC (ulimit -u) for user " + std::to_string(uid),
-               static_cast<long long>(limit.rlim_cur), tasks_of_user(uid), 0};
+               static_cast<long long>(*limits.nproc), tasks_of_user(uid), 0};
 }
 
 // The pids controller of this process's cgroup (v2 "0::/path", or v1 "N:pids:/path").
@@ -112,15 +108,16 @@ void require_room(const Limit& limit, long long extra_tasks, std::string_view wh
 }  // namespace
 
 void require_task_headroom(long long extra_tasks, std::string_view what, std::string_view option) {
-  const long long machine_tasks = tasks_on_machine();
+  const SystemLimits limits = read_system_limits();
+  const long long machine_tasks = required(limits.tasks_in_use, "the task count in /proc/loadavg");
   require_room({"kernel.threads-max (/proc/sys/kernel/threads-max)",
-                read_number_file("/proc/sys/kernel/threads-max"), machine_tasks},
+                required(limits.threads_max, "/proc/sys/kernel/threads-max"), machine_tasks},
                extra_tasks, what, option);
   require_room({"kernel.pid_max (/proc/sys/kernel/pid_max)",
-                read_number_file("/proc/sys/kernel/pid_max"), machine_tasks},
+                required(limits.pid_max, "/proc/sys/kernel/pid_max"), machine_tasks},
                extra_tasks, what, option);
   if (const auto cgroup = cgroup_pids_limit()) require_room(*cgroup, extra_tasks, what, option);
-  if (const auto user = user_process_limit()) require_room(*user, extra_tasks, what, option);
+  if (const auto user = user_process_limit(limits)) require_room(*user, extra_tasks, what, option);
 }
 
 }  // namespace echolab::probe

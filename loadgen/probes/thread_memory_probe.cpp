@@ -125,14 +125,11 @@ class IdleThreads {
 
 struct ProcessSnapshot {
   MemoryUsage memory;
-  long long virtual_kib = 0;
-  long long page_tables_kib = 0;
   long long kernel_stack_kib = 0;
 };
 
 ProcessSnapshot snapshot_of_this_process() {
-  return {read_memory_usage(0), read_status_kib(0, "VmSize"), read_status_kib(0, "VmPTE"),
-          read_meminfo_kib("KernelStack")};
+  return {read_memory_usage(0), read_meminfo_kib("KernelStack")};
 }
 
 // What one batch cost, per thread. A plain struct: it crosses a pipe from the child that
@@ -156,8 +153,8 @@ BatchCost measure_batch(int count, std::size_t stack_bytes, std::size_t touch_by
   BatchCost cost;
   cost.rss_kib = per_thread(before.memory.rss_kib, after.memory.rss_kib);
   cost.pss_kib = per_thread(before.memory.pss_kib, after.memory.pss_kib);
-  cost.virtual_kib = per_thread(before.virtual_kib, after.virtual_kib);
-  cost.page_tables_kib = per_thread(before.page_tables_kib, after.page_tables_kib);
+  cost.virtual_kib = per_thread(before.memory.virtual_kib, after.memory.virtual_kib);
+  cost.page_tables_kib = per_thread(before.memory.page_tables_kib, after.memory.page_tables_kib);
   cost.kernel_stack_kib = per_thread(before.kernel_stack_kib, after.kernel_stack_kib);
   return cost;
 }
@@ -205,15 +202,15 @@ ThreadMemoryFigures measure_stack(const ThreadMemoryOptions& options, std::size_
   return figures;
 }
 
-void add_figures(JsonWriter& json, std::string_view key, const ThreadMemoryFigures& figures) {
-  json.begin_object(key);
-  json.add_integer("stack_kib", figures.stack_kib);
-  add_summary(json, "rss_kib_per_thread", figures.rss_kib_per_thread);
-  add_summary(json, "pss_kib_per_thread", figures.pss_kib_per_thread);
-  add_summary(json, "virtual_kib_per_thread", figures.virtual_kib_per_thread);
-  add_summary(json, "page_tables_kib_per_thread", figures.page_tables_kib_per_thread);
-  add_summary(json, "kernel_stack_kib_per_thread", figures.kernel_stack_kib_per_thread);
-  json.end_object();
+Json to_json(const ThreadMemoryFigures& figures) {
+  return {
+      {"stack_kib", figures.stack_kib},
+      {"rss_kib_per_thread", to_json(figures.rss_kib_per_thread)},
+      {"pss_kib_per_thread", to_json(figures.pss_kib_per_thread)},
+      {"virtual_kib_per_thread", to_json(figures.virtual_kib_per_thread)},
+      {"page_tables_kib_per_thread", to_json(figures.page_tables_kib_per_thread)},
+      {"kernel_stack_kib_per_thread", to_json(figures.kernel_stack_kib_per_thread)},
+  };
 }
 
 std::string describe(const ThreadMemoryFigures& figures) {
@@ -240,14 +237,16 @@ ThreadMemoryResult run_thread_memory_probe(const ThreadMemoryOptions& options) {
   return result;
 }
 
-void write_json(JsonWriter& json, const ThreadMemoryResult& result) {
-  json.add_string("probe", "thread-memory");
-  json.add_string("kernel", kernel_release());
-  json.add_integer("threads", result.options.threads);
-  json.add_integer("samples_requested", result.options.samples);
-  json.add_integer("touch_stack_kib", result.options.touch_stack_kib);
-  add_figures(json, "default_stack", result.default_stack);
-  add_figures(json, "small_stack", result.small_stack);
+Json to_json(const ThreadMemoryResult& result) {
+  return {
+      {"probe", "thread-memory"},
+      {"kernel", kernel_release()},
+      {"threads", result.options.threads},
+      {"samples_requested", result.options.samples},
+      {"touch_stack_kib", result.options.touch_stack_kib},
+      {"default_stack", to_json(result.default_stack)},
+      {"small_stack", to_json(result.small_stack)},
+  };
 }
 
 std::string summary_line(const ThreadMemoryResult& result) {

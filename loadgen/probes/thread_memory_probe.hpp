@@ -5,7 +5,6 @@
 
 #include <string>
 
-#include "loadgen/probes/json_writer.hpp"
 #include "loadgen/probes/sample_summary.hpp"
 
 namespace echolab::probe {
@@ -36,7 +35,7 @@ struct ThreadMemoryResult {
 };
 
 ThreadMemoryResult run_thread_memory_probe(const ThreadMemoryOptions& options);
-void write_json(JsonWriter& json, const ThreadMemoryResult& result);
+Json to_json(const ThreadMemoryResult& result);
 std::string summary_line(const ThreadMemoryResult& result);
 
 }  // namespace echolab::probe

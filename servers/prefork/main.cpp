@@ -21,12 +21,12 @@ using namespace echolab::prefork;
 // Caps --max-workers to what the kernel allows (with a warning saying which limit to raise);
 // returns 0 when even one process cannot have the descriptors it needs.
 std::size_t checked_worker_cap(const PreforkOptions& options) {
-  const SystemLimits limits = read_system_limits();
-  if (limits.nofile < kDescriptorsPerProcess) {
-    log_error(
-        "fatal",
-        {{"problem", "ulimit -n is " + std::to_string(limits.nofile) + ", each process needs " +
-                         std::to_string(kDescriptorsPerProcess) + ": raise it with ulimit -n"}});
+  const echolab::SystemLimits limits = echolab::read_system_limits();
+  if (limits.open_files_soft < kDescriptorsPerProcess) {
+    log_error("fatal",
+              {{"problem", "ulimit -n is " + std::to_string(limits.open_files_soft) +
+                               ", each process needs " + std::to_string(kDescriptorsPerProcess) +
+                               ": raise it with ulimit -n"}});
     return 0;
   }
   if (static_cast<std::uint64_t>(options.server.backlog) > limits.somaxconn) {

@@ -7,19 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
 
-namespace echolab::prefork {
+#include "common/capacity.hpp"
 
-struct SystemLimits {
-  std::optional<std::uint64_t> nproc;  // RLIMIT_NPROC; none when unlimited or not enforced
-  std::uint64_t pid_max = 0;           // /proc/sys/kernel/pid_max
-  std::uint64_t threads_max = 0;       // /proc/sys/kernel/threads-max
-  std::uint64_t tasks_in_use = 0;      // every thread on the machine (/proc/loadavg)
-  std::uint64_t nofile = 0;            // RLIMIT_NOFILE soft limit
-  std::uint64_t somaxconn = 0;         // /proc/sys/net/core/somaxconn
-};
+namespace echolab::prefork {
 
 // Tasks kept free for the master, the metrics process's threads and the rest of the system.
 inline constexpr std::uint64_t kReservedTasks = 64;
@@ -32,10 +24,7 @@ struct WorkerCap {
   std::string limited_by;  // empty when the request fits; else which limit and how to raise it
 };
 
-// Pure: the most workers the limits allow, given `requested`.
+// Pure: the most workers the limits (from read_system_limits()) allow, given `requested`.
 WorkerCap cap_workers(std::size_t requested, const SystemLimits& limits);
-
-// Reads the limits of this process and machine.
-SystemLimits read_system_limits();
 
 }  // namespace echolab::prefork

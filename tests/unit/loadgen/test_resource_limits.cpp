@@ -7,11 +7,13 @@
 namespace echolab::load {
 namespace {
 
-ResourceLimits roomy() {
-  return {.open_files_soft = 100'000,
-          .open_files_hard = 100'000,
-          .ephemeral_port_low = 1024,
-          .ephemeral_port_high = 65535};
+SystemLimits roomy() {
+  SystemLimits limits;
+  limits.open_files_soft = 100'000;
+  limits.open_files_hard = 100'000;
+  limits.ephemeral_port_low = 1024;
+  limits.ephemeral_port_high = 65535;
+  return limits;
 }
 
 TEST(ResourceLimits, EnoughRoomIsNoProblem) {
@@ -24,7 +26,7 @@ TEST(ResourceLimits, DescriptorsCoverSocketsPlusTheProcessOwn) {
 }
 
 TEST(ResourceLimits, LowOpenFileLimitSaysHowToRaiseIt) {
-  ResourceLimits limits = roomy();
+  SystemLimits limits = roomy();
   limits.open_files_soft = 1024;
   const auto problem = limits_problem(limits, 10'000, 2);
   ASSERT_TRUE(problem.has_value());
@@ -35,7 +37,7 @@ TEST(ResourceLimits, LowOpenFileLimitSaysHowToRaiseIt) {
 }
 
 TEST(ResourceLimits, LowHardLimitNeedsRoot) {
-  ResourceLimits limits = roomy();
+  SystemLimits limits = roomy();
   limits.open_files_soft = 20'000;
   limits.open_files_hard = 20'000;
   const auto problem = limits_problem(limits, 30'000, 2);
@@ -44,7 +46,7 @@ TEST(ResourceLimits, LowHardLimitNeedsRoot) {
 }
 
 TEST(ResourceLimits, NarrowPortRangeSaysHowToWidenIt) {
-  ResourceLimits limits = roomy();
+  SystemLimits limits = roomy();
   limits.ephemeral_port_low = 32768;
   limits.ephemeral_port_high = 60999;
   EXPECT_EQ(limits.ephemeral_ports(), 28'232u);
@@ -52,13 +54,6 @@ TEST(ResourceLimits, NarrowPortRangeSaysHowToWidenIt) {
   const auto problem = limits_problem(limits, 40'000, 2);
   ASSERT_TRUE(problem.has_value());
   EXPECT_NE(problem->find("sysctl -w net.ipv4.ip_local_port_range"), std::string::npos) << *problem;
-}
-
-TEST(ResourceLimits, ThisMachineReportsSomething) {
-  const ResourceLimits limits = current_limits(0);
-  EXPECT_GT(limits.open_files_soft, 0u);
-  EXPECT_GE(limits.open_files_hard, limits.open_files_soft);
-  EXPECT_GT(limits.ephemeral_ports(), 0u);
 }
 
 }  // namespace

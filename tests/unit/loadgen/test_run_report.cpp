@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
@@ -74,6 +76,26 @@ TEST(RunReport, JsonCountsErrorsAndKeepsTheFirstMessage) {
   EXPECT_NE(json.find("\"total\": 2"), std::string::npos) << json;
   EXPECT_NE(json.find("Connection refused"), std::string::npos) << json;
   EXPECT_EQ(json.find("a later one"), std::string::npos) << json;
+}
+
+TEST(RunReport, JsonParsesBackWithEscapedMessagesAndNullForNonFiniteNumbers) {
+  RunReport report = sample_report();
+  const std::string message = "reply \"HTTP/1.1 500\"\r\n\tthen\x01 \\ closed";
+  report.stats.count_error(ErrorKind::bad_reply, message);
+  report.options.rate = std::nan("");
+  const auto json = nlohmann::json::parse(json_of(report));
+  EXPECT_EQ(json["first_errors"]["bad_reply"], message);
+  EXPECT_TRUE(json["rate"].is_null());
+  EXPECT_TRUE(json["interval_s"].is_null());
+  EXPECT_EQ(json["errors"]["bad_reply"], 1);
+  EXPECT_EQ(json["latency_us"]["count"], 5000);
+}
+
+TEST(RunReport, JsonWithoutErrorsHasAnEmptyFirstErrorsObject) {
+  const auto json = nlohmann::json::parse(json_of(sample_report()));
+  ASSERT_TRUE(json["first_errors"].is_object());
+  EXPECT_TRUE(json["first_errors"].empty());
+  EXPECT_EQ(json["errors"]["total"], 0);
 }
 
 TEST(RunReport, HoldModeReportsTheHoldLatency) {

@@ -1,11 +1,13 @@
 #include "common/proc_stats.hpp"
 
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <latch>
@@ -176,6 +178,50 @@ TEST(ReadProcessSample, SkipsZombiesAndReapedProcesses) {
   EXPECT_FALSE(read_process_sample(child));
   const std::vector<pid_t> pids = {child, getpid()};
   EXPECT_EQ(read_process_samples(pids).size(), 1U);
+}
+
+TEST(ReadProcessMemory, ReadsThisProcessAndSeesPagesItWrites) {
+  const auto before = read_process_memory(getpid());
+  ASSERT_TRUE(before);
+  EXPECT_GT(before->rss_bytes, 1U << 20);
+  EXPECT_GT(before->pss_bytes, 0U);
+  EXPECT_LE(before->pss_bytes, before->rss_bytes);
+  EXPECT_GT(before->page_tables_bytes, 0U);
+  EXPECT_GE(before->virtual_bytes, before->rss_bytes);
+
+  constexpr std::size_t kWritten = 16U << 20;
+  void* pages = mmap(nullptr, kWritten, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(pages, MAP_FAILED);
+  std::memset(pages, 1, kWritten);
+  const auto after = read_process_memory(getpid());
+  munmap(pages, kWritten);
+  ASSERT_TRUE(after);
+  EXPECT_GE(after->virtual_bytes, before->virtual_bytes + kWritten);
+  EXPECT_GE(after->rss_bytes, before->rss_bytes + kWritten * 9 / 10);
+  EXPECT_GE(after->pss_bytes, before->pss_bytes + kWritten * 9 / 10);
+}
+
+TEST(ReadProcessMemory, AForkedChildSharesItsPagesWithTheParent) {
+  const SleepingChildren children(1);
+  ASSERT_EQ(children.pids().size(), 1U);
+  const auto child = read_process_memory(children.pids().front());
+  ASSERT_TRUE(child);
+  EXPECT_GT(child->rss_bytes, 0U);
+  EXPECT_LT(child->pss_bytes, child->rss_bytes);
+  EXPECT_GT(child->page_tables_bytes, 0U);
+}
+
+TEST(ReadProcessMemory, NothingForAZombieOrAReapedProcess) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    _exit(0);
+  }
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT), 0);
+  EXPECT_FALSE(read_process_memory(child));
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  EXPECT_FALSE(read_process_memory(child));
 }
 
 TEST(ReadProcessSamples, ReadsAThousandProcesses) {
