@@ -16,7 +16,8 @@ std::optional<long> query_value(std::string_view query, std::string_view key) {
     if (pair.size() > key.size() && pair.starts_with(key) && pair[key.size()] == '=') {
       const std::string_view digits = pair.substr(key.size() + 1);
       long value = 0;
-      const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+      const auto [end, error] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), value);
       if (error != std::errc{} || end != digits.data() + digits.size()) {
         return std::nullopt;
       }

@@ -21,8 +21,8 @@ struct LogField {
   LogField(std::string_view k, double v) : key(k), value(v) {}
   LogField(std::string_view k, bool v) : key(k), value(v) {}
   template <typename Int>
-    requires std::is_integral_v<Int>
-  LogField(std::string_view k, Int v) : key(k), value(static_cast<std::int64_t>(v)) {}
+  requires std::is_integral_v<Int> LogField(std::string_view k, Int v)
+      : key(k), value(static_cast<std::int64_t>(v)) {}
 };
 
 // Sets the `model=` field every line carries (once, at start).

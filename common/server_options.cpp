@@ -79,8 +79,8 @@ auto rethrow_for_cli(const std::string& flag, Parse parse) {
 }
 
 // Binds a duration flag ("30s", "500ms") to a millisecond field.
-void add_duration_option(CLI::App& app, const std::string& name,
-                         std::chrono::milliseconds& target, const std::string& help) {
+void add_duration_option(CLI::App& app, const std::string& name, std::chrono::milliseconds& target,
+                         const std::string& help) {
   app.add_option_function<std::string>(
          name,
          [&target, name](const std::string& text) {
@@ -119,8 +119,7 @@ void add_server_options(CLI::App& app, ServerOptions& options) {
   app.add_option("--backlog", options.backlog, "listen() backlog")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
-  app.add_option("--protocol", options.protocol.mode,
-                 "detect (from the first bytes), http or raw")
+  app.add_option("--protocol", options.protocol.mode, "detect (from the first bytes), http or raw")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, ProtocolMode>{{"detect", ProtocolMode::detect},
                                               {"http", ProtocolMode::http},

@@ -116,8 +116,9 @@ class Session::HttpParser {
     while ((!input.empty() || owes_callback) && !close) {
       const llhttp_errno_t status = llhttp_execute(&parser_, input.data(), input.size());
       const std::size_t consumed =
-          status == HPE_OK ? input.size()
-                           : static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - input.data());
+          status == HPE_OK
+              ? input.size()
+              : static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - input.data());
       if (in_header_section_) {
         header_bytes_ += consumed;
       }

@@ -17,9 +17,9 @@ namespace echolab {
 
 // What one call to Session::feed() produced, for the driver to act on and to report.
 struct FeedResult {
-  std::size_t requests = 0;            // responses queued by this call (every status)
-  std::vector<int> error_statuses;     // the non-2xx statuses among them (400, 404, 413, ...)
-  std::vector<FaultAction> faults;     // to carry out before the output is sent
+  std::size_t requests = 0;         // responses queued by this call (every status)
+  std::vector<int> error_statuses;  // the non-2xx statuses among them (400, 404, 413, ...)
+  std::vector<FaultAction> faults;  // to carry out before the output is sent
 };
 
 class Session {

@@ -13,9 +13,9 @@ class StopSignal {
   StopSignal& operator=(const StopSignal&) = delete;
 
   [[nodiscard]] int fd() const { return read_fd_; }
-  void broadcast();                  // idempotent; async-signal-safe
+  void broadcast();                    // idempotent; async-signal-safe
   [[nodiscard]] bool stopped() const;  // non-blocking check
-  void close_write_end_in_child();   // a forked child must not keep the pipe open
+  void close_write_end_in_child();     // a forked child must not keep the pipe open
 
  private:
   int read_fd_ = -1;

@@ -15,8 +15,7 @@ int main(int argc, char** argv) {
   CLI::App app{"echolab-pool: the thread-pool echo server on standalone Asio", "echolab-pool"};
   PoolOptions options;
   add_server_options(app, options.server);
-  app.add_option("--threads", options.threads,
-                 "Threads running the io_context (0 = one per CPU)")
+  app.add_option("--threads", options.threads, "Threads running the io_context (0 = one per CPU)")
       ->check(CLI::Range(std::size_t{0}, std::size_t{4096}))
       ->capture_default_str();
   if (const int exit_code = parse_command_line(app, argc, argv); exit_code >= 0) {

@@ -23,11 +23,11 @@ void PoolConnection::start() {
 }
 
 void PoolConnection::read() {
-  socket_.async_read_some(asio::buffer(buffer_),
-                          [self = shared_from_this()](const asio::error_code& error,
-                                                      std::size_t bytes) {
-                            self->on_read(error, bytes);
-                          });
+  socket_.async_read_some(
+      asio::buffer(buffer_),
+      [self = shared_from_this()](const asio::error_code& error, std::size_t bytes) {
+        self->on_read(error, bytes);
+      });
 }
 
 void PoolConnection::on_read(const asio::error_code& error, std::size_t bytes) {
@@ -49,11 +49,11 @@ void PoolConnection::on_read(const asio::error_code& error, std::size_t bytes) {
     session_.close_after_flush() ? close() : read();
     return;
   }
-  asio::async_write(socket_, asio::buffer(session_.output()),
-                    [self = shared_from_this()](const asio::error_code& write_error,
-                                                std::size_t written) {
-                      self->on_write(write_error, written);
-                    });
+  asio::async_write(
+      socket_, asio::buffer(session_.output()),
+      [self = shared_from_this()](const asio::error_code& write_error, std::size_t written) {
+        self->on_write(write_error, written);
+      });
 }
 
 void PoolConnection::on_write(const asio::error_code& error, std::size_t bytes) {
@@ -83,7 +83,8 @@ void PoolConnection::watch_idle() {
     if (error || self->closed_) {
       return;
     }
-    if (std::chrono::steady_clock::now() >= self->last_activity_ + self->server_.options().idle_timeout) {
+    if (std::chrono::steady_clock::now() >=
+        self->last_activity_ + self->server_.options().idle_timeout) {
       self->close();
     } else {
       self->watch_idle();

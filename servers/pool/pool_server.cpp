@@ -88,8 +88,8 @@ void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket 
       socket.close(ignored);
       metrics_.connection_rejected();
       if (!std::exchange(logged_full_, true)) {
-        log_event("limit_reached", {{"limit", "max-connections"},
-                                    {"value", options_.server.max_connections}});
+        log_event("limit_reached",
+                  {{"limit", "max-connections"}, {"value", options_.server.max_connections}});
       }
       accept();
       return;

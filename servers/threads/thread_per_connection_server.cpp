@@ -53,8 +53,8 @@ int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
       close(client_fd);
       metrics_.connection_rejected();
       if (!std::exchange(logged_full, true)) {
-        log_event("limit_reached", {{"limit", "max-connections"},
-                                    {"value", options_.server.max_connections}});
+        log_event("limit_reached",
+                  {{"limit", "max-connections"}, {"value", options_.server.max_connections}});
       }
       continue;
     }
@@ -86,8 +86,8 @@ bool ThreadPerConnectionServer::wait_for_free_thread(int signal_fd) {
 
 void ThreadPerConnectionServer::start_thread(int client_fd) {
   metrics_.connection_accepted();
-  auto start = std::make_unique<ThreadStart>(
-      ThreadStart{this, client_fd, std::chrono::steady_clock::now()});
+  auto start =
+      std::make_unique<ThreadStart>(ThreadStart{this, client_fd, std::chrono::steady_clock::now()});
   pthread_attr_t attributes;
   pthread_attr_init(&attributes);
   pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
@@ -140,8 +140,8 @@ void ThreadPerConnectionServer::drain() {
   stop_.broadcast();
   const bool drained = thread_exited_.wait_for(lock, options_.server.shutdown_timeout,
                                                [this] { return active_threads_ == 0; });
-  log_event("shutdown", {{"phase", "done"}, {"threads_left", active_threads_},
-                         {"drained", drained}});
+  log_event("shutdown",
+            {{"phase", "done"}, {"threads_left", active_threads_}, {"drained", drained}});
 }
 
 }  // namespace echolab

@@ -16,7 +16,7 @@ namespace echolab {
 
 struct ThreadsOptions {
   ServerOptions server = default_options(Model::threads);
-  std::size_t stack_size = 0;       // bytes; 0 = the system's default (ulimit -s)
+  std::size_t stack_size = 0;        // bytes; 0 = the system's default (ulimit -s)
   std::size_t max_threads = 10'000;  // more connections wait in the listen backlog
 };
 

@@ -20,8 +20,8 @@ TEST(FaultRoute, OtherPathsAreNotFaults) {
 }
 
 TEST(FaultRoute, MissingOrOutOfRangeValuesAreInvalid) {
-  for (const char* path : {"/sleep", "/sleep?ms=", "/sleep?ms=-1", "/sleep?ms=60001",
-                           "/burn?us=1x", "/burn?us=10000001"}) {
+  for (const char* path : {"/sleep", "/sleep?ms=", "/sleep?ms=-1", "/sleep?ms=60001", "/burn?us=1x",
+                           "/burn?us=10000001"}) {
     EXPECT_EQ(parse_fault_route(path).route, FaultRoute::invalid) << path;
   }
   EXPECT_EQ(parse_fault_route("/sleep?ms=60000").route, FaultRoute::valid);

@@ -56,9 +56,9 @@ TEST(ServerOptions, ParsesEverySharedFlag) {
   ServerOptions options = default_options(Model::pool);
   add_server_options(app, options);
   ASSERT_EQ(parse(app, {"--listen", "127.0.0.1:1", "--metrics-listen", "127.0.0.1:2",
-                        "--idle-timeout", "250ms", "--shutdown-timeout", "3s",
-                        "--max-connections", "7", "--protocol", "raw", "--max-header-bytes",
-                        "1024", "--max-body-bytes", "10", "--fault-injection"}),
+                        "--idle-timeout", "250ms", "--shutdown-timeout", "3s", "--max-connections",
+                        "7", "--protocol", "raw", "--max-header-bytes", "1024", "--max-body-bytes",
+                        "10", "--fault-injection"}),
             -1);
   EXPECT_EQ(options.listen.port, 1);
   EXPECT_EQ(options.metrics_listen.port, 2);

@@ -82,7 +82,8 @@ TEST(SessionHttp, EchoesBinaryBodiesWithNulBytes) {
 
 TEST(SessionHttp, ChunkedBodyIsDecodedAndEchoed) {
   const Exchange result = converse(
-      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+      "world\r\n0\r\n\r\n");
   EXPECT_TRUE(result.output.ends_with("Content-Length: 11\r\n\r\nhello world"));
 }
 
@@ -92,7 +93,9 @@ TEST(SessionHttp, HeadAnswersHeadersOnly) {
 }
 
 TEST(SessionHttp, OtherMethodsGet405AndKeepTheConnection) {
-  const Exchange result = converse("DELETE / HTTP/1.1\r\n\r\n" "GET / HTTP/1.1\r\n\r\n");
+  const Exchange result = converse(
+      "DELETE / HTTP/1.1\r\n\r\n"
+      "GET / HTTP/1.1\r\n\r\n");
   EXPECT_EQ(status_line(result.output), "HTTP/1.1 405 Method Not Allowed");
   EXPECT_NE(result.output.find("Allow: GET, HEAD, POST, PUT"), std::string::npos);
   EXPECT_TRUE(result.output.ends_with(kGetResponse));
@@ -101,8 +104,9 @@ TEST(SessionHttp, OtherMethodsGet405AndKeepTheConnection) {
 }
 
 TEST(SessionHttp, EveryRequestFedOneByteAtATime) {
-  const std::string input = "GET / HTTP/1.1\r\n\r\n" + post("byte by byte") +
-                            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+  const std::string input =
+      "GET / HTTP/1.1\r\n\r\n" + post("byte by byte") +
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
   const Exchange whole = converse(input);
   const Exchange bytewise = converse(input, config_with(), 1);
   EXPECT_EQ(bytewise.output, whole.output);
@@ -236,7 +240,8 @@ TEST(SessionFaults, OffByDefaultAnswer404SayingSo) {
 TEST(SessionFaults, EnabledTheyAreReportedAsActions) {
   const ProtocolConfig faults_on = config_with(ProtocolMode::detect, true);
   const Exchange result = converse(
-      "GET /sleep?ms=20 HTTP/1.1\r\n\r\nGET /burn?us=300 HTTP/1.1\r\n\r\nGET /crash HTTP/1.1\r\n\r\n",
+      "GET /sleep?ms=20 HTTP/1.1\r\n\r\nGET /burn?us=300 HTTP/1.1\r\n\r\nGET /crash "
+      "HTTP/1.1\r\n\r\n",
       faults_on);
   ASSERT_EQ(result.faults.size(), 3u);
   EXPECT_EQ(result.faults[0],
@@ -247,8 +252,8 @@ TEST(SessionFaults, EnabledTheyAreReportedAsActions) {
 }
 
 TEST(SessionFaults, BadParameterGets400AndKeepsTheConnection) {
-  const Exchange result = converse("GET /sleep?ms=abc HTTP/1.1\r\n\r\n",
-                                   config_with(ProtocolMode::detect, true));
+  const Exchange result =
+      converse("GET /sleep?ms=abc HTTP/1.1\r\n\r\n", config_with(ProtocolMode::detect, true));
   EXPECT_EQ(status_line(result.output), "HTTP/1.1 400 Bad Request");
   EXPECT_TRUE(result.faults.empty());
   EXPECT_FALSE(result.closed);
