@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", options.threads, "Threads running the io_context (0 = one per CPU)")
       ->check(CLI::Range(std::size_t{0}, std::size_t{4096}))
       ->capture_default_str();
+  app.add_flag("--io-context-per-thread", options.context_per_thread,
+               "One io_context per thread (Asio's server2 pattern) instead of one shared");
   if (const int exit_code = parse_command_line(app, argc, argv); exit_code >= 0) {
     return exit_code;
   }

@@ -32,6 +32,17 @@ PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, ServerM
   if (options_.threads == 0) {
     options_.threads = std::max(1u, std::thread::hardware_concurrency());
   }
+  if (options_.context_per_thread) {
+    for (std::size_t i = 1; i < options_.threads; ++i) {
+      extra_contexts_.push_back(std::make_unique<asio::io_context>(1));
+    }
+    // A context with nothing to do would return from run() at once: keep each running
+    // until the shutdown.
+    keep_running_.push_back(asio::make_work_guard(io_));
+    for (const auto& context : extra_contexts_) {
+      keep_running_.push_back(asio::make_work_guard(*context));
+    }
+  }
 }
 
 int PoolServer::run() {
@@ -40,12 +51,14 @@ int PoolServer::run() {
   log_event("start", {{"listen", options_.server.listen.to_string()},
                       {"metrics", options_.server.metrics_listen.to_string()},
                       {"threads", options_.threads},
+                      {"io_contexts", extra_contexts_.size() + 1},
                       {"fault_injection", options_.server.protocol.fault_injection}});
   std::vector<std::thread> threads;
   threads.reserve(options_.threads);
   for (std::size_t i = 0; i < options_.threads; ++i) {
+    asio::io_context& context = i == 0 || extra_contexts_.empty() ? io_ : *extra_contexts_[i - 1];
     const auto created = std::chrono::steady_clock::now();
-    threads.emplace_back([this, created] { run_thread(created); });
+    threads.emplace_back([this, &context, created] { run_thread(context, created); });
   }
   for (std::thread& thread : threads) {
     thread.join();
@@ -54,16 +67,34 @@ int PoolServer::run() {
   return 0;
 }
 
-void PoolServer::run_thread(std::chrono::steady_clock::time_point created) {
+void PoolServer::run_thread(asio::io_context& context,
+                            std::chrono::steady_clock::time_point created) {
   metrics_.worker_spawned(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - created).count());
   metrics_.workers_changed(+1, 0);
-  io_.run();
+  context.run();
   metrics_.workers_changed(-1, 0);
 }
 
+// Shared mode: a strand per connection, as N threads may run its handlers. Per-thread mode:
+// the next context round-robin, whose single thread needs no strand.
+asio::any_io_executor PoolServer::next_connection_executor() {
+  if (extra_contexts_.empty()) {
+    return asio::make_strand(io_);
+  }
+  const std::size_t index = next_context_++ % (extra_contexts_.size() + 1);
+  return index == 0 ? io_.get_executor() : extra_contexts_[index - 1]->get_executor();
+}
+
+void PoolServer::stop_all() {
+  io_.stop();
+  for (const auto& context : extra_contexts_) {
+    context->stop();
+  }
+}
+
 void PoolServer::accept() {
-  acceptor_.async_accept(asio::make_strand(io_),
+  acceptor_.async_accept(next_connection_executor(),
                          [this](const asio::error_code& error, asio::ip::tcp::socket socket) {
                            on_accept(error, std::move(socket));
                          });
@@ -109,7 +140,7 @@ void PoolServer::connection_ended(PoolConnection* connection) {
   const std::lock_guard lock(connections_mutex_);
   connections_.erase(connection);
   if (stopping() && connections_.empty()) {
-    io_.stop();
+    stop_all();
   }
 }
 
@@ -133,7 +164,7 @@ void PoolServer::shut_down() {
     const std::lock_guard lock(connections_mutex_);
     log_event("shutdown", {{"phase", "draining"}, {"connections", connections_.size()}});
     if (connections_.empty()) {
-      io_.stop();
+      stop_all();
       return;
     }
     for (const auto& [raw, weak] : connections_) {
@@ -149,7 +180,7 @@ void PoolServer::shut_down() {
   shutdown_deadline_.async_wait([this](const asio::error_code& error) {
     if (!error) {
       log_event("shutdown", {{"phase", "timeout"}});
-      io_.stop();
+      stop_all();
     }
   });
 }

@@ -1,6 +1,8 @@
 // The thread-pool model: one asio::io_context run by N threads, asynchronous accept, read
 // and write driving the same Session as the other servers. A handler that blocks (a /sleep)
 // holds one of the N threads: with N blocked, nobody is served. That is the lesson.
+// --io-context-per-thread switches to Asio's server2 pattern: N io_contexts of one thread
+// each, connections dealt out round-robin, no strands and no shared reactor lock.
 #pragma once
 
 #include <asio.hpp>
@@ -9,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "common/metrics.hpp"
 #include "common/server_options.hpp"
@@ -18,6 +21,7 @@ namespace echolab {
 struct PoolOptions {
   ServerOptions server = default_options(Model::pool);
   std::size_t threads = 0;  // 0 = one per CPU
+  bool context_per_thread = false;
 };
 
 class PoolConnection;
@@ -41,9 +45,14 @@ class PoolServer {
   void on_accept(const asio::error_code& error, asio::ip::tcp::socket socket);
   void wait_for_signal();
   void shut_down();
-  void run_thread(std::chrono::steady_clock::time_point created);
+  void run_thread(asio::io_context& context, std::chrono::steady_clock::time_point created);
+  asio::any_io_executor next_connection_executor();
+  void stop_all();
 
-  asio::io_context& io_;
+  asio::io_context& io_;  // accepts and takes the signals; in the shared mode, runs everything
+  std::vector<std::unique_ptr<asio::io_context>> extra_contexts_;  // per-thread mode only
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
+  std::size_t next_context_ = 0;  // touched by the accept handler only
   PoolOptions options_;
   ServerMetrics& metrics_;
   asio::ip::tcp::acceptor acceptor_;

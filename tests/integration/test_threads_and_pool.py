@@ -104,3 +104,20 @@ def test_blocking_calls_starve_the_pool_but_not_the_threads():
         assert run_sleeps_and_a_get(pool.port)[0] != "/"  # waited behind a sleeping thread
     with Server("threads", "--fault-injection") as threads:
         assert run_sleeps_and_a_get(threads.port)[0] == "/"  # its own thread, served at once
+
+
+def test_pool_with_one_io_context_per_thread_serves_and_drains():
+    """Asio's server2 pattern: the same behaviour with N single-threaded io_contexts."""
+    with Server("pool", "--threads", "2", "--io-context-per-thread", "--fault-injection") as server:
+        assert "io_contexts=2" in server.log()
+        connections = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(200)]
+        for conn in connections:
+            assert served(conn)
+        for conn in connections:
+            conn.close()
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as busy:
+            busy.sendall(b"GET /sleep?ms=300 HTTP/1.1\r\n\r\n")
+            time.sleep(0.1)
+            server.process.terminate()
+            assert recv_http_response(busy).endswith(GREETING)
+        assert server.process.wait(timeout=10) == 0
