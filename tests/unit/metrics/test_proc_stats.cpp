@@ -163,15 +163,22 @@ TEST(ReadProcessSample, ReadsAForkedChildThatSharesItsPages) {
   EXPECT_LE(stats.pss_bytes, stats.rss_bytes);
 }
 
-TEST(ReadProcessSample, SkipsZombiesAndReapedProcesses) {
+// A child that has exited but is not reaped yet: a zombie, still listed in /proc.
+pid_t make_zombie() {
   const pid_t child = fork();
-  ASSERT_GE(child, 0);
   if (child == 0) {
     _exit(0);
   }
   siginfo_t info{};
-  // Wait for the exit without reaping: the child is now a zombie, still in /proc.
-  ASSERT_EQ(waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT), 0);
+  if (child > 0 && waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT) != 0) {
+    return -1;
+  }
+  return child;
+}
+
+TEST(ReadProcessSample, SkipsZombiesAndReapedProcesses) {
+  const pid_t child = make_zombie();
+  ASSERT_GT(child, 0);
   EXPECT_EQ(access(("/proc/" + std::to_string(child) + "/stat").c_str(), R_OK), 0);
   EXPECT_FALSE(read_process_sample(child));
   ASSERT_EQ(waitpid(child, nullptr, 0), child);
@@ -212,13 +219,8 @@ TEST(ReadProcessMemory, AForkedChildSharesItsPagesWithTheParent) {
 }
 
 TEST(ReadProcessMemory, NothingForAZombieOrAReapedProcess) {
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    _exit(0);
-  }
-  siginfo_t info{};
-  ASSERT_EQ(waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT), 0);
+  const pid_t child = make_zombie();
+  ASSERT_GT(child, 0);
   EXPECT_FALSE(read_process_memory(child));
   ASSERT_EQ(waitpid(child, nullptr, 0), child);
   EXPECT_FALSE(read_process_memory(child));
