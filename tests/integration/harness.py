@@ -52,6 +52,9 @@ class Server:
         wait_for_port(self.port, process=self.process)
         if self.metrics_port:
             wait_for_port(self.metrics_port, process=self.process)
+        # The socket listens before the start line is written: tests that read the log
+        # need the line, so "started" means both.
+        self.wait_for_log("event=start")
         return self
 
     def url(self, path: str = "/") -> str:
@@ -62,6 +65,15 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """The log once it contains `text`; raises if it does not appear within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not in the {self.model} log after {timeout}s:\n{log}")
+            time.sleep(0.02)
+        return log
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -87,7 +87,7 @@ def test_max_connections_is_the_worker_cap_and_the_rest_wait_in_the_backlog():
         assert recv_http_response(waiting).endswith(GREETING)
         second.close()
         waiting.close()
-        assert "event=limit_reached limit=max-workers" in server.log()
+        server.wait_for_log("event=limit_reached limit=max-workers")
         assert scrape(server).value("echolab_connections_rejected_total", model="prefork") == 0
 
 
@@ -135,7 +135,7 @@ def test_idle_children_fall_back_to_max_spare_after_a_burst():
         idle = eventually(lambda: workers(server, "idle"), lambda value: value == 5, timeout=10)
         assert idle == 5
         assert eventually(lambda: len(children(server)), lambda n: n == 6, timeout=5) == 6
-        assert "event=workers_retired" in server.log()
+        server.wait_for_log("event=workers_retired")
 
 
 def test_a_child_is_recycled_after_max_connections_per_child():

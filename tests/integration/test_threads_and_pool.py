@@ -40,7 +40,7 @@ def test_max_connections_rejects_the_one_over(model):
         with socket.create_connection((LOOPBACK, server.port), timeout=5) as again:
             assert served(again)  # a freed place is taken again
         second.close()
-        assert "limit=max-connections" in server.log()
+        server.wait_for_log("limit=max-connections")
 
 
 def test_threads_max_threads_makes_connections_wait_in_the_backlog():
@@ -58,7 +58,7 @@ def test_threads_max_threads_makes_connections_wait_in_the_backlog():
         assert recv_http_response(waiting).endswith(GREETING)
         second.close()
         waiting.close()
-        assert "limit=max-threads" in server.log()
+        server.wait_for_log("limit=max-threads")
 
 
 def test_thread_stacks_are_reserved_per_connection():
@@ -109,7 +109,7 @@ def test_blocking_calls_starve_the_pool_but_not_the_threads():
 def test_pool_with_one_io_context_per_thread_serves_and_drains():
     """Asio's server2 pattern: the same behaviour with N single-threaded io_contexts."""
     with Server("pool", "--threads", "2", "--io-context-per-thread", "--fault-injection") as server:
-        assert "io_contexts=2" in server.log()
+        server.wait_for_log("io_contexts=2")
         connections = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(200)]
         for conn in connections:
             assert served(conn)
