@@ -260,15 +260,15 @@ prometheus::MetricFamily family_of(std::string name, std::string help, prometheu
 // mutable state behind a mutex.
 class ProcStatsCollectable final : public prometheus::Collectable {
  public:
-  ProcStatsCollectable(Model model, std::function<std::vector<pid_t>()> pids)
-      : model_(model), pids_(std::move(pids)) {}
+  ProcStatsCollectable(Model model, std::function<ServerProcesses()> processes)
+      : model_(model), processes_(std::move(processes)) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override {
-    const std::vector<pid_t> pids = pids_();
+    const ServerProcesses processes = processes_();
     ProcStats stats;
     {
       const std::lock_guard lock(mutex_);
-      stats = reader_.read(pids);
+      stats = reader_.read(processes);
     }
     return families(stats);
   }
@@ -308,7 +308,7 @@ class ProcStatsCollectable final : public prometheus::Collectable {
   }
 
   Model model_;
-  std::function<std::vector<pid_t>()> pids_;
+  std::function<ServerProcesses()> processes_;
   mutable std::mutex mutex_;  // one scrape reads /proc at a time
   mutable ProcStatsReader reader_;
 };
@@ -358,8 +358,8 @@ void knock(const Endpoint& endpoint) {
 }  // namespace
 
 std::shared_ptr<prometheus::Collectable> make_proc_stats_collectable(
-    Model model, std::function<std::vector<pid_t>()> pids) {
-  return std::make_shared<ProcStatsCollectable>(model, std::move(pids));
+    Model model, std::function<ServerProcesses()> processes) {
+  return std::make_shared<ProcStatsCollectable>(model, std::move(processes));
 }
 
 MetricsEndpoint::MetricsEndpoint(

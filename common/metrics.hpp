@@ -19,6 +19,7 @@
 #include <prometheus/registry.h>
 
 #include "common/observer.hpp"
+#include "common/proc_stats.hpp"
 #include "common/server_options.hpp"
 
 namespace echolab::metrics {
@@ -61,6 +62,9 @@ struct MetricsTotals {
   std::int64_t workers_idle = 0;
   std::int64_t workers_busy = 0;
   std::uint64_t worker_crashes = 0;
+  // What the workers count of their own context switches. Not a ServerMetrics series:
+  // advance_to leaves it to the /proc collectable, which adds the other processes' counts.
+  ContextSwitches worker_switches;
 };
 
 // Counters, gauges and histograms of the contract, every series labelled model=<model>.
@@ -120,12 +124,12 @@ class ServerMetrics final : public ServerObserver {
 };
 
 // Scrape-time values from /proc, summed over every process (and its threads) that
-// `pids()` returns when scraped: echolab_memory_rss_bytes, echolab_memory_pss_bytes,
+// `processes()` returns when scraped: echolab_memory_rss_bytes, echolab_memory_pss_bytes,
 // echolab_context_switches_total{kind}, echolab_processes, echolab_threads. The context
-// switches never go down, also when processes exit; memory readings of large process sets
-// may be a few scrapes old (ProcStatsReader in common/proc_stats.hpp says how old).
+// switches never go down, also when processes exit; memory readings of many workers may be
+// a few scrapes old (ProcStatsReader in common/proc_stats.hpp says how old).
 std::shared_ptr<prometheus::Collectable> make_proc_stats_collectable(
-    Model model, std::function<std::vector<pid_t>()> pids);
+    Model model, std::function<ServerProcesses()> processes);
 
 // Serves GET /metrics on `endpoint` (prometheus-cpp's Exposer, its own threads). Throws
 // std::runtime_error naming the endpoint when it cannot be bound. IPv4 only: Debian's

@@ -9,8 +9,8 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
-#include <cstdio>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace echolab {
@@ -19,6 +19,20 @@ namespace {
 // /proc/PID/status is about 1.5 KiB and smaps_rollup about 1 KiB on current kernels.
 using FileBuffer = std::array<char, 8192>;
 using ProcPath = std::array<char, 64>;
+
+// "/proc/PID/NAME", NUL-terminated; NAME may go deeper ("task/TID/status").
+ProcPath proc_path(pid_t pid, std::string_view name) {
+  ProcPath path{};
+  constexpr std::string_view kProc = "/proc/";
+  char* out = std::copy(kProc.begin(), kProc.end(), path.data());
+  out = std::to_chars(out, path.data() + path.size(), pid).ptr;
+  *out++ = '/';
+  const auto room = static_cast<std::size_t>(path.data() + path.size() - out - 1);
+  const std::string_view fitting = name.substr(0, room);  // names used here always fit
+  std::copy(fitting.begin(), fitting.end(), out);
+  return path;
+}
+
 // /proc reports memory in kB, which the kernel means as KiB.
 constexpr std::uint64_t kBytesPerKiB = 1024;
 
@@ -111,9 +125,8 @@ ContextSwitches highest_of(const ContextSwitches& a, const ContextSwitches& b) {
 
 // /proc/PID/status counts the main thread only; the other threads have their own files.
 std::optional<ContextSwitches> sum_over_threads(pid_t pid, FileBuffer& buffer) {
-  ProcPath path;
-  std::snprintf(path.data(), path.size(), "/proc/%d/task", static_cast<int>(pid));
-  const std::unique_ptr<DIR, int (*)(DIR*)> tasks(::opendir(path.data()), &::closedir);
+  const std::unique_ptr<DIR, int (*)(DIR*)> tasks(::opendir(proc_path(pid, "task").data()),
+                                                  &::closedir);
   if (!tasks) {
     return std::nullopt;
   }
@@ -123,9 +136,8 @@ std::optional<ContextSwitches> sum_over_threads(pid_t pid, FileBuffer& buffer) {
     if (!tid) {
       continue;  // "." and ".."
     }
-    std::snprintf(path.data(), path.size(), "/proc/%d/task/%llu/status", static_cast<int>(pid),
-                  static_cast<unsigned long long>(*tid));
-    if (const auto status = read_proc_file(path.data(), buffer)) {
+    const std::string name = "task/" + std::to_string(*tid) + "/status";
+    if (const auto status = read_proc_file(proc_path(pid, name).data(), buffer)) {
       total += switches_in_status(*status);
     }  // else the thread exited while we listed the others
   }
@@ -141,9 +153,7 @@ ContextSwitches own_switches() {
 }
 
 std::optional<std::uint64_t> read_start_ticks(pid_t pid, FileBuffer& buffer) {
-  ProcPath path;
-  std::snprintf(path.data(), path.size(), "/proc/%d/stat", static_cast<int>(pid));
-  const auto stat = read_proc_file(path.data(), buffer);
+  const auto stat = read_proc_file(proc_path(pid, "stat").data(), buffer);
   return stat ? start_ticks_of_live_process(*stat) : std::nullopt;
 }
 
@@ -154,7 +164,6 @@ bool still_running(pid_t pid, std::uint64_t start_ticks) {
 
 bool read_activity(pid_t pid, ProcessSample& sample) {
   FileBuffer buffer;
-  ProcPath path;
   sample.pid = pid;
   const auto start_ticks = read_start_ticks(pid, buffer);
   if (!start_ticks) {
@@ -162,8 +171,7 @@ bool read_activity(pid_t pid, ProcessSample& sample) {
   }
   sample.start_ticks = *start_ticks;
 
-  std::snprintf(path.data(), path.size(), "/proc/%d/status", static_cast<int>(pid));
-  const auto status = read_proc_file(path.data(), buffer);
+  const auto status = read_proc_file(proc_path(pid, "status").data(), buffer);
   if (!status) {
     return false;
   }
@@ -183,9 +191,7 @@ bool read_activity(pid_t pid, ProcessSample& sample) {
 
 bool read_memory(pid_t pid, ProcessSample& sample) {
   FileBuffer buffer;
-  ProcPath path;
-  std::snprintf(path.data(), path.size(), "/proc/%d/smaps_rollup", static_cast<int>(pid));
-  const auto rollup = read_proc_file(path.data(), buffer);
+  const auto rollup = read_proc_file(proc_path(pid, "smaps_rollup").data(), buffer);
   if (!rollup) {
     return false;
   }
@@ -217,9 +223,7 @@ std::vector<ProcessSample> read_process_samples(std::span<const pid_t> pids) {
 
 std::optional<ProcessMemory> read_process_memory(pid_t pid) {
   FileBuffer buffer;
-  ProcPath path;
-  std::snprintf(path.data(), path.size(), "/proc/%d/smaps_rollup", static_cast<int>(pid));
-  const auto rollup = read_proc_file(path.data(), buffer);
+  const auto rollup = read_proc_file(proc_path(pid, "smaps_rollup").data(), buffer);
   if (!rollup) {
     return std::nullopt;
   }
@@ -228,8 +232,7 @@ std::optional<ProcessMemory> read_process_memory(pid_t pid) {
   // Absent when the kernel has no transparent huge pages: then there are none.
   const auto anon_huge_pages_kib = field_value(*rollup, "AnonHugePages:").value_or(0);
 
-  std::snprintf(path.data(), path.size(), "/proc/%d/status", static_cast<int>(pid));
-  const auto status = read_proc_file(path.data(), buffer);
+  const auto status = read_proc_file(proc_path(pid, "status").data(), buffer);
   if (!status) {
     return std::nullopt;
   }
@@ -287,69 +290,99 @@ ContextSwitches ContextSwitchTotals::update(std::span<const ProcessSample> sampl
   return reported_;
 }
 
+ServerProcesses this_process() {
+  ServerProcesses processes;
+  processes.inspected.push_back(::getpid());
+  return processes;
+}
+
 ProcStatsReader::ProcStatsReader(std::chrono::steady_clock::duration memory_budget)
     : memory_budget_(memory_budget) {}
 
-ProcStats ProcStatsReader::read(std::span<const pid_t> pids) {
+ProcStats ProcStatsReader::read(const ServerProcesses& processes) {
   const auto started = std::chrono::steady_clock::now();
-  std::vector<ProcessSample> samples;
-  samples.reserve(pids.size());
-  std::unordered_map<pid_t, Memory> memory;
-  memory.reserve(pids.size());
-  for (const pid_t pid : pids) {
-    ProcessSample sample;
-    if (memory.contains(pid) || !read_activity(pid, sample)) {
-      continue;  // listed twice, or gone
-    }
-    const auto before = memory_.find(pid);
-    if (before != memory_.end() && before->second.start_ticks == sample.start_ticks) {
-      memory.emplace(pid, before->second);  // read again below if the budget allows
-    } else if (read_memory(pid, sample)) {  // a process met for the first time: always read
-      memory.emplace(pid, Memory{sample.start_ticks, sample.rss_bytes, sample.pss_bytes,
-                                 std::chrono::steady_clock::now()});
-    } else {
-      continue;
-    }
-    samples.push_back(sample);
-  }
-  memory_ = std::move(memory);
-  refresh_oldest_memory(started, started + memory_budget_);
-
-  for (ProcessSample& sample : samples) {
-    const Memory& latest = memory_.at(sample.pid);
-    sample.rss_bytes = latest.rss_bytes;
-    sample.pss_bytes = latest.pss_bytes;
-  }
+  std::vector<pid_t> inspected = processes.inspected;
+  std::sort(inspected.begin(), inspected.end());
+  inspected.erase(std::unique(inspected.begin(), inspected.end()), inspected.end());
+  const std::vector<ProcessSample> samples = read_process_samples(inspected);
   ProcStats stats = sum_samples(samples);
-  stats.switches = switch_totals_.update(samples);
+
+  ContextSwitches switches = inspected_switches_.update(samples);
+  switches += processes.worker_switches;
+  reported_switches_ = highest_of(reported_switches_, switches);
+  stats.switches = reported_switches_;
+
+  const MemoryTotals workers = sample_worker_memory(processes.workers, started + memory_budget_);
+  stats.rss_bytes += workers.rss_bytes;
+  stats.pss_bytes += workers.pss_bytes;
+  stats.processes += workers_.size();
+  stats.threads += workers_.size();  // single-threaded: prefork's processes start no threads
   return stats;
 }
 
-void ProcStatsReader::refresh_oldest_memory(std::chrono::steady_clock::time_point started,
-                                            std::chrono::steady_clock::time_point deadline) {
-  std::vector<std::pair<std::chrono::steady_clock::time_point, pid_t>> oldest_first;
-  oldest_first.reserve(memory_.size());
-  for (const auto& [pid, memory] : memory_) {
-    if (memory.read_at < started) {  // not read yet in this scrape
-      oldest_first.emplace_back(memory.read_at, pid);
+ProcStatsReader::MemoryTotals ProcStatsReader::sample_worker_memory(
+    std::span<const SelfReportingProcess> workers, std::chrono::steady_clock::time_point deadline) {
+  std::unordered_map<pid_t, WorkerMemory> current;
+  current.reserve(workers.size());
+  for (const SelfReportingProcess& worker : workers) {
+    const auto before = workers_.find(worker.pid);
+    if (before != workers_.end() && before->second.generation == worker.generation) {
+      current.emplace(worker.pid, before->second);
+    } else {
+      WorkerMemory never_read;
+      never_read.generation = worker.generation;
+      current.emplace(worker.pid, never_read);
     }
   }
-  std::sort(oldest_first.begin(), oldest_first.end());
-  // However long the rest of the scrape took, a share of the processes is read, so that no
+  workers_ = std::move(current);
+  read_oldest_worker_memory(workers, deadline);
+
+  MemoryTotals read_totals;
+  std::uint64_t read_count = 0;
+  for (const auto& [pid, memory] : workers_) {
+    if (memory.read) {
+      read_totals.rss_bytes += memory.rss_bytes;
+      read_totals.pss_bytes += memory.pss_bytes;
+      ++read_count;
+    }
+  }
+  if (read_count == 0) {
+    return read_totals;
+  }
+  const std::uint64_t unread = workers_.size() - read_count;
+  return {read_totals.rss_bytes + unread * read_totals.rss_bytes / read_count,
+          read_totals.pss_bytes + unread * read_totals.pss_bytes / read_count};
+}
+
+void ProcStatsReader::read_oldest_worker_memory(std::span<const SelfReportingProcess> workers,
+                                                std::chrono::steady_clock::time_point deadline) {
+  // Never read first (their read_at is the clock's epoch), in the order listed; then the
+  // oldest readings.
+  std::vector<std::pair<std::chrono::steady_clock::time_point, pid_t>> oldest_first;
+  oldest_first.reserve(workers_.size());
+  for (const SelfReportingProcess& worker : workers) {
+    oldest_first.emplace_back(workers_.at(worker.pid).read_at, worker.pid);
+  }
+  std::stable_sort(oldest_first.begin(), oldest_first.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  // However long the rest of the scrape took, a share of the workers is read, so that no
   // reading gets older than kMostScrapesBetweenReadings scrapes.
   const std::size_t at_least =
-      (memory_.size() + kMostScrapesBetweenReadings - 1) / kMostScrapesBetweenReadings;
-  std::size_t refreshed = 0;
+      (workers_.size() + kMostScrapesBetweenReadings - 1) / kMostScrapesBetweenReadings;
+  std::size_t attempted = 0;
   for (const auto& [read_at, pid] : oldest_first) {
-    if (refreshed >= at_least && std::chrono::steady_clock::now() >= deadline) {
+    if (attempted >= at_least && std::chrono::steady_clock::now() >= deadline) {
       break;
     }
-    ++refreshed;
+    ++attempted;
     ProcessSample sample;
+    WorkerMemory& memory = workers_.at(pid);
     if (read_memory(pid, sample)) {
-      memory_.at(pid) = {memory_.at(pid).start_ticks, sample.rss_bytes, sample.pss_bytes,
-                         std::chrono::steady_clock::now()};
-    }  // else it exited a moment ago: its last reading stands until the next scrape
+      memory.read = true;
+      memory.rss_bytes = sample.rss_bytes;
+      memory.pss_bytes = sample.pss_bytes;
+      memory.read_at = std::chrono::steady_clock::now();
+    }  // else it exited a moment ago: its last reading, or the mean, stands
   }
 }
 

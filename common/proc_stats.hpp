@@ -1,7 +1,8 @@
 // Process statistics read from /proc: memory (RSS and PSS), context switches, thread counts.
-// Sized for prefork's worst case, 10,000 processes read in one scrape: raw open/read of three
-// small files per process, no iostreams, no walk of /proc/PID/task for single-threaded
-// processes, and a time budget for the costly memory reads (ProcStatsReader).
+// Sized for prefork's worst case, 10,000 processes in one scrape: raw open/read of small
+// files, no iostreams, no walk of /proc/PID/task for single-threaded processes, context
+// switches the workers count themselves, and a time budget for the costly memory reads
+// (ProcStatsReader).
 #pragma once
 
 #include <sys/types.h>
@@ -85,13 +86,35 @@ class ContextSwitchTotals {
   ContextSwitches reported_;
 };
 
-// Reads the same changing set of processes scrape after scrape (the /proc side of the
-// metrics). RSS and PSS come from smaps_rollup, whose cost grows with each process's mapped
-// pages and is two thirds of a scrape's: a process met for the first time is always read;
-// the others are read again oldest reading first, a tenth of them at least and more while
-// `memory_budget` (counted from the start of the scrape) lasts. On free cores that is every
-// process up to a few thousand; with prefork's 10,000 a reading is at most ten scrapes old.
-// Threads and context switches are read for every process at every scrape.
+// A process that counts its own context switches (prefork's children do, into their
+// scoreboard slots) and runs a single thread: of /proc only its memory is read.
+struct SelfReportingProcess {
+  pid_t pid = 0;
+  std::uint64_t generation = 0;  // differs between two processes that held the same pid
+};
+
+// The processes of one server as the /proc side of its metrics sees them at one scrape.
+struct ServerProcesses {
+  // Read whole from /proc at every scrape: the few processes that are not workers (the
+  // threads or pool server itself; prefork's master and metrics process).
+  std::vector<pid_t> inspected;
+  // Many alike processes (prefork's children): memory sampled within a time budget,
+  // context switches as they count them themselves.
+  std::vector<SelfReportingProcess> workers;
+  ContextSwitches worker_switches;  // exited workers included; never decreasing
+};
+
+// The calling process with all its threads: what the threads and pool servers are.
+ServerProcesses this_process();
+
+// Reads a server's processes scrape after scrape. The inspected processes are read whole
+// every time. Of the workers only memory is read, from smaps_rollup, whose cost grows with
+// a process's mapped pages (about 60 us for a prefork child, three quarters of a whole
+// read): workers never read come first, then the oldest readings, a tenth of the workers at
+// least and more while `memory_budget` (counted from the start of the scrape) lasts. A
+// worker not read yet counts as the mean of those read: they are forks of one master doing
+// one job. On free cores every worker up to a few thousand is read at every scrape; with
+// prefork's 10,000, a reading is at most ten scrapes old once no new workers come.
 class ProcStatsReader {
  public:
   static constexpr std::chrono::milliseconds kDefaultMemoryBudget{250};
@@ -100,22 +123,31 @@ class ProcStatsReader {
   explicit ProcStatsReader(
       std::chrono::steady_clock::duration memory_budget = kDefaultMemoryBudget);
 
-  // Totals over the readable processes among `pids`; the context switches never go down.
-  ProcStats read(std::span<const pid_t> pids);
+  // Totals over the readable inspected processes and every worker; the context switches
+  // never go down.
+  ProcStats read(const ServerProcesses& processes);
 
  private:
-  struct Memory {
-    std::uint64_t start_ticks = 0;
+  struct WorkerMemory {
+    std::uint64_t generation = 0;
+    bool read = false;
     std::uint64_t rss_bytes = 0;
     std::uint64_t pss_bytes = 0;
     std::chrono::steady_clock::time_point read_at;
   };
-  void refresh_oldest_memory(std::chrono::steady_clock::time_point started,
-                             std::chrono::steady_clock::time_point deadline);
+  struct MemoryTotals {
+    std::uint64_t rss_bytes = 0;
+    std::uint64_t pss_bytes = 0;
+  };
+  MemoryTotals sample_worker_memory(std::span<const SelfReportingProcess> workers,
+                                    std::chrono::steady_clock::time_point deadline);
+  void read_oldest_worker_memory(std::span<const SelfReportingProcess> workers,
+                                 std::chrono::steady_clock::time_point deadline);
 
   std::chrono::steady_clock::duration memory_budget_;
-  std::unordered_map<pid_t, Memory> memory_;
-  ContextSwitchTotals switch_totals_;
+  std::unordered_map<pid_t, WorkerMemory> workers_;
+  ContextSwitchTotals inspected_switches_;
+  ContextSwitches reported_switches_;
 };
 
 }  // namespace echolab

@@ -35,8 +35,7 @@ int main(int argc, char** argv) {
     PoolServer server(io, options, metrics, listen_fd);  // owns the signal_set: before Exposer
     const MetricsEndpoint metrics_endpoint(
         options.server.metrics_listen,
-        {metrics.registry(),
-         make_proc_stats_collectable(Model::pool, [] { return std::vector<pid_t>{getpid()}; })});
+        {metrics.registry(), make_proc_stats_collectable(Model::pool, this_process)});
     return server.run();
   } catch (const std::exception& error) {
     log_error("fatal", {{"error", error.what()}});

@@ -48,10 +48,11 @@ class ScoreboardCollectable final : public prometheus::Collectable {
     const pid_t self = getpid();
     const auto proc_stats =
         make_proc_stats_collectable(Model::prefork, [&scoreboard, &setup, self] {
-          std::vector<pid_t> pids = scoreboard.live_pids();
-          pids.push_back(setup.master_pid);
-          pids.push_back(self);
-          return pids;
+          ServerProcesses processes;
+          processes.inspected = {setup.master_pid, self};
+          processes.workers = scoreboard.live_workers();
+          processes.worker_switches = scoreboard.sum().worker_switches;
+          return processes;
         });
     const MetricsEndpoint endpoint(setup.endpoint, {collectable, proc_stats});
     log_event("metrics_started", {{"listen", setup.endpoint.to_string()}});
@@ -97,7 +98,7 @@ pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreb
     if (getppid() != setup.master_pid) {
       _exit(0);
     }
-    signal(SIGINT, SIG_IGN);  // the master turns Ctrl-C into an orderly stop
+    static_cast<void>(signal(SIGINT, SIG_IGN));  // the master turns Ctrl-C into an orderly stop
     serve_metrics(setup, scoreboard, ready[1]);
   }
   close(ready[1]);

@@ -56,6 +56,8 @@ void add_counters(MetricsTotals& totals, const WorkerCounters& counters) {
   for (std::size_t i = 0; i < totals.request_duration_buckets.size(); ++i) {
     totals.request_duration_buckets[i] += counters.get(field::first_duration_bucket + i);
   }
+  totals.worker_switches.voluntary += counters.get(field::voluntary_switches);
+  totals.worker_switches.involuntary += counters.get(field::involuntary_switches);
 }
 
 }  // namespace
@@ -182,16 +184,17 @@ MetricsTotals Scoreboard::sum() const {
   }
 }
 
-std::vector<pid_t> Scoreboard::live_pids() const {
-  std::vector<pid_t> pids;
+std::vector<SelfReportingProcess> Scoreboard::live_workers() const {
+  std::vector<SelfReportingProcess> workers;
   const std::size_t used = header_->slots_in_use.load(std::memory_order_acquire);
   for (std::size_t i = 0; i < used; ++i) {
     const pid_t pid = slots_[i].pid.load(std::memory_order_acquire);
     if (pid > 0 && slots_[i].state.load(std::memory_order_relaxed) != WorkerState::dead) {
-      pids.push_back(pid);
+      workers.push_back(
+          {pid, static_cast<std::uint64_t>(slots_[i].fork_ns.load(std::memory_order_relaxed))});
     }
   }
-  return pids;
+  return workers;
 }
 
 void Scoreboard::make_read_only() {

@@ -38,8 +38,12 @@ inline constexpr std::size_t bytes_sent = 5;
 inline constexpr std::size_t request_duration_ns = 6;  // sum of the histogram, nanoseconds
 inline constexpr std::size_t first_error = 7;          // one per metrics::kErrorStatuses
 inline constexpr std::size_t first_duration_bucket = first_error + metrics::kErrorStatuses.size();
-inline constexpr std::size_t count =
-    first_duration_bucket + metrics::kRequestDurationBuckets.size() + 1;  // + the +Inf bucket
+inline constexpr std::size_t voluntary_switches =  // after the buckets and the +Inf bucket
+    first_duration_bucket + metrics::kRequestDurationBuckets.size() + 1;
+// The child's own count as getrusage() gives it, so that the metrics process need not read
+// /proc/PID/status of 10,000 children at every scrape.
+inline constexpr std::size_t involuntary_switches = voluntary_switches + 1;
+inline constexpr std::size_t count = involuntary_switches + 1;
 }  // namespace field
 
 using Counter = std::atomic<std::uint64_t>;
@@ -54,6 +58,9 @@ struct WorkerCounters {
   void add(std::size_t index, std::uint64_t amount) {
     values[index].store(values[index].load(std::memory_order_relaxed) + amount,
                         std::memory_order_relaxed);
+  }
+  void set(std::size_t index, std::uint64_t value) {
+    values[index].store(value, std::memory_order_relaxed);
   }
   [[nodiscard]] std::uint64_t get(std::size_t index) const {
     return values[index].load(std::memory_order_relaxed);
@@ -106,8 +113,9 @@ class Scoreboard {
 
   // Any process: every counter and gauge of the server at this instant.
   [[nodiscard]] MetricsTotals sum() const;
-  // Any process: the pids of children that are alive (any state but dead).
-  [[nodiscard]] std::vector<pid_t> live_pids() const;
+  // Any process: the children that are alive (any state but dead), each with its fork time
+  // as the generation that tells it from an earlier child with the same pid.
+  [[nodiscard]] std::vector<SelfReportingProcess> live_workers() const;
 
   // Metrics process: it never writes, so its mapping becomes read-only.
   void make_read_only();

@@ -1,8 +1,15 @@
 #include "servers/prefork/slot_observer.hpp"
 
+#include <sys/resource.h>
+
 namespace echolab::prefork {
 
-void SlotObserver::connection_accepted() { slot_.counters.add(field::connections_accepted, 1); }
+void SlotObserver::connection_accepted() {
+  slot_.counters.add(field::connections_accepted, 1);
+  publish_context_switches();
+}
+
+void SlotObserver::connection_closed() { publish_context_switches(); }
 
 void SlotObserver::connection_rejected() { slot_.counters.add(field::connections_rejected, 1); }
 
@@ -19,11 +26,31 @@ void SlotObserver::requests_served(Protocol protocol, std::size_t count, double 
   const double each = seconds / static_cast<double>(count);
   slot_.counters.add(field::first_duration_bucket + duration_bucket(each), count);
   slot_.counters.add(field::request_duration_ns, static_cast<std::uint64_t>(seconds * 1e9));
+  publish_context_switches_now_and_then();
 }
 
 void SlotObserver::request_error(int status) {
   if (const int index = error_field(status); index >= 0) {
     slot_.counters.add(static_cast<std::size_t>(index), 1);
+  }
+}
+
+void SlotObserver::publish_context_switches() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  slot_.counters.set(field::voluntary_switches, static_cast<std::uint64_t>(usage.ru_nvcsw));
+  slot_.counters.set(field::involuntary_switches, static_cast<std::uint64_t>(usage.ru_nivcsw));
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &switches_published_at_);
+}
+
+void SlotObserver::publish_context_switches_now_and_then() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  constexpr long kNanosPerSecond = 1'000'000'000;
+  const long elapsed_ns = (now.tv_sec - switches_published_at_.tv_sec) * kNanosPerSecond +
+                          (now.tv_nsec - switches_published_at_.tv_nsec);
+  if (elapsed_ns >= kSwitchesIntervalNs) {
+    publish_context_switches();
   }
 }
 

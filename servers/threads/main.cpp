@@ -56,8 +56,7 @@ int main(int argc, char** argv) {
     ServerMetrics metrics(Model::threads);
     const MetricsEndpoint metrics_endpoint(
         options.server.metrics_listen,
-        {metrics.registry(),
-         make_proc_stats_collectable(Model::threads, [] { return std::vector<pid_t>{getpid()}; })});
+        {metrics.registry(), make_proc_stats_collectable(Model::threads, this_process)});
     log_event("start", {{"listen", options.server.listen.to_string()},
                         {"metrics", options.server.metrics_listen.to_string()},
                         {"stack_size", options.stack_size},

@@ -243,8 +243,7 @@ TEST(ServerMetricsAdvance, AddsToWhatTheObserverCallsCounted) {
 }
 
 TEST(ProcStatsCollectable, ReportsThisProcessWithTheContractNames) {
-  const auto collectable =
-      make_proc_stats_collectable(Model::threads, [] { return std::vector<pid_t>{getpid()}; });
+  const auto collectable = make_proc_stats_collectable(Model::threads, this_process);
   const std::string text = scrape(*collectable);
   EXPECT_EQ(sample(text, R"(echolab_processes{model="threads"})"), 1);
   EXPECT_GE(sample(text, R"(echolab_threads{model="threads"})").value_or(0), 1);
@@ -267,7 +266,9 @@ TEST(ProcStatsCollectable, AGoneProcessIsNotCounted) {
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   const auto collectable = make_proc_stats_collectable(Model::prefork, [child] {
-    return std::vector<pid_t>{getpid(), child};
+    ServerProcesses processes = this_process();
+    processes.inspected.push_back(child);
+    return processes;
   });
   EXPECT_EQ(sample(scrape(*collectable), R"(echolab_processes{model="prefork"})"), 1);
 }
@@ -280,8 +281,7 @@ TEST(MetricsExposition, PassesPromtoolCheckMetrics) {
   ServerMetrics metrics(Model::threads);
   metrics.requests_served(Protocol::http, 3, 0.001);
   metrics.request_error(418);
-  const auto proc =
-      make_proc_stats_collectable(Model::threads, [] { return std::vector<pid_t>{getpid()}; });
+  const auto proc = make_proc_stats_collectable(Model::threads, this_process);
   const std::string text = scrape(*metrics.registry()) + scrape(*proc);
   FILE* promtool = popen("/usr/bin/promtool check metrics > /dev/null 2>&1", "w");
   ASSERT_NE(promtool, nullptr);
@@ -314,8 +314,7 @@ std::string http_get(std::uint16_t port, std::string_view path) {
 TEST(MetricsEndpoint, ServesEveryCollectableOnTheBoundPort) {
   auto metrics = std::make_shared<ServerMetrics>(Model::pool);
   metrics->requests_served(Protocol::http, 7, 0.0001);
-  const auto proc =
-      make_proc_stats_collectable(Model::pool, [] { return std::vector<pid_t>{getpid()}; });
+  const auto proc = make_proc_stats_collectable(Model::pool, this_process);
   const MetricsEndpoint endpoint(parse_endpoint("127.0.0.1:0"), {metrics->registry(), proc});
   ASSERT_NE(endpoint.port(), 0);
   const std::string response = http_get(endpoint.port(), "/metrics");

@@ -35,7 +35,7 @@ class SleepingChildren {
       const pid_t pid = fork();
       if (pid == 0) {
         close(ends[1]);
-        char byte;
+        char byte = 0;
         while (read(ends[0], &byte, 1) < 0 && errno == EINTR) {
         }
         _exit(0);
@@ -55,6 +55,8 @@ class SleepingChildren {
   }
   SleepingChildren(const SleepingChildren&) = delete;
   SleepingChildren& operator=(const SleepingChildren&) = delete;
+  SleepingChildren(SleepingChildren&&) = delete;
+  SleepingChildren& operator=(SleepingChildren&&) = delete;
 
   [[nodiscard]] const std::vector<pid_t>& pids() const { return pids_; }
 
@@ -117,6 +119,7 @@ TEST(ReadProcessSample, CountsTheThreadsThatRun) {
   const std::uint64_t before = self_sample().threads;
   std::latch release(1);
   std::vector<std::thread> threads;
+  threads.reserve(3);
   for (int index = 0; index < 3; ++index) {
     threads.emplace_back([&release] { release.wait(); });
   }
@@ -333,7 +336,7 @@ class GrowingChild {
     if (pid_ == 0) {
       close(command_[1]);
       close(done_[0]);
-      char byte;
+      char byte = 0;
       if (read(command_[0], &byte, 1) == 1) {
         auto* block = static_cast<volatile char*>(malloc(kGrowth));
         for (std::size_t offset = 0; offset < kGrowth; offset += 4096) {
@@ -356,10 +359,12 @@ class GrowingChild {
   }
   GrowingChild(const GrowingChild&) = delete;
   GrowingChild& operator=(const GrowingChild&) = delete;
+  GrowingChild(GrowingChild&&) = delete;
+  GrowingChild& operator=(GrowingChild&&) = delete;
 
   [[nodiscard]] pid_t pid() const { return pid_; }
   bool grow() {
-    char byte;
+    char byte = 0;
     return write(command_[1], "g", 1) == 1 && read(done_[0], &byte, 1) == 1;
   }
 
@@ -369,43 +374,110 @@ class GrowingChild {
   pid_t pid_ = -1;
 };
 
-TEST(ProcStatsReader, ReadsEveryListedProcessOnce) {
+ServerProcesses inspecting(const std::vector<pid_t>& pids) {
+  ServerProcesses processes;
+  processes.inspected = pids;
+  return processes;
+}
+
+ServerProcesses of_workers(const std::vector<SelfReportingProcess>& workers) {
+  ServerProcesses processes;
+  processes.workers = workers;
+  return processes;
+}
+
+// Workers as the prefork scoreboard lists them; the generation only has to be stable.
+ServerProcesses as_workers(const std::vector<pid_t>& pids) {
+  std::vector<SelfReportingProcess> workers;
+  workers.reserve(pids.size());
+  for (const pid_t pid : pids) {
+    workers.push_back({pid, static_cast<std::uint64_t>(pid) * 7});
+  }
+  return of_workers(workers);
+}
+
+TEST(ProcStatsReader, ReadsEveryInspectedProcessOnce) {
   let_runtime_start_its_threads();
   const SleepingChildren children(3);
-  std::vector<pid_t> pids = children.pids();
-  pids.push_back(getpid());
-  pids.push_back(getpid());  // listed twice: counted once
+  ServerProcesses processes = inspecting(children.pids());
+  processes.inspected.push_back(getpid());
+  processes.inspected.push_back(getpid());  // listed twice: counted once
   ProcStatsReader reader;
-  const ProcStats stats = reader.read(pids);
+  const ProcStats stats = reader.read(processes);
   EXPECT_EQ(stats.processes, 4U);
   expect_threads_of_children(stats.threads - self_sample().threads, 3);
   EXPECT_GT(stats.rss_bytes, 0U);
   EXPECT_LE(stats.pss_bytes, stats.rss_bytes);
 }
 
-TEST(ProcStatsReader, ReadsMemoryAgainWhileTheBudgetLasts) {
+TEST(ProcStatsReader, WorkersNotReadYetCountAsTheMeanOfTheReadOnes) {
+  const SleepingChildren children(20);
+  ASSERT_EQ(children.pids().size(), 20U);
+  std::uint64_t rss_one_by_one = 0;
+  for (const pid_t pid : children.pids()) {
+    rss_one_by_one += read_process_memory(pid).value().rss_bytes;
+  }
+  // Without budget only a tenth (two) are read; the other eighteen count as their mean.
+  ProcStatsReader no_budget(std::chrono::seconds(0));
+  const ProcStats stats = no_budget.read(as_workers(children.pids()));
+  EXPECT_EQ(stats.processes, 20U);
+  EXPECT_EQ(stats.threads, 20U);  // workers are single-threaded by contract
+  // The children are alike forks: the estimate is within a few pages of the real sum.
+  EXPECT_NEAR(static_cast<double>(stats.rss_bytes), static_cast<double>(rss_one_by_one),
+              0.1 * static_cast<double>(rss_one_by_one));
+  EXPECT_LE(stats.pss_bytes, stats.rss_bytes);
+}
+
+TEST(ProcStatsReader, ReadsWorkerMemoryAgainWhileTheBudgetLasts) {
   const SleepingChildren sleepers(19);
   GrowingChild child;  // after the sleepers: it must not hold their pipe open
   std::vector<pid_t> pids = sleepers.pids();
-  pids.push_back(child.pid());  // read last, so its reading is the newest
+  pids.push_back(child.pid());  // listed last, so it is read last
+  const ServerProcesses processes = as_workers(pids);
   ProcStatsReader no_budget(std::chrono::seconds(0));
-  const ProcStats first = no_budget.read(pids);  // first readings are always made
+  const ProcStats first = no_budget.read(processes);
   ASSERT_EQ(first.processes, 20U);
 
   // The other processes' memory drifts by a few pages; the child grows by 32 MiB.
   constexpr std::uint64_t kClearlyGrown = GrowingChild::kGrowth / 2;
   ASSERT_TRUE(child.grow());
-  EXPECT_GE(ProcStatsReader().read(pids).rss_bytes, first.rss_bytes + kClearlyGrown);
-  // Without budget only the oldest tenth is read again (two of twenty), so the grown child
-  // keeps its first reading for a while; its threads and switches are read at every scrape.
-  const ProcStats stale = no_budget.read(pids);
+  EXPECT_GE(ProcStatsReader().read(processes).rss_bytes, first.rss_bytes + kClearlyGrown);
+  // Without budget a tenth is read per scrape (two of twenty), never-read ones first, so the
+  // grown child is not seen at once...
+  const ProcStats stale = no_budget.read(processes);
   EXPECT_EQ(stale.processes, 20U);
   EXPECT_LT(stale.rss_bytes, first.rss_bytes + kClearlyGrown);
-  // ...and for at most ten scrapes.
+  // ...but within ten scrapes.
   for (std::size_t scrape = 1; scrape < ProcStatsReader::kMostScrapesBetweenReadings; ++scrape) {
-    no_budget.read(pids);
+    no_budget.read(processes);
   }
-  EXPECT_GE(no_budget.read(pids).rss_bytes, first.rss_bytes + kClearlyGrown);
+  EXPECT_GE(no_budget.read(processes).rss_bytes, first.rss_bytes + kClearlyGrown);
+}
+
+TEST(ProcStatsReader, AWorkerWithANewGenerationIsReadAgain) {
+  GrowingChild child;
+  ProcStatsReader no_budget(std::chrono::seconds(0));
+  const SelfReportingProcess before{child.pid(), 1};
+  const ProcStats first = no_budget.read(of_workers({before}));
+  ASSERT_TRUE(child.grow());
+  // The same pid under a new generation is another process: its memory is read again at once.
+  const SelfReportingProcess after{child.pid(), 2};
+  EXPECT_GE(no_budget.read(of_workers({after})).rss_bytes,
+            first.rss_bytes + GrowingChild::kGrowth / 2);
+}
+
+TEST(ProcStatsReader, AddsTheWorkersOwnSwitchesAndNeverGoesDown) {
+  ProcStatsReader reader;
+  const ProcStats alone = reader.read(this_process());
+  ServerProcesses with_workers = this_process();
+  with_workers.worker_switches = {1'000'000, 2'000'000};
+  const ProcStats added = reader.read(with_workers);
+  EXPECT_GE(added.switches.voluntary, alone.switches.voluntary + 1'000'000);
+  EXPECT_GE(added.switches.involuntary, alone.switches.involuntary + 2'000'000);
+  // A lower report (a sum read in mid-change) is not passed on.
+  const ProcStats after = reader.read(this_process());
+  EXPECT_GE(after.switches.voluntary, added.switches.voluntary);
+  EXPECT_GE(after.switches.involuntary, added.switches.involuntary);
 }
 
 TEST(ProcStatsReader, SwitchesStayWhenProcessesExit) {
@@ -413,13 +485,12 @@ TEST(ProcStatsReader, SwitchesStayWhenProcessesExit) {
   ProcStats with_children;
   {
     const SleepingChildren children(10);
-    std::vector<pid_t> pids = children.pids();
-    pids.push_back(getpid());
-    with_children = reader.read(pids);
+    ServerProcesses processes = inspecting(children.pids());
+    processes.inspected.push_back(getpid());
+    with_children = reader.read(processes);
     EXPECT_EQ(with_children.processes, 11U);
   }
-  const std::vector<pid_t> self = {getpid()};
-  const ProcStats after = reader.read(self);
+  const ProcStats after = reader.read(this_process());
   EXPECT_EQ(after.processes, 1U);
   EXPECT_GE(after.switches.voluntary, with_children.switches.voluntary);
   EXPECT_GE(after.switches.involuntary, with_children.switches.involuntary);

@@ -29,7 +29,7 @@ TEST(Scoreboard, StartsEmpty) {
   EXPECT_EQ(totals.http_requests, 0u);
   EXPECT_EQ(totals.workers_idle, 0);
   EXPECT_EQ(board.slots_in_use(), 0u);
-  EXPECT_TRUE(board.live_pids().empty());
+  EXPECT_TRUE(board.live_workers().empty());
 }
 
 TEST(Scoreboard, SlotStaysSmallForTenThousandChildren) {
@@ -91,7 +91,11 @@ TEST(Scoreboard, CountsWorkersByStateAndBusyAsActiveConnections) {
   EXPECT_EQ(totals.workers_idle, 2);
   EXPECT_EQ(totals.workers_busy, 1);
   EXPECT_EQ(totals.connections_active, 1);
-  auto pids = board.live_pids();
+  std::vector<pid_t> pids;
+  for (const SelfReportingProcess& worker : board.live_workers()) {
+    pids.push_back(worker.pid);
+    EXPECT_EQ(worker.generation, board.slot(worker.pid - 1000).fork_ns.load());
+  }
   std::sort(pids.begin(), pids.end());
   EXPECT_EQ(pids, (std::vector<pid_t>{1000, 1001, 1002, 1003, 1004}));
 }
@@ -117,7 +121,7 @@ TEST(Scoreboard, FoldingADeadChildKeepsEveryCounterAndFreesTheSlot) {
   EXPECT_EQ(after.workers_busy, 0);
   EXPECT_EQ(board.slot(0).state.load(), WorkerState::dead);
   EXPECT_EQ(board.slot(0).counters.get(field::http_requests), 0u);
-  EXPECT_TRUE(board.live_pids().empty());
+  EXPECT_TRUE(board.live_workers().empty());
 
   // The slot's next child starts from zero and adds on top of the retired totals.
   board.prepare_slot(0, monotonic_ns());
@@ -198,6 +202,33 @@ TEST(Scoreboard, ChildrenWriteThroughSharedMemory) {
   EXPECT_EQ(board.sum().http_requests, 5u);
   EXPECT_EQ(board.slot(2).state.load(), WorkerState::idle);
   EXPECT_GE(board.slot(2).ready_ns.load(), board.slot(2).fork_ns.load());
+}
+
+// The context switches come from the child itself (getrusage), not from /proc: the count
+// must reach the slot, and survive the child's exit in the retired totals.
+TEST(Scoreboard, AChildCountsItsOwnContextSwitches) {
+  constexpr int kSleeps = 20;
+  Scoreboard board(2);
+  board.prepare_slot(0, monotonic_ns());
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    SlotObserver observer(board.slot(0));
+    observer.connection_accepted();
+    for (int i = 0; i < kSleeps; ++i) {
+      usleep(1000);  // each sleep blocks: one voluntary switch
+    }
+    observer.connection_closed();
+    _exit(0);
+  }
+  board.set_pid(0, child);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  const ContextSwitches counted = board.sum().worker_switches;
+  EXPECT_GE(counted.voluntary, static_cast<std::uint64_t>(kSleeps));
+  board.fold_dead_child(0, false, false);
+  EXPECT_EQ(board.sum().worker_switches.voluntary, counted.voluntary);
+  EXPECT_EQ(board.sum().worker_switches.involuntary, counted.involuntary);
 }
 
 }  // namespace
