@@ -23,10 +23,10 @@ class SlotObserver final : public ServerObserver {
 
  private:
   // The child's own context switches (getrusage) are copied into the slot at the start and
-  // end of each connection and, while one lasts, at most every kSwitchesInterval: the
-  // metrics process then reads no /proc/PID/status per child, and a request does not pay a
-  // system call for it. The coarse clock is read in user space (vDSO) in a few nanoseconds.
-  static constexpr long kSwitchesIntervalNs = 100'000'000;
+  // end of each connection and, while one lasts, at most once a second (a scrape interval):
+  // the metrics process then reads no /proc/PID/status per child, and a request does not
+  // pay a system call for it. The coarse clock is read in user space (vDSO) in nanoseconds.
+  static constexpr long kSwitchesIntervalNs = 1'000'000'000;
   void publish_context_switches();
   void publish_context_switches_now_and_then();
 
