@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 
+#include "common/duration.hpp"
 #include "common/fault.hpp"
 #include "common/session.hpp"
 
@@ -21,16 +22,23 @@ constexpr std::size_t kReadBufferBytes = 16 * 1024;
 
 enum class Wait { readable, timed_out, stop };
 
-// Waits for the client, for the stop signal (only while no request is in flight), or for
+bool stop_signalled(const BlockingConnectionSettings& settings) {
+  return settings.stop_requested != nullptr && *settings.stop_requested != 0;
+}
+
+// Waits for the client, for a stop request (only while no request is in flight), or for
 // the idle timeout.
 Wait wait_for_client(int socket_fd, const BlockingConnectionSettings& settings, bool idle) {
   pollfd fds[2] = {{socket_fd, POLLIN, 0}, {settings.stop_fd, POLLIN, 0}};
   const nfds_t count = idle && settings.stop_fd >= 0 ? 2 : 1;
-  const auto timeout = static_cast<int>(settings.idle_timeout.count());
+  const timespec timeout = to_timespec(settings.idle_timeout);
   for (;;) {
-    const int ready = poll(fds, count, timeout);
+    if (idle && stop_signalled(settings)) {
+      return Wait::stop;
+    }
+    const int ready = ppoll(fds, count, &timeout, settings.wait_mask);
     if (ready < 0 && errno == EINTR) {
-      continue;
+      continue;  // a signal: a stop request is seen above
     }
     if (ready == 0) {
       return Wait::timed_out;

@@ -1,8 +1,10 @@
 // Serves one connection with blocking I/O: the loop the prefork child and the per-connection
-// thread share. poll() waits on the socket and on the stop signal together, so an idle
+// thread share. ppoll() waits on the socket and for a stop request together, so an idle
 // connection is closed on shutdown or after the idle timeout, while a request in flight is
 // always finished.
 #pragma once
+
+#include <csignal>
 
 #include <chrono>
 
@@ -14,7 +16,15 @@ namespace echolab {
 struct BlockingConnectionSettings {
   ProtocolConfig protocol;
   std::chrono::milliseconds idle_timeout{30'000};
-  int stop_fd = -1;  // readable = shut down; -1 for none
+  // How a stop request reaches an idle connection, one way or the other (or neither):
+  // a descriptor that becomes readable, the threads server's StopSignal pipe; -1 for none.
+  int stop_fd = -1;
+  // Or a signal, for a process with one connection (the prefork child): the caller keeps the
+  // signal blocked while serving, the wait alone unblocks it (ppoll with `wait_mask`), so it
+  // can land only there, and its handler sets `*stop_requested`. 10,000 children then wait
+  // each on its own socket rather than all queueing on one pipe.
+  const sigset_t* wait_mask = nullptr;
+  const volatile sig_atomic_t* stop_requested = nullptr;
 };
 
 enum class ConnectionEnd { client_closed, idle_timeout, protocol_error, shutdown, io_error };

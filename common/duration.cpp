@@ -27,4 +27,10 @@ std::chrono::microseconds parse_duration(std::string_view text) {
   return std::chrono::microseconds(static_cast<std::int64_t>(value * micros_per_unit));
 }
 
+timespec to_timespec(std::chrono::milliseconds duration) {
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(duration);
+  return {static_cast<time_t>(seconds.count()),
+          static_cast<long>(std::chrono::nanoseconds(duration - seconds).count())};
+}
+
 }  // namespace echolab

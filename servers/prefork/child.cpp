@@ -17,6 +17,11 @@ namespace {
 volatile sig_atomic_t stop_requested = 0;
 int listener_in_child = -1;
 int not_a_socket_in_child = -1;
+// SIGTERM stays blocked while a connection is served and is let in only where the child
+// waits for its client (ppoll) or for a connection (accept), so that no stop request can
+// fall between a check of stop_requested and the wait that follows it.
+sigset_t stop_signal_only;
+sigset_t no_signals;
 
 // A stop request must also reach a child that is about to call accept(): between checking
 // stop_requested and entering accept() there is a window a flag alone cannot close. So the
@@ -41,14 +46,14 @@ void install_signal_handlers() {
   signal(SIGINT, SIG_IGN);
   signal(SIGCHLD, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  sigemptyset(&stop_signal_only);
+  sigaddset(&stop_signal_only, SIGTERM);
+  sigemptyset(&no_signals);
+  sigprocmask(SIG_SETMASK, &no_signals, nullptr);
 }
 
-// The child ends with its master: SIGTERM makes it stop as if asked, and the stop pipe, whose
-// only writer was the master, reads EOF, so a connection it holds is closed at its next idle
-// point.
+// The child ends with its master: SIGTERM makes it stop as if asked, so a connection it
+// holds is closed at its next idle point.
 void follow_master(pid_t master_pid) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != master_pid) {
@@ -86,6 +91,9 @@ int accept_connection(int listener_fd) {
 // Serves connections one after another until a stop request or the recycling limit; returns
 // the exit status (non-zero when accept() failed in a way retrying cannot fix).
 int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
+  BlockingConnectionSettings connection_settings = setup.connection;
+  connection_settings.wait_mask = &no_signals;
+  connection_settings.stop_requested = &stop_requested;
   SlotObserver observer(slot);
   std::size_t served = 0;
   while (stop_requested == 0) {
@@ -93,11 +101,13 @@ int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
     if (connection < 0) {
       return stop_requested != 0 ? 0 : 1;
     }
+    sigprocmask(SIG_BLOCK, &stop_signal_only, nullptr);
     slot.state.store(WorkerState::busy, std::memory_order_relaxed);
     observer.connection_accepted();
-    serve_blocking_connection(connection, setup.connection, observer);
+    serve_blocking_connection(connection, connection_settings, observer);
     observer.connection_closed();
     slot.state.store(WorkerState::idle, std::memory_order_relaxed);
+    sigprocmask(SIG_UNBLOCK, &stop_signal_only, nullptr);  // a stop that came lands here
     if (setup.max_connections != 0 && ++served >= setup.max_connections) {
       break;  // recycled: the master sees a clean exit it did not ask for and replaces it
     }
@@ -107,8 +117,7 @@ int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
 
 }  // namespace
 
-void run_child(const ChildSetup& setup, StopSignal& stop, ScoreboardSlot& slot) {
-  stop.close_write_end_in_child();
+void run_child(const ChildSetup& setup, ScoreboardSlot& slot) {
   listener_in_child = setup.listener_fd;
   not_a_socket_in_child = setup.not_a_socket_fd;
   follow_master(setup.master_pid);

@@ -8,7 +8,6 @@
 #include <cstddef>
 
 #include "common/blocking_connection.hpp"
-#include "common/stop_signal.hpp"
 #include "servers/prefork/scoreboard.hpp"
 
 namespace echolab::prefork {
@@ -17,12 +16,12 @@ struct ChildSetup {
   int listener_fd = -1;
   int not_a_socket_fd = -1;  // /dev/null, put in the listener's place on a stop request
   pid_t master_pid = 0;
-  BlockingConnectionSettings connection;  // its stop_fd is the master's StopSignal
+  BlockingConnectionSettings connection;  // the child adds how SIGTERM stops it
   std::size_t max_connections = 0;        // 0 = no recycling
 };
 
 // Runs in the child right after fork(); never returns. The caller still has the signal mask
 // the master blocks, so a SIGTERM sent before the handler exists is delivered, not lost.
-[[noreturn]] void run_child(const ChildSetup& setup, StopSignal& stop, ScoreboardSlot& slot);
+[[noreturn]] void run_child(const ChildSetup& setup, ScoreboardSlot& slot);
 
 }  // namespace echolab::prefork

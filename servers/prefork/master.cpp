@@ -9,6 +9,7 @@
 #include <ctime>
 #include <system_error>
 
+#include "common/duration.hpp"
 #include "common/log.hpp"
 #include "servers/prefork/metrics_process.hpp"
 
@@ -27,12 +28,6 @@ constexpr std::chrono::seconds kMetricsStopTimeout{2};
 const char* signal_name(int signal_number) {
   const char* name = sigabbrev_np(signal_number);
   return name != nullptr ? name : "unknown";
-}
-
-timespec to_timespec(std::chrono::milliseconds duration) {
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(duration);
-  return {static_cast<time_t>(seconds.count()),
-          static_cast<long>(std::chrono::nanoseconds(duration - seconds).count())};
 }
 
 double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
@@ -63,7 +58,6 @@ Master::Master(const PreforkOptions& options, std::size_t worker_cap, int listen
   child_setup_.master_pid = master_pid_;
   child_setup_.connection.protocol = options_.server.protocol;
   child_setup_.connection.idle_timeout = options_.server.idle_timeout;
-  child_setup_.connection.stop_fd = stop_.fd();
   child_setup_.max_connections = options_.max_connections_per_child;
 }
 
@@ -126,7 +120,7 @@ int Master::wait_for_signal(std::chrono::milliseconds timeout) {
 void Master::launch_metrics_process() {
   MetricsProcessSetup setup{
       options_.server.metrics_listen, master_pid_, {listener_fd_, not_a_socket_fd_}};
-  metrics_pid_ = start_metrics_process(setup, scoreboard_, stop_);
+  metrics_pid_ = start_metrics_process(setup, scoreboard_);
 }
 
 std::size_t Master::spawn(std::size_t count) {
@@ -146,7 +140,7 @@ bool Master::spawn_one() {
   scoreboard_.prepare_slot(slot, monotonic_ns());
   const pid_t pid = fork();
   if (pid == 0) {
-    run_child(child_setup_, stop_, scoreboard_.slot(slot));
+    run_child(child_setup_, scoreboard_.slot(slot));
   }
   if (pid < 0) {
     const int error = errno;
@@ -335,7 +329,7 @@ void Master::signal_live_children(int signal_number) {
 }
 
 // Stop accepting (every child drops the listening socket when it gets SIGTERM), let the
-// requests in flight finish (the stop pipe closes each connection at its next idle point),
+// requests in flight finish (SIGTERM closes each connection at its next idle point),
 // reap every child, then stop the metrics process. Children still there at the deadline are
 // killed, and the master still exits 0: the shutdown was asked for and it is complete.
 int Master::shut_down(int signal_number) {
@@ -348,7 +342,6 @@ int Master::shut_down(int signal_number) {
                          {"timeout_ms", options_.server.shutdown_timeout.count()}});
   close(listener_fd_);
   listener_fd_ = -1;
-  stop_.broadcast();
   signal_live_children(SIGTERM);
   while (live_children_ > 0) {
     const auto now = std::chrono::steady_clock::now();

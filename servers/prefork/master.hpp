@@ -14,7 +14,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/stop_signal.hpp"
 #include "servers/prefork/child.hpp"
 #include "servers/prefork/prefork_options.hpp"
 #include "servers/prefork/scoreboard.hpp"
@@ -67,7 +66,6 @@ class Master {
   pid_t master_pid_;
   sigset_t master_signals_{};
   Scoreboard scoreboard_;
-  StopSignal stop_;
   ChildSetup child_setup_;
   pid_t metrics_pid_ = -1;
 

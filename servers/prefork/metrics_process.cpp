@@ -80,8 +80,7 @@ bool wait_until_ready(int ready_fd) {
 
 }  // namespace
 
-pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreboard,
-                            StopSignal& stop) {
+pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreboard) {
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) != 0) {
     log_error("metrics_failed", {{"error", "pipe2"}, {"errno", errno}});
@@ -90,7 +89,6 @@ pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreb
   const pid_t pid = fork();
   if (pid == 0) {
     close(ready[0]);
-    stop.close_write_end_in_child();
     for (const int fd : setup.fds_to_close) {
       close(fd);
     }

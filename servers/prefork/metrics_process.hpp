@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "common/server_options.hpp"
-#include "common/stop_signal.hpp"
 #include "servers/prefork/scoreboard.hpp"
 
 namespace echolab::prefork {
@@ -22,7 +21,6 @@ struct MetricsProcessSetup {
 
 // Forks the metrics process and waits until its endpoint listens. Returns its pid, or -1
 // when it could not start (the reason is logged by the metrics process).
-pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreboard,
-                            StopSignal& stop);
+pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreboard);
 
 }  // namespace echolab::prefork

@@ -15,7 +15,7 @@ namespace echolab::prefork {
 
 // Tasks kept free for the master, the metrics process's threads and the rest of the system.
 inline constexpr std::uint64_t kReservedTasks = 64;
-// Descriptors one process needs: stdio, the listener, the stop pipe, a client connection, and
+// Descriptors one process needs: stdio, the listener, /dev/null, a client connection, and
 // the metrics process's HTTP server and /proc reads.
 inline constexpr std::uint64_t kDescriptorsPerProcess = 64;
 

@@ -4,8 +4,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <future>
 #include <string>
+#include <thread>
 
 #include "common/stop_signal.hpp"
 
@@ -105,6 +107,88 @@ TEST(BlockingConnection, StopClosesAnIdleConnectionButFinishesARequestInFlight) 
   ASSERT_GT(write(pair.client, "\r\n", 2), 0);
   EXPECT_EQ(served.get(), ConnectionEnd::shutdown);
   EXPECT_EQ(observer.requests, 1u);
+}
+
+// The prefork child's way: a signal, blocked while serving and let in only by the wait.
+volatile sig_atomic_t stop_flag = 0;
+
+void set_stop_flag(int /*signal*/) { stop_flag = 1; }
+
+// Serves `pair` on a thread of its own that blocks SIGUSR1 except inside the wait, as a
+// prefork child blocks SIGTERM; stop() delivers the signal to that thread.
+class SignalStoppedConnection {
+ public:
+  explicit SignalStoppedConnection(Pair& pair) {
+    stop_flag = 0;
+    struct sigaction action {};
+    action.sa_handler = set_stop_flag;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART
+    sigaction(SIGUSR1, &action, &previous_);
+    std::promise<pthread_t> started;
+    auto handle = started.get_future();
+    thread_ = std::thread([this, &pair, &started] {
+      sigset_t blocked;
+      sigemptyset(&blocked);
+      sigaddset(&blocked, SIGUSR1);
+      pthread_sigmask(SIG_BLOCK, &blocked, &wait_mask_);
+      sigdelset(&wait_mask_, SIGUSR1);
+      BlockingConnectionSettings settings;
+      settings.wait_mask = &wait_mask_;
+      settings.stop_requested = &stop_flag;
+      started.set_value(pthread_self());
+      ended_.set_value(serve_blocking_connection(pair.server, settings, observer_));
+    });
+    serving_thread_ = handle.get();
+  }
+  ~SignalStoppedConnection() {
+    thread_.join();
+    sigaction(SIGUSR1, &previous_, nullptr);
+  }
+  SignalStoppedConnection(const SignalStoppedConnection&) = delete;
+  SignalStoppedConnection& operator=(const SignalStoppedConnection&) = delete;
+  SignalStoppedConnection(SignalStoppedConnection&&) = delete;
+  SignalStoppedConnection& operator=(SignalStoppedConnection&&) = delete;
+
+  void stop() { pthread_kill(serving_thread_, SIGUSR1); }
+  std::future<ConnectionEnd>& ended() { return ended_future_; }
+  [[nodiscard]] std::size_t requests() const { return observer_.requests; }
+
+ private:
+  struct sigaction previous_ {};
+  sigset_t wait_mask_{};
+  CountingObserver observer_;
+  std::promise<ConnectionEnd> ended_;
+  std::future<ConnectionEnd> ended_future_ = ended_.get_future();
+  std::thread thread_;
+  pthread_t serving_thread_{};
+};
+
+TEST(BlockingConnection, AStopSignalClosesAnIdleConnection) {
+  Pair pair;
+  SignalStoppedConnection connection(pair);
+  EXPECT_EQ(connection.ended().wait_for(std::chrono::milliseconds(100)),
+            std::future_status::timeout);
+  connection.stop();
+  ASSERT_EQ(connection.ended().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(connection.ended().get(), ConnectionEnd::shutdown);
+}
+
+TEST(BlockingConnection, AStopSignalLetsARequestInFlightFinish) {
+  Pair pair;
+  const std::string head = "GET / HTTP/1.1\r\n";
+  ASSERT_GT(write(pair.client, head.data(), head.size()), 0);
+  SignalStoppedConnection connection(pair);
+  EXPECT_EQ(connection.ended().wait_for(std::chrono::milliseconds(100)),
+            std::future_status::timeout);
+  connection.stop();  // the request is half-read: it must not be cut off
+  EXPECT_EQ(connection.ended().wait_for(std::chrono::milliseconds(100)),
+            std::future_status::timeout);
+  ASSERT_GT(write(pair.client, "\r\n", 2), 0);
+  ASSERT_EQ(connection.ended().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(connection.ended().get(), ConnectionEnd::shutdown);
+  EXPECT_EQ(connection.requests(), 1U);
+  EXPECT_NE(read_until_closed(pair.client).find("200 OK"), std::string::npos);
 }
 
 }  // namespace
