@@ -45,8 +45,11 @@ asan: deps
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DECHOLAB_SANITIZE=thread -DECHOLAB_BENCH=OFF
-	cmake --build $(TSAN_BUILD) -j $(JOBS) --target echolab_unit_tests
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target echolab_unit_tests echolab-threads echolab-pool
 	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -L unit
+	# The two multi-threaded servers, driven by their integration tests; any report fails them.
+	cd tests/integration && TSAN_OPTIONS="halt_on_error=1 exitcode=66" ECHOLAB_BIN_DIR=$(CURDIR)/$(TSAN_BUILD)/bin \
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "not prefork" test_threads_and_pool.py test_servers.py
 
 # A bounded libFuzzer run of the Session under ASan+UBSan, from the seed corpus.
 fuzz: asan

@@ -15,7 +15,9 @@ void PoolConnection::start() {
   // As in the blocking servers: no Nagle delay behind the echo's one write per read.
   asio::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  // On the socket's own context: with one io_context per thread it is not the acceptor's.
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+    const std::lock_guard lock(self->mutex_);
     self->last_activity_ = std::chrono::steady_clock::now();
     self->watch_idle();
     self->read();
@@ -26,12 +28,14 @@ void PoolConnection::read() {
   socket_.async_read_some(
       asio::buffer(buffer_),
       [self = shared_from_this()](const asio::error_code& error, std::size_t bytes) {
-        self->on_read(error, bytes);
+        std::unique_lock lock(self->mutex_);
+        self->on_read(lock, error, bytes);
       });
 }
 
-void PoolConnection::on_read(const asio::error_code& error, std::size_t bytes) {
-  if (error) {
+void PoolConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::error_code& error,
+                             std::size_t bytes) {
+  if (error || closed_) {
     close();
     return;
   }
@@ -41,9 +45,7 @@ void PoolConnection::on_read(const asio::error_code& error, std::size_t bytes) {
   metrics.bytes_received(bytes);
   metrics.workers_changed(-1, +1);
   pending_ = session_.feed(std::span<const char>(buffer_.data(), bytes));
-  for (const FaultAction& fault : pending_.faults) {
-    perform(fault);  // blocks this pool thread, as a slow call in a handler would
-  }
+  perform_faults(lock);
   metrics.workers_changed(+1, -1);
   if (session_.output().empty()) {
     session_.close_after_flush() ? close() : read();
@@ -52,6 +54,7 @@ void PoolConnection::on_read(const asio::error_code& error, std::size_t bytes) {
   asio::async_write(
       socket_, asio::buffer(session_.output()),
       [self = shared_from_this()](const asio::error_code& write_error, std::size_t written) {
+        const std::lock_guard write_lock(self->mutex_);
         self->on_write(write_error, written);
       });
 }
@@ -68,11 +71,28 @@ void PoolConnection::on_write(const asio::error_code& error, std::size_t bytes) 
   for (const int status : pending_.error_statuses) {
     metrics.request_error(status);
   }
-  if (error || session_.close_after_flush() || (server_.stopping() && session_.idle())) {
+  if (error || closed_ || session_.close_after_flush() || (server_.stopping() && session_.idle())) {
     close();
     return;
   }
   read();
+}
+
+// A fault blocks this pool thread on purpose, as a slow call in a handler would: that is the
+// lesson of /sleep. The lock is let go meanwhile, so that the idle timer and the shutdown do
+// not block a second pool thread behind it; the flag tells them a request is in progress.
+// Nothing else can run: the read/write chain has no operation in flight.
+void PoolConnection::perform_faults(std::unique_lock<std::mutex>& lock) {
+  if (pending_.faults.empty()) {
+    return;
+  }
+  performing_fault_ = true;
+  lock.unlock();
+  for (const FaultAction& fault : pending_.faults) {
+    perform(fault);
+  }
+  lock.lock();
+  performing_fault_ = false;
 }
 
 // The Asio deadline pattern: the timer is re-armed only when it fires, not on every read,
@@ -80,21 +100,30 @@ void PoolConnection::on_write(const asio::error_code& error, std::size_t bytes) 
 void PoolConnection::watch_idle() {
   idle_timer_.expires_at(last_activity_ + server_.options().idle_timeout);
   idle_timer_.async_wait([self = shared_from_this()](const asio::error_code& error) {
-    if (error || self->closed_) {
-      return;
-    }
-    if (std::chrono::steady_clock::now() >=
-        self->last_activity_ + self->server_.options().idle_timeout) {
-      self->close();
-    } else {
-      self->watch_idle();
+    if (!error) {
+      const std::lock_guard lock(self->mutex_);
+      self->on_idle_timer();
     }
   });
 }
 
+void PoolConnection::on_idle_timer() {
+  if (closed_) {
+    return;
+  }
+  const bool idle_too_long =
+      std::chrono::steady_clock::now() >= last_activity_ + server_.options().idle_timeout;
+  if (idle_too_long && !performing_fault_) {
+    close();
+  } else {
+    watch_idle();
+  }
+}
+
 void PoolConnection::close_if_idle() {
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
-    if (self->session_.idle() && self->session_.output().empty()) {
+    const std::lock_guard lock(self->mutex_);
+    if (!self->performing_fault_ && self->session_.idle() && self->session_.output().empty()) {
       self->close();
     }
   });

@@ -76,14 +76,21 @@ void PoolServer::run_thread(asio::io_context& context,
   metrics_.workers_changed(-1, 0);
 }
 
-// Shared mode: a strand per connection, as N threads may run its handlers. Per-thread mode:
-// the next context round-robin, whose single thread needs no strand.
-asio::any_io_executor PoolServer::next_connection_executor() {
+// Shared mode: the socket stays on the one io_context, any of whose N threads may run its
+// handlers (PoolConnection serializes them). Per-thread mode: it moves to the next context
+// round-robin. Accepted on the acceptor's context and moved after, rather than accepted
+// straight into the other context: an accept still pending at exit would otherwise hold a
+// socket of a context destroyed before it.
+asio::ip::tcp::socket PoolServer::in_next_context(asio::ip::tcp::socket socket) {
   if (extra_contexts_.empty()) {
-    return asio::make_strand(io_);
+    return socket;
   }
   const std::size_t index = next_context_++ % (extra_contexts_.size() + 1);
-  return index == 0 ? io_.get_executor() : extra_contexts_[index - 1]->get_executor();
+  if (index == 0) {
+    return socket;
+  }
+  const auto protocol = socket.local_endpoint().protocol();
+  return {*extra_contexts_[index - 1], protocol, socket.release()};
 }
 
 void PoolServer::stop_all() {
@@ -94,10 +101,9 @@ void PoolServer::stop_all() {
 }
 
 void PoolServer::accept() {
-  acceptor_.async_accept(next_connection_executor(),
-                         [this](const asio::error_code& error, asio::ip::tcp::socket socket) {
-                           on_accept(error, std::move(socket));
-                         });
+  acceptor_.async_accept([this](const asio::error_code& error, asio::ip::tcp::socket socket) {
+    on_accept(error, std::move(socket));
+  });
 }
 
 void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket socket) {
@@ -126,7 +132,7 @@ void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket 
       return;
     }
     logged_full_ = false;
-    auto connection = std::make_shared<PoolConnection>(std::move(socket), *this);
+    auto connection = std::make_shared<PoolConnection>(in_next_context(std::move(socket)), *this);
     connections_.emplace(connection.get(), connection);
     lock.unlock();
     metrics_.connection_accepted();

@@ -2,7 +2,7 @@
 // and write driving the same Session as the other servers. A handler that blocks (a /sleep)
 // holds one of the N threads: with N blocked, nobody is served. That is the lesson.
 // --io-context-per-thread switches to Asio's server2 pattern: N io_contexts of one thread
-// each, connections dealt out round-robin, no strands and no shared reactor lock.
+// each, connections dealt out round-robin, no shared reactor lock.
 #pragma once
 
 #include <asio.hpp>
@@ -46,7 +46,7 @@ class PoolServer {
   void wait_for_signal();
   void shut_down();
   void run_thread(asio::io_context& context, std::chrono::steady_clock::time_point created);
-  asio::any_io_executor next_connection_executor();
+  asio::ip::tcp::socket in_next_context(asio::ip::tcp::socket socket);
   void stop_all();
 
   asio::io_context& io_;  // accepts and takes the signals; in the shared mode, runs everything
