@@ -18,7 +18,7 @@ namespace echolab {
 namespace {
 
 // On the heap, not the stack: a thread started with a 64 KiB stack must still fit.
-constexpr std::size_t kReadBufferBytes = 16 * 1024;
+constexpr std::size_t kReadBufferBytes = std::size_t{16} * 1024;
 
 enum class Wait { readable, timed_out, stop };
 

@@ -82,7 +82,7 @@ void spin_for(std::chrono::microseconds duration) {
   // A real invalid access, not raise(): the kernel delivers SIGSEGV exactly as it would for
   // a bug in a handler. The default action is restored first in case a sanitizer installed
   // its own handler.
-  std::signal(SIGSEGV, SIG_DFL);
+  static_cast<void>(std::signal(SIGSEGV, SIG_DFL));
   volatile int* invalid = nullptr;
   *invalid = 1;  // NOLINT(clang-analyzer-core.NullDereference): the point of /crash
   std::abort();

@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <ctime>
+#include <exception>
+#include <iostream>
 
 namespace echolab {
 namespace {
@@ -48,7 +50,8 @@ std::string timestamp() {
   gmtime_r(&seconds, &utc);
   char buffer[40];
   const std::size_t length = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(buffer + length, sizeof buffer - length, ".%03dZ", static_cast<int>(millis));
+  static_cast<void>(
+      std::snprintf(buffer + length, sizeof buffer - length, ".%03dZ", static_cast<int>(millis)));
   return buffer;
 }
 
@@ -89,6 +92,19 @@ void log_event(std::string_view event, std::initializer_list<LogField> fields) {
 
 void log_error(std::string_view event, std::initializer_list<LogField> fields) {
   write_line("error", event, fields);
+}
+
+int run_server_main(std::string_view program, const std::function<int()>& body) noexcept {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    log_error("fatal", {{"error", error.what()}});
+    std::cerr << program << ": " << error.what() << "\n";
+  } catch (...) {
+    log_error("fatal", {{"error", "unknown exception"}});
+    std::cerr << program << ": unknown exception\n";
+  }
+  return 1;
 }
 
 }  // namespace echolab

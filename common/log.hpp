@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -31,6 +32,10 @@ void set_log_model(std::string_view model);
 // ts=... level=info model=threads event=start listen=0.0.0.0:8082 ...
 void log_event(std::string_view event, std::initializer_list<LogField> fields = {});
 void log_error(std::string_view event, std::initializer_list<LogField> fields = {});
+
+// A server's main(): runs `body` and returns its exit code; an exception that reaches here is
+// logged as event=fatal, printed on stderr after `program`, and becomes exit code 1.
+int run_server_main(std::string_view program, const std::function<int()>& body) noexcept;
 
 // Formats one line (without writing it); exposed for tests.
 std::string format_log_line(std::string_view level, std::string_view event,

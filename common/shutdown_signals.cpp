@@ -9,7 +9,7 @@
 namespace echolab {
 
 int open_shutdown_signalfd() {
-  std::signal(SIGPIPE, SIG_IGN);
+  static_cast<void>(std::signal(SIGPIPE, SIG_IGN));
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

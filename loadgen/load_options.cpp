@@ -48,7 +48,7 @@ bool LoadOptions::sends_payload() const {
 }
 
 std::chrono::nanoseconds parse_duration(std::string_view text) {
-  static const std::map<std::string_view, double> kUnitNanoseconds = {
+  static const std::map<std::string_view, double> unit_nanoseconds = {
       {"", 1e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}, {"ns", 1}, {"m", 60e9}, {"h", 3600e9}};
   double amount = 0;
   const auto [rest, error] = std::from_chars(text.data(), text.data() + text.size(), amount);
@@ -56,8 +56,8 @@ std::chrono::nanoseconds parse_duration(std::string_view text) {
     throw std::invalid_argument("'" + std::string(text) + "' is not a duration (e.g. 10s, 500ms)");
   }
   const std::string_view unit(rest, static_cast<std::size_t>(text.data() + text.size() - rest));
-  const auto found = kUnitNanoseconds.find(unit);
-  if (found == kUnitNanoseconds.end()) {
+  const auto found = unit_nanoseconds.find(unit);
+  if (found == unit_nanoseconds.end()) {
     throw std::invalid_argument("'" + std::string(text) +
                                 "' has an unknown unit (use ns, us, ms, s, m or h)");
   }

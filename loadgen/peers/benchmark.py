@@ -71,12 +71,22 @@ def main() -> int:
 
     log_dir = Path(tempfile.mkdtemp(prefix="echolab-peers-"))
 
-    def echolab(model: str) -> Server:
-        return Server(model, model, args.bin_dir / f"echolab-{model}",
-                      settings_for(model, max(levels)), log_dir)
+    # Both pre-forking servers keep every idle child between runs (a spare limit as high as
+    # the worker cap): each run then measures serving, not forking 10,000 children again.
+    # Apache retires one idle child a second, echolab-prefork the whole surplus, so with the
+    # default of 256 the same setting would give them different pools at the next run.
+    keep_every_child = max(levels) + 64
+
+    def echolab(model: str, name: str = "", *extra: str) -> Server:
+        keep = ["--max-spare", str(keep_every_child)] if model == "prefork" else []
+        return Server(name or model, model, args.bin_dir / f"echolab-{model}",
+                      settings_for(model, max(levels)) + keep + list(extra), log_dir)
 
     servers = [(model, lambda m=model: echolab(m)) for model in MODELS]
-    servers += [(peer, lambda p=peer: Peer(p)) for peer in available()]
+    # The pool's other mode, nginx's own shape: an event loop per thread, no shared reactor.
+    servers.append(("pool-per-thread",
+                    lambda: echolab("pool", "pool-per-thread", "--io-context-per-thread")))
+    servers += [(peer, lambda p=peer: Peer(p, max_spare=keep_every_child)) for peer in available()]
     if args.only:
         servers = [(n, m) for n, m in servers if n in args.only.split(",")]
     # Every server runs for the whole benchmark and the runs are interleaved (each repetition

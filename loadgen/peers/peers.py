@@ -45,7 +45,8 @@ def _fill(template: str, values: dict) -> str:
 class Peer:
     """One running peer server; a context manager that always stops what it started."""
 
-    def __init__(self, name: str, port: int | None = None):
+    def __init__(self, name: str, port: int | None = None, max_spare: int = 256):
+        """max_spare: Apache prefork's MaxSpareServers, echolab-prefork's --max-spare."""
         if name not in PEERS:
             raise ValueError(f"unknown peer '{name}' (known: {', '.join(PEERS)})")
         self.name = name
@@ -53,6 +54,7 @@ class Peer:
         self.port = port or free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"echolab-{name}-"))
         self.process: subprocess.Popen | None = None
+        self.max_spare = max_spare
 
     def url(self, path: str = "/hello") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -67,7 +69,7 @@ class Peer:
                 path.chmod(0o755)
             conf = _fill("apache.conf.in", {
                 "PORT": str(self.port), "WORKDIR": str(self.workdir),
-                "MPM": self.name.split("-")[1],
+                "MPM": self.name.split("-")[1], "MAX_SPARE": str(self.max_spare),
                 "USER_LINES": "User www-data\nGroup www-data" if root else "",
             })
             (self.workdir / "httpd.conf").write_text(conf)

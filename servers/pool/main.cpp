@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <iostream>
 
 #include "common/capacity.hpp"
 #include "common/listener.hpp"
@@ -12,20 +11,20 @@
 
 int main(int argc, char** argv) {
   using namespace echolab;
-  CLI::App app{"echolab-pool: the thread-pool echo server on standalone Asio", "echolab-pool"};
-  PoolOptions options;
-  add_server_options(app, options.server);
-  app.add_option("--threads", options.threads, "Threads running the io_context (0 = one per CPU)")
-      ->check(CLI::Range(std::size_t{0}, std::size_t{4096}))
-      ->capture_default_str();
-  app.add_flag("--io-context-per-thread", options.context_per_thread,
-               "One io_context per thread (Asio's server2 pattern) instead of one shared");
-  if (const int exit_code = parse_command_line(app, argc, argv); exit_code >= 0) {
-    return exit_code;
-  }
-  set_log_model("pool");
-  std::signal(SIGPIPE, SIG_IGN);
-  try {
+  return run_server_main("echolab-pool", [argc, argv] {
+    CLI::App app{"echolab-pool: the thread-pool echo server on standalone Asio", "echolab-pool"};
+    PoolOptions options;
+    add_server_options(app, options.server);
+    app.add_option("--threads", options.threads, "Threads running the io_context (0 = one per CPU)")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{4096}))
+        ->capture_default_str();
+    app.add_flag("--io-context-per-thread", options.context_per_thread,
+                 "One io_context per thread (Asio's server2 pattern) instead of one shared");
+    if (const int exit_code = parse_command_line(app, argc, argv); exit_code >= 0) {
+      return exit_code;
+    }
+    set_log_model("pool");
+    static_cast<void>(std::signal(SIGPIPE, SIG_IGN));
     for (const std::string& problem : check_capacity(options.server.max_connections, 0)) {
       log_error("limit_warning", {{"problem", problem}});
     }
@@ -37,9 +36,5 @@ int main(int argc, char** argv) {
         options.server.metrics_listen,
         {metrics.registry(), make_proc_stats_collectable(Model::pool, this_process)});
     return server.run();
-  } catch (const std::exception& error) {
-    log_error("fatal", {{"error", error.what()}});
-    std::cerr << "echolab-pool: " << error.what() << "\n";
-    return 1;
-  }
+  });
 }

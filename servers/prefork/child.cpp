@@ -43,9 +43,9 @@ void install_signal_handlers() {
   stop.sa_flags = 0;  // no SA_RESTART: a blocked accept() must return
   sigaction(SIGTERM, &stop, nullptr);
   // Ctrl-C reaches the whole process group; the master turns it into an orderly stop.
-  signal(SIGINT, SIG_IGN);
-  signal(SIGCHLD, SIG_DFL);
-  signal(SIGPIPE, SIG_IGN);
+  static_cast<void>(signal(SIGINT, SIG_IGN));
+  static_cast<void>(signal(SIGCHLD, SIG_DFL));
+  static_cast<void>(signal(SIGPIPE, SIG_IGN));
   sigemptyset(&stop_signal_only);
   sigaddset(&stop_signal_only, SIGTERM);
   sigemptyset(&no_signals);

@@ -47,16 +47,17 @@ std::size_t checked_worker_cap(const PreforkOptions& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  echolab::set_log_model("prefork");
-  CLI::App app{"echolab-prefork: pre-forked processes, one connection per process (Apache prefork)",
-               "echolab-prefork"};
-  PreforkOptions options;
-  add_prefork_options(app, options);
-  if (const int exit_code = echolab::parse_command_line(app, argc, argv); exit_code >= 0) {
-    return exit_code;
-  }
-  std::signal(SIGPIPE, SIG_IGN);
-  try {
+  return echolab::run_server_main("echolab-prefork", [argc, argv] {
+    echolab::set_log_model("prefork");
+    CLI::App app{
+        "echolab-prefork: pre-forked processes, one connection per process (Apache prefork)",
+        "echolab-prefork"};
+    PreforkOptions options;
+    add_prefork_options(app, options);
+    if (const int exit_code = echolab::parse_command_line(app, argc, argv); exit_code >= 0) {
+      return exit_code;
+    }
+    static_cast<void>(std::signal(SIGPIPE, SIG_IGN));
     const std::size_t worker_cap = checked_worker_cap(options);
     if (worker_cap == 0) {
       return 1;
@@ -64,8 +65,5 @@ int main(int argc, char** argv) {
     const int listener = echolab::open_listener(options.server.listen, options.server.backlog);
     Master master(options, worker_cap, listener);
     return master.run();
-  } catch (const std::exception& error) {
-    log_error("fatal", {{"error", error.what()}});
-    return 1;
-  }
+  });
 }

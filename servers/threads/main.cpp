@@ -2,8 +2,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <iostream>
-
 #include "common/capacity.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
@@ -17,7 +15,7 @@ namespace {
 std::size_t default_stack_size() {
   rlimit limit{};
   getrlimit(RLIMIT_STACK, &limit);
-  constexpr std::size_t kFallback = 8 * 1024 * 1024;
+  constexpr std::size_t kFallback = std::size_t{8} * 1024 * 1024;
   return limit.rlim_cur == RLIM_INFINITY ? kFallback : static_cast<std::size_t>(limit.rlim_cur);
 }
 
@@ -26,7 +24,7 @@ void add_threads_options(CLI::App& app, echolab::ThreadsOptions& options) {
   app.add_option("--stack-size", options.stack_size,
                  "Stack of each connection thread, e.g. 8MiB, 256KiB, 65536 (default: ulimit -s)")
       ->transform(CLI::AsSizeValue(false))
-      ->check(CLI::Range(std::size_t{16 * 1024}, std::size_t{1} << 30))
+      ->check(CLI::Range(std::size_t{16} * 1024, std::size_t{1} << 30))
       ->capture_default_str();
   app.add_option("--max-threads", options.max_threads,
                  "Connection threads at once; more connections wait in the listen backlog")
@@ -38,15 +36,15 @@ void add_threads_options(CLI::App& app, echolab::ThreadsOptions& options) {
 
 int main(int argc, char** argv) {
   using namespace echolab;
-  CLI::App app{"echolab-threads: the thread-per-connection echo server", "echolab-threads"};
-  ThreadsOptions options;
-  add_server_options(app, options.server);
-  add_threads_options(app, options);
-  if (const int exit_code = parse_command_line(app, argc, argv); exit_code >= 0) {
-    return exit_code;
-  }
-  set_log_model("threads");
-  try {
+  return run_server_main("echolab-threads", [argc, argv] {
+    CLI::App app{"echolab-threads: the thread-per-connection echo server", "echolab-threads"};
+    ThreadsOptions options;
+    add_server_options(app, options.server);
+    add_threads_options(app, options);
+    if (const int exit_code = parse_command_line(app, argc, argv); exit_code >= 0) {
+      return exit_code;
+    }
+    set_log_model("threads");
     const int signal_fd = open_shutdown_signalfd();  // before any thread starts
     for (const std::string& problem :
          check_capacity(options.server.max_connections, options.max_threads)) {
@@ -64,9 +62,5 @@ int main(int argc, char** argv) {
                         {"fault_injection", options.server.protocol.fault_injection}});
     ThreadPerConnectionServer server(options, metrics);
     return server.run(listen_fd, signal_fd);
-  } catch (const std::exception& error) {
-    log_error("fatal", {{"error", error.what()}});
-    std::cerr << "echolab-threads: " << error.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -109,7 +109,7 @@ void ThreadPerConnectionServer::start_thread(int client_fd) {
     --active_threads_;
     return;
   }
-  start.release();  // now owned by the thread
+  static_cast<void>(start.release());  // now owned by the thread, which deletes it
 }
 
 void* ThreadPerConnectionServer::thread_main(void* start) {

@@ -45,6 +45,8 @@ struct Pair {
   ~Pair() { close(client); }
   Pair(const Pair&) = delete;
   Pair& operator=(const Pair&) = delete;
+  Pair(Pair&&) = delete;
+  Pair& operator=(Pair&&) = delete;
 };
 
 std::string read_until_closed(int fd) {

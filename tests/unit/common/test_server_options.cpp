@@ -12,6 +12,7 @@ namespace {
 int parse(CLI::App& app, std::vector<std::string> args) {
   args.insert(args.begin(), "echolab-test");
   std::vector<char*> argv;
+  argv.reserve(args.size());
   for (std::string& arg : args) {
     argv.push_back(arg.data());
   }

@@ -285,7 +285,7 @@ TEST(MetricsExposition, PassesPromtoolCheckMetrics) {
   const std::string text = scrape(*metrics.registry()) + scrape(*proc);
   FILE* promtool = popen("/usr/bin/promtool check metrics > /dev/null 2>&1", "w");
   ASSERT_NE(promtool, nullptr);
-  fwrite(text.data(), 1, text.size(), promtool);
+  EXPECT_EQ(fwrite(text.data(), 1, text.size(), promtool), text.size());
   const int status = pclose(promtool);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << text;
 }
@@ -302,7 +302,7 @@ std::string http_get(std::uint16_t port, std::string_view path) {
         "GET " + std::string(path) + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
       char buffer[4096];
-      for (ssize_t count; (count = read(fd, buffer, sizeof buffer)) > 0;) {
+      for (ssize_t count = 0; (count = read(fd, buffer, sizeof buffer)) > 0;) {
         response.append(buffer, static_cast<std::size_t>(count));
       }
     }

@@ -13,6 +13,7 @@ int parse(PreforkOptions& options, std::vector<std::string> args) {
   add_prefork_options(app, options);
   args.insert(args.begin(), "echolab-prefork");
   std::vector<char*> argv;
+  argv.reserve(args.size());
   for (auto& arg : args) {
     argv.push_back(arg.data());
   }
