@@ -1,30 +1,32 @@
 #include "common/duration.hpp"
 
 #include <charconv>
+#include <cmath>
+#include <map>
 #include <stdexcept>
 #include <string>
 
 namespace echolab {
 
-std::chrono::microseconds parse_duration(std::string_view text) {
-  double value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  double micros_per_unit = 0;
-  if (unit.empty() || unit == "s") {
-    micros_per_unit = 1e6;
-  } else if (unit == "ms") {
-    micros_per_unit = 1e3;
-  } else if (unit == "us") {
-    micros_per_unit = 1;
-  } else if (unit == "m") {
-    micros_per_unit = 60e6;
+std::chrono::nanoseconds parse_duration(std::string_view text) {
+  static const std::map<std::string_view, double> unit_nanoseconds = {
+      {"", 1e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}, {"ns", 1}, {"m", 60e9}, {"h", 3600e9}};
+  double amount = 0;
+  const auto [rest, error] = std::from_chars(text.data(), text.data() + text.size(), amount);
+  if (error != std::errc() || text.empty()) {
+    throw std::invalid_argument("'" + std::string(text) + "' is not a duration (e.g. 10s, 500ms)");
   }
-  if (error != std::errc{} || micros_per_unit == 0 || value < 0) {
+  const std::string_view unit(rest, static_cast<std::size_t>(text.data() + text.size() - rest));
+  const auto found = unit_nanoseconds.find(unit);
+  if (found == unit_nanoseconds.end()) {
     throw std::invalid_argument("'" + std::string(text) +
-                                "' is not a duration (examples: 30s, 500ms, 2m, 250us)");
+                                "' has an unknown unit (use ns, us, ms, s, m or h)");
   }
-  return std::chrono::microseconds(static_cast<std::int64_t>(value * micros_per_unit));
+  const double nanoseconds = amount * found->second;
+  if (!std::isfinite(nanoseconds) || nanoseconds < 0 || nanoseconds > 1e18) {
+    throw std::invalid_argument("'" + std::string(text) + "' is out of range");
+  }
+  return std::chrono::nanoseconds(std::llround(nanoseconds));
 }
 
 timespec to_timespec(std::chrono::milliseconds duration) {

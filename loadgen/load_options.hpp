@@ -55,10 +55,6 @@ struct LoadOptions {
   [[nodiscard]] bool sends_payload() const;
 };
 
-// "10s", "500ms", "250us", "2m", "1h", "1.5s"; a bare number is seconds.
-// Throws std::invalid_argument on anything else or on a negative value.
-std::chrono::nanoseconds parse_duration(std::string_view text);
-
 // "HOST:PORT" or "[V6]:PORT"; throws std::invalid_argument naming what is wrong.
 Target parse_target(std::string_view text);
 

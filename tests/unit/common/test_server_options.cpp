@@ -34,13 +34,19 @@ TEST(Endpoint, RejectsMissingOrBadPorts) {
   }
 }
 
-TEST(Duration, ParsesUnits) {
+TEST(Duration, ParsesUnitsAndBareSeconds) {
   EXPECT_EQ(parse_duration("30s"), std::chrono::seconds(30));
   EXPECT_EQ(parse_duration("500ms"), std::chrono::milliseconds(500));
   EXPECT_EQ(parse_duration("2m"), std::chrono::minutes(2));
+  EXPECT_EQ(parse_duration("1h"), std::chrono::hours(1));
   EXPECT_EQ(parse_duration("250us"), std::chrono::microseconds(250));
+  EXPECT_EQ(parse_duration("40ns"), std::chrono::nanoseconds(40));
   EXPECT_EQ(parse_duration("1.5"), std::chrono::milliseconds(1500));
-  for (const char* bad : {"", "soon", "5h", "-1s", "ms"}) {
+  EXPECT_EQ(parse_duration("3"), std::chrono::seconds(3));
+}
+
+TEST(Duration, RejectsWhatIsNotADuration) {
+  for (const char* bad : {"", "soon", "s", "ms", "10 s", "10sec", "5d", "-1s", "1e30s"}) {
     EXPECT_THROW(parse_duration(bad), std::invalid_argument) << bad;
   }
 }

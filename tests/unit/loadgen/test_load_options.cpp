@@ -26,24 +26,6 @@ void expect_usage_error(const std::vector<std::string>& arguments, const std::st
   EXPECT_EQ(result.message.find('\n'), std::string::npos) << result.message;
 }
 
-TEST(ParseDuration, AcceptsUnitsAndBareSeconds) {
-  EXPECT_EQ(parse_duration("10s"), 10s);
-  EXPECT_EQ(parse_duration("500ms"), 500ms);
-  EXPECT_EQ(parse_duration("250us"), 250us);
-  EXPECT_EQ(parse_duration("2m"), 120s);
-  EXPECT_EQ(parse_duration("1h"), 3600s);
-  EXPECT_EQ(parse_duration("1.5s"), 1500ms);
-  EXPECT_EQ(parse_duration("3"), 3s);
-}
-
-TEST(ParseDuration, RejectsGarbage) {
-  EXPECT_THROW(parse_duration(""), std::invalid_argument);
-  EXPECT_THROW(parse_duration("s"), std::invalid_argument);
-  EXPECT_THROW(parse_duration("10 s"), std::invalid_argument);
-  EXPECT_THROW(parse_duration("10sec"), std::invalid_argument);
-  EXPECT_THROW(parse_duration("-1s"), std::invalid_argument);
-}
-
 TEST(ParseTarget, HostPortAndBracketedIpv6) {
   const Target v4 = parse_target("127.0.0.1:8082");
   EXPECT_EQ(v4.host, "127.0.0.1");
