@@ -22,12 +22,15 @@ namespace echolab {
 namespace {
 
 // Children that block on a pipe until this object goes away, then exit; always reaped.
-// Only one set may be alive at a time (a later set would inherit the earlier pipe).
+// Only one set may be alive at a time (a later set would inherit the earlier pipe). The
+// constructor returns once every child has reported in, so their memory has settled: a child
+// still running the code after fork() faults in pages from one reading to the next.
 class SleepingChildren {
  public:
   explicit SleepingChildren(std::size_t count) {
     int ends[2];
-    if (pipe(ends) != 0) {
+    int ready[2];
+    if (pipe(ends) != 0 || pipe(ready) != 0) {
       throw std::system_error(errno, std::generic_category(), "pipe");
     }
     write_end_ = ends[1];
@@ -35,7 +38,9 @@ class SleepingChildren {
       const pid_t pid = fork();
       if (pid == 0) {
         close(ends[1]);
+        close(ready[0]);
         char byte = 0;
+        static_cast<void>(write(ready[1], "r", 1));
         while (read(ends[0], &byte, 1) < 0 && errno == EINTR) {
         }
         _exit(0);
@@ -46,6 +51,12 @@ class SleepingChildren {
       pids_.push_back(pid);
     }
     close(ends[0]);
+    close(ready[1]);
+    char byte = 0;
+    for (std::size_t reported = 0; reported < pids_.size() && read(ready[0], &byte, 1) == 1;) {
+      ++reported;
+    }
+    close(ready[0]);
   }
   ~SleepingChildren() {
     close(write_end_);
@@ -424,7 +435,8 @@ TEST(ProcStatsReader, WorkersNotReadYetCountAsTheMeanOfTheReadOnes) {
   EXPECT_EQ(stats.threads, 20U);  // workers are single-threaded by contract
   // The children are alike forks: the estimate is within a few pages of the real sum.
   EXPECT_NEAR(static_cast<double>(stats.rss_bytes), static_cast<double>(rss_one_by_one),
-              0.1 * static_cast<double>(rss_one_by_one));
+              0.1 * static_cast<double>(rss_one_by_one))
+      << "sum of the " << children.pids().size() << " read one by one just before";
   EXPECT_LE(stats.pss_bytes, stats.rss_bytes);
 }
 
