@@ -27,6 +27,7 @@ class PoolConnection : public std::enable_shared_from_this<PoolConnection> {
   void on_read(std::unique_lock<std::mutex>& lock, const asio::error_code& error,
                std::size_t bytes);
   void perform_faults(std::unique_lock<std::mutex>& lock);
+  void write_output();
   void on_write(const asio::error_code& error, std::size_t bytes);
   void watch_idle();
   void on_idle_timer();
