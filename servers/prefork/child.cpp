@@ -14,7 +14,8 @@
 namespace echolab::prefork {
 namespace {
 
-volatile sig_atomic_t stop_requested = 0;
+volatile sig_atomic_t stop_requested = 0;    // SIGTERM: close the connection when idle, exit
+volatile sig_atomic_t retire_requested = 0;  // SIGUSR1: accept no more, finish the connection
 int listener_in_child = -1;
 int not_a_socket_in_child = -1;
 // SIGTERM stays blocked while a connection is served and is let in only where the child
@@ -29,12 +30,18 @@ sigset_t no_signals;
 // returns EINTR (the handler has no SA_RESTART), and one that starts after the handler fails
 // at once with ENOTSOCK. Both are async-signal-safe, and the child no longer holds the
 // listening socket, so once every child has stopped the port refuses new connections.
-void on_stop_request(int /*signal*/) {
+void on_stop_request(int signal_number) {
   const int saved_errno = errno;
-  stop_requested = 1;
+  if (signal_number == SIGTERM) {
+    stop_requested = 1;
+  } else {
+    retire_requested = 1;
+  }
   dup2(not_a_socket_in_child, listener_in_child);
   errno = saved_errno;
 }
+
+bool leaving() { return stop_requested != 0 || retire_requested != 0; }
 
 void install_signal_handlers() {
   struct sigaction stop {};
@@ -42,6 +49,9 @@ void install_signal_handlers() {
   sigemptyset(&stop.sa_mask);
   stop.sa_flags = 0;  // no SA_RESTART: a blocked accept() must return
   sigaction(SIGTERM, &stop, nullptr);
+  // The master retires a spare child with SIGUSR1, Apache's graceful stop: a connection the
+  // child has just accepted is still served to its end (SIGTERM would close it unanswered).
+  sigaction(SIGUSR1, &stop, nullptr);
   // Ctrl-C reaches the whole process group; the master turns it into an orderly stop.
   static_cast<void>(signal(SIGINT, SIG_IGN));
   static_cast<void>(signal(SIGCHLD, SIG_DFL));
@@ -67,7 +77,7 @@ void follow_master(pid_t master_pid) {
 int accept_connection(int listener_fd) {
   for (;;) {
     const int fd = accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0 || stop_requested) {
+    if (fd >= 0 || leaving()) {
       return fd;
     }
     switch (errno) {
@@ -96,10 +106,10 @@ int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
   connection_settings.stop_requested = &stop_requested;
   SlotObserver observer(slot);
   std::size_t served = 0;
-  while (stop_requested == 0) {
+  while (!leaving()) {
     const int connection = accept_connection(setup.listener_fd);
     if (connection < 0) {
-      return stop_requested != 0 ? 0 : 1;
+      return leaving() ? 0 : 1;
     }
     sigprocmask(SIG_BLOCK, &stop_signal_only, nullptr);
     slot.state.store(WorkerState::busy, std::memory_order_relaxed);

@@ -108,6 +108,9 @@ void Master::block_master_signals() {
   sigemptyset(&master_signals_);
   sigaddset(&master_signals_, SIGCHLD);
   sigaddset(&master_signals_, SIGTERM);
+  // Not taken by the master, but blocked so that a child forked with this mask cannot be
+  // killed by a retire request (SIGUSR1's default action) before its handler exists.
+  sigaddset(&master_signals_, SIGUSR1);
   sigaddset(&master_signals_, SIGINT);
   sigprocmask(SIG_BLOCK, &master_signals_, nullptr);
 }
@@ -308,8 +311,9 @@ void Master::retire_idle(std::size_t count) {
         scoreboard_.slot(slot).state.load(std::memory_order_acquire) != WorkerState::idle) {
       continue;
     }
-    // If it takes a connection just before the signal lands, it serves it and then exits.
-    kill(child.pid, SIGTERM);
+    // SIGUSR1, the graceful stop: if it takes a connection just before the signal lands, it
+    // serves that connection to its end and then exits.
+    kill(child.pid, SIGUSR1);
     child.retire_requested = true;
     ++retired;
   }

@@ -58,6 +58,50 @@ def count_events(server: Server, pattern: str) -> int:
     return len(re.findall(pattern, server.log()))
 
 
+def serving_child(server: Server, conn: socket.socket) -> int:
+    """The child holding the server side of `conn`: its socket inode, found in /proc/net/tcp
+    by the two ports, in that child's descriptors."""
+    client_port = conn.getsockname()[1]
+    inode = None
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            local_port, remote_port = (int(address.split(":")[1], 16) for address in fields[1:3])
+            if local_port == server.port and remote_port == client_port:
+                inode = fields[9]
+    assert inode, "the server side of the connection is not in /proc/net/tcp"
+    for pid in children(server):
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except FileNotFoundError:
+            continue
+        if f"socket:[{inode}]" in links:
+            return pid
+    raise AssertionError("no child holds the connection")
+
+
+def test_sigusr1_retires_a_child_after_its_connection_and_sigterm_closes_it_when_idle():
+    """The master retires spares with SIGUSR1 (graceful) and stops children with SIGTERM."""
+    with Server("prefork", *SMALL) as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as retiring:
+            assert served(retiring)
+            child = serving_child(server, retiring)
+            os.kill(child, signal.SIGUSR1)
+            time.sleep(0.2)
+            assert served(retiring) and served(retiring)  # still served to its end
+            assert child in children(server)
+        assert eventually(lambda: child in children(server), lambda alive: not alive) is False
+
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as stopping:
+            assert served(stopping)
+            child = serving_child(server, stopping)
+            os.kill(child, signal.SIGTERM)
+            assert stopping.recv(1) == b""  # idle between requests: closed at once
+        assert eventually(lambda: child in children(server), lambda alive: not alive) is False
+        # Both exits were asked for: neither is a crash.
+        assert scrape(server).value("echolab_worker_crashes_total", model="prefork") == 0
+
+
 def test_the_master_runs_alone_and_never_holds_a_client_connection():
     with Server("prefork", *SMALL) as server:
         with socket.create_connection((LOOPBACK, server.port), timeout=5) as conn:
