@@ -29,48 +29,42 @@ std::function<void()> print_result_of(const Options& options, Run run) {
   };
 }
 
+// A numeric option kept within [low, high], its default shown in --help: the shape of
+// nearly every option of the probes.
+template <typename T, typename Bound>
+CLI::Option* add_bounded(CLI::App* command, const std::string& name, T& value,
+                         const std::string& help, Bound low, Bound high) {
+  return command->add_option(name, value, help)
+      ->check(CLI::Range(low, high))
+      ->capture_default_str();
+}
+
 void add_spawn_command(CLI::App& app, SpawnOptions& options) {
   auto* command = app.add_subcommand(
       "spawn", "Process creation (fork, fork+exec, posix_spawn) against thread creation");
-  command->add_option("--samples", options.samples, "Spawns per figure")
-      ->check(CLI::Range(1, 100'000))
-      ->capture_default_str();
-  command
-      ->add_option("--parent-rss-mib", options.parent_rss_mib,
-                   "Private memory the parent writes before a second round (0: no second round)")
-      ->check(CLI::Range(0, 16'384))
-      ->capture_default_str();
+  add_bounded(command, "--samples", options.samples, "Spawns per figure", 1, 100'000);
+  add_bounded(command, "--parent-rss-mib", options.parent_rss_mib,
+              "Private memory the parent writes before a second round (0: no second round)", 0,
+              16'384);
   command->add_flag("--huge-pages", options.huge_pages,
                     "Ask for transparent huge pages for that memory instead of 4 KiB pages");
   command->add_option("--exec", options.exec_path, "Program that fork+exec and posix_spawn run")
       ->capture_default_str();
-  command
-      ->add_option("--max-seconds-per-figure", options.max_seconds_per_figure,
-                   "Stop a figure's sampling early after this long")
-      ->check(CLI::Range(0.01, 60.0))
-      ->capture_default_str();
+  add_bounded(command, "--max-seconds-per-figure", options.max_seconds_per_figure,
+              "Stop a figure's sampling early after this long", 0.01, 60.0);
   command->callback(print_result_of(options, run_spawn_probe));
 }
 
 void add_context_switch_command(CLI::App& app, ContextSwitchOptions& options) {
   auto* command = app.add_subcommand(
       "context-switch", "Pipe ping-pong between two processes against two threads on one CPU");
-  command->add_option("--samples", options.samples, "Timed runs of each variant")
-      ->check(CLI::Range(1, 1'000))
-      ->capture_default_str();
-  command->add_option("--round-trips", options.round_trips, "Round trips per timed run")
-      ->check(CLI::Range(100, 10'000'000))
-      ->capture_default_str();
-  command
-      ->add_option("--touch-pages", options.touch_pages,
-                   "Pages each side writes before answering, in a second variant (0: none)")
-      ->check(CLI::Range(0, 65'536))
-      ->capture_default_str();
-  command
-      ->add_option("--max-seconds-per-variant", options.max_seconds_per_variant,
-                   "Stop a variant's sampling early after this long")
-      ->check(CLI::Range(0.01, 600.0))
-      ->capture_default_str();
+  add_bounded(command, "--samples", options.samples, "Timed runs of each variant", 1, 1'000);
+  add_bounded(command, "--round-trips", options.round_trips, "Round trips per timed run", 100,
+              10'000'000);
+  add_bounded(command, "--touch-pages", options.touch_pages,
+              "Pages each side writes before answering, in a second variant (0: none)", 0, 65'536);
+  add_bounded(command, "--max-seconds-per-variant", options.max_seconds_per_variant,
+              "Stop a variant's sampling early after this long", 0.01, 600.0);
   command->add_option("--cpu", options.cpu, "CPU to pin both sides to (default: the first allowed)")
       ->check(CLI::NonNegativeNumber);
   command->callback(print_result_of(options, run_context_switch_probe));
@@ -79,50 +73,29 @@ void add_context_switch_command(CLI::App& app, ContextSwitchOptions& options) {
 void add_thread_memory_command(CLI::App& app, ThreadMemoryOptions& options) {
   auto* command = app.add_subcommand(
       "thread-memory", "Memory per idle thread, with the default stack and with a small one");
-  command->add_option("--samples", options.samples, "Batches per stack size")
-      ->check(CLI::Range(1, 100))
-      ->capture_default_str();
-  command->add_option("--threads", options.threads, "Idle threads per batch")
-      ->check(CLI::Range(1, 30'000))
-      ->capture_default_str();
-  command->add_option("--small-stack-kib", options.small_stack_kib, "The small stack size")
-      ->check(CLI::Range(16, 1'048'576))
-      ->capture_default_str();
-  command
-      ->add_option("--touch-stack-kib", options.touch_stack_kib,
-                   "Stack each thread writes before it blocks")
-      ->check(CLI::Range(4, 65'536))
-      ->capture_default_str();
-  command
-      ->add_option("--max-seconds-per-figure", options.max_seconds_per_figure,
-                   "Stop a figure's sampling early after this long")
-      ->check(CLI::Range(0.01, 600.0))
-      ->capture_default_str();
+  add_bounded(command, "--samples", options.samples, "Batches per stack size", 1, 100);
+  add_bounded(command, "--threads", options.threads, "Idle threads per batch", 1, 30'000);
+  add_bounded(command, "--small-stack-kib", options.small_stack_kib, "The small stack size", 16,
+              1'048'576);
+  add_bounded(command, "--touch-stack-kib", options.touch_stack_kib,
+              "Stack each thread writes before it blocks", 4, 65'536);
+  add_bounded(command, "--max-seconds-per-figure", options.max_seconds_per_figure,
+              "Stop a figure's sampling early after this long", 0.01, 600.0);
   command->callback(print_result_of(options, run_thread_memory_probe));
 }
 
 void add_process_memory_command(CLI::App& app, ProcessMemoryOptions& options) {
   auto* command = app.add_subcommand(
       "process-memory", "Memory per idle forked process, from a small and from a large parent");
-  command->add_option("--samples", options.samples, "Batches per parent size")
-      ->check(CLI::Range(1, 100))
-      ->capture_default_str();
-  command->add_option("--processes", options.processes, "Idle children per batch")
-      ->check(CLI::Range(1, 20'000))
-      ->capture_default_str();
-  command
-      ->add_option("--parent-rss-mib", options.parent_rss_mib,
-                   "Private memory the parent writes before a second round (0: no second round)")
-      ->check(CLI::Range(0, 16'384))
-      ->capture_default_str();
-  command->add_option("--touch-kib", options.touch_kib, "Fresh memory each child writes")
-      ->check(CLI::Range(0, 1'048'576))
-      ->capture_default_str();
-  command
-      ->add_option("--max-seconds-per-figure", options.max_seconds_per_figure,
-                   "Stop a figure's sampling early after this long")
-      ->check(CLI::Range(0.01, 600.0))
-      ->capture_default_str();
+  add_bounded(command, "--samples", options.samples, "Batches per parent size", 1, 100);
+  add_bounded(command, "--processes", options.processes, "Idle children per batch", 1, 20'000);
+  add_bounded(command, "--parent-rss-mib", options.parent_rss_mib,
+              "Private memory the parent writes before a second round (0: no second round)", 0,
+              16'384);
+  add_bounded(command, "--touch-kib", options.touch_kib, "Fresh memory each child writes", 0,
+              1'048'576);
+  add_bounded(command, "--max-seconds-per-figure", options.max_seconds_per_figure,
+              "Stop a figure's sampling early after this long", 0.01, 600.0);
   command->callback(print_result_of(options, run_process_memory_probe));
 }
 

@@ -26,6 +26,22 @@ def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | 
     raise TimeoutError(f"nothing listens on {LOOPBACK}:{port} after {timeout}s")
 
 
+def process_table() -> dict[int, tuple[str, int, int]]:
+    """pid -> (state letter, process group, session) of every process now in /proc."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # After the command name, which may hold spaces: state, ppid, pgrp, session, ...
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        table[int(entry)] = (fields[0], int(fields[2]), int(fields[3]))
+    return table
+
+
 class Server:
     """One echolab server process on free loopback ports; a context manager."""
 

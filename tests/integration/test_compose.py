@@ -17,7 +17,7 @@ import pytest
 
 from harness import LOOPBACK, MODELS, SOURCE_DIR, free_port, http_exchange
 from test_dashboards import (open_idle_connections, provoke_a_bad_request_and_a_raw_echo, start_load,
-                             targets_up, wait_for_dashboard_data)
+                             stop_traffic, targets_up, wait_for_dashboard_data)
 
 SCRIPTS = SOURCE_DIR / "scripts"
 PROJECT = "echolabtest"
@@ -259,11 +259,7 @@ def test_every_dashboard_expression_returns_data_from_the_stack_under_load(stack
         problems = wait_for_dashboard_data(url, RATE_INTERVAL, time_range, timeout=LOAD_SECONDS - 15)
         assert not problems, "\n".join(problems)
     finally:
-        for load in loads:
-            load.kill()
-            load.wait()
-        for conn in held:
-            conn.close()
+        stop_traffic(loads, held)
 
 
 def test_load_profile_runs_echolab_load_inside_the_stack(stack):

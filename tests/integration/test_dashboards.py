@@ -363,6 +363,15 @@ def start_load(port: int, seconds: int) -> list[subprocess.Popen]:
                             ["wrk", "-t1", "-c2", f"-d{seconds}s", "-H", "Connection: close", url])]
 
 
+def stop_traffic(loads: list[subprocess.Popen], held: list) -> None:
+    """Ends what start_load and open_idle_connections began."""
+    for load in loads:
+        load.kill()
+        load.wait()
+    for conn in held:
+        conn.close()
+
+
 def wait_until_scraped(prometheus_url: str, timeout: float = 30) -> None:
     """Until every target has been scraped, so that the load starts after the first samples
     (a rate cannot see what happened before a series' first sample)."""
@@ -389,11 +398,7 @@ def loaded_servers_and_prometheus():
                 loads += start_load(server.port, LOAD_SECONDS)
             yield url, started, servers
     finally:
-        for load in loads:
-            load.kill()
-            load.wait()
-        for conn in held:
-            conn.close()
+        stop_traffic(loads, held)
         if prometheus is not None:
             prometheus.terminate()
             prometheus.wait(timeout=15)

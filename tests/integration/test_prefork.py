@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import LOOPBACK, Server, run
+from harness import LOOPBACK, Server, process_table, run
 from test_metrics import eventually, scrape, spawned_children
 from test_servers import GREETING, recv_http_response
 
@@ -30,18 +30,8 @@ def served(conn: socket.socket) -> bool:
 def group_processes(server: Server) -> dict[int, str]:
     """pid -> state letter of every process in the server's process group (the harness
     starts it as a session leader, so the group id is the master's pid)."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(fields[2]) == server.process.pid:  # fields: state, ppid, pgrp, ...
-            found[int(entry)] = fields[0]
-    return found
+    return {pid: state for pid, (state, group, _) in process_table().items()
+            if group == server.process.pid}
 
 
 def children(server: Server) -> set[int]:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import BIN_DIR
+from harness import BIN_DIR, process_table
 
 PROBE = BIN_DIR / "echolab-probe"
 SUMMARY_KEYS = {"samples", "median", "p90", "p99", "min", "max"}
@@ -44,19 +44,8 @@ NOBODY = 65534
 
 def session_members(session_id: int, include_zombies: bool = False) -> list[int]:
     """Pids of the processes still in a session (the probe runs as a session leader)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        state, session = fields[0], int(fields[3])
-        if session == session_id and (include_zombies or state != "Z"):
-            members.append(int(entry))
-    return members
+    return [pid for pid, (state, _, session) in process_table().items()
+            if session == session_id and (include_zombies or state != "Z")]
 
 
 def run_probe(*args: str, timeout: float = 60,
