@@ -42,14 +42,6 @@ prometheus::Histogram::BucketBoundaries boundaries(const std::array<double, N>& 
   return {bounds.begin(), bounds.end()};
 }
 
-// Index of the bucket a value falls in, as prometheus::Histogram::Observe chooses it:
-// the first upper bound >= value, or the +Inf bucket after the last.
-template <std::size_t N>
-std::size_t bucket_index(const std::array<double, N>& bounds, double value) {
-  return static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) -
-                                  bounds.begin());
-}
-
 // Moves a counter forward to `total` from the highest total applied before (`applied`),
 // never backwards.
 void advance_counter(prometheus::Counter& counter, std::uint64_t total, std::uint64_t& applied) {
@@ -103,15 +95,15 @@ ServerMetrics::ServerMetrics(Model model) : registry_(std::make_shared<prometheu
   lost_ = &add_family<Counter>(registry, model, "echolab_connections_lost_total",
                                "Connections dropped because the worker serving them crashed")
                .Add({});
-  requests_ = &add_family<Counter>(registry, model, "echolab_requests_total",
-                                   "Requests answered, by protocol (http or raw echo)");
-  http_requests_ = &requests_->Add({{"protocol", "http"}});
-  raw_requests_ = &requests_->Add({{"protocol", "raw"}});
-  errors_ = &add_family<Counter>(registry, model, "echolab_request_errors_total",
-                                 "Requests answered with an error status, by status");
+  auto& requests = add_family<Counter>(registry, model, "echolab_requests_total",
+                                       "Requests answered, by protocol (http or raw echo)");
+  http_requests_ = &requests.Add({{"protocol", "http"}});
+  raw_requests_ = &requests.Add({{"protocol", "raw"}});
+  auto& errors = add_family<Counter>(registry, model, "echolab_request_errors_total",
+                                     "Requests answered with an error status, by status");
   for (std::size_t index = 0; index < metrics::kErrorStatuses.size(); ++index) {
     known_errors_[index] =
-        &errors_->Add({{"status", std::to_string(metrics::kErrorStatuses[index])}});
+        &errors.Add({{"status", std::to_string(metrics::kErrorStatuses[index])}});
   }
   bytes_received_ = &add_family<Counter>(registry, model, "echolab_bytes_received_total",
                                          "Bytes read from client connections")
@@ -137,71 +129,7 @@ ServerMetrics::ServerMetrics(Model model) : registry_(std::make_shared<prometheu
                   .Add({});
 }
 
-void ServerMetrics::connection_accepted() {
-  accepted_->Increment();
-  active_->Increment();
-}
-
-void ServerMetrics::connection_closed() { active_->Decrement(); }
-
-void ServerMetrics::connection_rejected() { rejected_->Increment(); }
-
-void ServerMetrics::bytes_received(std::size_t bytes) {
-  bytes_received_->Increment(static_cast<double>(bytes));
-}
-
-void ServerMetrics::bytes_sent(std::size_t bytes) {
-  bytes_sent_->Increment(static_cast<double>(bytes));
-}
-
-void ServerMetrics::requests_served(Protocol protocol, std::size_t count, double seconds) {
-  if (count == 0) {
-    return;
-  }
-  requests_counter(protocol).Increment(static_cast<double>(count));
-  if (count == 1) {
-    request_duration_->Observe(seconds);
-    return;
-  }
-  std::vector<double> increments(metrics::kRequestDurationBuckets.size() + 1, 0.0);
-  increments[bucket_index(metrics::kRequestDurationBuckets, seconds)] = static_cast<double>(count);
-  request_duration_->ObserveMultiple(increments, seconds * static_cast<double>(count));
-}
-
-prometheus::Counter& ServerMetrics::requests_counter(Protocol protocol) {
-  switch (protocol) {
-    case Protocol::http:
-      return *http_requests_;
-    case Protocol::raw:
-      return *raw_requests_;
-    case Protocol::undecided:
-      break;
-  }
-  return requests_->Add({{"protocol", std::string(to_string(protocol))}});
-}
-
-prometheus::Counter& ServerMetrics::error_counter(int status) {
-  const auto known =
-      std::find(metrics::kErrorStatuses.begin(), metrics::kErrorStatuses.end(), status);
-  if (known != metrics::kErrorStatuses.end()) {
-    return *known_errors_[static_cast<std::size_t>(known - metrics::kErrorStatuses.begin())];
-  }
-  return errors_->Add({{"status", std::to_string(status)}});  // Family::Add is thread-safe
-}
-
-void ServerMetrics::request_error(int status) { error_counter(status).Increment(); }
-
 void ServerMetrics::worker_spawned(double seconds) { spawn_->Observe(seconds); }
-
-void ServerMetrics::workers_changed(int idle_delta, int busy_delta) {
-  idle_workers_->Increment(idle_delta);
-  busy_workers_->Increment(busy_delta);
-}
-
-void ServerMetrics::worker_crashed(std::size_t connections_lost) {
-  crashes_->Increment();
-  lost_->Increment(static_cast<double>(connections_lost));
-}
 
 void ServerMetrics::advance_to(const MetricsTotals& totals) {
   const std::lock_guard lock(advance_mutex_);
@@ -356,6 +284,35 @@ void knock(const Endpoint& endpoint) {
 }
 
 }  // namespace
+
+namespace {
+
+// Collect() is const in prometheus-cpp's interface and may run on several Exposer threads at
+// once; advance_to() keeps the highest totals applied, and the lock keeps two scrapes from
+// interleaving an advance and a collect.
+class AdvancingCollectable final : public prometheus::Collectable {
+ public:
+  AdvancingCollectable(ServerMetrics& metrics, std::function<MetricsTotals()> totals)
+      : metrics_(metrics), totals_(std::move(totals)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const std::lock_guard lock(mutex_);
+    metrics_.advance_to(totals_());
+    return metrics_.registry()->Collect();
+  }
+
+ private:
+  ServerMetrics& metrics_;
+  std::function<MetricsTotals()> totals_;
+  mutable std::mutex mutex_;
+};
+
+}  // namespace
+
+std::shared_ptr<prometheus::Collectable> make_advancing_collectable(
+    ServerMetrics& metrics, std::function<MetricsTotals()> totals) {
+  return std::make_shared<AdvancingCollectable>(metrics, std::move(totals));
+}
 
 std::shared_ptr<prometheus::Collectable> make_proc_stats_collectable(
     Model model, std::function<ServerProcesses()> processes) {

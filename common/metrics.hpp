@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -18,7 +19,6 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include "common/observer.hpp"
 #include "common/proc_stats.hpp"
 #include "common/server_options.hpp"
 
@@ -36,6 +36,14 @@ inline constexpr std::array<double, 14> kSpawnBuckets = {
 // The HTTP status labels echolab_request_errors_total is pre-created with, so a dashboard
 // sees a zero instead of nothing.
 inline constexpr std::array<int, 5> kErrorStatuses = {400, 404, 405, 413, 431};
+
+// Index of the bucket `value` falls in, as prometheus::Histogram::Observe chooses it: the
+// first upper bound >= value, or the +Inf bucket after the last.
+template <std::size_t N>
+std::size_t bucket_index(const std::array<double, N>& bounds, double value) {
+  return static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) -
+                                  bounds.begin());
+}
 
 }  // namespace echolab::metrics
 
@@ -67,27 +75,18 @@ struct MetricsTotals {
   ContextSwitches worker_switches;
 };
 
-// Counters, gauges and histograms of the contract, every series labelled model=<model>.
-// Thread-safe: prometheus-cpp's metric objects are atomics.
+// Counters, gauges and histograms of the contract, every series labelled model=<model>. The
+// servers count elsewhere (prefork's scoreboard, the stripes of common/striped_metrics) and
+// bring these series up to their sums at each scrape with advance_to().
 //
 // A connection refused over a cap counts in connections_rejected only: accepted and active
-// count the connections that were served. A batch of pipelined requests answered together
-// records each of its requests with the batch's handling time, the time each of them waited.
-class ServerMetrics final : public ServerObserver {
+// count the connections that were served.
+class ServerMetrics {
  public:
   explicit ServerMetrics(Model model);
 
-  void connection_accepted() override;
-  void connection_closed() override;
-  void connection_rejected() override;
-  void bytes_received(std::size_t bytes) override;
-  void bytes_sent(std::size_t bytes) override;
-  void requests_served(Protocol protocol, std::size_t count, double seconds) override;
-  void request_error(int status) override;
-
-  void worker_spawned(double seconds);  // fork or thread start until the worker is ready
-  void workers_changed(int idle_delta, int busy_delta);
-  void worker_crashed(std::size_t connections_lost);
+  // Fork or thread start until the worker is ready; rare enough to go straight in.
+  void worker_spawned(double seconds);
 
   // Moves every series forward to `totals` (counters and histograms by the difference from
   // the previous call, gauges set). Totals that went backwards are ignored, never applied.
@@ -96,9 +95,6 @@ class ServerMetrics final : public ServerObserver {
   [[nodiscard]] std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
  private:
-  prometheus::Counter& requests_counter(Protocol protocol);
-  prometheus::Counter& error_counter(int status);
-
   std::shared_ptr<prometheus::Registry> registry_;
   // Raw pointers into registry_-owned families (prometheus-cpp's own ownership model).
   prometheus::Counter* accepted_;
@@ -107,7 +103,6 @@ class ServerMetrics final : public ServerObserver {
   prometheus::Counter* lost_;
   prometheus::Counter* http_requests_;
   prometheus::Counter* raw_requests_;
-  prometheus::Family<prometheus::Counter>* errors_;
   std::array<prometheus::Counter*, metrics::kErrorStatuses.size()> known_errors_{};
   prometheus::Counter* bytes_received_;
   prometheus::Counter* bytes_sent_;
@@ -116,12 +111,15 @@ class ServerMetrics final : public ServerObserver {
   prometheus::Gauge* idle_workers_;
   prometheus::Gauge* busy_workers_;
   prometheus::Counter* crashes_;
-  // The family itself, for a protocol outside the contract (a bug made visible, not hidden).
-  prometheus::Family<prometheus::Counter>* requests_;
 
   std::mutex advance_mutex_;
   MetricsTotals advanced_;  // the highest totals applied so far, per field
 };
+
+// What a server hands the Exposer: at each scrape, `metrics` is first brought up to
+// `totals()` (counts kept outside prometheus-cpp), then its registry is collected.
+std::shared_ptr<prometheus::Collectable> make_advancing_collectable(
+    ServerMetrics& metrics, std::function<MetricsTotals()> totals);
 
 // Scrape-time values from /proc, summed over every process (and its threads) that
 // `processes()` returns when scraped: echolab_memory_rss_bytes, echolab_memory_pss_bytes,

@@ -1,6 +1,6 @@
 // The one interface through which a server reports what happens at its driver boundary.
-// threads and pool report into prometheus-cpp (common/metrics); prefork children report into
-// their scoreboard slot, which a metrics process sums at scrape time.
+// threads and pool report into per-thread stripes (common/striped_metrics), prefork children
+// into their scoreboard slot; both are summed at scrape time.
 #pragma once
 
 #include <cstddef>

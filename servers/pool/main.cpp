@@ -6,7 +6,7 @@
 #include "common/capacity.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
-#include "common/metrics.hpp"
+#include "common/striped_metrics.hpp"
 #include "servers/pool/pool_server.hpp"
 
 int main(int argc, char** argv) {
@@ -30,11 +30,11 @@ int main(int argc, char** argv) {
     }
     asio::io_context io;
     const int listen_fd = open_listener(options.server.listen, options.server.backlog);
-    ServerMetrics metrics(Model::pool);
+    StripedMetrics metrics(Model::pool);
     PoolServer server(io, options, metrics, listen_fd);  // owns the signal_set: before Exposer
     const MetricsEndpoint metrics_endpoint(
         options.server.metrics_listen,
-        {metrics.registry(), make_proc_stats_collectable(Model::pool, this_process)});
+        {metrics.collectable(), make_proc_stats_collectable(Model::pool, this_process)});
     return server.run();
   });
 }

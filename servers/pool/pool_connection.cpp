@@ -40,7 +40,7 @@ void PoolConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::err
     close();
     return;
   }
-  ServerMetrics& metrics = server_.metrics();
+  StripedMetrics& metrics = server_.metrics();
   last_activity_ = std::chrono::steady_clock::now();
   batch_started_ = last_activity_;
   metrics.bytes_received(bytes);
@@ -77,7 +77,7 @@ void PoolConnection::write_output() {
 }
 
 void PoolConnection::on_write(const asio::error_code& error, std::size_t bytes) {
-  ServerMetrics& metrics = server_.metrics();
+  StripedMetrics& metrics = server_.metrics();
   metrics.bytes_sent(bytes);
   session_.output_sent(bytes);
   if (pending_.requests > 0) {

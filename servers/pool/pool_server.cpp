@@ -20,7 +20,7 @@ asio::ip::tcp protocol_of(int listen_fd) {
 
 }  // namespace
 
-PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, ServerMetrics& metrics,
+PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, StripedMetrics& metrics,
                        int listen_fd)
     : io_(io),
       options_(options),

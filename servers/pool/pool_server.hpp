@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/metrics.hpp"
 #include "common/server_options.hpp"
+#include "common/striped_metrics.hpp"
 
 namespace echolab {
 
@@ -28,7 +28,7 @@ class PoolConnection;
 
 class PoolServer {
  public:
-  PoolServer(asio::io_context& io, const PoolOptions& options, ServerMetrics& metrics,
+  PoolServer(asio::io_context& io, const PoolOptions& options, StripedMetrics& metrics,
              int listen_fd);
 
   // Runs the io_context on the pool's threads until shut down; returns the exit code.
@@ -36,7 +36,7 @@ class PoolServer {
 
   // Called by connections.
   [[nodiscard]] const ServerOptions& options() const { return options_.server; }
-  [[nodiscard]] ServerMetrics& metrics() { return metrics_; }
+  [[nodiscard]] StripedMetrics& metrics() { return metrics_; }
   [[nodiscard]] bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
   void connection_ended(PoolConnection* connection);
 
@@ -54,7 +54,7 @@ class PoolServer {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
   std::size_t next_context_ = 0;  // touched by the accept handler only
   PoolOptions options_;
-  ServerMetrics& metrics_;
+  StripedMetrics& metrics_;
   asio::ip::tcp::acceptor acceptor_;
   asio::signal_set signals_;
   asio::steady_timer accept_retry_;

@@ -9,7 +9,6 @@
 #include <csignal>
 #include <exception>
 #include <memory>
-#include <mutex>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -19,32 +18,14 @@ namespace {
 
 constexpr int kReadyTimeoutMs = 10'000;
 
-// Brings the prometheus-cpp metrics up to the scoreboard's sum, then collects them, so every
-// scrape reports the children's counters as of that scrape.
-class ScoreboardCollectable final : public prometheus::Collectable {
- public:
-  ScoreboardCollectable(const Scoreboard& scoreboard, ServerMetrics& metrics)
-      : scoreboard_(scoreboard), metrics_(metrics) {}
-
-  std::vector<prometheus::MetricFamily> Collect() const override {
-    // Scrapes may run on several Exposer threads; advance_to keeps the previous totals.
-    const std::lock_guard lock(mutex_);
-    metrics_.advance_to(scoreboard_.sum());
-    return metrics_.registry()->Collect();
-  }
-
- private:
-  const Scoreboard& scoreboard_;
-  ServerMetrics& metrics_;
-  mutable std::mutex mutex_;
-};
-
 [[noreturn]] void serve_metrics(const MetricsProcessSetup& setup, Scoreboard& scoreboard,
                                 int ready_fd) {
   try {
     scoreboard.make_read_only();
     ServerMetrics metrics(Model::prefork);
-    const auto collectable = std::make_shared<ScoreboardCollectable>(scoreboard, metrics);
+    // Every scrape reports the children's counters as of that scrape.
+    const auto collectable =
+        make_advancing_collectable(metrics, [&scoreboard] { return scoreboard.sum(); });
     const pid_t self = getpid();
     const auto proc_stats =
         make_proc_stats_collectable(Model::prefork, [&scoreboard, &setup, self] {

@@ -31,33 +31,8 @@ std::size_t page_round_up(std::size_t bytes) {
   return (bytes + kPage - 1) / kPage * kPage;
 }
 
-template <std::size_t N>
-std::size_t bucket_of(const std::array<double, N>& bounds, double seconds) {
-  return static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), seconds) -
-                                  bounds.begin());
-}
-
 void bump(Counter& counter, std::uint64_t amount) {
   counter.store(counter.load(std::memory_order_relaxed) + amount, std::memory_order_relaxed);
-}
-
-void add_counters(MetricsTotals& totals, const WorkerCounters& counters) {
-  totals.connections_accepted += counters.get(field::connections_accepted);
-  totals.connections_rejected += counters.get(field::connections_rejected);
-  totals.http_requests += counters.get(field::http_requests);
-  totals.raw_requests += counters.get(field::raw_requests);
-  totals.bytes_received += counters.get(field::bytes_received);
-  totals.bytes_sent += counters.get(field::bytes_sent);
-  totals.request_duration_sum +=
-      static_cast<double>(counters.get(field::request_duration_ns)) / kNanosPerSecond;
-  for (std::size_t i = 0; i < totals.errors_by_status.size(); ++i) {
-    totals.errors_by_status[i] += counters.get(field::first_error + i);
-  }
-  for (std::size_t i = 0; i < totals.request_duration_buckets.size(); ++i) {
-    totals.request_duration_buckets[i] += counters.get(field::first_duration_bucket + i);
-  }
-  totals.worker_switches.voluntary += counters.get(field::voluntary_switches);
-  totals.worker_switches.involuntary += counters.get(field::involuntary_switches);
 }
 
 }  // namespace
@@ -66,19 +41,6 @@ std::int64_t monotonic_ns() {
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
   return static_cast<std::int64_t>(now.tv_sec) * kNanosPerSecond + now.tv_nsec;
-}
-
-int error_field(int status) {
-  const auto& statuses = metrics::kErrorStatuses;
-  const auto found = std::find(statuses.begin(), statuses.end(), status);
-  return found == statuses.end()
-             ? -1
-             : static_cast<int>(field::first_error +
-                                static_cast<std::size_t>(found - statuses.begin()));
-}
-
-std::size_t duration_bucket(double seconds) {
-  return bucket_of(metrics::kRequestDurationBuckets, seconds);
 }
 
 Scoreboard::Scoreboard(std::size_t slot_count)
@@ -121,7 +83,7 @@ void Scoreboard::set_pid(std::size_t index, pid_t pid) {
 }
 
 void Scoreboard::record_spawn(double seconds) {
-  bump(header_->spawn_buckets[bucket_of(metrics::kSpawnBuckets, seconds)], 1);
+  bump(header_->spawn_buckets[metrics::bucket_index(metrics::kSpawnBuckets, seconds)], 1);
   bump(header_->spawn_ns, static_cast<std::uint64_t>(seconds * kNanosPerSecond));
 }
 
@@ -142,7 +104,7 @@ void Scoreboard::fold_dead_child(std::size_t index, bool crashed, bool connectio
 }
 
 void Scoreboard::add_retired_totals(MetricsTotals& totals) const {
-  add_counters(totals, header_->retired);
+  header_->retired.add_to(totals);
   for (std::size_t i = 0; i < totals.spawn_buckets.size(); ++i) {
     totals.spawn_buckets[i] += header_->spawn_buckets[i].load(std::memory_order_relaxed);
   }
@@ -162,7 +124,7 @@ void Scoreboard::add_live_slots(MetricsTotals& totals) const {
     }
     totals.workers_idle += state == WorkerState::idle ? 1 : 0;
     totals.workers_busy += state == WorkerState::busy ? 1 : 0;
-    add_counters(totals, entry.counters);
+    entry.counters.add_to(totals);
   }
   totals.connections_active = totals.workers_busy;
 }

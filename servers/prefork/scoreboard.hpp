@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/metrics.hpp"
+#include "common/worker_counters.hpp"
 
 namespace echolab::prefork {
 
@@ -26,46 +27,8 @@ namespace echolab::prefork {
 // occupies one process for its whole life.
 enum class WorkerState : std::uint8_t { dead, starting, idle, busy, exiting };
 
-// Every counter a slot (or the retired totals) holds, as indexes into one array so that
-// folding and summing are plain loops.
-namespace field {
-inline constexpr std::size_t connections_accepted = 0;
-inline constexpr std::size_t connections_rejected = 1;
-inline constexpr std::size_t http_requests = 2;
-inline constexpr std::size_t raw_requests = 3;
-inline constexpr std::size_t bytes_received = 4;
-inline constexpr std::size_t bytes_sent = 5;
-inline constexpr std::size_t request_duration_ns = 6;  // sum of the histogram, nanoseconds
-inline constexpr std::size_t first_error = 7;          // one per metrics::kErrorStatuses
-inline constexpr std::size_t first_duration_bucket = first_error + metrics::kErrorStatuses.size();
-inline constexpr std::size_t voluntary_switches =  // after the buckets and the +Inf bucket
-    first_duration_bucket + metrics::kRequestDurationBuckets.size() + 1;
-// The child's own count as getrusage() gives it, so that the metrics process need not read
-// /proc/PID/status of 10,000 children at every scrape.
-inline constexpr std::size_t involuntary_switches = voluntary_switches + 1;
-inline constexpr std::size_t count = involuntary_switches + 1;
-}  // namespace field
-
-using Counter = std::atomic<std::uint64_t>;
-static_assert(Counter::is_always_lock_free, "scoreboard counters must be lock-free atomics");
 static_assert(std::atomic<WorkerState>::is_always_lock_free);
 static_assert(std::atomic<pid_t>::is_always_lock_free);
-
-struct WorkerCounters {
-  std::array<Counter, field::count> values{};
-
-  // Single writer per slot: a load and a store, no locked read-modify-write on the hot path.
-  void add(std::size_t index, std::uint64_t amount) {
-    values[index].store(values[index].load(std::memory_order_relaxed) + amount,
-                        std::memory_order_relaxed);
-  }
-  void set(std::size_t index, std::uint64_t value) {
-    values[index].store(value, std::memory_order_relaxed);
-  }
-  [[nodiscard]] std::uint64_t get(std::size_t index) const {
-    return values[index].load(std::memory_order_relaxed);
-  }
-};
 
 struct alignas(64) ScoreboardSlot {
   std::atomic<pid_t> pid{0};
@@ -80,11 +43,6 @@ static_assert(sizeof(ScoreboardSlot) <= 512, "keep a slot small: there are --max
 
 // CLOCK_MONOTONIC in nanoseconds: the clock of fork_ns and ready_ns, the same in every process.
 std::int64_t monotonic_ns();
-
-// Which index of WorkerCounters an HTTP status maps to, or -1 when it is not tracked.
-int error_field(int status);
-// Which duration bucket `seconds` falls in (the last one is +Inf).
-std::size_t duration_bucket(double seconds);
 
 class Scoreboard {
  public:

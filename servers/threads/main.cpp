@@ -5,8 +5,8 @@
 #include "common/capacity.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
-#include "common/metrics.hpp"
 #include "common/shutdown_signals.hpp"
+#include "common/striped_metrics.hpp"
 #include "servers/threads/thread_per_connection_server.hpp"
 
 namespace {
@@ -51,10 +51,10 @@ int main(int argc, char** argv) {
       log_error("limit_warning", {{"problem", problem}});
     }
     const int listen_fd = open_listener(options.server.listen, options.server.backlog);
-    ServerMetrics metrics(Model::threads);
+    StripedMetrics metrics(Model::threads);
     const MetricsEndpoint metrics_endpoint(
         options.server.metrics_listen,
-        {metrics.registry(), make_proc_stats_collectable(Model::threads, this_process)});
+        {metrics.collectable(), make_proc_stats_collectable(Model::threads, this_process)});
     log_event("start", {{"listen", options.server.listen.to_string()},
                         {"metrics", options.server.metrics_listen.to_string()},
                         {"stack_size", options.stack_size},

@@ -21,7 +21,7 @@ struct ThreadPerConnectionServer::ThreadStart {
 };
 
 ThreadPerConnectionServer::ThreadPerConnectionServer(const ThreadsOptions& options,
-                                                     ServerMetrics& metrics)
+                                                     StripedMetrics& metrics)
     : options_(options), metrics_(metrics) {
   connection_settings_.protocol = options.server.protocol;
   connection_settings_.idle_timeout = options.server.idle_timeout;

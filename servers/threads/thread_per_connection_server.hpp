@@ -8,9 +8,9 @@
 #include <mutex>
 
 #include "common/blocking_connection.hpp"
-#include "common/metrics.hpp"
 #include "common/server_options.hpp"
 #include "common/stop_signal.hpp"
+#include "common/striped_metrics.hpp"
 
 namespace echolab {
 
@@ -22,7 +22,7 @@ struct ThreadsOptions {
 
 class ThreadPerConnectionServer {
  public:
-  ThreadPerConnectionServer(const ThreadsOptions& options, ServerMetrics& metrics);
+  ThreadPerConnectionServer(const ThreadsOptions& options, StripedMetrics& metrics);
 
   // Accepts until a shutdown signal arrives on `signal_fd`, then drains; returns the exit code.
   int run(int listen_fd, int signal_fd);
@@ -37,7 +37,7 @@ class ThreadPerConnectionServer {
   void drain();
 
   ThreadsOptions options_;
-  ServerMetrics& metrics_;
+  StripedMetrics& metrics_;
   BlockingConnectionSettings connection_settings_;
   StopSignal stop_;
   std::mutex mutex_;

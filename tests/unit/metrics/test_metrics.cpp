@@ -5,11 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -17,6 +19,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "common/listener.hpp"
+#include "common/striped_metrics.hpp"
 
 namespace echolab {
 namespace {
@@ -88,8 +91,8 @@ TEST(ServerMetrics, StartsAtZeroWithEveryKnownLabelPresent) {
   EXPECT_EQ(sample(text, R"(echolab_workers{model="threads",state="busy"})"), 0);
 }
 
-TEST(ServerMetrics, ConnectionsAndBytesFollowTheObserverCalls) {
-  ServerMetrics metrics(Model::threads);
+TEST(StripedMetrics, ConnectionsAndBytesFollowTheObserverCalls) {
+  StripedMetrics metrics(Model::threads);
   ServerObserver& observer = metrics;
   observer.connection_accepted();
   observer.connection_accepted();
@@ -99,7 +102,7 @@ TEST(ServerMetrics, ConnectionsAndBytesFollowTheObserverCalls) {
   observer.bytes_received(100);
   observer.bytes_received(23);
   observer.bytes_sent(4096);
-  const std::string text = scrape(*metrics.registry());
+  const std::string text = scrape(*metrics.collectable());
   EXPECT_EQ(sample(text, R"(echolab_connections_accepted_total{model="threads"})"), 3);
   EXPECT_EQ(sample(text, R"(echolab_connections_active{model="threads"})"), 2);
   EXPECT_EQ(sample(text, R"(echolab_connections_rejected_total{model="threads"})"), 1);
@@ -107,17 +110,17 @@ TEST(ServerMetrics, ConnectionsAndBytesFollowTheObserverCalls) {
   EXPECT_EQ(sample(text, R"(echolab_bytes_sent_total{model="threads"})"), 4096);
 }
 
-TEST(ServerMetrics, ABatchRecordsEachRequestWithTheBatchTime) {
-  ServerMetrics metrics(Model::pool);
+TEST(StripedMetrics, ABatchRecordsEachRequestWithTheBatchTime) {
+  StripedMetrics metrics(Model::pool);
   metrics.requests_served(Protocol::http, 1, 0.0003);  // falls in le=0.0005
   metrics.requests_served(Protocol::raw, 4, 0.002);    // falls in le=0.0025
   metrics.requests_served(Protocol::http, 0, 1.0);     // nothing answered: nothing recorded
-  const std::string text = scrape(*metrics.registry());
+  const std::string text = scrape(*metrics.collectable());
   EXPECT_EQ(sample(text, R"(echolab_requests_total{model="pool",protocol="http"})"), 1);
   EXPECT_EQ(sample(text, R"(echolab_requests_total{model="pool",protocol="raw"})"), 4);
   const std::string histogram = "echolab_request_duration_seconds";
   EXPECT_EQ(sample(text, histogram + R"(_count{model="pool"})"), 5);
-  EXPECT_NEAR(*sample(text, histogram + R"(_sum{model="pool"})"), 0.0003 + 4 * 0.002, 1e-12);
+  EXPECT_NEAR(*sample(text, histogram + R"(_sum{model="pool"})"), 0.0003 + 4 * 0.002, 1e-9);
   EXPECT_EQ(sample(text, histogram + R"(_bucket{model="pool",le="0.00025"})"), 0);
   EXPECT_EQ(sample(text, histogram + R"(_bucket{model="pool",le="0.0005"})"), 1);
   EXPECT_EQ(sample(text, histogram + R"(_bucket{model="pool",le="0.001"})"), 1);
@@ -125,32 +128,88 @@ TEST(ServerMetrics, ABatchRecordsEachRequestWithTheBatchTime) {
   EXPECT_EQ(sample(text, histogram + R"(_bucket{model="pool",le="+Inf"})"), 5);
 }
 
-TEST(ServerMetrics, AnUnknownErrorStatusGetsItsOwnLabel) {
-  ServerMetrics metrics(Model::pool);
+TEST(StripedMetrics, ErrorsCountByStatus) {
+  StripedMetrics metrics(Model::pool);
   metrics.request_error(413);
   metrics.request_error(413);
-  metrics.request_error(503);
-  const std::string text = scrape(*metrics.registry());
+  metrics.request_error(431);
+  const std::string text = scrape(*metrics.collectable());
   EXPECT_EQ(sample(text, R"(echolab_request_errors_total{model="pool",status="413"})"), 2);
-  EXPECT_EQ(sample(text, R"(echolab_request_errors_total{model="pool",status="503"})"), 1);
+  EXPECT_EQ(sample(text, R"(echolab_request_errors_total{model="pool",status="431"})"), 1);
   EXPECT_EQ(sample(text, R"(echolab_request_errors_total{model="pool",status="400"})"), 0);
 }
 
-TEST(ServerMetrics, WorkersSpawnsAndCrashes) {
-  ServerMetrics metrics(Model::prefork);
+TEST(StripedMetrics, WorkersAndSpawns) {
+  StripedMetrics metrics(Model::pool);
   metrics.worker_spawned(0.0004);
   metrics.worker_spawned(0.02);
   metrics.workers_changed(+5, 0);
   metrics.workers_changed(-1, +1);
-  metrics.worker_crashed(1);
-  metrics.worker_crashed(0);
-  const std::string text = scrape(*metrics.registry());
-  EXPECT_EQ(sample(text, R"(echolab_worker_spawn_seconds_count{model="prefork"})"), 2);
-  EXPECT_EQ(sample(text, R"(echolab_worker_spawn_seconds_bucket{model="prefork",le="0.0005"})"), 1);
-  EXPECT_EQ(sample(text, R"(echolab_workers{model="prefork",state="idle"})"), 4);
-  EXPECT_EQ(sample(text, R"(echolab_workers{model="prefork",state="busy"})"), 1);
-  EXPECT_EQ(sample(text, R"(echolab_worker_crashes_total{model="prefork"})"), 2);
-  EXPECT_EQ(sample(text, R"(echolab_connections_lost_total{model="prefork"})"), 1);
+  const std::string text = scrape(*metrics.collectable());
+  EXPECT_EQ(sample(text, R"(echolab_worker_spawn_seconds_count{model="pool"})"), 2);
+  EXPECT_EQ(sample(text, R"(echolab_worker_spawn_seconds_bucket{model="pool",le="0.0005"})"), 1);
+  EXPECT_EQ(sample(text, R"(echolab_workers{model="pool",state="idle"})"), 4);
+  EXPECT_EQ(sample(text, R"(echolab_workers{model="pool",state="busy"})"), 1);
+}
+
+// Threads that share stripes and threads that close what others opened, scraped while they
+// count: every scrape is a consistent lower bound, the last one exact.
+TEST(StripedMetrics, CountsOfManyThreadsAddUpExactlyWhileScraped) {
+  StripedMetrics metrics(Model::threads);
+  const auto collectable = metrics.collectable();
+  constexpr int kThreads = 40;  // more than the stripes: some share one
+  constexpr int kRounds = 2000;
+  std::atomic<bool> counting{true};
+  std::thread scraper([&] {
+    double last = 0;
+    while (counting.load()) {
+      const double seen = *sample(scrape(*collectable),
+                                  R"(echolab_requests_total{model="threads",protocol="http"})");
+      EXPECT_GE(seen, last);
+      last = seen;
+    }
+  });
+  std::vector<std::thread> openers;
+  openers.reserve(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    openers.emplace_back([&metrics] {
+      for (int round = 0; round < kRounds; ++round) {
+        metrics.connection_accepted();
+        metrics.bytes_received(3);
+        metrics.requests_served(Protocol::http, 1, 0.0001);
+      }
+    });
+  }
+  for (std::thread& thread : openers) {
+    thread.join();
+  }
+  std::thread closer([&metrics] {
+    for (int i = 0; i < kThreads * kRounds / 2; ++i) {
+      metrics.connection_closed();
+    }
+  });
+  closer.join();
+  counting.store(false);
+  scraper.join();
+  const std::string text = scrape(*collectable);
+  constexpr double kTotal = kThreads * kRounds;
+  EXPECT_EQ(sample(text, R"(echolab_connections_accepted_total{model="threads"})"), kTotal);
+  EXPECT_EQ(sample(text, R"(echolab_connections_active{model="threads"})"), kTotal / 2);
+  EXPECT_EQ(sample(text, R"(echolab_bytes_received_total{model="threads"})"), 3 * kTotal);
+  EXPECT_EQ(sample(text, R"(echolab_requests_total{model="threads",protocol="http"})"), kTotal);
+  EXPECT_EQ(sample(text, R"(echolab_request_duration_seconds_count{model="threads"})"), kTotal);
+}
+
+TEST(StripedMetrics, ScrapingAgainCountsNothingTwice) {
+  StripedMetrics metrics(Model::pool);
+  metrics.requests_served(Protocol::raw, 2, 0.001);
+  const auto collectable = metrics.collectable();
+  static_cast<void>(scrape(*collectable));
+  metrics.requests_served(Protocol::raw, 1, 0.001);
+  static_cast<void>(scrape(*collectable));
+  const std::string text = scrape(*collectable);
+  EXPECT_EQ(sample(text, R"(echolab_requests_total{model="pool",protocol="raw"})"), 3);
+  EXPECT_EQ(sample(text, R"(echolab_request_duration_seconds_count{model="pool"})"), 3);
 }
 
 MetricsTotals some_totals() {
@@ -232,14 +291,13 @@ TEST(ServerMetricsAdvance, CountersNeverGoBackwardsAndNeverCountTwice) {
   EXPECT_EQ(sample(text, R"(echolab_request_duration_seconds_sum{model="prefork"})"), 301.5);
 }
 
-TEST(ServerMetricsAdvance, AddsToWhatTheObserverCallsCounted) {
-  ServerMetrics metrics(Model::prefork);
-  metrics.worker_crashed(3);  // counted directly, e.g. by the process that reaps workers
-  MetricsTotals totals;
-  totals.connections_lost = 2;
-  metrics.advance_to(totals);
+TEST(ServerMetricsAdvance, KeepsTheSpawnsObservedDirectly) {
+  ServerMetrics metrics(Model::threads);
+  metrics.worker_spawned(0.001);  // the threads and pool servers observe spawns directly
+  metrics.advance_to(MetricsTotals{});
   EXPECT_EQ(
-      sample(scrape(*metrics.registry()), R"(echolab_connections_lost_total{model="prefork"})"), 5);
+      sample(scrape(*metrics.registry()), R"(echolab_worker_spawn_seconds_count{model="threads"})"),
+      1);
 }
 
 TEST(ProcStatsCollectable, ReportsThisProcessWithTheContractNames) {
@@ -278,11 +336,11 @@ TEST(MetricsExposition, PassesPromtoolCheckMetrics) {
   if (access("/usr/bin/promtool", X_OK) != 0) {
     GTEST_SKIP() << "promtool (Debian package prometheus) is not installed";
   }
-  ServerMetrics metrics(Model::threads);
+  StripedMetrics metrics(Model::threads);
   metrics.requests_served(Protocol::http, 3, 0.001);
-  metrics.request_error(418);
+  metrics.request_error(413);
   const auto proc = make_proc_stats_collectable(Model::threads, this_process);
-  const std::string text = scrape(*metrics.registry()) + scrape(*proc);
+  const std::string text = scrape(*metrics.collectable()) + scrape(*proc);
   FILE* promtool = popen("/usr/bin/promtool check metrics > /dev/null 2>&1", "w");
   ASSERT_NE(promtool, nullptr);
   EXPECT_EQ(fwrite(text.data(), 1, text.size(), promtool), text.size());
@@ -312,10 +370,10 @@ std::string http_get(std::uint16_t port, std::string_view path) {
 }
 
 TEST(MetricsEndpoint, ServesEveryCollectableOnTheBoundPort) {
-  auto metrics = std::make_shared<ServerMetrics>(Model::pool);
-  metrics->requests_served(Protocol::http, 7, 0.0001);
+  StripedMetrics metrics(Model::pool);
+  metrics.requests_served(Protocol::http, 7, 0.0001);
   const auto proc = make_proc_stats_collectable(Model::pool, this_process);
-  const MetricsEndpoint endpoint(parse_endpoint("127.0.0.1:0"), {metrics->registry(), proc});
+  const MetricsEndpoint endpoint(parse_endpoint("127.0.0.1:0"), {metrics.collectable(), proc});
   ASSERT_NE(endpoint.port(), 0);
   const std::string response = http_get(endpoint.port(), "/metrics");
   EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response;
