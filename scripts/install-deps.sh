@@ -11,7 +11,7 @@ packages=(
   # libraries (DESIGN.md: nothing vendored, nothing downloaded at build time)
   libasio-dev node-llhttp prometheus-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev
   # clients, checks and reports
-  wrk apache2-utils curl prometheus gnuplot-nox python3 python3-pytest procps iproute2
+  wrk apache2-utils curl prometheus gnuplot-nox python3 python3-pytest procps iproute2 strace
 )
 peers=0
 for option in "$@"; do

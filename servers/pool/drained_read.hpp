@@ -44,12 +44,9 @@ class DrainedReadBuffer {
   asio::mutable_buffer buffer_;
 };
 
-inline constexpr bool kShortReadsSkipSpeculation = true;
-
 #else
 
 using DrainedReadBuffer = asio::mutable_buffer;
-inline constexpr bool kShortReadsSkipSpeculation = false;
 
 #endif
 

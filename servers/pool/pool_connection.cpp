@@ -1,6 +1,7 @@
 #include "servers/pool/pool_connection.hpp"
 
 #include "common/fault.hpp"
+#include "servers/pool/drained_read.hpp"
 #include "servers/pool/pool_server.hpp"
 
 namespace echolab {
@@ -27,7 +28,7 @@ void PoolConnection::start() {
 
 void PoolConnection::read() {
   socket_.async_read_some(
-      asio::buffer(buffer_),
+      DrainedReadBuffer(buffer_.data(), buffer_.size()),
       [self = shared_from_this()](const asio::error_code& error, std::size_t bytes) {
         std::unique_lock lock(self->mutex_);
         self->on_read(lock, error, bytes);

@@ -1,8 +1,12 @@
 """What sets the threads and pool servers apart: their caps, stacks and blocking."""
 
+import signal
 import socket
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +125,46 @@ def test_pool_with_one_io_context_per_thread_serves_and_drains():
             server.process.terminate()
             assert recv_http_response(busy).endswith(GREETING)
         assert server.process.wait(timeout=10) == 0
+
+
+def recv_calls_while(pid: int, exchange) -> int:
+    """Runs `exchange()` with strace counting the receive system calls of every thread of
+    `pid`; returns how many there were."""
+    with tempfile.NamedTemporaryFile(suffix=".strace") as summary:
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-e", "trace=recvfrom,recvmsg,read,readv",
+                                   "-o", summary.name, "-p", str(pid)],
+                                  stderr=subprocess.PIPE, text=True)
+        attached = tracer.stderr.readline()  # "Process N attached" once tracing has begun
+        assert "attached" in attached, attached
+        try:
+            exchange()
+        finally:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(timeout=10)
+        table = Path(summary.name).read_text()
+    return sum(int(row.split()[3]) for row in table.splitlines()
+               if row.split() and row.split()[-1] in {"recvfrom", "recvmsg", "read", "readv"})
+
+
+@pytest.mark.parametrize("mode", [[], ["--io-context-per-thread"]], ids=["shared", "per-thread"])
+def test_pool_receives_once_per_request_and_still_hears_a_request_in_two_parts(mode):
+    """After a short read the pool waits for epoll instead of reading again (nginx's rule;
+    Asio alone would make a second, empty recv per request). The second half of a request
+    sent after a pause must still be heard: a short read must not leave a socket deaf."""
+    requests, split_requests = 200, 20
+
+    def exchange():
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as conn:
+            for _ in range(requests):
+                assert served(conn)
+                time.sleep(0.001)  # a client that thinks: the socket is empty when the pool reads
+            for _ in range(split_requests):
+                conn.sendall(b"GET / HT")
+                time.sleep(0.01)  # the server has read the first part by now
+                conn.sendall(b"TP/1.1\r\n\r\n")
+                assert recv_http_response(conn).endswith(GREETING)
+
+    with Server("pool", "--threads", "2", *mode) as server:
+        calls = recv_calls_while(server.process.pid, exchange)
+    expected = requests + 2 * split_requests
+    assert expected <= calls <= expected * 1.1, f"{calls} receive calls for {expected} reads"
