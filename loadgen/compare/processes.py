@@ -79,6 +79,30 @@ def stop(process: subprocess.Popen, grace_s: float = 15.0) -> int | None:
     return status
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time used so far by the live threads of every process in group `pgid`, from the
+    scheduler's own nanosecond count (/proc/PID/task/TID/schedstat). Not utime and stime of
+    /proc/PID/stat: those are sampled at clock ticks, and for 5,000 prefork children each
+    running a few milliseconds a second they came out 200 times too low. A thread that has
+    exited is no longer counted, so take both readings of a difference while the workers are
+    all alive (in the middle of a load run, not around it)."""
+    nanoseconds = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # After the command in parentheses: state, ppid, pgrp, ...
+                if int(stat.read().rsplit(")", 1)[1].split()[2]) != pgid:
+                    continue
+            for task in os.listdir(f"/proc/{entry}/task"):
+                with open(f"/proc/{entry}/task/{task}/schedstat") as schedstat:
+                    nanoseconds += int(schedstat.read().split()[0])
+        except OSError:
+            continue  # exited meanwhile
+    return nanoseconds / 1e9
+
+
 def stop_all() -> None:
     for process in list(_started):
         if process.poll() is None:

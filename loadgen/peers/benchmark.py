@@ -11,10 +11,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from peers import Peer, available
-from servers import MODELS, Server, settings_for  # the compare runner's, via peers' path
+from processes import group_cpu_seconds  # the compare runner's, via peers' path
+from servers import MODELS, Server, settings_for
 WARMUP_S = 3
 UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
 
@@ -47,11 +50,33 @@ def run_wrk(url: str, connections: int, seconds: int) -> dict:
     }
 
 
+def measured_run(server, connections: int, seconds: int) -> dict:
+    """One wrk run, and the CPU time the server's processes spent per request: what serving
+    costs the server itself, whatever share of the two cores wrk took. The CPU time is read
+    over the middle 80 % of the run, when every connection (and every worker thread or
+    process serving one) is up, and divided by the requests of that window at the run's rate."""
+    lead, window = 0.1 * seconds, 0.8 * seconds
+    spent = []
+
+    def read_window() -> None:
+        time.sleep(lead)
+        before = group_cpu_seconds(server.process.pid)
+        time.sleep(window)
+        spent.append(group_cpu_seconds(server.process.pid) - before)
+
+    reader = threading.Thread(target=read_window)
+    reader.start()
+    run = run_wrk(url_of(server), connections, seconds)
+    reader.join()
+    return {**run, "cpu_us": spent[0] * 1e6 / max(run["rps"] * window, 1)}
+
+
 def median_of(runs: list[dict]) -> dict:
     by_rps = sorted(runs, key=lambda r: r["rps"])
     middle = by_rps[len(by_rps) // 2]
     return {**middle, "rps": statistics.median(r["rps"] for r in runs),
             "rps_min": by_rps[0]["rps"], "rps_max": by_rps[-1]["rps"],
+            "cpu_us": statistics.median(r["cpu_us"] for r in runs),
             "errors": max(r["errors"] for r in runs)}
 
 
@@ -101,17 +126,19 @@ def main() -> int:
                 run_wrk(url_of(server), connections, WARMUP_S)
             for _ in range(args.repeat):
                 for name, server in running:
-                    runs[name].append(run_wrk(url_of(server), connections, args.seconds))
+                    runs[name].append(measured_run(server, connections, args.seconds))
             for name, _ in running:
                 row = {"server": name, "connections": connections, **median_of(runs[name])}
                 rows.append(row)
                 print(f"{name:15} -c{connections:<6} {row['rps']:>9.0f} req/s  p50 {row['p50_us']:>9.0f} us"
-                      f"  p99 {row['p99_us']:>9.0f} us  errors {row['errors']}", file=sys.stderr)
-    print("| server | connections | req/s (median) | min-max | p50 (us) | p99 (us) | errors |")
-    print("|---|---|---|---|---|---|---|")
+                      f"  p99 {row['p99_us']:>9.0f} us  cpu {row['cpu_us']:5.2f} us/req"
+                      f"  errors {row['errors']}", file=sys.stderr)
+    print("| server | connections | req/s (median) | min-max | p50 (us) | p99 (us)"
+          " | server CPU (us/req) | errors |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['server']} | {r['connections']} | {r['rps']:.0f} | {r['rps_min']:.0f}-{r['rps_max']:.0f}"
-              f" | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['errors']} |")
+              f" | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['cpu_us']:.2f} | {r['errors']} |")
     return 0
 
 
