@@ -92,10 +92,13 @@ def group_cpu_seconds(pgid: int) -> float:
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                # After the command in parentheses: state, ppid, pgrp, ...
-                if int(stat.read().rsplit(")", 1)[1].split()[2]) != pgid:
-                    continue
-            for task in os.listdir(f"/proc/{entry}/task"):
+                # After the command in parentheses: state, ppid, pgrp, ...; num_threads 18th.
+                fields = stat.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            # A process's own schedstat is its first thread's: enough for a single thread.
+            tasks = os.listdir(f"/proc/{entry}/task") if int(fields[17]) > 1 else [entry]
+            for task in tasks:
                 with open(f"/proc/{entry}/task/{task}/schedstat") as schedstat:
                     nanoseconds += int(schedstat.read().split()[0])
         except OSError:

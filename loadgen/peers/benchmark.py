@@ -53,22 +53,37 @@ def run_wrk(url: str, connections: int, seconds: int) -> dict:
 def measured_run(server, connections: int, seconds: int) -> dict:
     """One wrk run, and the CPU time the server's processes spent per request: what serving
     costs the server itself, whatever share of the two cores wrk took. The CPU time is read
-    over the middle 80 % of the run, when every connection (and every worker thread or
-    process serving one) is up, and divided by the requests of that window at the run's rate."""
-    lead, window = 0.1 * seconds, 0.8 * seconds
-    spent = []
+    at 10 % and 80 % of the run, when every connection (and every worker thread or process
+    serving one) is up, and divided by the requests between the two readings at the run's
+    rate. A reading that ends after wrk did (connection threads may have exited with their
+    time) is dropped, not reported."""
+    wrk_done = threading.Event()
+    window = []
 
     def read_window() -> None:
-        time.sleep(lead)
-        before = group_cpu_seconds(server.process.pid)
-        time.sleep(window)
-        spent.append(group_cpu_seconds(server.process.pid) - before)
+        started = time.monotonic()
+
+        def reading_at(fraction: float) -> tuple[float, float]:
+            time.sleep(max(started + fraction * seconds - time.monotonic(), 0))
+            begun = time.monotonic()
+            cpu = group_cpu_seconds(server.process.pid)
+            return cpu, (begun + time.monotonic()) / 2  # reading 10,000 processes takes a while
+
+        (cpu_before, at_before), (cpu_after, at_after) = reading_at(0.1), reading_at(0.8)
+        if not wrk_done.is_set():
+            window.append((cpu_after - cpu_before, at_after - at_before))
 
     reader = threading.Thread(target=read_window)
     reader.start()
     run = run_wrk(url_of(server), connections, seconds)
+    wrk_done.set()
     reader.join()
-    return {**run, "cpu_us": spent[0] * 1e6 / max(run["rps"] * window, 1)}
+    cpu_us = window[0][0] * 1e6 / max(run["rps"] * window[0][1], 1) if window else None
+    return {**run, "cpu_us": cpu_us}
+
+
+def cpu_text(row: dict) -> str:
+    return "-" if row["cpu_us"] is None else f"{row['cpu_us']:.2f}"
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -76,7 +91,8 @@ def median_of(runs: list[dict]) -> dict:
     middle = by_rps[len(by_rps) // 2]
     return {**middle, "rps": statistics.median(r["rps"] for r in runs),
             "rps_min": by_rps[0]["rps"], "rps_max": by_rps[-1]["rps"],
-            "cpu_us": statistics.median(r["cpu_us"] for r in runs),
+            "cpu_us": statistics.median(cpu) if (cpu := [r["cpu_us"] for r in runs
+                                                          if r["cpu_us"] is not None]) else None,
             "errors": max(r["errors"] for r in runs)}
 
 
@@ -131,14 +147,14 @@ def main() -> int:
                 row = {"server": name, "connections": connections, **median_of(runs[name])}
                 rows.append(row)
                 print(f"{name:15} -c{connections:<6} {row['rps']:>9.0f} req/s  p50 {row['p50_us']:>9.0f} us"
-                      f"  p99 {row['p99_us']:>9.0f} us  cpu {row['cpu_us']:5.2f} us/req"
+                      f"  p99 {row['p99_us']:>9.0f} us  cpu {cpu_text(row)} us/req"
                       f"  errors {row['errors']}", file=sys.stderr)
     print("| server | connections | req/s (median) | min-max | p50 (us) | p99 (us)"
           " | server CPU (us/req) | errors |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['server']} | {r['connections']} | {r['rps']:.0f} | {r['rps_min']:.0f}-{r['rps_max']:.0f}"
-              f" | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['cpu_us']:.2f} | {r['errors']} |")
+              f" | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {cpu_text(r)} | {r['errors']} |")
     return 0
 
 
