@@ -210,7 +210,7 @@ TEST(ReadProcessMemory, ReadsThisProcessAndSeesPagesItWrites) {
   EXPECT_GT(before->page_tables_bytes, 0U);
   EXPECT_GE(before->virtual_bytes, before->rss_bytes);
 
-  constexpr std::size_t kWritten = 16U << 20;
+  constexpr std::size_t kWritten = 64U << 20;
   void* pages = mmap(nullptr, kWritten, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(pages, MAP_FAILED);
   std::memset(pages, 1, kWritten);
@@ -219,7 +219,10 @@ TEST(ReadProcessMemory, ReadsThisProcessAndSeesPagesItWrites) {
   ASSERT_TRUE(after);
   EXPECT_GE(after->virtual_bytes, before->virtual_bytes + kWritten);
   EXPECT_GE(after->rss_bytes, before->rss_bytes + kWritten * 9 / 10);
-  EXPECT_GE(after->pss_bytes, before->pss_bytes + kWritten * 9 / 10);
+  // PSS also moves with the pages this process shares: ctest runs other instances of this
+  // binary beside it, and one starting or exiting between the two readings shifts this
+  // process's share of the binary's pages by megabytes (a 1 MiB shortfall was seen under ASan).
+  EXPECT_GE(after->pss_bytes, before->pss_bytes + kWritten * 3 / 4);
 }
 
 TEST(ReadProcessMemory, AForkedChildSharesItsPagesWithTheParent) {
