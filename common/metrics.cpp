@@ -283,10 +283,6 @@ void knock(const Endpoint& endpoint) {
   freeaddrinfo(found);
 }
 
-}  // namespace
-
-namespace {
-
 // Collect() is const in prometheus-cpp's interface and may run on several Exposer threads at
 // once; advance_to() keeps the highest totals applied, and the lock keeps two scrapes from
 // interleaving an advance and a collect.

@@ -59,6 +59,8 @@ template <Writers kWriters>
 struct BasicWorkerCounters {
   std::array<Counter, field::count> values{};
 
+  static constexpr double kNanosPerSecond = 1e9;  // the duration sum is kept in nanoseconds
+
   void add(std::size_t index, std::uint64_t amount) {
     if constexpr (kWriters == Writers::one) {
       values[index].store(values[index].load(std::memory_order_relaxed) + amount,
@@ -81,7 +83,6 @@ struct BasicWorkerCounters {
     if (count == 0) {
       return;
     }
-    constexpr double kNanosPerSecond = 1e9;
     add(protocol == Protocol::raw ? field::raw_requests : field::http_requests, count);
     add(field::first_duration_bucket + duration_bucket(seconds), count);
     add(field::request_duration_ns,
@@ -95,7 +96,6 @@ struct BasicWorkerCounters {
 
   // Adds these counters to the totals of the contract.
   void add_to(MetricsTotals& totals) const {
-    constexpr double kNanosPerSecond = 1e9;
     totals.connections_accepted += get(field::connections_accepted);
     totals.connections_rejected += get(field::connections_rejected);
     totals.http_requests += get(field::http_requests);

@@ -79,6 +79,20 @@ def stop(process: subprocess.Popen, grace_s: float = 15.0) -> int | None:
     return status
 
 
+def proc_stat_fields():
+    """(pid, fields) of every process now in /proc: the fields of /proc/PID/stat after the
+    command in parentheses (which may hold spaces), so state is 0, ppid 1, pgrp 2, session 3
+    and num_threads 17. A process that exits while it is read is skipped."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                yield int(entry), stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """CPU time used so far by the live threads of every process in group `pgid`, from the
     scheduler's own nanosecond count (/proc/PID/task/TID/schedstat). Not utime and stime of
@@ -87,19 +101,14 @@ def group_cpu_seconds(pgid: int) -> float:
     exited is no longer counted, so take both readings of a difference while the workers are
     all alive (in the middle of a load run, not around it)."""
     nanoseconds = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for pid, fields in proc_stat_fields():
+        if int(fields[2]) != pgid:
             continue
         try:
-            with open(f"/proc/{entry}/stat") as stat:
-                # After the command in parentheses: state, ppid, pgrp, ...; num_threads 18th.
-                fields = stat.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
             # A process's own schedstat is its first thread's: enough for a single thread.
-            tasks = os.listdir(f"/proc/{entry}/task") if int(fields[17]) > 1 else [entry]
+            tasks = os.listdir(f"/proc/{pid}/task") if int(fields[17]) > 1 else [str(pid)]
             for task in tasks:
-                with open(f"/proc/{entry}/task/{task}/schedstat") as schedstat:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as schedstat:
                     nanoseconds += int(schedstat.read().split()[0])
         except OSError:
             continue  # exited meanwhile

@@ -50,6 +50,15 @@ def run_wrk(url: str, connections: int, seconds: int) -> dict:
     }
 
 
+def cpu_reading_at(pgid: int, moment: float) -> tuple[float, float]:
+    """The group's CPU seconds read at `moment` (time.monotonic()), and when the reading was
+    taken: the middle of it, as reading 10,000 processes takes a while."""
+    time.sleep(max(moment - time.monotonic(), 0))
+    begun = time.monotonic()
+    cpu = group_cpu_seconds(pgid)
+    return cpu, (begun + time.monotonic()) / 2
+
+
 def measured_run(server, connections: int, seconds: int) -> dict:
     """One wrk run, and the CPU time the server's processes spent per request: what serving
     costs the server itself, whatever share of the two cores wrk took. The CPU time is read
@@ -60,20 +69,13 @@ def measured_run(server, connections: int, seconds: int) -> dict:
     wrk_done = threading.Event()
     window = []
 
-    def read_window() -> None:
-        started = time.monotonic()
-
-        def reading_at(fraction: float) -> tuple[float, float]:
-            time.sleep(max(started + fraction * seconds - time.monotonic(), 0))
-            begun = time.monotonic()
-            cpu = group_cpu_seconds(server.process.pid)
-            return cpu, (begun + time.monotonic()) / 2  # reading 10,000 processes takes a while
-
-        (cpu_before, at_before), (cpu_after, at_after) = reading_at(0.1), reading_at(0.8)
+    def read_window(started: float) -> None:
+        cpu_before, at_before = cpu_reading_at(server.process.pid, started + 0.1 * seconds)
+        cpu_after, at_after = cpu_reading_at(server.process.pid, started + 0.8 * seconds)
         if not wrk_done.is_set():
             window.append((cpu_after - cpu_before, at_after - at_before))
 
-    reader = threading.Thread(target=read_window)
+    reader = threading.Thread(target=read_window, args=(time.monotonic(),))
     reader.start()
     run = run_wrk(url_of(server), connections, seconds)
     wrk_done.set()

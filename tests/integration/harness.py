@@ -11,7 +11,8 @@ from pathlib import Path
 BIN_DIR = Path(os.environ.get("ECHOLAB_BIN_DIR", Path(__file__).resolve().parents[2] / "build" / "bin"))
 SOURCE_DIR = Path(os.environ.get("ECHOLAB_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(SOURCE_DIR / "loadgen" / "compare"))
-from servers import MODELS, free_port, listening  # noqa: E402  (the runner's own helpers)
+from processes import proc_stat_fields  # noqa: E402  (the runner's own helpers)
+from servers import MODELS, free_port, listening  # noqa: E402
 LOOPBACK = "127.0.0.1"
 
 
@@ -28,18 +29,7 @@ def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | 
 
 def process_table() -> dict[int, tuple[str, int, int]]:
     """pid -> (state letter, process group, session) of every process now in /proc."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                # After the command name, which may hold spaces: state, ppid, pgrp, session, ...
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # exited meanwhile
-        table[int(entry)] = (fields[0], int(fields[2]), int(fields[3]))
-    return table
+    return {pid: (fields[0], int(fields[2]), int(fields[3])) for pid, fields in proc_stat_fields()}
 
 
 class Server:
