@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Each echolab model beside the production server that implements the same model, under
 the same wrk load on loopback: req/s, p50, p99 and errors at several connection counts,
-medians of repeated runs. Usage: benchmark.py --bin-dir build/bin [--connections 100,1000,10000]"""
+medians of repeated runs. Usage: benchmark.py --bin-dir build/bin [--connections 100,1000,10000]
+[--busy-loops N]"""
 
 import argparse
 import contextlib
@@ -16,7 +17,8 @@ import time
 from pathlib import Path
 
 from peers import Peer, available
-from processes import group_cpu_seconds  # the compare runner's, via peers' path
+import processes  # the compare runner's, via peers' path
+from processes import group_cpu_seconds
 from servers import MODELS, Server, settings_for
 WARMUP_S = 3
 UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
@@ -98,6 +100,19 @@ def median_of(runs: list[dict]) -> dict:
             "errors": max(r["errors"] for r in runs)}
 
 
+@contextlib.contextmanager
+def busy_loops(count: int):
+    """`count` processes that spin for the whole benchmark: the other jobs of a shared machine,
+    made deliberate, to show how each server's cost per request changes when its threads are
+    preempted. Yields a function that returns the CPU seconds they have had so far."""
+    spinners = [processes.spawn([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield lambda: sum(group_cpu_seconds(spinner.pid) for spinner in spinners)
+    finally:
+        for spinner in spinners:
+            processes.stop(spinner, grace_s=1.0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", type=Path, default=Path("build/bin"))
@@ -105,7 +120,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated server names to run")
+    parser.add_argument("--busy-loops", type=int, default=0, metavar="N",
+                        help="spin N processes meanwhile, competing for the cores")
     args = parser.parse_args()
+    if args.busy_loops < 0:
+        parser.error(f"--busy-loops must be 0 or more, not {args.busy_loops}")
+    processes.install_cleanup()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     levels = [int(c) for c in args.connections.split(",")]
@@ -138,6 +158,7 @@ def main() -> int:
     rows = []
     with contextlib.ExitStack() as stack:
         running = [(name, stack.enter_context(make())) for name, make in servers]
+        busy_cpu_seconds = stack.enter_context(busy_loops(args.busy_loops))
         for connections in levels:
             runs = {name: [] for name, _ in running}
             for name, server in running:
@@ -151,6 +172,9 @@ def main() -> int:
                 print(f"{name:15} -c{connections:<6} {row['rps']:>9.0f} req/s  p50 {row['p50_us']:>9.0f} us"
                       f"  p99 {row['p99_us']:>9.0f} us  cpu {cpu_text(row)} us/req"
                       f"  errors {row['errors']}", file=sys.stderr)
+        if args.busy_loops:
+            print(f"{args.busy_loops} busy loops ran meanwhile and had {busy_cpu_seconds():.2f} s"
+                  " of CPU time")
     print("| server | connections | req/s (median) | min-max | p50 (us) | p99 (us)"
           " | server CPU (us/req) | errors |")
     print("|---|---|---|---|---|---|---|---|")

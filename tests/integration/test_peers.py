@@ -1,6 +1,9 @@
 """make peers' runner (loadgen/peers/benchmark.py), reduced to echolab's own servers: make test
 installs neither Apache nor nginx, and the full comparison is a benchmark, not a test."""
 
+import re
+from pathlib import Path
+
 from harness import BIN_DIR, SOURCE_DIR, run
 
 BENCHMARK = SOURCE_DIR / "loadgen" / "peers" / "benchmark.py"
@@ -26,3 +29,32 @@ def test_reports_throughput_latency_and_the_servers_cpu_per_request():
         # A request costs a server microseconds of CPU: not zero (the reading found the
         # server's processes) and not a millisecond (it did not count wrk or the whole machine).
         assert 0.5 < float(row["server CPU (us/req)"]) < 1000, row
+
+
+def spinners_alive() -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"while True: pass" in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+        except OSError:
+            pass  # exited meanwhile
+    return found
+
+
+def test_busy_loops_compete_for_the_cores_during_the_runs_and_are_gone_after():
+    done = run("/usr/bin/python3", str(BENCHMARK), "--bin-dir", str(BIN_DIR),
+               "--connections", "20", "--seconds", "1", "--repeat", "1",
+               "--only", "pool", "--busy-loops", "2", timeout=120)
+    assert done.returncode == 0, done.stderr
+    spun = re.search(r"^2 busy loops ran meanwhile and had ([\d.]+) s of CPU time$", done.stdout,
+                     re.MULTILINE)
+    assert spun and float(spun.group(1)) > 0, done.stdout
+    assert float(table_rows(done.stdout)[0]["req/s (median)"]) > 100, done.stdout
+    assert spinners_alive() == []
+
+
+def test_a_negative_busy_loop_count_is_refused_naming_the_flag():
+    done = run("/usr/bin/python3", str(BENCHMARK), "--busy-loops", "-1", timeout=30)
+    assert done.returncode == 2
+    assert "--busy-loops must be 0 or more, not -1" in done.stderr
