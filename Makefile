@@ -8,6 +8,7 @@ FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
 QUICK ?=
 PEERS ?=
+PEERS_FLAGS ?=
 COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-load echolab-probe
 enabled = $(filter 1 yes true,$(1))
 
@@ -79,12 +80,12 @@ c10k: deps
 	  --connections $(CONNECTIONS) --ramp $(RAMP) --hold $(HOLD)
 
 # Each model beside Apache (prefork, worker) and nginx under wrk -t2 at 100/1,000/10,000
-# connections, medians of 3.
+# connections, medians of 3. PEERS_FLAGS go to the runner, e.g. "--busy-loops 2 --only pool,nginx".
 peers: deps
 	scripts/install-deps.sh --peers
 	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target echolab-prefork echolab-threads echolab-pool
-	/usr/bin/python3 loadgen/peers/benchmark.py --bin-dir $(RELEASE_BUILD)/bin
+	/usr/bin/python3 loadgen/peers/benchmark.py --bin-dir $(RELEASE_BUILD)/bin $(PEERS_FLAGS)
 
 # The Docker Compose stack (docs/stack.md): starts an engine where none runs, builds offline.
 up:
