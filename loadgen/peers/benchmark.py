@@ -18,7 +18,6 @@ from pathlib import Path
 
 from peers import Peer, available
 import processes  # the compare runner's, via peers' path
-from processes import group_cpu_seconds
 from servers import MODELS, Server, settings_for
 WARMUP_S = 3
 UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
@@ -57,7 +56,7 @@ def cpu_reading_at(pgid: int, moment: float) -> tuple[float, float]:
     taken: the middle of it, as reading 10,000 processes takes a while."""
     time.sleep(max(moment - time.monotonic(), 0))
     begun = time.monotonic()
-    cpu = group_cpu_seconds(pgid)
+    cpu = processes.group_cpu_seconds(pgid)
     return cpu, (begun + time.monotonic()) / 2
 
 
@@ -107,7 +106,7 @@ def busy_loops(count: int):
     preempted. Yields a function that returns the CPU seconds they have had so far."""
     spinners = [processes.spawn([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:
-        yield lambda: sum(group_cpu_seconds(spinner.pid) for spinner in spinners)
+        yield lambda: sum(processes.group_cpu_seconds(spinner.pid) for spinner in spinners)
     finally:
         for spinner in spinners:
             processes.stop(spinner, grace_s=1.0)
