@@ -13,17 +13,25 @@ LOOPBACK = "127.0.0.1"
 MODELS = ("prefork", "threads", "pool")
 
 
+_ports_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago, below the ephemeral range (32768+), so the
-    kernel cannot hand it to some client's outgoing connection before a server binds it."""
+    kernel cannot hand it to some client's outgoing connection before a server binds it.
+    Never the same port twice in one process: a server's listening and metrics ports are
+    both taken before it binds either, and a port that is free for one is free for the other."""
     while True:
         port = random.randrange(20000, 32000)
+        if port in _ports_handed_out:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind((LOOPBACK, port))
-                return port
             except OSError:
                 continue
+        _ports_handed_out.add(port)
+        return port
 
 
 def listening(port: int) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import BIN_DIR, MODELS, SOURCE_DIR
+from harness import BIN_DIR, MODELS, SOURCE_DIR, free_port
 
 RUNNER = SOURCE_DIR / "loadgen" / "compare" / "run.py"
 PYTHON = "/usr/bin/python3"
@@ -227,3 +227,11 @@ def test_ctrl_c_mid_run_stops_every_process(tmp_path):
             process.wait()
     assert process.returncode != 0
     assert wait_for_no_processes(out_dir.resolve()) == []
+
+
+def test_free_port_never_hands_out_a_port_twice():
+    # A server takes its listening and metrics ports before binding either: the same port
+    # twice made a server fail to start ("cannot bind ... Address already in use").
+    ports = [free_port() for _ in range(3000)]
+    assert len(set(ports)) == len(ports)
+    assert all(20000 <= port < 32000 for port in ports)
