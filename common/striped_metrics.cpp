@@ -19,18 +19,18 @@ StripedMetrics::Stripe& StripedMetrics::this_threads_stripe() {
   return stripes_[this_threads_stripe_number() % kStripes];
 }
 
-void StripedMetrics::change(Gauge gauge, std::int64_t delta) {
+void StripedMetrics::change(Stripe& stripe, Gauge gauge, std::int64_t delta) {
   // Two's complement: adding the unsigned image of a negative delta subtracts, modulo 2^64.
-  this_threads_stripe().gauges[gauge].fetch_add(static_cast<std::uint64_t>(delta),
-                                                std::memory_order_relaxed);
+  stripe.gauges[gauge].fetch_add(static_cast<std::uint64_t>(delta), std::memory_order_relaxed);
 }
 
 void StripedMetrics::connection_accepted() {
-  this_threads_stripe().counters.add(field::connections_accepted, 1);
-  change(active_connections, +1);
+  Stripe& stripe = this_threads_stripe();
+  stripe.counters.add(field::connections_accepted, 1);
+  change(stripe, active_connections, +1);
 }
 
-void StripedMetrics::connection_closed() { change(active_connections, -1); }
+void StripedMetrics::connection_closed() { change(this_threads_stripe(), active_connections, -1); }
 
 void StripedMetrics::connection_rejected() {
   this_threads_stripe().counters.add(field::connections_rejected, 1);
@@ -53,11 +53,12 @@ void StripedMetrics::request_error(int status) { this_threads_stripe().counters.
 void StripedMetrics::worker_spawned(double seconds) { metrics_.worker_spawned(seconds); }
 
 void StripedMetrics::workers_changed(int idle_delta, int busy_delta) {
+  Stripe& stripe = this_threads_stripe();
   if (const int live_delta = idle_delta + busy_delta; live_delta != 0) {
-    change(live_workers, live_delta);
+    change(stripe, live_workers, live_delta);
   }
   if (busy_delta != 0) {
-    change(busy_workers, busy_delta);
+    change(stripe, busy_workers, busy_delta);
   }
 }
 

@@ -57,7 +57,7 @@ class StripedMetrics final : public ServerObserver {
   enum Gauge : std::size_t { active_connections, live_workers, busy_workers };
 
   Stripe& this_threads_stripe();
-  void change(Gauge gauge, std::int64_t delta);
+  static void change(Stripe& stripe, Gauge gauge, std::int64_t delta);
 
   ServerMetrics metrics_;
   std::array<Stripe, kStripes> stripes_{};

@@ -35,6 +35,14 @@ inline constexpr std::size_t count = involuntary_switches + 1;
 using Counter = std::atomic<std::uint64_t>;
 static_assert(Counter::is_always_lock_free, "counters in shared memory must be lock-free atomics");
 
+inline constexpr std::int64_t kNanosPerSecond = 1'000'000'000;  // durations are kept in ns
+
+// For a counter only one thread writes: a load and a store, no locked read-modify-write on the
+// hot path.
+inline void add_single_writer(Counter& counter, std::uint64_t amount) {
+  counter.store(counter.load(std::memory_order_relaxed) + amount, std::memory_order_relaxed);
+}
+
 // Which index an HTTP status maps to, or -1 when it is not tracked (the Session answers
 // errors only with metrics::kErrorStatuses).
 inline int error_field(int status) {
@@ -53,18 +61,14 @@ inline std::size_t duration_bucket(double seconds) {
 
 enum class Writers { one, many };
 
-// With one writer a counter is moved by a load and a store: no locked read-modify-write on
-// the hot path. With many, by fetch_add.
+// With one writer a counter is moved by add_single_writer(); with many, by fetch_add.
 template <Writers kWriters>
 struct BasicWorkerCounters {
   std::array<Counter, field::count> values{};
 
-  static constexpr double kNanosPerSecond = 1e9;  // the duration sum is kept in nanoseconds
-
   void add(std::size_t index, std::uint64_t amount) {
     if constexpr (kWriters == Writers::one) {
-      values[index].store(values[index].load(std::memory_order_relaxed) + amount,
-                          std::memory_order_relaxed);
+      add_single_writer(values[index], amount);
     } else {
       values[index].fetch_add(amount, std::memory_order_relaxed);
     }
@@ -86,7 +90,8 @@ struct BasicWorkerCounters {
     add(protocol == Protocol::raw ? field::raw_requests : field::http_requests, count);
     add(field::first_duration_bucket + duration_bucket(seconds), count);
     add(field::request_duration_ns,
-        static_cast<std::uint64_t>(seconds * kNanosPerSecond) * static_cast<std::uint64_t>(count));
+        static_cast<std::uint64_t>(seconds * static_cast<double>(kNanosPerSecond)) *
+            static_cast<std::uint64_t>(count));
   }
   void add_error(int status) {
     if (const int index = error_field(status); index >= 0) {
@@ -103,7 +108,7 @@ struct BasicWorkerCounters {
     totals.bytes_received += get(field::bytes_received);
     totals.bytes_sent += get(field::bytes_sent);
     totals.request_duration_sum +=
-        static_cast<double>(get(field::request_duration_ns)) / kNanosPerSecond;
+        static_cast<double>(get(field::request_duration_ns)) / static_cast<double>(kNanosPerSecond);
     for (std::size_t i = 0; i < totals.errors_by_status.size(); ++i) {
       totals.errors_by_status[i] += get(field::first_error + i);
     }

@@ -24,15 +24,9 @@ struct Scoreboard::Header {
 
 namespace {
 
-constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
-
 std::size_t page_round_up(std::size_t bytes) {
   constexpr std::size_t kPage = 4096;
   return (bytes + kPage - 1) / kPage * kPage;
-}
-
-void bump(Counter& counter, std::uint64_t amount) {
-  counter.store(counter.load(std::memory_order_relaxed) + amount, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -83,8 +77,9 @@ void Scoreboard::set_pid(std::size_t index, pid_t pid) {
 }
 
 void Scoreboard::record_spawn(double seconds) {
-  bump(header_->spawn_buckets[metrics::bucket_index(metrics::kSpawnBuckets, seconds)], 1);
-  bump(header_->spawn_ns, static_cast<std::uint64_t>(seconds * kNanosPerSecond));
+  add_single_writer(header_->spawn_buckets[metrics::bucket_index(metrics::kSpawnBuckets, seconds)],
+                    1);
+  add_single_writer(header_->spawn_ns, static_cast<std::uint64_t>(seconds * kNanosPerSecond));
 }
 
 void Scoreboard::fold_dead_child(std::size_t index, bool crashed, bool connection_lost) {
@@ -96,8 +91,8 @@ void Scoreboard::fold_dead_child(std::size_t index, bool crashed, bool connectio
     header_->retired.add(i, entry.counters.get(i));
     entry.counters.values[i].store(0, std::memory_order_relaxed);
   }
-  bump(header_->worker_crashes, crashed ? 1 : 0);
-  bump(header_->connections_lost, connection_lost ? 1 : 0);
+  add_single_writer(header_->worker_crashes, crashed ? 1 : 0);
+  add_single_writer(header_->connections_lost, connection_lost ? 1 : 0);
   entry.pid.store(0, std::memory_order_relaxed);
   entry.state.store(WorkerState::dead, std::memory_order_relaxed);
   header_->sequence.store(sequence + 2, std::memory_order_release);

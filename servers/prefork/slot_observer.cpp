@@ -37,7 +37,6 @@ void SlotObserver::publish_context_switches() {
 void SlotObserver::publish_context_switches_now_and_then() {
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-  constexpr long kNanosPerSecond = 1'000'000'000;
   const long elapsed_ns = (now.tv_sec - switches_published_at_.tv_sec) * kNanosPerSecond +
                           (now.tv_nsec - switches_published_at_.tv_nsec);
   if (elapsed_ns >= kSwitchesIntervalNs) {

@@ -142,8 +142,9 @@ def recv_calls_while(pid: int, exchange) -> int:
             tracer.send_signal(signal.SIGINT)
             tracer.wait(timeout=10)
         table = Path(summary.name).read_text()
-    return sum(int(row.split()[3]) for row in table.splitlines()
-               if row.split() and row.split()[-1] in {"recvfrom", "recvmsg", "read", "readv"})
+    rows = [row.split() for row in table.splitlines()]
+    return sum(int(cells[3]) for cells in rows
+               if cells and cells[-1] in {"recvfrom", "recvmsg", "read", "readv"})
 
 
 @pytest.mark.parametrize("mode", [[], ["--io-context-per-thread"]], ids=["shared", "per-thread"])
