@@ -1,13 +1,15 @@
 // Serves one connection with blocking I/O: the loop the prefork child and the per-connection
-// thread share. ppoll() waits on the socket and for a stop request together, so an idle
-// connection is closed on shutdown or after the idle timeout, while a request in flight is
-// always finished.
+// thread share. ppoll() waits on the socket and for a stop request together, always until
+// the connection's next client deadline (common/client_deadline.hpp), so a slow, stalled or
+// silent client costs its worker at most one timeout, while a request in flight is always
+// finished on shutdown.
 #pragma once
 
 #include <csignal>
 
 #include <chrono>
 
+#include "common/client_deadline.hpp"
 #include "common/observer.hpp"
 #include "common/protocol_config.hpp"
 
@@ -15,7 +17,7 @@ namespace echolab {
 
 struct BlockingConnectionSettings {
   ProtocolConfig protocol;
-  std::chrono::milliseconds idle_timeout{30'000};
+  ClientTimeouts timeouts;
   // How a stop request reaches an idle connection, one way or the other (or neither):
   // a descriptor that becomes readable, the threads server's StopSignal pipe; -1 for none.
   int stop_fd = -1;
@@ -27,7 +29,7 @@ struct BlockingConnectionSettings {
   const volatile sig_atomic_t* stop_requested = nullptr;
 };
 
-enum class ConnectionEnd { client_closed, idle_timeout, protocol_error, shutdown, io_error };
+enum class ConnectionEnd { client_closed, timed_out, protocol_error, shutdown, io_error };
 
 // Takes ownership of `socket_fd` and closes it before returning.
 ConnectionEnd serve_blocking_connection(int socket_fd, const BlockingConnectionSettings& settings,

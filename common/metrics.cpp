@@ -105,6 +105,12 @@ ServerMetrics::ServerMetrics(Model model) : registry_(std::make_shared<prometheu
     known_errors_[index] =
         &errors.Add({{"status", std::to_string(metrics::kErrorStatuses[index])}});
   }
+  auto& timeouts = add_family<Counter>(
+      registry, model, "echolab_connections_timed_out_total",
+      "Connections closed because the client was too slow, by timeout (idle, header, body, send)");
+  for (std::size_t index = 0; index < kTimeoutKinds.size(); ++index) {
+    timeouts_[index] = &timeouts.Add({{"kind", std::string(to_string(kTimeoutKinds[index]))}});
+  }
   bytes_received_ = &add_family<Counter>(registry, model, "echolab_bytes_received_total",
                                          "Bytes read from client connections")
                          .Add({});
@@ -142,6 +148,10 @@ void ServerMetrics::advance_to(const MetricsTotals& totals) {
   for (std::size_t index = 0; index < known_errors_.size(); ++index) {
     advance_counter(*known_errors_[index], totals.errors_by_status[index],
                     applied.errors_by_status[index]);
+  }
+  for (std::size_t index = 0; index < timeouts_.size(); ++index) {
+    advance_counter(*timeouts_[index], totals.timeouts_by_kind[index],
+                    applied.timeouts_by_kind[index]);
   }
   advance_counter(*bytes_received_, totals.bytes_received, applied.bytes_received);
   advance_counter(*bytes_sent_, totals.bytes_sent, applied.bytes_sent);

@@ -19,6 +19,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "common/client_deadline.hpp"
 #include "common/proc_stats.hpp"
 #include "common/server_options.hpp"
 
@@ -35,7 +36,7 @@ inline constexpr std::array<double, 14> kSpawnBuckets = {
 
 // The HTTP status labels echolab_request_errors_total is pre-created with, so a dashboard
 // sees a zero instead of nothing.
-inline constexpr std::array<int, 5> kErrorStatuses = {400, 404, 405, 413, 431};
+inline constexpr std::array<int, 7> kErrorStatuses = {400, 404, 405, 408, 413, 431, 503};
 
 // Index of the bucket `value` falls in, as prometheus::Histogram::Observe chooses it: the
 // first upper bound >= value, or the +Inf bucket after the last.
@@ -60,6 +61,8 @@ struct MetricsTotals {
   std::uint64_t http_requests = 0;
   std::uint64_t raw_requests = 0;
   std::array<std::uint64_t, metrics::kErrorStatuses.size()> errors_by_status{};
+  // Connections closed by each client timeout, in the order of kTimeoutKinds.
+  std::array<std::uint64_t, kTimeoutKinds.size()> timeouts_by_kind{};
   std::uint64_t bytes_received = 0;
   std::uint64_t bytes_sent = 0;
   // Per-bucket (not cumulative) counts; the last entry is the +Inf bucket.
@@ -104,6 +107,7 @@ class ServerMetrics {
   prometheus::Counter* http_requests_;
   prometheus::Counter* raw_requests_;
   std::array<prometheus::Counter*, metrics::kErrorStatuses.size()> known_errors_{};
+  std::array<prometheus::Counter*, kTimeoutKinds.size()> timeouts_{};
   prometheus::Counter* bytes_received_;
   prometheus::Counter* bytes_sent_;
   prometheus::Histogram* request_duration_;

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 
+#include "common/client_deadline.hpp"
 #include "common/protocol_config.hpp"
+#include "common/session.hpp"
 
 namespace echolab {
 
@@ -21,7 +23,22 @@ class ServerObserver {
   // `count` requests answered in one batch that took `seconds` to handle in the server.
   virtual void requests_served(Protocol protocol, std::size_t count, double seconds) = 0;
   virtual void request_error(int status) = 0;
+  // The connection was closed because the client was too slow (or gone quiet).
+  virtual void connection_timed_out(TimeoutKind kind) = 0;
 };
+
+// Reports what one Session::feed() answered, once its output has been sent: `count` requests
+// that took `seconds` to handle, and their error statuses. A template so that the pool's
+// final StripedMetrics is called directly on its hot path.
+template <typename Observer>
+void report_feed(Observer& observer, Protocol protocol, const FeedResult& result, double seconds) {
+  if (result.requests > 0) {
+    observer.requests_served(protocol, result.requests, seconds);
+  }
+  for (const int status : result.error_statuses) {
+    observer.request_error(status);
+  }
+}
 
 // For code paths that report nowhere (unit tests, probes).
 class NullObserver final : public ServerObserver {
@@ -33,6 +50,7 @@ class NullObserver final : public ServerObserver {
   void bytes_sent(std::size_t /*bytes*/) override {}
   void requests_served(Protocol /*protocol*/, std::size_t /*count*/, double /*seconds*/) override {}
   void request_error(int /*status*/) override {}
+  void connection_timed_out(TimeoutKind /*kind*/) override {}
 };
 
 }  // namespace echolab

@@ -102,14 +102,34 @@ void add_endpoint_option(CLI::App& app, const std::string& name, Endpoint& targe
       ->default_str(target.to_string());
 }
 
+// Each beside its nginx or Apache counterpart: docs/slow-clients.md.
+void add_client_timeout_options(CLI::App& app, ClientTimeouts& timeouts) {
+  add_duration_option(app, "--idle-timeout", timeouts.idle,
+                      "Close a connection idle between requests for this long");
+  add_duration_option(app, "--header-timeout", timeouts.header,
+                      "A request's whole header section must arrive within this, or 408");
+  add_duration_option(app, "--body-timeout", timeouts.body,
+                      "A request body's grace: past it the body must keep --min-rate, or 408");
+  add_duration_option(app, "--send-timeout", timeouts.send,
+                      "An answer's grace: past it a client that does not read at --min-rate "
+                      "is disconnected");
+  add_duration_option(app, "--linger-timeout", timeouts.linger,
+                      "After an error answer, read and drop what the client still sends for at "
+                      "most this long, so the answer is not lost to a reset");
+  app.add_option("--min-rate", timeouts.min_rate,
+                 "Bytes/s that a body or an answer must keep after its grace (0: the grace is "
+                 "a hard limit)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40))
+      ->capture_default_str();
+}
+
 }  // namespace
 
 void add_server_options(CLI::App& app, ServerOptions& options) {
   add_endpoint_option(app, "--listen", options.listen, "Address and port to serve on");
   add_endpoint_option(app, "--metrics-listen", options.metrics_listen,
                       "Address and port of the Prometheus /metrics endpoint");
-  add_duration_option(app, "--idle-timeout", options.idle_timeout,
-                      "Close a connection idle between requests for this long");
+  add_client_timeout_options(app, options.timeouts);
   add_duration_option(app, "--shutdown-timeout", options.shutdown_timeout,
                       "On SIGTERM/SIGINT, wait this long for in-flight requests, then exit");
   app.add_option("--max-connections", options.max_connections,

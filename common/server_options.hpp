@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/client_deadline.hpp"
 #include "common/protocol_config.hpp"
 
 namespace echolab {
@@ -29,7 +30,7 @@ struct ServerOptions {
   Model model = Model::threads;
   Endpoint listen;
   Endpoint metrics_listen;
-  std::chrono::milliseconds idle_timeout{30'000};
+  ClientTimeouts timeouts;
   std::chrono::milliseconds shutdown_timeout{10'000};
   std::size_t max_connections = 10'000;
   int backlog = 4096;
@@ -39,8 +40,10 @@ struct ServerOptions {
 // Defaults for one model: its ports (8081/9101, 8082/9102, 8083/9103) and the rest.
 ServerOptions default_options(Model model);
 
-// Adds --listen, --metrics-listen, --idle-timeout, --shutdown-timeout, --max-connections,
-// --backlog, --protocol, --max-header-bytes, --max-body-bytes and --fault-injection.
+// Adds --listen, --metrics-listen, the client timeouts (--idle-timeout, --header-timeout,
+// --body-timeout, --send-timeout, --linger-timeout, --min-rate), --shutdown-timeout,
+// --max-connections, --backlog, --protocol, --max-header-bytes, --max-body-bytes and
+// --fault-injection.
 void add_server_options(CLI::App& app, ServerOptions& options);
 
 // Parses the command line. Returns -1 to go on, or the exit code to leave with: 0 after

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <new>
 #include <string_view>
 #include <utility>
 
@@ -25,6 +26,15 @@ constexpr std::array<std::string_view, 9> kMethodPrefixes = {
     "GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "OPTIONS ", "PATCH ", "TRACE ", "CONNECT "};
 constexpr std::size_t kSniffBytes = 8;  // the longest prefix, "OPTIONS "
 
+// A buffer grown past this by one large request is given back once that request is done;
+// the drivers read in pieces of this size, so everyday traffic never reallocates.
+constexpr std::size_t kRetainedBufferBytes = std::size_t{16} * 1024;
+
+// Chunked framing (chunk-size lines, their extensions, leading zeros) may at most double a
+// body: without a bound, "1;ext=aaaa..." or an endless run of zeros in a chunk size would
+// stream forever inside one request while adding nothing to the body limit.
+constexpr std::size_t kFramingAllowance = 2;
+
 // Control lines of the raw protocol ("/sleep?ms=20\n") are short; longer lines are data.
 constexpr std::size_t kMaxControlLine = 64;
 
@@ -40,10 +50,14 @@ std::string_view reason_phrase(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
     case 413:
       return "Content Too Large";
     case 431:
       return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
     default:
       return "Unknown";
   }
@@ -121,6 +135,8 @@ class Session::HttpParser {
               : static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - input.data());
       if (in_header_section_) {
         header_bytes_ += consumed;
+      } else {
+        body_wire_bytes_ += consumed;
       }
       input = input.subspan(consumed);
       owes_callback = false;
@@ -135,11 +151,31 @@ class Session::HttpParser {
       } else if (in_header_section_ && header_bytes_ > config_.limits.max_header_bytes) {
         close = true;
         answer_error(431);
+      } else if (!in_header_section_ && body_wire_bytes_ > max_body_wire_bytes()) {
+        close = true;
+        answer_error(413, "chunked framing larger than the body allows");
       }
     }
   }
 
-  [[nodiscard]] bool idle() const { return in_header_section_ && header_bytes_ == 0; }
+  [[nodiscard]] RequestPhase phase() const {
+    if (!in_header_section_) {
+      return RequestPhase::body;
+    }
+    return header_bytes_ == 0 ? RequestPhase::idle : RequestPhase::header;
+  }
+
+  // A request begun and not finished in time gets 408; between requests there is no answer.
+  void time_out(std::string& out, FeedResult& result) {
+    if (phase() != RequestPhase::idle) {
+      out_ = &out;
+      result_ = &result;
+      answer_error(408);
+    }
+  }
+
+  // After an allocation failure: the body that grew is dropped before anything else.
+  void release_body() { std::string().swap(body_); }
 
  private:
   enum class Pause { none, headers_complete, message_complete };
@@ -152,6 +188,7 @@ class Session::HttpParser {
       s.on_header_field = &HttpParser::on_header_field;
       s.on_header_value = &HttpParser::on_header_value;
       s.on_headers_complete = &HttpParser::on_headers_complete;
+      s.on_chunk_header = &HttpParser::on_chunk_header;
       s.on_body = &HttpParser::on_body;
       s.on_message_complete = &HttpParser::on_message_complete;
       return s;
@@ -176,8 +213,17 @@ class Session::HttpParser {
     return HPE_OK;
   }
 
+  // Trailers are header fields after the body: they share the header section's limit.
+  int count_trailer(std::size_t length) {
+    trailer_bytes_ += length;
+    return trailer_bytes_ > config_.limits.max_header_bytes ? fail_with(431) : HPE_OK;
+  }
+
   static int on_header_field(llhttp_t* parser, const char* at, std::size_t length) {
     HttpParser& p = self(parser);
+    if (p.in_trailers_) {
+      return p.count_trailer(length);
+    }
     if (p.field_complete_) {
       p.field_.clear();
       p.field_complete_ = false;
@@ -189,6 +235,9 @@ class Session::HttpParser {
 
   static int on_header_value(llhttp_t* parser, const char* at, std::size_t length) {
     HttpParser& p = self(parser);
+    if (p.in_trailers_) {
+      return p.count_trailer(length);
+    }
     p.field_complete_ = true;
     if (p.field_.size() == 6 && strncasecmp(p.field_.data(), "expect", 6) == 0) {
       p.expect_continue_ = length >= 12 && strncasecmp(at, "100-continue", 12) == 0;
@@ -202,6 +251,13 @@ class Session::HttpParser {
     return HPE_PAUSED;
   }
 
+  // The chunk of size zero ends the body; what follows it are trailers.
+  static int on_chunk_header(llhttp_t* parser) {
+    HttpParser& p = self(parser);
+    p.in_trailers_ = parser->content_length == 0;
+    return HPE_OK;
+  }
+
   static int on_body(llhttp_t* parser, const char* at, std::size_t length) {
     HttpParser& p = self(parser);
     p.body_bytes_ += length;
@@ -209,7 +265,14 @@ class Session::HttpParser {
       return p.fail_with(413);
     }
     if (p.echo_body_) {
-      p.body_.append(at, length);
+      // An exception must not unwind through llhttp's C frames: the failure is turned into
+      // the parser's own error path, and the Session answers 503.
+      try {
+        p.body_.append(at, length);
+      } catch (const std::bad_alloc&) {
+        p.release_body();
+        return p.fail_with(503);
+      }
     }
     return HPE_OK;
   }
@@ -324,9 +387,17 @@ class Session::HttpParser {
     answer(status, body, Connection::close);
   }
 
+  [[nodiscard]] std::size_t max_body_wire_bytes() const {
+    return kFramingAllowance * config_.limits.max_body_bytes + config_.limits.max_header_bytes;
+  }
+
   void reset_message() {
     url_.clear();
-    body_.clear();
+    if (body_.capacity() > kRetainedBufferBytes) {
+      release_body();
+    } else {
+      body_.clear();
+    }
     field_.clear();
     field_complete_ = false;
     expect_continue_ = false;
@@ -335,6 +406,9 @@ class Session::HttpParser {
     in_header_section_ = true;
     header_bytes_ = 0;
     body_bytes_ = 0;
+    body_wire_bytes_ = 0;
+    trailer_bytes_ = 0;
+    in_trailers_ = false;
   }
 
   const ProtocolConfig& config_;
@@ -346,6 +420,9 @@ class Session::HttpParser {
   bool in_header_section_ = true;
   std::size_t header_bytes_ = 0;  // of the current request, request line included
   std::size_t body_bytes_ = 0;
+  std::size_t body_wire_bytes_ = 0;  // the body as it came: chunk framing and trailers too
+  std::size_t trailer_bytes_ = 0;
+  bool in_trailers_ = false;
   std::string url_;
   std::string field_;
   bool field_complete_ = false;
@@ -409,7 +486,8 @@ class Session::RawEcho {
 
 // ---------------------------------------------------------------------------------------------
 
-Session::Session(const ProtocolConfig& config) : config_(config) {
+Session::Session(const ProtocolConfig& config)
+    : config_(std::make_unique<const ProtocolConfig>(config)) {
   if (config.mode == ProtocolMode::http) {
     start(Protocol::http);
   } else if (config.mode == ProtocolMode::raw) {
@@ -424,9 +502,9 @@ Session& Session::operator=(Session&&) noexcept = default;
 void Session::start(Protocol protocol) {
   protocol_ = protocol;
   if (protocol == Protocol::http) {
-    http_ = std::make_unique<HttpParser>(config_);
+    http_ = std::make_unique<HttpParser>(*config_);
   } else {
-    raw_ = std::make_unique<RawEcho>(config_);
+    raw_ = std::make_unique<RawEcho>(*config_);
   }
 }
 
@@ -435,9 +513,37 @@ FeedResult Session::feed(std::span<const char> input) {
   if (close_after_flush_ || input.empty()) {
     return result;
   }
+  try {
+    feed_input(input, result);
+  } catch (const std::bad_alloc&) {
+    answer_out_of_memory(result);
+  }
+  return result;
+}
+
+// Out of memory in this connection: whatever it holds is dropped, and the answer is one
+// short 503 (raw echo has no way to say it, so the connection just closes). If even that
+// allocation fails, the exception reaches the driver, which closes the connection.
+void Session::answer_out_of_memory(FeedResult& result) {
+  std::string().swap(output_);
+  if (http_) {
+    http_->release_body();
+  }
+  close_after_flush_ = true;
+  result.faults.clear();
+  if (protocol_ == Protocol::http) {
+    output_ =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: echolab\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 14\r\nConnection: close\r\n\r\nout of memory\n";
+    ++result.requests;
+    result.error_statuses.push_back(503);
+  }
+}
+
+void Session::feed_input(std::span<const char> input, FeedResult& result) {
   if (protocol_ == Protocol::undecided) {
     if (!detect_protocol(input)) {
-      return result;
+      return;
     }
     if (!detect_buffer_.empty()) {
       const std::string held = std::move(detect_buffer_);
@@ -446,7 +552,6 @@ FeedResult Session::feed(std::span<const char> input) {
     }
   }
   dispatch(input, result);
-  return result;
 }
 
 bool Session::detect_protocol(std::span<const char>& input) {
@@ -481,16 +586,35 @@ void Session::dispatch(std::span<const char> input, FeedResult& result) {
 void Session::output_sent(std::size_t bytes) {
   if (bytes >= output_.size()) {
     output_.clear();
+    release_large_output();
   } else {
     output_.erase(0, bytes);
   }
 }
 
-bool Session::idle() const {
-  if (http_) {
-    return http_->idle();
+void Session::release_large_output() {
+  if (output_.capacity() > kRetainedBufferBytes) {
+    std::string().swap(output_);
   }
-  return detect_buffer_.empty();
+}
+
+RequestPhase Session::phase() const {
+  if (http_) {
+    return http_->phase();
+  }
+  // Raw echo has no requests: a connection is between them whenever nothing is held back.
+  return detect_buffer_.empty() ? RequestPhase::idle : RequestPhase::header;
+}
+
+FeedResult Session::time_out() {
+  FeedResult result;
+  if (!close_after_flush_) {
+    close_after_flush_ = true;
+    if (http_) {
+      http_->time_out(output_, result);
+    }
+  }
+  return result;
 }
 
 }  // namespace echolab

@@ -15,6 +15,10 @@
 
 namespace echolab {
 
+// Where the connection stands in its current request, for the driver's timeouts: between
+// requests (idle), inside a request's header section, or inside its body (trailers too).
+enum class RequestPhase { idle, header, body };
+
 // What one call to Session::feed() produced, for the driver to act on and to report.
 struct FeedResult {
   std::size_t requests = 0;         // responses queued by this call (every status)
@@ -44,7 +48,12 @@ class Session {
 
   // True between requests: nothing of a request has been received yet. A graceful
   // shutdown closes connections only in this state.
-  [[nodiscard]] bool idle() const;
+  [[nodiscard]] bool idle() const { return phase() == RequestPhase::idle; }
+  [[nodiscard]] RequestPhase phase() const;
+
+  // The client took too long: the connection closes after flush, and a request it had begun
+  // (HTTP) is answered 408, reported in the result like any answer.
+  FeedResult time_out();
 
   [[nodiscard]] Protocol protocol() const { return protocol_; }
 
@@ -58,7 +67,16 @@ class Session {
   void start(Protocol protocol);
   void dispatch(std::span<const char> input, FeedResult& result);
 
-  ProtocolConfig config_;
+  // Gives back a buffer that a large request grew, so that an idle keep-alive connection
+  // holds only its base size (10,000 idle connections after a 1 MiB POST each would
+  // otherwise keep about 20 GiB).
+  void release_large_output();
+  // What feed() does; feed() adds the answer to an allocation failure.
+  void feed_input(std::span<const char> input, FeedResult& result);
+  void answer_out_of_memory(FeedResult& result);
+
+  // On the heap, so that the parser's reference to it survives a move of the Session.
+  std::unique_ptr<const ProtocolConfig> config_;
   Protocol protocol_ = Protocol::undecided;
   std::string detect_buffer_;  // first bytes held back until the protocol is known
   std::string output_;

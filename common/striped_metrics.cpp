@@ -50,6 +50,10 @@ void StripedMetrics::requests_served(Protocol protocol, std::size_t count, doubl
 
 void StripedMetrics::request_error(int status) { this_threads_stripe().counters.add_error(status); }
 
+void StripedMetrics::connection_timed_out(TimeoutKind kind) {
+  this_threads_stripe().counters.add_timeout(kind);
+}
+
 void StripedMetrics::worker_spawned(double seconds) { metrics_.worker_spawned(seconds); }
 
 void StripedMetrics::workers_changed(int idle_delta, int busy_delta) {

@@ -33,6 +33,7 @@ class StripedMetrics final : public ServerObserver {
   void bytes_sent(std::size_t bytes) override;
   void requests_served(Protocol protocol, std::size_t count, double seconds) override;
   void request_error(int status) override;
+  void connection_timed_out(TimeoutKind kind) override;
 
   void worker_spawned(double seconds);  // thread start until the worker is ready
   void workers_changed(int idle_delta, int busy_delta);

@@ -23,7 +23,8 @@ inline constexpr std::size_t bytes_received = 4;
 inline constexpr std::size_t bytes_sent = 5;
 inline constexpr std::size_t request_duration_ns = 6;  // sum of the histogram, nanoseconds
 inline constexpr std::size_t first_error = 7;          // one per metrics::kErrorStatuses
-inline constexpr std::size_t first_duration_bucket = first_error + metrics::kErrorStatuses.size();
+inline constexpr std::size_t first_timeout = first_error + metrics::kErrorStatuses.size();
+inline constexpr std::size_t first_duration_bucket = first_timeout + kTimeoutKinds.size();
 inline constexpr std::size_t voluntary_switches =  // after the buckets and the +Inf bucket
     first_duration_bucket + metrics::kRequestDurationBuckets.size() + 1;
 // A prefork child's own count as getrusage() gives it, so that the metrics process need not
@@ -99,6 +100,10 @@ struct BasicWorkerCounters {
     }
   }
 
+  void add_timeout(TimeoutKind kind) {
+    add(field::first_timeout + static_cast<std::size_t>(kind), 1);
+  }
+
   // Adds these counters to the totals of the contract.
   void add_to(MetricsTotals& totals) const {
     totals.connections_accepted += get(field::connections_accepted);
@@ -111,6 +116,9 @@ struct BasicWorkerCounters {
         static_cast<double>(get(field::request_duration_ns)) / static_cast<double>(kNanosPerSecond);
     for (std::size_t i = 0; i < totals.errors_by_status.size(); ++i) {
       totals.errors_by_status[i] += get(field::first_error + i);
+    }
+    for (std::size_t i = 0; i < totals.timeouts_by_kind.size(); ++i) {
+      totals.timeouts_by_kind[i] += get(field::first_timeout + i);
     }
     for (std::size_t i = 0; i < totals.request_duration_buckets.size(); ++i) {
       totals.request_duration_buckets[i] += get(field::first_duration_bucket + i);

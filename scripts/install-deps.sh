@@ -12,6 +12,7 @@ packages=(
   libasio-dev node-llhttp prometheus-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev
   # clients, checks and reports
   wrk apache2-utils curl prometheus gnuplot-nox python3 python3-pytest procps iproute2 strace
+  slowhttptest
 )
 peers=0
 for option in "$@"; do

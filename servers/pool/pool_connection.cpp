@@ -1,16 +1,27 @@
 #include "servers/pool/pool_connection.hpp"
 
+#include <new>
+
 #include "common/fault.hpp"
+#include "common/observer.hpp"
 #include "servers/pool/drained_read.hpp"
 #include "servers/pool/pool_server.hpp"
 
 namespace echolab {
+namespace {
+
+// While a fault handler blocks (a /sleep), no deadline of the client runs; the timer looks
+// again this much later instead of firing in a loop.
+constexpr std::chrono::seconds kFaultRecheck{1};
+
+}  // namespace
 
 PoolConnection::PoolConnection(asio::ip::tcp::socket socket, PoolServer& server)
     : socket_(std::move(socket)),
-      idle_timer_(socket_.get_executor()),
+      timer_(socket_.get_executor()),
       server_(server),
-      session_(server.options().protocol) {}
+      session_(server.options().protocol),
+      deadline_(server.options().timeouts, Clock::now()) {}
 
 void PoolConnection::start() {
   // As in the blocking servers: no Nagle delay behind the echo's one write per read.
@@ -20,8 +31,7 @@ void PoolConnection::start() {
   // On the socket's own context: with one io_context per thread it is not the acceptor's.
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     const std::lock_guard lock(self->mutex_);
-    self->last_activity_ = std::chrono::steady_clock::now();
-    self->watch_idle();
+    self->arm_timer(self->deadline_.next().at);
     self->read();
   });
 }
@@ -41,25 +51,44 @@ void PoolConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::err
     close();
     return;
   }
-  StripedMetrics& metrics = server_.metrics();
-  last_activity_ = std::chrono::steady_clock::now();
-  batch_started_ = last_activity_;
-  metrics.bytes_received(bytes);
-  metrics.workers_changed(-1, +1);
-  pending_ = session_.feed(std::span<const char>(buffer_.data(), bytes));
-  perform_faults(lock);
-  metrics.workers_changed(+1, -1);
-  if (session_.output().empty()) {
-    session_.close_after_flush() ? close() : read();
+  if (lingering_) {
+    read();  // dropped: the answer is out, the client is still sending
     return;
   }
-  write_output();
+  StripedMetrics& metrics = server_.metrics();
+  metrics.bytes_received(bytes);
+  metrics.workers_changed(-1, +1);
+  const bool fed = feed(bytes);
+  perform_faults(lock);
+  metrics.workers_changed(+1, -1);
+  if (!fed) {
+    close();
+  } else if (!session_.output().empty()) {
+    write_output();
+  } else if (session_.close_after_flush()) {
+    close();
+  } else {
+    arm_timer_if_earlier();
+    read();
+  }
+}
+
+// False when even the Session's 503 could not be had: the connection is given up, alone.
+bool PoolConnection::feed(std::size_t bytes) {
+  batch_started_ = Clock::now();
+  try {
+    pending_ = session_.feed(std::span<const char>(buffer_.data(), bytes));
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  deadline_.received(bytes, session_.phase(), pending_.requests > 0, batch_started_);
+  return true;
 }
 
 // An answer nearly always fits in the socket's send buffer, so it is sent here and now;
 // on_write() then runs in this same handler instead of being queued as a completion, which
 // saves a round trip through the io_context's queue (and its lock) per request. What the
-// socket does not take at once goes out asynchronously.
+// socket does not take at once goes out asynchronously, under the send deadline.
 void PoolConnection::write_output() {
   const std::string& output = session_.output();
   asio::error_code error;
@@ -69,6 +98,9 @@ void PoolConnection::write_output() {
     on_write(error, sent);
     return;
   }
+  deadline_.sending(batch_started_);
+  deadline_.sent(sent);
+  arm_timer_if_earlier();
   asio::async_write(
       socket_, asio::buffer(output.data() + sent, output.size() - sent),
       [self = shared_from_this(), sent](const asio::error_code& write_error, std::size_t written) {
@@ -81,24 +113,25 @@ void PoolConnection::on_write(const asio::error_code& error, std::size_t bytes) 
   StripedMetrics& metrics = server_.metrics();
   metrics.bytes_sent(bytes);
   session_.output_sent(bytes);
-  if (pending_.requests > 0) {
-    metrics.requests_served(
-        session_.protocol(), pending_.requests,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - batch_started_).count());
-  }
-  for (const int status : pending_.error_statuses) {
-    metrics.request_error(status);
-  }
-  if (error || closed_ || session_.close_after_flush() || (server_.stopping() && session_.idle())) {
+  const Clock::time_point now = Clock::now();
+  deadline_.send_done(now);
+  report_feed(metrics, session_.protocol(), pending_,
+              std::chrono::duration<double>(now - batch_started_).count());
+  if (error || closed_) {
     close();
-    return;
+  } else if (session_.close_after_flush()) {
+    pending_.error_statuses.empty() ? close() : linger();
+  } else if (server_.stopping() && session_.idle() && !bytes_waiting()) {
+    close();  // draining: nothing more was received, so nothing is left unanswered
+  } else {
+    arm_timer_if_earlier();
+    read();
   }
-  read();
 }
 
 // A fault blocks this pool thread on purpose, as a slow call in a handler would: that is the
-// lesson of /sleep. The lock is let go meanwhile, so that the idle timer and the shutdown do
-// not block a second pool thread behind it; the flag tells them a request is in progress.
+// lesson of /sleep. The lock is let go meanwhile, so that the timer and the shutdown do not
+// block a second pool thread behind it; the flag tells them a request is in progress.
 // Nothing else can run: the read/write chain has no operation in flight.
 void PoolConnection::perform_faults(std::unique_lock<std::mutex>& lock) {
   if (pending_.faults.empty()) {
@@ -113,38 +146,94 @@ void PoolConnection::perform_faults(std::unique_lock<std::mutex>& lock) {
   performing_fault_ = false;
 }
 
-// The Asio deadline pattern: the timer is re-armed only when it fires, not on every read,
-// so a busy connection costs no timer operations.
-void PoolConnection::watch_idle() {
-  idle_timer_.expires_at(last_activity_ + server_.options().idle_timeout);
-  idle_timer_.async_wait([self = shared_from_this()](const asio::error_code& error) {
+// Asio's deadline pattern: the timer is moved only to an earlier time; when it fires it looks
+// at the deadline then in force and waits again if that is later. A keep-alive request read
+// and answered whole moves the deadline later, so it costs no timer operation.
+void PoolConnection::arm_timer(Clock::time_point at) {
+  timer_at_ = at;
+  timer_.expires_at(at);
+  timer_.async_wait([self = shared_from_this()](const asio::error_code& error) {
     if (!error) {
       const std::lock_guard lock(self->mutex_);
-      self->on_idle_timer();
+      self->on_timer();
     }
   });
 }
 
-void PoolConnection::on_idle_timer() {
+void PoolConnection::arm_timer_if_earlier() {
+  if (const Clock::time_point next = deadline_.next().at; next < timer_at_) {
+    arm_timer(next);
+  }
+}
+
+void PoolConnection::on_timer() {
   if (closed_) {
     return;
   }
-  const bool idle_too_long =
-      std::chrono::steady_clock::now() >= last_activity_ + server_.options().idle_timeout;
-  if (idle_too_long && !performing_fault_) {
+  const Clock::time_point now = Clock::now();
+  if (lingering_) {
     close();
-  } else {
-    watch_idle();
+    return;
   }
+  if (performing_fault_) {
+    arm_timer(now + kFaultRecheck);
+    return;
+  }
+  const ClientDeadline::Deadline next = deadline_.next();
+  if (now >= next.at) {
+    time_out(next.kind);
+  } else {
+    arm_timer(next.at);
+  }
+}
+
+// The client was too slow. A request it had begun is answered 408, in one attempt: no
+// waiting on a client that is already late.
+void PoolConnection::time_out(TimeoutKind kind) {
+  StripedMetrics& metrics = server_.metrics();
+  metrics.connection_timed_out(kind);
+  if (kind == TimeoutKind::send) {
+    close();
+    return;
+  }
+  const FeedResult result = session_.time_out();
+  if (session_.output().empty()) {
+    close();
+    return;
+  }
+  asio::error_code error;
+  metrics.bytes_sent(socket_.write_some(asio::buffer(session_.output()), error));
+  report_feed(metrics, session_.protocol(), result, 0.0);
+  linger();
+}
+
+// After an error answer: the client may still be sending (a body over the limit). Closing
+// with unread bytes would reset the connection and could destroy the answer before the
+// client reads it, so the sending side is shut and what arrives is dropped until the client
+// closes or --linger-timeout passes (nginx's lingering close).
+void PoolConnection::linger() {
+  lingering_ = true;
+  asio::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  arm_timer(Clock::now() + server_.options().timeouts.linger);
+  read();
 }
 
 void PoolConnection::close_if_idle() {
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     const std::lock_guard lock(self->mutex_);
-    if (!self->performing_fault_ && self->session_.idle() && self->session_.output().empty()) {
+    // Bytes already received are a request to answer: the pending read takes them, and
+    // on_write() closes once nothing more is waiting.
+    if (!self->performing_fault_ && self->session_.idle() && self->session_.output().empty() &&
+        !self->bytes_waiting()) {
       self->close();
     }
   });
+}
+
+bool PoolConnection::bytes_waiting() const {
+  asio::error_code error;
+  return socket_.available(error) > 0;
 }
 
 void PoolConnection::close() {
@@ -154,7 +243,7 @@ void PoolConnection::close() {
   asio::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
-  idle_timer_.cancel();
+  timer_.cancel();
   server_.connection_ended(this);
 }
 

@@ -57,7 +57,7 @@ Master::Master(const PreforkOptions& options, std::size_t worker_cap, int listen
   child_setup_.not_a_socket_fd = not_a_socket_fd_;
   child_setup_.master_pid = master_pid_;
   child_setup_.connection.protocol = options_.server.protocol;
-  child_setup_.connection.idle_timeout = options_.server.idle_timeout;
+  child_setup_.connection.timeouts = options_.server.timeouts;
   child_setup_.max_connections = options_.max_connections_per_child;
 }
 

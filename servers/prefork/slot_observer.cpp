@@ -26,6 +26,8 @@ void SlotObserver::requests_served(Protocol protocol, std::size_t count, double 
 
 void SlotObserver::request_error(int status) { slot_.counters.add_error(status); }
 
+void SlotObserver::connection_timed_out(TimeoutKind kind) { slot_.counters.add_timeout(kind); }
+
 void SlotObserver::publish_context_switches() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);

@@ -20,6 +20,7 @@ class SlotObserver final : public ServerObserver {
   void bytes_sent(std::size_t bytes) override;
   void requests_served(Protocol protocol, std::size_t count, double seconds) override;
   void request_error(int status) override;
+  void connection_timed_out(TimeoutKind kind) override;
 
  private:
   // The child's own context switches (getrusage) are copied into the slot at the start and

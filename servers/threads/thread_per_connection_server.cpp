@@ -24,7 +24,7 @@ ThreadPerConnectionServer::ThreadPerConnectionServer(const ThreadsOptions& optio
                                                      StripedMetrics& metrics)
     : options_(options), metrics_(metrics) {
   connection_settings_.protocol = options.server.protocol;
-  connection_settings_.idle_timeout = options.server.idle_timeout;
+  connection_settings_.timeouts = options.server.timeouts;
   connection_settings_.stop_fd = stop_.fd();
 }
 

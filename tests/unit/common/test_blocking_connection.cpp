@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -26,11 +27,13 @@ class CountingObserver final : public ServerObserver {
     requests += count;
   }
   void request_error(int status) override { last_error = status; }
+  void connection_timed_out(TimeoutKind kind) override { timed_out = kind; }
 
   std::size_t received = 0;
   std::size_t sent = 0;
   std::size_t requests = 0;
   int last_error = 0;
+  std::optional<TimeoutKind> timed_out;
 };
 
 struct Pair {
@@ -86,9 +89,96 @@ TEST(BlockingConnection, IdleTimeoutEndsAQuietConnection) {
   Pair pair;
   CountingObserver observer;
   BlockingConnectionSettings settings;
-  settings.idle_timeout = std::chrono::milliseconds(50);
-  EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer),
-            ConnectionEnd::idle_timeout);
+  settings.timeouts.idle = std::chrono::milliseconds(50);
+  EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer), ConnectionEnd::timed_out);
+  EXPECT_EQ(observer.timed_out, TimeoutKind::idle);
+}
+
+// Slowloris: a header line now and then must not keep the connection; the whole header
+// section has --header-timeout, however often bytes arrive.
+TEST(BlockingConnection, HeaderTimeoutAnswers408ThoughHeaderLinesKeepComing) {
+  Pair pair;
+  CountingObserver observer;
+  BlockingConnectionSettings settings;
+  settings.timeouts.header = std::chrono::milliseconds(300);
+  settings.timeouts.linger = std::chrono::milliseconds(50);
+  auto served = std::async(std::launch::async, [&] {
+    return serve_blocking_connection(pair.server, settings, observer);
+  });
+  const std::string head = "GET / HTTP/1.1\r\nHost: x\r\n";
+  ASSERT_GT(write(pair.client, head.data(), head.size()), 0);
+  for (int line = 0;
+       line < 10 && served.wait_for(std::chrono::milliseconds(60)) == std::future_status::timeout;
+       ++line) {
+    static_cast<void>(write(pair.client, "X-a: b\r\n", 8));
+  }
+  ASSERT_EQ(served.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(served.get(), ConnectionEnd::timed_out);
+  EXPECT_EQ(observer.timed_out, TimeoutKind::header);
+  EXPECT_EQ(observer.last_error, 408);
+  EXPECT_NE(read_until_closed(pair.client).find("408 Request Timeout"), std::string::npos);
+}
+
+TEST(BlockingConnection, BodyTimeoutCutsABodyThatStopsComing) {
+  Pair pair;
+  CountingObserver observer;
+  BlockingConnectionSettings settings;
+  settings.timeouts.body = std::chrono::milliseconds(100);
+  settings.timeouts.linger = std::chrono::milliseconds(50);
+  const std::string head = "POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc";
+  ASSERT_GT(write(pair.client, head.data(), head.size()), 0);
+  EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer), ConnectionEnd::timed_out);
+  EXPECT_EQ(observer.timed_out, TimeoutKind::body);
+  EXPECT_NE(read_until_closed(pair.client).find("408"), std::string::npos);
+}
+
+// A client that sends requests and never reads: once both socket buffers are full, the
+// worker is freed within --send-timeout instead of blocking in send() for ever.
+TEST(BlockingConnection, SendTimeoutFreesTheWorkerOfAClientThatNeverReads) {
+  Pair pair;
+  CountingObserver observer;
+  BlockingConnectionSettings settings;
+  settings.timeouts.send = std::chrono::milliseconds(200);
+  settings.timeouts.min_rate = 0;
+  auto served = std::async(std::launch::async, [&] {
+    return serve_blocking_connection(pair.server, settings, observer);
+  });
+  std::string body(64 * 1024, 'x');
+  const std::string request =
+      "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  for (int sent = 0;
+       sent < 200 && served.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout;
+       ++sent) {
+    if (send(pair.client, request.data(), request.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ASSERT_EQ(served.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(served.get(), ConnectionEnd::timed_out);
+  EXPECT_EQ(observer.timed_out, TimeoutKind::send);
+}
+
+// An error answer reaches a client that is still sending: the connection lingers, reading
+// and dropping, instead of resetting the answer away.
+TEST(BlockingConnection, AnErrorAnswerIsFollowedByALingeringClose) {
+  Pair pair;
+  CountingObserver observer;
+  BlockingConnectionSettings settings;
+  settings.protocol.limits.max_body_bytes = 10;
+  settings.timeouts.linger = std::chrono::milliseconds(300);
+  const std::string head = "POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n";
+  ASSERT_GT(write(pair.client, head.data(), head.size()), 0);
+  auto served = std::async(std::launch::async, [&] {
+    return serve_blocking_connection(pair.server, settings, observer);
+  });
+  // Still sending after the answer: the server reads on, so the writes go through.
+  const std::string more(1000, 'y');
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(write(pair.client, more.data(), more.size()), 1000);
+  }
+  EXPECT_EQ(served.get(), ConnectionEnd::protocol_error);
+  EXPECT_EQ(observer.last_error, 413);
+  EXPECT_NE(read_until_closed(pair.client).find("413"), std::string::npos);
 }
 
 TEST(BlockingConnection, StopClosesAnIdleConnectionButFinishesARequestInFlight) {
@@ -108,7 +198,7 @@ TEST(BlockingConnection, StopClosesAnIdleConnectionButFinishesARequestInFlight) 
   EXPECT_EQ(served.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
   ASSERT_GT(write(pair.client, "\r\n", 2), 0);
   EXPECT_EQ(served.get(), ConnectionEnd::shutdown);
-  EXPECT_EQ(observer.requests, 1u);
+  EXPECT_EQ(observer.requests, 1U);
 }
 
 // The prefork child's way: a signal, blocked while serving and let in only by the wait.
@@ -174,6 +264,22 @@ TEST(BlockingConnection, AStopSignalClosesAnIdleConnection) {
   connection.stop();
   ASSERT_EQ(connection.ended().wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(connection.ended().get(), ConnectionEnd::shutdown);
+}
+
+// A stop between requests still answers a request the kernel has already received.
+TEST(BlockingConnection, AStopAnswersARequestAlreadyReceivedBeforeClosing) {
+  Pair pair;
+  CountingObserver observer;
+  StopSignal stop;
+  BlockingConnectionSettings settings;
+  settings.stop_fd = stop.fd();
+  stop.broadcast();
+  const std::string two = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+  ASSERT_GT(write(pair.client, two.data(), two.size()), 0);
+  EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer), ConnectionEnd::shutdown);
+  EXPECT_EQ(observer.requests, 2U);
+  const std::string answers = read_until_closed(pair.client);
+  EXPECT_NE(answers.find("200 OK"), answers.rfind("200 OK"));
 }
 
 TEST(BlockingConnection, AStopSignalLetsARequestInFlightFinish) {

@@ -69,7 +69,7 @@ TEST(ServerOptions, ParsesEverySharedFlag) {
             -1);
   EXPECT_EQ(options.listen.port, 1);
   EXPECT_EQ(options.metrics_listen.port, 2);
-  EXPECT_EQ(options.idle_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(options.timeouts.idle, std::chrono::milliseconds(250));
   EXPECT_EQ(options.shutdown_timeout, std::chrono::seconds(3));
   EXPECT_EQ(options.max_connections, 7u);
   EXPECT_EQ(options.protocol.mode, ProtocolMode::raw);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -304,6 +305,95 @@ TEST(SessionState, IdleOnlyBetweenRequests) {
   EXPECT_FALSE(session.idle());
   converse(session, "TP/1.1\r\n\r\n");
   EXPECT_TRUE(session.idle());
+}
+
+TEST(SessionState, PhaseFollowsTheRequest) {
+  Session session(config_with());
+  EXPECT_EQ(session.phase(), RequestPhase::idle);
+  converse(session, "POST / HTTP/1.1\r\nContent-Length: 4\r\n");
+  EXPECT_EQ(session.phase(), RequestPhase::header);
+  converse(session, "\r\nab");
+  EXPECT_EQ(session.phase(), RequestPhase::body);
+  converse(session, "cd");
+  EXPECT_EQ(session.phase(), RequestPhase::idle);
+}
+
+TEST(SessionState, ATimeOutInARequestAnswers408AndCloses) {
+  Session session(config_with());
+  converse(session, "GET / HTTP/1.1\r\nHost: x\r\n");
+  const FeedResult result = session.time_out();
+  EXPECT_EQ(result.error_statuses, std::vector<int>{408});
+  EXPECT_EQ(status_line(session.output()), "HTTP/1.1 408 Request Timeout");
+  EXPECT_TRUE(session.close_after_flush());
+}
+
+TEST(SessionState, ATimeOutBetweenRequestsClosesSilently) {
+  Session session(config_with());
+  converse(session, "GET / HTTP/1.1\r\n\r\n");
+  EXPECT_TRUE(session.time_out().error_statuses.empty());
+  EXPECT_TRUE(session.output().empty());
+  EXPECT_TRUE(session.close_after_flush());
+}
+
+// The parser keeps a reference to the configuration: a moved Session must still parse.
+TEST(SessionState, AMovedSessionKeepsParsing) {
+  ProtocolConfig config = config_with();
+  config.limits.max_body_bytes = 3;
+  auto first = std::make_unique<Session>(config);
+  converse(*first, "GET / HTTP/1.1\r\n");
+  Session moved(std::move(*first));
+  first.reset();
+  const Exchange rest = converse(moved, "\r\n" + post("abcd"));
+  EXPECT_EQ(rest.errors, std::vector<int>{413});
+  EXPECT_EQ(rest.requests, 2u);
+}
+
+// After a large request the buffers it grew are given back; an idle keep-alive connection
+// holds only its base size.
+TEST(SessionState, BuffersShrinkBackAfterALargeBody) {
+  Session session(config_with());
+  const std::string body(512 * 1024, 'b');
+  const Exchange exchange = converse(session, post(body), 16 * 1024);
+  EXPECT_EQ(exchange.requests, 1u);
+  EXPECT_FALSE(exchange.closed);
+  EXPECT_LE(session.output().capacity(), 16u * 1024);
+  EXPECT_TRUE(session.idle());
+}
+
+TEST(SessionHttpLimits, ChunkExtensionsCountAgainstTheBody) {
+  ProtocolConfig config = config_with();
+  config.limits.max_body_bytes = 64;
+  config.limits.max_header_bytes = 256;
+  const std::string head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string endless_extension = "1;ext=" + std::string(4096, 'a');
+  const Exchange result = converse(head + endless_extension, config, 100);
+  EXPECT_EQ(result.errors, std::vector<int>{413});
+  EXPECT_TRUE(result.closed);
+}
+
+TEST(SessionHttpLimits, LeadingZerosOfAChunkSizeCannotStreamForever) {
+  ProtocolConfig config = config_with();
+  config.limits.max_body_bytes = 64;
+  config.limits.max_header_bytes = 256;
+  const std::string zeros =
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(8192, '0');
+  const Exchange result = converse(zeros, config, 512);
+  EXPECT_EQ(result.errors, std::vector<int>{413});
+}
+
+TEST(SessionHttpLimits, TrailersCountAgainstTheHeaderLimit) {
+  ProtocolConfig config = config_with();
+  config.limits.max_header_bytes = 128;
+  const std::string head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n";
+  const Exchange small = converse(head + "X-t: 1\r\n\r\n", config);
+  EXPECT_TRUE(small.errors.empty());
+  EXPECT_EQ(status_line(small.output), "HTTP/1.1 200 OK");
+  std::string big = head;
+  for (int i = 0; i < 40; ++i) {
+    big += "X-trailer: value\r\n";
+  }
+  const Exchange over = converse(big + "\r\n", config);
+  EXPECT_EQ(over.errors, std::vector<int>{431});
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <numeric>
+
 #include "servers/prefork/slot_observer.hpp"
 
 namespace echolab::prefork {
@@ -62,10 +64,28 @@ TEST(Scoreboard, SumsEverySlotObserverReport) {
   EXPECT_EQ(totals.request_duration_buckets[duration_bucket(0.003)], 3u);
   EXPECT_EQ(totals.request_duration_buckets[duration_bucket(2.0)], 1u);
   EXPECT_NEAR(totals.request_duration_sum, 2.009, 1e-6);
-  EXPECT_EQ(totals.errors_by_status[0], 1u);  // 400
-  EXPECT_EQ(totals.errors_by_status[4], 1u);  // 431
-  EXPECT_EQ(totals.errors_by_status[1] + totals.errors_by_status[2] + totals.errors_by_status[3],
-            0u);
+  const auto errors = [&totals](int status) {
+    return totals
+        .errors_by_status[static_cast<std::size_t>(error_field(status)) - field::first_error];
+  };
+  EXPECT_EQ(errors(400), 1u);
+  EXPECT_EQ(errors(431), 1u);
+  EXPECT_EQ(std::accumulate(totals.errors_by_status.begin(), totals.errors_by_status.end(),
+                            std::uint64_t{0}),
+            2u);
+}
+
+TEST(Scoreboard, SumsTimeoutsByKind) {
+  Scoreboard board(2);
+  board.prepare_slot(0, monotonic_ns());
+  SlotObserver observer(board.slot(0));
+  observer.connection_timed_out(TimeoutKind::header);
+  observer.connection_timed_out(TimeoutKind::header);
+  observer.connection_timed_out(TimeoutKind::send);
+  const MetricsTotals totals = board.sum();
+  EXPECT_EQ(totals.timeouts_by_kind[static_cast<std::size_t>(TimeoutKind::header)], 2u);
+  EXPECT_EQ(totals.timeouts_by_kind[static_cast<std::size_t>(TimeoutKind::send)], 1u);
+  EXPECT_EQ(totals.timeouts_by_kind[static_cast<std::size_t>(TimeoutKind::idle)], 0u);
 }
 
 TEST(Scoreboard, DurationBucketsMatchTheContract) {
