@@ -13,6 +13,22 @@ def summarize(values: list[float | None]) -> dict | None:
     return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
 
 
+def difference(median: float | None, low: float | None, high: float | None, render) -> dict | None:
+    """A difference of two measured figures (process minus thread), with the spread of the
+    per-repetition differences (low, high). When that spread covers zero the difference is
+    inside the noise: its text says "no difference within +/-X", never a figure, and
+    within_noise is true. `render` writes a value with its unit. None when a part is missing."""
+    if median is None or low is None or high is None:
+        return None
+    low, high = min(low, high), max(low, high)
+    within_noise = low <= 0 <= high
+    if within_noise:
+        text = f"no difference within ±{render(max(abs(low), abs(high)))}"
+    else:
+        text = f"{render(median)} ({render(low)} to {render(high)})"
+    return {"median": median, "low": low, "high": high, "within_noise": within_noise, "text": text}
+
+
 def median_of(figure: dict | None) -> float | None:
     return figure["median"] if figure else None
 
@@ -42,6 +58,12 @@ class Recorder:
 
     def median(self, scenario: str, row: tuple, model: str, name: str) -> float | None:
         return median_of(self.figure(scenario, row, model, name))
+
+    def difference(self, scenario: str, row: tuple, model: str, name: str, render) -> dict | None:
+        """The difference recorded as `name` (the median of each run's per-sample differences)
+        with `name`_low and `name`_high (each run's extremes), over every run."""
+        low, high = self.figure(scenario, row, model, f"{name}_low"), self.figure(scenario, row, model, f"{name}_high")
+        return difference(self.median(scenario, row, model, name), low and low["min"], high and high["max"], render)
 
     def rows(self, scenario: str) -> list[tuple]:
         seen = []

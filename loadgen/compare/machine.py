@@ -184,3 +184,69 @@ def connection_capacity(machine: Machine, wanted: int) -> Capacity:
     reasons = [f"{hints[name]}: at most {max(value, 0):,} connections" for name, value in limits.items()
                if value < wanted]
     return Capacity(connections=connections, limits=limits, reasons=reasons)
+
+
+# -- what the kernel spends during a measurement ----------------------------------------------
+
+# The kernel threads that walk the reverse map of pages (DAMON's access checks, reclaim,
+# compaction, huge-page collapse): each visit of a page costs one step per address space that
+# maps it, so a prefork server's thousands of children make them slower.
+MM_THREAD_PREFIXES = ("kdamond", "kswapd", "kcompactd", "khugepaged")
+
+
+def mm_thread_pids() -> dict[int, str]:
+    """pid -> name of the kernel's memory-management threads (children of kthreadd, pid 2)."""
+    threads = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _read(f"/proc/{entry}/stat")
+        if not stat or ")" not in stat:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[1] == "2" and name.startswith(MM_THREAD_PREFIXES):
+            threads[int(entry)] = name
+    return threads
+
+
+@dataclass
+class KernelCpu:
+    """One reading: CPU seconds of each mm kernel thread (the scheduler's nanosecond count in
+    /proc/PID/schedstat, exact where utime+stime are sampled at ticks), and the machine's CPU
+    time by kind, in ticks, from the "cpu" line of /proc/stat."""
+
+    mm_threads_s: dict[str, float]
+    user_ticks: int
+    system_ticks: int
+    total_ticks: int
+
+
+def kernel_cpu(threads: dict[int, str]) -> KernelCpu:
+    seconds = {}
+    for pid, name in threads.items():
+        schedstat = _read(f"/proc/{pid}/schedstat")
+        if schedstat:
+            seconds[name] = int(schedstat.split()[0]) / 1e9
+    # user nice system idle iowait irq softirq steal guest guest_nice; guest time is already
+    # counted in user.
+    ticks = [int(v) for v in (_read("/proc/stat") or "cpu 0").splitlines()[0].split()[1:]] + [0] * 10
+    return KernelCpu(mm_threads_s=seconds, user_ticks=ticks[0] + ticks[1],
+                     system_ticks=ticks[2] + ticks[5] + ticks[6], total_ticks=sum(ticks[:8]))
+
+
+def kernel_cpu_figures(before: KernelCpu, after: KernelCpu, seconds: float) -> dict:
+    """Between two readings `seconds` apart: the mm threads' CPU as a percentage of one CPU
+    (kdamond apart, as it is on by default on some kernels), and the machine's user and
+    system shares of all its CPUs."""
+    used = {name: after.mm_threads_s[name] - before.mm_threads_s.get(name, after.mm_threads_s[name])
+            for name in after.mm_threads_s}
+    total = after.total_ticks - before.total_ticks
+    percent = lambda value: value / seconds * 100 if seconds > 0 else None
+    share = lambda ticks: ticks / total * 100 if total > 0 else None
+    return {
+        "mm_threads_cpu_percent": percent(sum(used.values())),
+        "kdamond_cpu_percent": percent(sum(v for n, v in used.items() if n.startswith("kdamond"))),
+        "machine_user_percent": share(after.user_ticks - before.user_ticks),
+        "machine_system_percent": share(after.system_ticks - before.system_ticks),
+    }

@@ -32,6 +32,8 @@ class Plan:
     idle_processes: int
     memory_samples: int
     memory_parent_mib: int
+    rmap_max_tasks: int          # echolab-probe rmap --max: processes and threads mapping a page
+    rmap_samples: int
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -54,8 +56,8 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
         return Plan(**common, repetitions=1, duration_s=2.0, warmup_s=1.0, ramp_s=2.0, hold_s=4.0,
                     crash_clients=20, spawn_samples=50, spawn_parent_mib=64, switch_samples=3,
                     switch_round_trips=5_000, idle_threads=300, idle_processes=100,
-                    memory_samples=1, memory_parent_mib=32)
+                    memory_samples=1, memory_parent_mib=32, rmap_max_tasks=allowed, rmap_samples=3)
     return Plan(**common, repetitions=3, duration_s=5.0, warmup_s=1.0, ramp_s=10.0, hold_s=15.0,
                 crash_clients=50, spawn_samples=200, spawn_parent_mib=256, switch_samples=7,
                 switch_round_trips=10_000, idle_threads=1_000, idle_processes=200,
-                memory_samples=3, memory_parent_mib=64)
+                memory_samples=3, memory_parent_mib=64, rmap_max_tasks=allowed, rmap_samples=5)

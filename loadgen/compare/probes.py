@@ -20,6 +20,7 @@ def _arguments(plan: Plan) -> dict[str, list[str]]:
         "thread-memory": ["--samples", str(plan.memory_samples), "--threads", str(plan.idle_threads)],
         "process-memory": ["--samples", str(plan.memory_samples), "--processes", str(plan.idle_processes),
                            "--parent-rss-mib", str(plan.memory_parent_mib)],
+        "rmap": ["--max", str(plan.rmap_max_tasks), "--samples", str(plan.rmap_samples)],
     }
 
 
@@ -63,6 +64,15 @@ def spawn_figures(data: dict) -> dict:
     return figures
 
 
+def _difference_figures(summary: dict | None, name: str, scale: float = 1.0) -> dict:
+    """The median of per-sample differences as `name`, their extremes as `name`_low and
+    `name`_high: figures.difference turns them into a difference or "no difference"."""
+    if not isinstance(summary, dict) or not scale:
+        return {name: None, f"{name}_low": None, f"{name}_high": None}
+    return {name: summary["median"] * scale, f"{name}_low": summary["min"] * scale,
+            f"{name}_high": summary["max"] * scale}
+
+
 def context_switch_figures(data: dict) -> dict:
     figures = {"cpu_nominal_mhz": data.get("cpu_nominal_mhz"), "pcid": 1 if data.get("pcid") else 0,
                "pipe_write_read_ns": _median(data.get("pipe_write_read_ns"))}
@@ -75,7 +85,9 @@ def context_switch_figures(data: dict) -> dict:
         figures[f"{prefix}thread_ns"] = _median(part.get("thread_ns_per_switch"))
         figures[f"{prefix}process_p99_ns"] = _p99(part.get("process_ns_per_switch"))
         figures[f"{prefix}thread_p99_ns"] = _p99(part.get("thread_ns_per_switch"))
-        figures[f"{prefix}extra_cycles"] = part.get("process_minus_thread_cycles_at_nominal_clock")
+        # Cycles at the nominal clock, an estimate: the core may run above or below it.
+        figures.update(_difference_figures(part.get("process_minus_thread_ns_per_sample"), f"{prefix}extra_cycles",
+                                           (data.get("cpu_nominal_mhz") or 0) / 1e3))
         if variant == "touching":
             figures["touching_pages_per_side"] = part.get("pages_per_side")
     return figures
@@ -103,8 +115,27 @@ def process_memory_figures(data: dict) -> dict:
     return figures
 
 
+def rmap_figures(data: dict) -> dict:
+    """Per count N of tasks: process_ns_at_N, thread_ns_at_N and the difference_ns_at_N
+    figures (ns per page for one walk of the reverse map)."""
+    figures = {}
+    for point in data.get("points") or []:
+        tasks = point["tasks"]
+        figures[f"process_ns_at_{tasks}"] = _median(point.get("process_ns_per_page"))
+        figures[f"thread_ns_at_{tasks}"] = _median(point.get("thread_ns_per_page"))
+        figures.update(_difference_figures(point.get("process_minus_thread_ns_per_page"), f"difference_ns_at_{tasks}"))
+    return figures
+
+
+def rmap_counts(runs: list[dict]) -> list[int]:
+    """The counts of tasks the rmap probe measured, from its figures' names."""
+    counts = {int(name.rsplit("_", 1)[1]) for run in runs for name in run if name.startswith("process_ns_at_")}
+    return sorted(counts)
+
+
 READERS = {"spawn": spawn_figures, "context-switch": context_switch_figures,
-           "thread-memory": thread_memory_figures, "process-memory": process_memory_figures}
+           "thread-memory": thread_memory_figures, "process-memory": process_memory_figures,
+           "rmap": rmap_figures}
 
 
 def run_probes(binary: Path, plan: Plan, work_dir: Path, recorder: Recorder, failures: list[str],

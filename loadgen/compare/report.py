@@ -7,6 +7,7 @@ from pathlib import Path
 from claims import Claim
 from figures import Recorder
 from plan import Plan
+from probes import rmap_counts
 from scenarios import MODELS, RECYCLING_PREFORK, display
 
 SECTIONS = ("Machine and limits", "Throughput and latency", "Open loop", "Connection churn",
@@ -34,8 +35,8 @@ def cell(figure: dict | None, kind: str = "number", decimals: int = 0) -> str:
         return "-"
     render = {"number": lambda v: _number(v, decimals), "us": _duration_us,
               "ms": lambda v: f"{v:,.{decimals}f} ms", "kib": lambda v: f"{v:,.{decimals}f} KiB",
-              "mib": lambda v: f"{v:,.{decimals}f} MiB", "ns": lambda v: f"{v:,.0f} ns",
-              "percent": lambda v: f"{v:.0f}%", "ratio": lambda v: f"{v:.1f}x"}[kind]
+              "mib": lambda v: f"{v:,.{decimals}f} MiB", "ns": lambda v: f"{v:,.0f} ns", "ns_page": lambda v: ns_per_page(v),
+              "percent": lambda v: f"{v:.0f}%", "percent1": lambda v: f"{v:.1f}%", "ratio": lambda v: f"{v:.1f}x"}[kind]
     text = render(figure["median"])
     if len(figure["runs"]) > 1 and figure["min"] != figure["max"]:
         text += f" ({render(figure['min'])}-{render(figure['max'])})"
@@ -162,6 +163,10 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
                  ("latency p99.9 during the hold", "hold_p99_9_us", "us", 0),
                  ("connect p99 (ramp)", "connect_p99_us", "us", 0),
                  ("slowest /metrics scrape", "scrape_max_s", "number", 2),
+                 ("kernel mm threads CPU (% of one CPU)", "mm_threads_cpu_percent", "percent1", 1),
+                 ("of which kdamond", "kdamond_cpu_percent", "percent1", 1),
+                 ("machine CPU: user", "machine_user_percent", "percent", 0),
+                 ("machine CPU: system", "machine_system_percent", "percent", 0),
                  ("errors", "errors", "number", 0)]
     held_rows = recorder.rows("hold")
     title = "## 10,000 connections\n\n"
@@ -169,7 +174,10 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
              f"them {plan.hold_s:g} s, each sending one GET every {plan.interval_s:g} s; the server's "
              "/metrics are scraped during the hold. Each hold runs against a fresh instance (same settings), so "
              "the idle figure is a server that never held a connection. Per-connection memory is (held - idle) / connections. "
-             "PSS shares each page among the processes mapping it, so it is the honest sum for forked children.\n\n")
+             "PSS shares each page among the processes mapping it, so it is the honest sum for forked children. "
+             "Kernel mm threads are kdamond, kswapd, kcompactd and khugepaged, whose page checks walk every "
+             "address space that maps a page; their CPU and the machine's user/system split are read at the "
+             "first and last scrape of the hold.\n\n")
     if plan.hold_connections < plan.hold_wanted:
         intro += (f"**Held {plan.hold_connections:,} connections, not {plan.hold_wanted:,}**"
                   f"{' (quick run)' if plan.quick else ' (limits: see above)'}.\n\n")
@@ -238,8 +246,9 @@ def probes_section(recorder: Recorder) -> str:
     switch_rows = []
     for label, prefix in (("plain ping-pong", ""), ("each side touches its working set", "touching_")):
         process, thread = fig("context-switch", f"{prefix}process_ns"), fig("context-switch", f"{prefix}thread_ns")
+        extra = recorder.difference("probe", ("context-switch",), "machine", f"{prefix}extra_cycles", _cycles)
         switch_rows.append([label, cell(process, "ns"), cell(thread, "ns"), cell(_ratio_figure(process, thread), "ratio"),
-                            cell(fig("context-switch", f"{prefix}extra_cycles"), "number")])
+                            extra["text"] if extra else "-"])
     memory_rows = []
     for label, stack in (("thread, default stack", "default_stack"), ("thread, small stack", "small_stack")):
         size = fig("thread-memory", f"{stack}_kib")
@@ -263,7 +272,35 @@ def probes_section(recorder: Recorder) -> str:
             "### Memory per idle thread and per idle forked process\n\n"
             "For a forked child, the PSS column is what the child adds to the machine's total (PSS "
             "of parent and children after, minus before): pages shared copy-on-write count once.\n\n" +
-            table(["", "reserved (virtual)", "RSS", "PSS", "page tables", "kernel stack"], memory_rows) + "\n")
+            table(["", "reserved (virtual)", "RSS", "PSS", "page tables", "kernel stack"], memory_rows) + "\n\n" +
+            rmap_table(recorder))
+
+
+def _cycles(value: float) -> str:
+    return f"{value:,.0f} cycles"
+
+
+def ns_per_page(value: float) -> str:
+    return _duration_us(value / 1000) if value >= 1000 else f"{value:,.0f} ns"
+
+
+def rmap_table(recorder: Recorder) -> str:
+    """The reverse-map walk per page at each count of processes and of threads."""
+    runs = recorder.runs("probe", ("rmap",), "machine")
+    text = ("### Reverse-map walk per page (N processes vs N threads)\n\n"
+            "Time per page for the kernel to find and write-protect a page everywhere it is mapped (the "
+            "write-back of a file mapped shared, docs/probes.md): a walk visits one mapping per address space, "
+            "as DAMON, kswapd, compaction and migration do. The difference is each sample's process figure "
+            "minus the thread figure, with the spread of those differences.\n\n")
+    if not runs:
+        return text + "Not measured.\n"
+    rows = []
+    for count in rmap_counts(runs):
+        fig = lambda name: recorder.figure("probe", ("rmap",), "machine", f"{name}_at_{count}")
+        gap = recorder.difference("probe", ("rmap",), "machine", f"difference_ns_at_{count}", ns_per_page)
+        rows.append([f"{count:,}", cell(fig("process_ns"), "ns_page"), cell(fig("thread_ns"), "ns_page"),
+                     cell(_ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap["text"] if gap else "-"])
+    return text + table(["N", "N processes", "N threads", "process/thread", "process minus thread"], rows) + "\n"
 
 
 def claims_section(claims: list[Claim]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keepalive
 import loadtools
+import machine
 import metrics
 from figures import Recorder
 from plan import Plan
@@ -240,16 +241,17 @@ def spawn_figures(before: metrics.Scrape, after: metrics.Scrape, connections: in
 # -- the 10,000-connection hold ---------------------------------------------------------------
 
 def _scrape_during(run: loadtools.LoadRun, server: Server, window: tuple[float, float],
-                   scrapes: int) -> list[metrics.Scrape]:
+                   scrapes: int, mm_threads: dict[int, str]) -> list[tuple[metrics.Scrape, machine.KernelCpu, float]]:
     """Scrapes the server `scrapes` times spread over `window` (monotonic times) while the load
-    tool runs."""
+    tool runs, each scrape with a reading of the kernel's CPU and its time."""
     begin, end = window
     step = (end - begin) / max(scrapes - 1, 1)
     due = begin
     samples = []
     while run.process.poll() is None and due <= end:
         if time.monotonic() >= due:
-            samples.append(metrics.scrape(server.metrics_url, timeout=20))
+            samples.append((metrics.scrape(server.metrics_url, timeout=20), machine.kernel_cpu(mm_threads),
+                            time.monotonic()))
             due = max(due + step, time.monotonic())
         time.sleep(0.05)
     return samples
@@ -273,6 +275,7 @@ def hold(bench: Bench, rep: int) -> None:
 def hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
     plan = bench.plan
     idle = bench.wait_idle(server)
+    mm_threads = machine.mm_thread_pids()
     started = time.monotonic()
     run = loadtools.echolab_load(
         bench.load_binary, server.target,
@@ -282,9 +285,12 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
     # The hold begins when the ramp ends; leave a moment for the last connects.
     margin = min(1.0, plan.hold_s / 4)
     window = (started + plan.ramp_s + margin, started + plan.ramp_s + plan.hold_s - margin)
-    samples = _scrape_during(run, server, window, scrapes=5)
+    readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads)
     result = run.result()
-    figures = hold_figures(idle, samples, result)
+    figures = hold_figures(idle, [scrape for scrape, _, _ in readings], result)
+    if len(readings) >= 2:
+        (_, first, first_at), (_, last, last_at) = readings[0], readings[-1]
+        figures.update(machine.kernel_cpu_figures(first, last, last_at - first_at))
     bench.recorder.add("hold", (plan.hold_connections,), model, figures)
     return (f"{figures['connections_held'] or 0:>6,.0f} held  RSS/conn "
             f"{_kib(figures['rss_per_connection_kib'])}  PSS/conn {_kib(figures['pss_per_connection_kib'])}  "

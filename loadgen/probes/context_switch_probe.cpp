@@ -142,11 +142,13 @@ SwitchFigures measure_variant(const ContextSwitchOptions& options, const Process
   });
   std::vector<double> process_ns;
   std::vector<double> thread_ns;
+  std::vector<double> difference_ns;
   long long process_switches = 0;
   long long thread_switches = 0;
   for (const SamplePair& pair : pairs) {
     process_ns.push_back(pair.by_process.ns_per_switch);
     thread_ns.push_back(pair.by_thread.ns_per_switch);
+    difference_ns.push_back(pair.by_process.ns_per_switch - pair.by_thread.ns_per_switch);
     process_switches += pair.by_process.switches;
     thread_switches += pair.by_thread.switches;
   }
@@ -154,6 +156,7 @@ SwitchFigures measure_variant(const ContextSwitchOptions& options, const Process
   SwitchFigures figures;
   figures.process_ns_per_switch = summarize(process_ns);
   figures.thread_ns_per_switch = summarize(thread_ns);
+  figures.process_minus_thread_ns_per_sample = summarize(difference_ns);
   figures.process_switches_per_round_trip = static_cast<double>(process_switches) / round_trips;
   figures.thread_switches_per_round_trip = static_cast<double>(thread_switches) / round_trips;
   return figures;
@@ -168,6 +171,7 @@ void add_figures(Json& json, const SwitchFigures& figures, double nominal_mhz) {
   const double difference_ns =
       figures.process_ns_per_switch.median - figures.thread_ns_per_switch.median;
   json["process_minus_thread_ns"] = figure(difference_ns);
+  json["process_minus_thread_ns_per_sample"] = to_json(figures.process_minus_thread_ns_per_sample);
   // An estimate: the core may run above or below its nominal clock.
   json["process_minus_thread_cycles_at_nominal_clock"] =
       nominal_mhz > 0 ? figure(difference_ns * nominal_mhz / 1e3) : Json(nullptr);

@@ -24,6 +24,9 @@ struct ContextSwitchOptions {
 struct SwitchFigures {
   SampleSummary process_ns_per_switch;
   SampleSummary thread_ns_per_switch;
+  // Each sample's process figure minus the thread figure taken right after it: its spread
+  // tells a difference from noise, which the difference of the two medians cannot.
+  SampleSummary process_minus_thread_ns_per_sample;
   // Switches of the probe's main thread per round trip (from getrusage), about 1 when the
   // two sides really take turns on one CPU.
   double process_switches_per_round_trip = 0;

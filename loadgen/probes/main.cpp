@@ -11,6 +11,7 @@
 #include "loadgen/probes/context_switch_probe.hpp"
 #include "loadgen/probes/probe_error.hpp"
 #include "loadgen/probes/process_memory_probe.hpp"
+#include "loadgen/probes/rmap_probe.hpp"
 #include "loadgen/probes/spawn_probe.hpp"
 #include "loadgen/probes/thread_memory_probe.hpp"
 
@@ -99,6 +100,26 @@ void add_process_memory_command(CLI::App& app, ProcessMemoryOptions& options) {
   command->callback(print_result_of(options, run_process_memory_probe));
 }
 
+void add_rmap_command(CLI::App& app, RmapOptions& options) {
+  auto* command = app.add_subcommand(
+      "rmap", "Reverse-map walk per page mapped by N forked processes against N threads");
+  add_bounded(command, "--max", options.max_tasks,
+              "Largest count of processes and of threads (counts run 1, 10, 100, ... and this)", 1,
+              30'000);
+  add_bounded(command, "--samples", options.samples, "Write-backs timed per count and model", 1,
+              50);
+  add_bounded(command, "--pages", options.pages,
+              "Pages written back per sample (fewer at large counts)", 1, 65'536);
+  command
+      ->add_option("--directory", options.directory,
+                   "Where the probe's unnamed file lives: a disk filesystem, not tmpfs")
+      ->check(CLI::ExistingDirectory)
+      ->capture_default_str();
+  add_bounded(command, "--max-seconds-per-figure", options.max_seconds_per_figure,
+              "Stop a count's sampling early after this long", 0.01, 600.0);
+  command->callback(print_result_of(options, run_rmap_probe));
+}
+
 // Exit status: 0 with figures printed, 1 when a probe failed (one line on stderr says why),
 // CLI11's own status for a usage error.
 int run_command_line(int argc, char** argv) {
@@ -114,10 +135,12 @@ int run_command_line(int argc, char** argv) {
     ContextSwitchOptions context_switch;
     ThreadMemoryOptions thread_memory;
     ProcessMemoryOptions process_memory;
+    RmapOptions rmap;
     add_spawn_command(app, spawn);
     add_context_switch_command(app, context_switch);
     add_thread_memory_command(app, thread_memory);
     add_process_memory_command(app, process_memory);
+    add_rmap_command(app, rmap);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error);

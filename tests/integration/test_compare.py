@@ -20,7 +20,7 @@ SECTIONS = ("## Machine and limits", "## Throughput and latency", "## Open loop"
             "## 10,000 connections", "## Blocking work", "## Crash containment", "## Raw costs",
             "## Claims", "## Charts")
 CLAIM_KEYS = ("process_creation", "thread_creation", "creation_ratio", "crash_containment",
-              "switch_ratio", "tlb_flush", "stack_size", "ten_thousand")
+              "switch_ratio", "tlb_flush", "stack_size", "ten_thousand", "address_spaces")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -139,6 +139,34 @@ def test_results_hold_every_figure_and_they_are_plausible(quick_run):
         assert figure(results, "probe", "machine", name, ["context-switch"]) > 0
     assert figure(results, "probe", "machine", "default_stack_virtual_kib", ["thread-memory"]) > \
         figure(results, "probe", "machine", "default_stack_rss_kib", ["thread-memory"]) > 0
+
+
+def test_kernel_cost_of_address_spaces_is_reported(quick_run):
+    """The hold's kernel mm threads and CPU split, the rmap probe's walk per page, and the
+    claim built on them, whose differences say when they are inside the noise."""
+    out_dir, _, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    for model in MODELS:
+        for name in ("mm_threads_cpu_percent", "machine_user_percent", "machine_system_percent"):
+            value = figure(results, "hold", model, name)
+            assert value is not None and 0 <= value <= 100 * os.cpu_count(), (model, name, value)
+    counts = sorted(int(name.rsplit("_", 1)[1]) for entry in results["scenarios"]["probe"]
+                    if entry["row"] == ["rmap"] for name in entry["figures"] if name.startswith("process_ns_at_"))
+    assert counts[0] == 1 and counts[-1] == results["plan"]["rmap_max_tasks"]
+    largest = counts[-1]
+    assert figure(results, "probe", "machine", f"process_ns_at_{largest}", ["rmap"]) > \
+        2 * figure(results, "probe", "machine", "process_ns_at_1", ["rmap"])
+    claim = {c["key"]: c for c in results["claims"]}["address_spaces"]
+    walk = claim["differences"]["rmap_process_minus_thread_ns_per_page"]
+    assert walk["low"] <= walk["median"] <= walk["high"]
+    assert ("no difference within" in walk["text"]) == walk["within_noise"]
+    assert walk["text"] in claim["measured"] and "kernel mm threads" in claim["measured"]
+    tlb = {c["key"]: c for c in results["claims"]}["tlb_flush"]["differences"]["extra_cycles"]
+    assert tlb["text"] in {c["key"]: c for c in results["claims"]}["tlb_flush"]["measured"]
+    report = (out_dir / "report.md").read_text()
+    for row in ("| kernel mm threads CPU (% of one CPU) |", "| machine CPU: system |",
+                "### Reverse-map walk per page"):
+        assert row in report, row
 
 
 def test_crash_outcomes_are_the_ones_measured(quick_run):

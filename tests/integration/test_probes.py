@@ -27,7 +27,7 @@ SPAWN_FIGURE_KEYS = {"parent_rss_kib", "parent_page_tables_kib", "parent_anon_hu
 SWITCH_KEYS = {"probe", "kernel", "cpu_model", "cpu_nominal_mhz", "pinned_cpu", "pcid", "invpcid", "meltdown",
                "samples_requested", "round_trips_per_sample", "pipe_write_read_ns", "plain", "touching"}
 SWITCH_FIGURE_KEYS = {"process_ns_per_switch", "thread_ns_per_switch", "ratio_process_to_thread",
-                      "process_minus_thread_ns", "process_minus_thread_cycles_at_nominal_clock",
+                      "process_minus_thread_ns", "process_minus_thread_ns_per_sample", "process_minus_thread_cycles_at_nominal_clock",
                       "process_switches_per_round_trip", "thread_switches_per_round_trip"}
 THREAD_MEMORY_KEYS = {"probe", "kernel", "threads", "samples_requested", "touch_stack_kib", "default_stack",
                       "small_stack"}
@@ -39,6 +39,9 @@ PROCESS_MEMORY_KEYS = {"probe", "kernel", "processes", "samples_requested", "tou
 PROCESS_MEMORY_FIGURE_KEYS = {"parent_rss_kib", "parent_pss_kib", "rss_kib_per_process",
                               "pss_kib_per_process", "pss_added_kib_per_process",
                               "page_tables_kib_per_process", "kernel_stack_kib_per_process"}
+RMAP_KEYS = {"probe", "kernel", "method", "directory", "samples_requested", "max_tasks", "points"}
+RMAP_POINT_KEYS = {"tasks", "pages", "process_ns_per_page", "thread_ns_per_page", "ratio_process_to_thread",
+                   "process_minus_thread_ns_per_page"}
 NOBODY = 65534
 
 
@@ -149,6 +152,7 @@ def check_switch_figures(figures: dict, samples: int) -> None:
     assert set(figures) - {"pages_per_side"} == SWITCH_FIGURE_KEYS
     check_summary(figures["process_ns_per_switch"], samples)
     check_summary(figures["thread_ns_per_switch"], samples)
+    check_summary(figures["process_minus_thread_ns_per_sample"], samples, positive=False)
     check_ratio(figures["ratio_process_to_thread"], figures["process_ns_per_switch"],
                 figures["thread_ns_per_switch"])
     difference = figures["process_ns_per_switch"]["median"] - figures["thread_ns_per_switch"]["median"]
@@ -253,6 +257,42 @@ def test_process_memory_without_a_large_parent_says_so():
     assert report["large_parent"] is None
 
 
+def test_rmap_walk_grows_with_processes_and_not_with_threads():
+    started = time.monotonic()
+    report, summary = probe_json("rmap", "--max", "128", "--samples", "3", "--directory", "/var/tmp")
+    elapsed = time.monotonic() - started
+    assert elapsed < 20, f"the rmap probe took {elapsed:.1f} s at 128 tasks"
+    assert set(report) == RMAP_KEYS
+    assert report["probe"] == "rmap" and report["max_tasks"] == 128
+    points = {point["tasks"]: point for point in report["points"]}
+    assert sorted(points) == [1, 10, 100, 128]
+    for point in points.values():
+        assert set(point) == RMAP_POINT_KEYS
+        assert 8 <= point["pages"] <= 256
+        check_summary(point["process_ns_per_page"], 3)
+        check_summary(point["thread_ns_per_page"], 3)
+        check_summary(point["process_minus_thread_ns_per_page"], 3, positive=False)
+        check_ratio(point["ratio_process_to_thread"], point["process_ns_per_page"], point["thread_ns_per_page"])
+    # Each process maps the page in an address space of its own, which the kernel visits on
+    # every walk: the cost per page grows with them. Threads share one address space.
+    process_at = lambda n: points[n]["process_ns_per_page"]["median"]
+    thread_at = lambda n: points[n]["thread_ns_per_page"]["median"]
+    assert process_at(128) > 2 * process_at(1), report["points"]
+    # Threads of one address space: within a factor of 3 of one thread (the machine is shared
+    # and noisy), while 128 processes cost far more than that.
+    assert thread_at(128) < 3 * thread_at(1), report["points"]
+    assert process_at(128) > 3 * thread_at(128), report["points"]
+    assert summary.startswith("rmap")
+
+
+def test_rmap_refuses_a_directory_in_memory():
+    result, left_behind = run_probe("rmap", "--max", "4", "--directory", "/dev/shm")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "tmpfs" in result.stderr and "--directory" in result.stderr
+    assert left_behind == []
+
+
 def tasks_of_user(uid: int) -> int:
     tasks = 0
     for entry in os.listdir("/proc"):
@@ -285,10 +325,11 @@ def low_process_limit():
 
 
 @pytest.mark.parametrize("command, option", [("thread-memory", "--threads"),
-                                             ("process-memory", "--processes")])
+                                             ("process-memory", "--processes"), ("rmap", "--max")])
 def test_a_task_limit_too_low_fails_up_front_naming_the_limit(command, option):
     try:
-        result, _ = run_probe(command, "--samples", "1", option, "50", preexec_fn=low_process_limit())
+        result, _ = run_probe(command, "--samples", "1", option, "50", *(
+            ["--directory", "/var/tmp"] if command == "rmap" else []), preexec_fn=low_process_limit())
     except PermissionError:
         pytest.skip(f"{PROBE} is not executable by user {NOBODY}")
     assert result.returncode == 1
@@ -317,8 +358,12 @@ def test_children_die_with_a_killed_probe():
     assert session_members(process.pid) == []
 
 
-def test_a_usage_error_is_reported():
-    result, _ = run_probe("context-switch", "--round-trips", "1")
+@pytest.mark.parametrize("args, option", [(["context-switch", "--round-trips", "1"], "--round-trips"),
+                                          (["rmap", "--max", "0"], "--max"),
+                                          (["rmap", "--max", "40000"], "--max"),
+                                          (["rmap", "--directory", "/nonexistent"], "--directory")])
+def test_a_usage_error_is_reported(args, option):
+    result, _ = run_probe(*args)
     assert result.returncode != 0
     assert result.stdout == ""
-    assert "--round-trips" in result.stderr
+    assert option in result.stderr.splitlines()[0]

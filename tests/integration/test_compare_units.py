@@ -1,0 +1,77 @@
+"""Fast checks of the compare runner's pure functions (no server, no load): the rule that a
+difference inside the noise is shown as such, and how the report reads the rmap probe and the
+kernel's CPU."""
+
+import sys
+
+from harness import SOURCE_DIR
+
+sys.path.insert(0, str(SOURCE_DIR / "loadgen" / "compare"))
+
+import machine  # noqa: E402
+import probes  # noqa: E402
+from figures import Recorder, difference  # noqa: E402
+
+CYCLES = lambda v: f"{v:,.0f} cycles"  # noqa: E731
+
+
+def test_a_difference_whose_spread_covers_zero_is_no_difference():
+    # The quick run once printed "92 cycles (-1,097 with a touched working set)".
+    gap = difference(92, -400, 650, CYCLES)
+    assert gap["within_noise"] is True
+    assert gap["text"] == "no difference within ±650 cycles"
+    assert "92" not in gap["text"]
+
+
+def test_a_difference_clear_of_zero_is_given_with_its_spread():
+    gap = difference(1200, 900, 1500, CYCLES)
+    assert gap == {"median": 1200, "low": 900, "high": 1500, "within_noise": False,
+                   "text": "1,200 cycles (900 cycles to 1,500 cycles)"}
+    below = difference(-300, -500, -100, CYCLES)
+    assert below["within_noise"] is False and below["text"].startswith("-300 cycles")
+
+
+def test_a_difference_touching_zero_counts_as_noise_and_missing_parts_give_none():
+    assert difference(5, 0, 10, CYCLES)["within_noise"] is True
+    assert difference(None, -1, 1, CYCLES) is None
+    assert difference(1, None, 1, CYCLES) is None
+
+
+def test_the_recorder_spreads_a_difference_over_every_run():
+    recorder = Recorder()
+    for median, low, high in ((100, 50, 150), (120, -20, 200), (90, 60, 110)):
+        recorder.add("probe", ("context-switch",), "machine",
+                     {"extra_cycles": median, "extra_cycles_low": low, "extra_cycles_high": high})
+    gap = recorder.difference("probe", ("context-switch",), "machine", "extra_cycles", CYCLES)
+    assert (gap["median"], gap["low"], gap["high"]) == (100, -20, 200)
+    assert gap["within_noise"] is True
+
+
+def test_rmap_figures_are_read_per_count():
+    summary = lambda median, low, high: {"samples": 3, "median": median, "p90": high, "p99": high,
+                                         "min": low, "max": high}
+    data = {"points": [{"tasks": count, "process_ns_per_page": summary(count * 100, 1, 2),
+                        "thread_ns_per_page": summary(100, 1, 2),
+                        "process_minus_thread_ns_per_page": summary(count * 100 - 100, -5, count * 100)}
+                       for count in (1, 10, 128)]}
+    figures = probes.rmap_figures(data)
+    assert figures["process_ns_at_128"] == 12_800 and figures["thread_ns_at_10"] == 100
+    assert (figures["difference_ns_at_1"], figures["difference_ns_at_1_low"]) == (0, -5)
+    assert probes.rmap_counts([figures]) == [1, 10, 128]
+
+
+def test_kernel_cpu_figures_are_shares_of_the_window():
+    before = machine.KernelCpu({"kdamond.0": 1.0, "kswapd0": 2.0}, user_ticks=100, system_ticks=50, total_ticks=1000)
+    after = machine.KernelCpu({"kdamond.0": 1.5, "kswapd0": 2.1, "kcompactd0": 0.0},
+                              user_ticks=300, system_ticks=650, total_ticks=2000)
+    figures = machine.kernel_cpu_figures(before, after, seconds=2.0)
+    assert round(figures["mm_threads_cpu_percent"], 6) == 30.0
+    assert round(figures["kdamond_cpu_percent"], 6) == 25.0
+    assert figures["machine_user_percent"] == 20.0 and figures["machine_system_percent"] == 60.0
+
+
+def test_the_mm_threads_of_this_machine_are_kernel_threads():
+    for pid, name in machine.mm_thread_pids().items():
+        assert name.startswith(machine.MM_THREAD_PREFIXES)
+        with open(f"/proc/{pid}/stat") as stat:
+            assert stat.read().rsplit(")", 1)[1].split()[1] == "2"
