@@ -35,8 +35,11 @@ def process_table() -> dict[int, tuple[str, int, int]]:
 class Server:
     """One echolab server process on free loopback ports; a context manager."""
 
-    def __init__(self, model: str, *args: str, metrics: bool = True):
+    def __init__(self, model: str, *args: str, metrics: bool = True, preexec_fn=None,
+                 env: dict | None = None):
         self.model = model
+        self.preexec_fn = preexec_fn  # run in the child before exec, e.g. a resource limit
+        self.env = env
         self.port = free_port()
         self.metrics_port = free_port() if metrics else None
         self.args = [str(BIN_DIR / f"echolab-{model}"), "--listen", f"{LOOPBACK}:{self.port}"]
@@ -54,7 +57,8 @@ class Server:
         # A process group of its own, so the prefork children are reachable and can be
         # cleaned up even if the master dies.
         self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=self.preexec_fn,
+                                        env=self.env)
         wait_for_port(self.port, process=self.process)
         if self.metrics_port:
             wait_for_port(self.metrics_port, process=self.process)
