@@ -28,6 +28,18 @@ std::string_view to_string(LoopMode mode) {
   return "closed";
 }
 
+std::string_view to_string(AttackMode mode) {
+  switch (mode) {
+    case AttackMode::none:
+      return "none";
+    case AttackMode::slow_headers:
+      return "slow_headers";
+    case AttackMode::never_read:
+      return "never_read";
+  }
+  return "none";
+}
+
 std::string Target::to_string() const {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -38,6 +50,13 @@ LoopMode LoadOptions::mode() const {
     return LoopMode::hold;
   }
   return rate ? LoopMode::open : LoopMode::closed;
+}
+
+AttackMode LoadOptions::attack() const {
+  if (slow_headers_interval) {
+    return AttackMode::slow_headers;
+  }
+  return never_read ? AttackMode::never_read : AttackMode::none;
 }
 
 std::chrono::nanoseconds LoadOptions::run_time() const { return hold ? ramp + *hold : duration; }
@@ -101,8 +120,23 @@ struct WordOptions {
   std::string method = "GET";
 };
 
+// Durations whose presence is itself a choice, kept apart until the parse is over.
+struct OptionalDurations {
+  std::chrono::nanoseconds hold{0};
+  std::chrono::nanoseconds slow_headers{0};
+};
+
+void add_attack_options(CLI::App& app, LoadOptions& options, OptionalDurations& durations) {
+  add_duration(app, "--slow-headers", durations.slow_headers,
+               "Attack (slowloris): each connection sends a GET head one header line per "
+               "INTERVAL and never ends it; reports how long the server held it and its answer");
+  app.add_flag("--never-read", options.never_read,
+               "Attack: each connection sends requests as fast as the socket takes them and "
+               "never reads a reply; reports how long until the server closed it");
+}
+
 void add_options(CLI::App& app, LoadOptions& options, WordOptions& words,
-                 std::chrono::nanoseconds& hold) {
+                 OptionalDurations& durations) {
   const auto count_range = CLI::Range(std::size_t{1}, std::size_t{10'000'000});
   app.add_option("HOST:PORT", words.target, "Server to load (IPv6 as [ADDR]:PORT)")->required();
   app.add_option("--protocol", words.protocol, "http (keep-alive) or raw (TCP echo)")
@@ -129,7 +163,7 @@ void add_options(CLI::App& app, LoadOptions& options, WordOptions& words,
   add_duration(app, "--ramp", options.ramp,
                "Open the connections at an even pace over this time instead of all at once")
       ->default_str("0s");
-  add_duration(app, "--hold", hold,
+  add_duration(app, "--hold", durations.hold,
                "Hold mode: after the ramp, keep every connection open this long, each sending one "
                "request every --interval (replaces --duration)");
   add_duration(app, "--interval", options.interval,
@@ -148,13 +182,50 @@ void add_options(CLI::App& app, LoadOptions& options, WordOptions& words,
       ->default_str("10s");
   app.add_flag("--new-connection-per-request", options.new_connection_per_request,
                "Connection churn: reconnect for every request (latency then includes connect)");
+  app.add_option("--max-response-bytes", options.max_response_bytes,
+                 "HTTP: a reply longer than this (head and body) is cut and counted as "
+                 "oversized_reply")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))
+      ->capture_default_str();
+  add_attack_options(app, options, durations);
   app.add_option("--json", options.json_path, "Write the result as JSON to this file");
   app.add_flag("-q,--quiet", options.quiet, "No progress line on stderr");
+}
+
+// The attack modes replace the request loop: only the flags that shape their bytes apply.
+std::optional<std::string> attack_conflict_in(const CLI::App& app, const LoadOptions& options) {
+  const auto given = [&app](const char* name) { return app.count(name) > 0; };
+  if (options.slow_headers_interval && options.never_read) {
+    return "--slow-headers and --never-read exclude each other";
+  }
+  if (options.attack() == AttackMode::none) {
+    return std::nullopt;
+  }
+  if (options.hold || options.rate || options.new_connection_per_request ||
+      options.protocol == WireProtocol::raw) {
+    return "--slow-headers and --never-read attack over HTTP on their own schedule (not with "
+           "--hold, --rate, --new-connection-per-request or --protocol raw)";
+  }
+  if (given("--max-response-bytes")) {
+    return "--max-response-bytes applies to load runs, not to --slow-headers or --never-read";
+  }
+  if (options.slow_headers_interval &&
+      (given("--method") || given("--payload") || options.pipeline > 1)) {
+    return "--slow-headers sends one unfinished GET head: drop --method, --payload and "
+           "--pipeline";
+  }
+  if (options.slow_headers_interval && options.slow_headers_interval->count() <= 0) {
+    return "--slow-headers INTERVAL must be more than 0";
+  }
+  return std::nullopt;
 }
 
 // Combinations the flags cannot express on their own; the message names the flags.
 std::optional<std::string> conflict_in(const CLI::App& app, const LoadOptions& options) {
   const auto given = [&app](const char* name) { return app.count(name) > 0; };
+  if (auto conflict = attack_conflict_in(app, options)) {
+    return conflict;
+  }
   const bool hold = options.hold.has_value();
   if (hold && given("--duration")) {
     return "--hold sets the run time (ramp + hold); drop --duration";
@@ -164,6 +235,13 @@ std::optional<std::string> conflict_in(const CLI::App& app, const LoadOptions& o
   }
   if (!hold && given("--interval")) {
     return "--interval needs --hold";
+  }
+  if (options.protocol == WireProtocol::raw && given("--max-response-bytes")) {
+    return "--max-response-bytes applies to --protocol http";
+  }
+  if (options.sends_payload() && options.max_response_bytes <= options.payload_bytes) {
+    return "--max-response-bytes must exceed --payload: the echoed body alone is " +
+           std::to_string(options.payload_bytes) + " bytes";
   }
   if (options.pipeline > 1 && (hold || options.rate || options.new_connection_per_request)) {
     return "--pipeline applies to the closed loop only (not with --rate, --hold or "
@@ -204,13 +282,14 @@ std::optional<std::string> conflict_in(const CLI::App& app, const LoadOptions& o
 CommandLine parse_command_line(const std::vector<std::string>& arguments) {
   CLI::App app{
       "echolab-load: an HTTP and raw TCP echo load generator with closed loop, open loop "
-      "(--rate) and connection ramp-and-hold.\nExit status: 0 no error, 1 errors were counted, "
+      "(--rate) and connection ramp-and-hold, and two attack clients (--slow-headers, "
+      "--never-read).\nExit status: 0 no error, 1 errors were counted or no request completed, "
       "2 bad usage.",
       "echolab-load"};
   LoadOptions options;
   WordOptions words;
-  std::chrono::nanoseconds hold{0};
-  add_options(app, options, words, hold);
+  OptionalDurations durations;
+  add_options(app, options, words, durations);
 
   CommandLine result;
   try {
@@ -235,7 +314,10 @@ CommandLine parse_command_line(const std::vector<std::string>& arguments) {
   options.method =
       CLI::detail::to_lower(words.method) == "post" ? HttpMethod::post : HttpMethod::get;
   if (app.count("--hold") > 0) {
-    options.hold = hold;
+    options.hold = durations.hold;
+  }
+  if (app.count("--slow-headers") > 0) {
+    options.slow_headers_interval = durations.slow_headers;
   }
   if (const auto conflict = conflict_in(app, options)) {
     result.exit_code = 2;

@@ -19,9 +19,17 @@ enum class HttpMethod { get, post };
 // hold:   every connection stays open and sends one request every --interval.
 enum class LoopMode { closed, open, hold };
 
+// Attack clients for the slow-clients experiment; none for an ordinary load run.
+// slow_headers: each connection sends a request head one header line per interval, never
+//               finishing it (slowloris).
+// never_read:   each connection sends requests as fast as the socket takes them and never
+//               reads a byte of the replies.
+enum class AttackMode { none, slow_headers, never_read };
+
 std::string_view to_string(WireProtocol protocol);
 std::string_view to_string(HttpMethod method);
 std::string_view to_string(LoopMode mode);
+std::string_view to_string(AttackMode mode);
 
 struct Target {
   std::string host;
@@ -45,10 +53,16 @@ struct LoadOptions {
   std::optional<double> rate;  // requests per second over all connections
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);
   bool new_connection_per_request = false;
+  // A reply longer than this (status line, headers and body) is cut: a broken or hostile
+  // server must not make a connection read forever. Room for the servers' 1 MiB echo.
+  std::size_t max_response_bytes = std::size_t{4} << 20;
+  std::optional<std::chrono::nanoseconds> slow_headers_interval;
+  bool never_read = false;
   std::string json_path;
   bool quiet = false;
 
   [[nodiscard]] LoopMode mode() const;
+  [[nodiscard]] AttackMode attack() const;
   // The whole run: --ramp + --hold in hold mode, --duration otherwise.
   [[nodiscard]] std::chrono::nanoseconds run_time() const;
   // True when a request carries the payload (raw echo, or HTTP POST).

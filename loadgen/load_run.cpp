@@ -60,7 +60,7 @@ class LoadRun {
     watch_until_done();
     const auto stopped = Clock::now();
     for (auto& worker : workers_) {
-      worker->stop();
+      worker->stop(stopped);
     }
     for (auto& thread : threads_) {
       thread.join();
@@ -130,6 +130,7 @@ class LoadRun {
     for (const auto& worker : workers_) {
       result.stats.merge(worker->stats());
     }
+    result.stats.count_unfinished_connects(plan_.options.target.to_string());
     result.duration_s = seconds_between(plan_.start, stopped);
     result.hold_s = plan_.options.hold ? seconds_between(plan_.hold_start, stopped) : 0.0;
     result.connections_open_peak = static_cast<std::uint64_t>(gauge_.peak());
@@ -178,6 +179,9 @@ int run_load(const LoadOptions& options) {
 
   write_summary(std::cout, report);
   std::cout.flush();
+  if (const auto failure = report.failure()) {
+    std::cerr << "echolab-load: " << *failure << '\n';
+  }
   if (json_file.is_open()) {
     write_json(json_file, report);
     json_file.close();

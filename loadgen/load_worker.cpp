@@ -4,6 +4,9 @@
 
 #include <algorithm>
 
+#include "loadgen/attack_connection.hpp"
+#include "loadgen/load_connection.hpp"
+
 namespace echolab::load {
 
 LoadWorker::LoadWorker(const RunPlan& plan, ConnectionGauge& gauge, std::size_t worker_index,
@@ -13,8 +16,13 @@ LoadWorker::LoadWorker(const RunPlan& plan, ConnectionGauge& gauge, std::size_t 
       ramp_timer_(io_),
       sweep_timer_(io_) {
   const std::size_t total = plan.options.connections;
+  const bool attack = plan.options.attack() != AttackMode::none;
   for (std::size_t index = worker_index; index < total; index += worker_count) {
-    connections_.push_back(std::make_unique<LoadConnection>(context_, index));
+    if (attack) {
+      connections_.push_back(std::make_unique<AttackConnection>(context_));
+    } else {
+      connections_.push_back(std::make_unique<LoadConnection>(context_, index));
+    }
     open_times_.push_back(plan.start + ramp_offset(index, total, plan.options.ramp));
   }
 }
@@ -29,13 +37,13 @@ void LoadWorker::run() {
   io_.run();
 }
 
-void LoadWorker::stop() {
-  asio::post(io_, [this] {
-    context_.stopping = true;
+void LoadWorker::stop(Clock::time_point run_end) {
+  context_.stop_requested.store(true, std::memory_order_relaxed);
+  asio::post(io_, [this, run_end] {
     ramp_timer_.cancel();
     sweep_timer_.cancel();
     for (auto& connection : connections_) {
-      connection->close();
+      connection->close(run_end);
     }
     keep_running_.reset();
   });
@@ -50,7 +58,7 @@ void LoadWorker::open_due_connections() {
   if (opened_ < connections_.size()) {
     ramp_timer_.expires_at(open_times_[opened_]);
     ramp_timer_.async_wait([this](const asio::error_code& error) {
-      if (!error && !context_.stopping) {
+      if (!error && !context_.stopping()) {
         open_due_connections();
       }
     });
@@ -69,7 +77,7 @@ void LoadWorker::sweep_timeouts() {
                                                            std::chrono::milliseconds(250));
   sweep_timer_.expires_after(period);
   sweep_timer_.async_wait([this](const asio::error_code& error) {
-    if (!error && !context_.stopping) {
+    if (!error && !context_.stopping()) {
       sweep_timeouts();
     }
   });

@@ -10,7 +10,7 @@
 #include <memory>
 #include <vector>
 
-#include "loadgen/load_connection.hpp"
+#include "loadgen/client_connection.hpp"
 #include "loadgen/worker_context.hpp"
 
 namespace echolab::load {
@@ -28,8 +28,10 @@ class LoadWorker {
 
   // The thread's body; returns once stop() has closed every connection.
   void run();
-  // Safe from any thread.
-  void stop();
+  // Safe from any thread. From this call on no connection acts on what its socket brings;
+  // the connections close in the thread soon after, accounting for what was in flight when
+  // the run ended at `run_end`.
+  void stop(Clock::time_point run_end);
 
   [[nodiscard]] const LiveCounters& live() const { return context_.live; }
   // Complete once run() has returned.
@@ -45,7 +47,7 @@ class LoadWorker {
   WorkerContext context_;
   asio::steady_timer ramp_timer_;
   asio::steady_timer sweep_timer_;
-  std::vector<std::unique_ptr<LoadConnection>> connections_;  // in the order they open
+  std::vector<std::unique_ptr<ClientConnection>> connections_;  // in the order they open
   std::vector<Clock::time_point> open_times_;
   std::size_t opened_ = 0;
 };

@@ -3,6 +3,7 @@
 #include <llhttp.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 namespace echolab::load {
@@ -12,7 +13,8 @@ constexpr int kStatusOk = 200;
 
 class HttpReplyChecker final : public ReplyChecker {
  public:
-  explicit HttpReplyChecker(std::string_view echo) : echo_(echo), check_body_(!echo.empty()) {
+  HttpReplyChecker(std::string_view echo, std::size_t max_reply_bytes)
+      : echo_(echo), check_body_(!echo.empty()), max_reply_bytes_(max_reply_bytes) {
     restart();
   }
 
@@ -20,14 +22,28 @@ class HttpReplyChecker final : public ReplyChecker {
     llhttp_init(&parser_, HTTP_RESPONSE, &settings());
     parser_.data = this;
     body_offset_ = 0;
+    reply_bytes_ = 0;
   }
 
+  // The parser pauses at the end of each reply, so that the bytes of each are known.
   ReplyScan scan(std::span<const char> bytes) override {
     scan_ = ReplyScan{};
-    const llhttp_errno_t error = llhttp_execute(&parser_, bytes.data(), bytes.size());
-    if (!scan_.bad && error != HPE_OK) {
-      fail(std::string("malformed reply: ") + llhttp_errno_name(error) + " " +
-           llhttp_get_error_reason(&parser_));
+    while (!bytes.empty() && !scan_.bad) {
+      const llhttp_errno_t error = llhttp_execute(&parser_, bytes.data(), bytes.size());
+      const std::size_t consumed =
+          error == HPE_OK ? bytes.size()
+                          : static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - bytes.data());
+      reply_bytes_ += consumed;
+      bytes = bytes.subspan(consumed);
+      if (error == HPE_PAUSED) {
+        llhttp_resume(&parser_);
+        complete_reply();
+      } else if (error != HPE_OK && !scan_.bad) {
+        fail(std::string("malformed reply: ") + llhttp_errno_name(error) + " " +
+             llhttp_get_error_reason(&parser_));
+      } else if (error == HPE_OK) {
+        check_size();
+      }
     }
     return std::move(scan_);
   }
@@ -36,7 +52,10 @@ class HttpReplyChecker final : public ReplyChecker {
     scan_ = ReplyScan{};
     // Anything but a completed close-delimited body is left to the caller, which knows
     // whether a reply was still owed.
-    llhttp_finish(&parser_);
+    if (llhttp_finish(&parser_) == HPE_PAUSED) {
+      llhttp_resume(&parser_);
+      complete_reply();
+    }
     return std::move(scan_);
   }
 
@@ -91,9 +110,26 @@ class HttpReplyChecker final : public ReplyChecker {
       return fail("body of " + std::to_string(body_offset_) + " bytes, " +
                   std::to_string(echo_.size()) + " sent");
     }
+    return HPE_PAUSED;  // scan() counts the reply once it knows where it ended
+  }
+
+  void complete_reply() {
+    if (!check_size()) {
+      return;
+    }
     ++scan_.replies;
     scan_.server_closes = llhttp_should_keep_alive(&parser_) == 0;
-    return 0;
+    reply_bytes_ = 0;
+  }
+
+  // False (and the scan bad) when the reply so far is over the limit.
+  bool check_size() {
+    if (reply_bytes_ <= max_reply_bytes_) {
+      return true;
+    }
+    fail("reply over " + std::to_string(max_reply_bytes_) + " bytes (--max-response-bytes)");
+    scan_.oversized = true;
+    return false;
   }
 
   int fail(std::string problem) {
@@ -105,7 +141,9 @@ class HttpReplyChecker final : public ReplyChecker {
   llhttp_t parser_{};
   std::string_view echo_;
   bool check_body_;
+  std::size_t max_reply_bytes_;
   std::size_t body_offset_ = 0;
+  std::size_t reply_bytes_ = 0;  // of the reply being read, head included
   ReplyScan scan_;
 };
 
@@ -148,11 +186,30 @@ class RawEchoChecker final : public ReplyChecker {
 
 }  // namespace
 
-std::unique_ptr<ReplyChecker> make_reply_checker(WireProtocol protocol, std::string_view echo) {
+std::unique_ptr<ReplyChecker> make_reply_checker(WireProtocol protocol, std::string_view echo,
+                                                 std::size_t max_reply_bytes) {
   if (protocol == WireProtocol::raw) {
     return std::make_unique<RawEchoChecker>(echo);
   }
-  return std::make_unique<HttpReplyChecker>(echo);
+  return std::make_unique<HttpReplyChecker>(echo, max_reply_bytes);
+}
+
+std::optional<int> http_status_of(std::string_view first_bytes) {
+  // "HTTP/1.x NNN": the digits are at offsets 9-11.
+  constexpr std::string_view kPrefix = "HTTP/1.";
+  constexpr std::size_t kStatusAt = 9;
+  constexpr std::size_t kStatusDigits = 3;
+  if (first_bytes.size() < kStatusAt + kStatusDigits || !first_bytes.starts_with(kPrefix) ||
+      first_bytes[kStatusAt - 1] != ' ') {
+    return std::nullopt;
+  }
+  int status = 0;
+  const char* digits = first_bytes.data() + kStatusAt;
+  const auto [end, error] = std::from_chars(digits, digits + kStatusDigits, status);
+  if (error != std::errc() || end != digits + kStatusDigits || status < 100) {
+    return std::nullopt;
+  }
+  return status;
 }
 
 }  // namespace echolab::load

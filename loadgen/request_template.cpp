@@ -23,6 +23,9 @@ std::string http_request(const LoadOptions& options, const std::string& payload)
   request += " HTTP/1.1\r\nHost: ";
   request += options.target.to_string();
   request += "\r\n";
+  if (options.attack() == AttackMode::slow_headers) {
+    return request;  // a head that its connection then never finishes
+  }
   if (options.new_connection_per_request) {
     // The server closes first, so TIME_WAIT piles up on its side, not in our port range.
     request += "Connection: close\r\n";

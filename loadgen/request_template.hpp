@@ -10,7 +10,9 @@
 namespace echolab::load {
 
 struct RequestTemplate {
-  std::string batch;  // `requests_per_batch` requests back to back
+  // `requests_per_batch` requests back to back; with --slow-headers, the request line and the
+  // Host line of a head without its end.
+  std::string batch;
   std::size_t requests_per_batch = 1;
   std::string payload;  // the body (POST) or the bytes (raw) the reply must echo
   bool reply_echoes_payload = false;

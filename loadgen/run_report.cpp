@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loadgen/schedule.hpp"
+
 namespace echolab::load {
 namespace {
 
@@ -31,6 +33,11 @@ double microseconds(std::uint64_t nanoseconds) {
   return microseconds(static_cast<double>(nanoseconds));
 }
 
+// Nanoseconds to milliseconds, to a tenth.
+double milliseconds(std::uint64_t nanoseconds) {
+  return std::round(static_cast<double>(nanoseconds) / 1e5) / 10.0;
+}
+
 double seconds(std::chrono::nanoseconds time) {
   return std::chrono::duration<double>(time).count();
 }
@@ -46,6 +53,37 @@ Json to_json(const LatencyHistogram& histogram) {
   return json;
 }
 
+// The few figures of a distribution an attack reports, converted by `unit`.
+template <typename Unit>
+Json summary_json(const LatencyHistogram& histogram, Unit unit) {
+  return {{"count", histogram.count()},
+          {"p50", unit(histogram.value_at_percentile(50.0))},
+          {"p90", unit(histogram.value_at_percentile(90.0))},
+          {"max", unit(histogram.max())}};
+}
+
+Json attack_json(const RunReport& report) {
+  const LoadOptions& options = report.options;
+  const AttackStats& attack = report.stats.attack;
+  Json statuses = Json::object();
+  for (const auto& [status, count] : attack.statuses) {
+    statuses[std::to_string(status)] = count;
+  }
+  return {
+      {"mode", to_string(options.attack())},
+      {"interval_s", options.slow_headers_interval ? Json(seconds(*options.slow_headers_interval))
+                                                   : Json(nullptr)},
+      {"connections", std::uint64_t{options.connections}},
+      {"connects", report.stats.connects},
+      {"held_ms", summary_json(attack.held_ns, [](std::uint64_t ns) { return milliseconds(ns); })},
+      {"closed_by_server", attack.closed_by_server},
+      {"still_open_at_end", attack.still_open_at_end},
+      {"statuses", statuses},
+      {"bytes_sent", report.stats.bytes_sent},
+      {"sent_bytes_per_connection",
+       summary_json(attack.sent_bytes, [](std::uint64_t bytes) { return bytes; })}};
+}
+
 // The options of the run, added to `json` after the members it already has.
 void add_options(Json& json, const LoadOptions& options) {
   const bool http = options.protocol == WireProtocol::http;
@@ -53,7 +91,8 @@ void add_options(Json& json, const LoadOptions& options) {
   json["protocol"] = to_string(options.protocol);
   json["method"] = http ? Json(to_string(options.method)) : Json(nullptr);
   json["path"] = http ? Json(options.path) : Json(nullptr);
-  json["mode"] = to_string(options.mode());
+  json["mode"] = options.attack() == AttackMode::none ? to_string(options.mode())
+                                                      : to_string(options.attack());
   json["connections"] = std::uint64_t{options.connections};
   json["threads"] = std::uint64_t{options.threads};
   json["pipeline"] = std::uint64_t{options.pipeline};
@@ -63,6 +102,9 @@ void add_options(Json& json, const LoadOptions& options) {
   json["interval_s"] = options.hold ? Json(seconds(options.interval)) : Json(nullptr);
   json["timeout_s"] = seconds(options.timeout);
   json["new_connection_per_request"] = options.new_connection_per_request;
+  json["max_response_bytes"] = http && options.attack() == AttackMode::none
+                                   ? Json(std::uint64_t{options.max_response_bytes})
+                                   : Json(nullptr);
 }
 
 // printf formatting into a string, for the few lines of the summary that need it.
@@ -102,6 +144,25 @@ void write_histogram_line(std::ostream& out, const char* label, const LatencyHis
   out << "  max " << human_time(static_cast<double>(h.max())) << '\n';
 }
 
+void write_attack_lines(std::ostream& out, const LoadStats& stats) {
+  const AttackStats& attack = stats.attack;
+  out << "  attack       " << attack.closed_by_server << " ended by the server, "
+      << attack.still_open_at_end << " still open at the end\n";
+  if (attack.held_ns.count() > 0) {
+    out << "  held         p50 "
+        << human_time(static_cast<double>(attack.held_ns.value_at_percentile(50.0))) << "  p90 "
+        << human_time(static_cast<double>(attack.held_ns.value_at_percentile(90.0))) << "  max "
+        << human_time(static_cast<double>(attack.held_ns.max())) << '\n';
+  }
+  if (!attack.statuses.empty()) {
+    out << "  answers     ";
+    for (const auto& [status, count] : attack.statuses) {
+      out << ' ' << count << " x " << status;
+    }
+    out << '\n';
+  }
+}
+
 std::string describe_run(const LoadOptions& options) {
   // Built with append(): GCC 12 at -O3 reports a false -Wrestrict on chains of operator+.
   std::string text(to_string(options.protocol));
@@ -115,9 +176,15 @@ std::string describe_run(const LoadOptions& options) {
     text += ", " + std::to_string(options.payload_bytes) + "-byte payload";
   }
   constexpr std::array kModeText = {"closed loop", "open loop", "ramp and hold"};
-  text += ", " + std::string(kModeText[static_cast<std::size_t>(options.mode())]) + ", " +
-          std::to_string(options.connections) + " connections, " + std::to_string(options.threads) +
-          " threads";
+  if (options.slow_headers_interval) {
+    text += ", slow headers, a line every " + milliseconds_text(*options.slow_headers_interval);
+  } else if (options.never_read) {
+    text += ", never reading";
+  } else {
+    text += ", " + std::string(kModeText[static_cast<std::size_t>(options.mode())]);
+  }
+  text += ", " + std::to_string(options.connections) + " connections, " +
+          std::to_string(options.threads) + " threads";
   if (options.pipeline > 1) {
     text += ", pipeline " + std::to_string(options.pipeline);
   }
@@ -136,7 +203,34 @@ double RunReport::requests_per_second() const {
   return duration_s > 0 ? static_cast<double>(stats.requests) / duration_s : 0.0;
 }
 
-int RunReport::exit_status() const { return stats.total_errors() == 0 ? 0 : 1; }
+std::optional<std::string> RunReport::failure() const {
+  std::string why;
+  if (options.attack() == AttackMode::none && stats.requests == 0) {
+    why = formatted("no request completed in %.2f s: ", duration_s);
+  } else if (options.attack() != AttackMode::none && stats.connects == 0) {
+    why = formatted("no connection opened in %.2f s: ", duration_s);
+  } else {
+    return std::nullopt;
+  }
+  why += std::to_string(stats.connects) + " connects completed";
+  if (stats.requests_unfinished > 0) {
+    why +=
+        ", " + std::to_string(stats.requests_unfinished) + " requests still unanswered at the end";
+  }
+  if (stats.total_errors() == 0) {
+    return why + ", no error counted";
+  }
+  const char* separator = ", errors: ";
+  for (const ErrorKind kind : kErrorKinds) {
+    if (const auto count = stats.error_count(kind); count > 0) {
+      why.append(separator).append(std::to_string(count)).append(" ").append(to_string(kind));
+      separator = ", ";
+    }
+  }
+  return why;
+}
+
+int RunReport::exit_status() const { return stats.total_errors() == 0 && !failure() ? 0 : 1; }
 
 void write_json(std::ostream& out, const RunReport& report) {
   const LoadStats& stats = report.stats;
@@ -150,12 +244,15 @@ void write_json(std::ostream& out, const RunReport& report) {
   json["connects"] = stats.connects;
   json["connections_open_peak"] = report.connections_open_peak;
   json["interrupted"] = report.interrupted;
+  json["requests_unfinished"] = stats.requests_unfinished;
   json["latency_us"] = to_json(stats.latency_ns);
   json["connect_us"] = to_json(stats.connect_ns);
   json["hold"] = report.options.hold ? Json{{"duration_s", std::round(report.hold_s * 1e6) / 1e6},
                                             {"requests", stats.hold_latency_ns.count()},
                                             {"latency_us", to_json(stats.hold_latency_ns)}}
                                      : Json(nullptr);
+  json["attack"] =
+      report.options.attack() != AttackMode::none ? attack_json(report) : Json(nullptr);
   Json& errors = json["errors"];
   for (const ErrorKind kind : kErrorKinds) {
     errors[to_string(kind)] = stats.error_count(kind);
@@ -185,6 +282,9 @@ void write_summary(std::ostream& out, const RunReport& report) {
   write_histogram_line(out, "connect     ", stats.connect_ns);
   if (report.options.hold) {
     write_histogram_line(out, "hold latency", stats.hold_latency_ns);
+  }
+  if (report.options.attack() != AttackMode::none) {
+    write_attack_lines(out, stats);
   }
   if (stats.total_errors() == 0) {
     out << "  errors       none\n";

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <ostream>
+#include <string>
 
 #include "loadgen/load_options.hpp"
 #include "loadgen/load_stats.hpp"
@@ -18,7 +20,10 @@ struct RunReport {
   bool interrupted = false;  // stopped early by SIGINT or SIGTERM
 
   [[nodiscard]] double requests_per_second() const;
-  // 0 when no error was counted, 1 otherwise.
+  // Why the run measured nothing, in one line: no request completed (or, for an attack, no
+  // connection opened), with what happened instead. Nothing when it measured something.
+  [[nodiscard]] std::optional<std::string> failure() const;
+  // 0 when the run measured something without a single error counted, 1 otherwise.
   [[nodiscard]] int exit_status() const;
 };
 

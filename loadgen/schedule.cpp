@@ -4,6 +4,11 @@
 
 namespace echolab::load {
 
+std::string milliseconds_text(std::chrono::nanoseconds time) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(time).count()) +
+         " ms";
+}
+
 OpenLoopSchedule::OpenLoopSchedule(Clock::time_point start, std::chrono::nanoseconds period)
     : OpenLoopSchedule(start, static_cast<double>(period.count())) {}
 

@@ -9,10 +9,19 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace echolab::load {
 
 using Clock = std::chrono::steady_clock;
+
+// 0 when `to` is not after `from`.
+inline std::uint64_t nanoseconds_between(Clock::time_point from, Clock::time_point to) {
+  return to > from ? static_cast<std::uint64_t>((to - from).count()) : 0;
+}
+
+// "250 ms", for messages.
+std::string milliseconds_text(std::chrono::nanoseconds time);
 
 // Request k (counted from 0) of one connection is due at start + k * period.
 class OpenLoopSchedule {

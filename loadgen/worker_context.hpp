@@ -74,7 +74,11 @@ struct WorkerContext {
   // Where a connection whose own small buffer came back full drains the rest of its socket.
   // It does so within one handler, so the thread's connections can share this one.
   std::vector<char> spill_buffer = std::vector<char>(64 * 1024);
-  bool stopping = false;
+  // Set by the thread that ends the run, the moment it ends: from then on no handler acts on
+  // what its socket brings, even before the thread gets round to closing the connections.
+  std::atomic<bool> stop_requested{false};
+
+  [[nodiscard]] bool stopping() const { return stop_requested.load(std::memory_order_relaxed); }
 };
 
 }  // namespace echolab::load

@@ -20,7 +20,7 @@ from harness import BIN_DIR, LOOPBACK, MODELS, Server, free_port
 
 LOAD = str(BIN_DIR / "echolab-load")
 PERCENTILE_KEYS = ("p50", "p90", "p99", "p99_9", "p99_99", "max")
-ERROR_KINDS = ("refused", "reset", "timeout", "bad_reply")
+ERROR_KINDS = ("refused", "reset", "timeout", "bad_reply", "oversized_reply", "connect_unfinished")
 
 
 def echolab_load(tmp_path: Path, port: int, *args: str, timeout: float = 60.0, **popen):
@@ -179,8 +179,49 @@ def serve_in_thread(handler):
     socketserver.ThreadingTCPServer.allow_reuse_address = True
     server = socketserver.ThreadingTCPServer((LOOPBACK, 0), handler)
     server.daemon_threads = True
+    server.done = threading.Event()  # tells handlers that loop on their own to stop
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def stop_serving(server) -> None:
+    server.done.set()
+    server.shutdown()
+    server.server_close()
+
+
+class EndlessChunkedReply(socketserver.BaseRequestHandler):
+    """Answers the first request with a chunked reply that never ends, written as fast as the
+    socket takes it."""
+
+    def handle(self):
+        chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+        try:
+            self.request.recv(65536)
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            while not self.server.done.is_set():
+                self.request.sendall(chunk)
+        except OSError:
+            pass  # the client cut the reply
+
+
+class LargeReplies(socketserver.BaseRequestHandler):
+    """Answers each request (keep-alive) with a 200 whose body is 100,000 bytes."""
+
+    BODY_BYTES = 100_000
+
+    def handle(self):
+        reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (
+            self.BODY_BYTES, b"y" * self.BODY_BYTES)
+        received = b""
+        try:
+            while data := self.request.recv(65536):
+                received += data
+                while b"\r\n\r\n" in received:
+                    _, received = received.split(b"\r\n\r\n", 1)
+                    self.request.sendall(reply)
+        except OSError:
+            pass
 
 
 def test_flipped_byte_is_a_bad_reply(tmp_path):
@@ -199,6 +240,85 @@ def test_flipped_byte_is_a_bad_reply(tmp_path):
     assert "bad_reply" in stdout
 
 
+def the_one_line_on(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("echolab-load:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("options", [("--timeout", "1s"), ()], ids=["timeout-1s", "no-timeout"])
+def test_a_port_that_drops_syns_fails_and_says_why(options, tmp_path):
+    with socket.socket() as listener:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        # Linux queues one connection for a backlog of 0; with it never accepted the queue is
+        # full, and every further SYN is dropped: connects hang as behind a firewall.
+        with socket.create_connection((LOOPBACK, port), timeout=5):
+            started = time.monotonic()
+            code, result, _, stderr = echolab_load(tmp_path, port, "-q", "--connections", "20",
+                                                   "--duration", "2s", *options, timeout=30)
+            elapsed = time.monotonic() - started
+    assert code == 1, stderr
+    assert elapsed < 2 + 3, elapsed
+    assert_consistent(result)
+    assert result["requests"] == 0 and result["connects"] == 0
+    errors = result["errors"]
+    # Every connection either timed out or was still waiting when the run ended.
+    assert errors["timeout"] + errors["connect_unfinished"] >= 20, errors
+    assert errors["connect_unfinished"] >= 1, errors  # each reconnected and was waiting again
+    assert errors["total"] == errors["timeout"] + errors["connect_unfinished"], errors
+    if not options:
+        assert errors["connect_unfinished"] == 20, errors
+    line = the_one_line_on(stderr)
+    assert "no request completed" in line and "connect_unfinished" in line, line
+
+
+@pytest.mark.parametrize("max_bytes", ["1048576", "1073741824"])
+def test_an_endless_reply_is_cut_and_the_stop_is_kept(max_bytes, tmp_path):
+    endless = serve_in_thread(EndlessChunkedReply)
+    try:
+        started = time.monotonic()
+        code, result, _, stderr = echolab_load(tmp_path, endless.server_address[1], "-q",
+                                               "-c", "2", "-t", "1", "--duration", "2s",
+                                               "--max-response-bytes", max_bytes, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        stop_serving(endless)
+    # Even when the limit is never reached, bytes that keep coming never hold up the end.
+    assert elapsed < 2 + 3, elapsed
+    assert code == 1
+    assert_consistent(result)
+    assert result["requests"] == 0
+    assert result["duration_s"] < 2.5
+    if max_bytes == "1048576":
+        assert result["errors"]["oversized_reply"] >= 2, result["errors"]
+        assert "--max-response-bytes" in result["first_errors"]["oversized_reply"]
+        # Each cut reply is a little over the limit; the reconnect back-off bounds how many.
+        assert result["bytes"] >= result["errors"]["oversized_reply"] * 1048576
+    assert "no request completed" in the_one_line_on(stderr)
+
+
+def test_a_reply_over_the_limit_is_counted_and_one_under_it_is_not(tmp_path):
+    large = serve_in_thread(LargeReplies)
+    try:
+        cut_code, cut, cut_stdout, _ = echolab_load(tmp_path, large.server_address[1], "-q",
+                                                    "-c", "2", "-t", "1", "-d", "1s",
+                                                    "--max-response-bytes", "65536")
+        fits_code, fits, _, fits_stderr = echolab_load(tmp_path, large.server_address[1], "-q",
+                                                       "-c", "2", "-t", "1", "-d", "1s",
+                                                       "--max-response-bytes", "200000")
+    finally:
+        stop_serving(large)
+    assert cut_code == 1
+    assert cut["max_response_bytes"] == 65536
+    assert cut["requests"] == 0
+    assert cut["errors"]["oversized_reply"] > 0, cut["errors"]
+    assert cut["errors"]["total"] == cut["errors"]["oversized_reply"], cut["errors"]
+    assert "oversized_reply" in cut_stdout
+    assert_clean(fits_code, fits, fits_stderr)
+
+
 def test_unanswered_requests_count_as_timeouts(tmp_path):
     silent = serve_in_thread(SilentListener)
     try:
@@ -212,6 +332,62 @@ def test_unanswered_requests_count_as_timeouts(tmp_path):
     # Each connection times out about every 300 ms (then reconnects and waits again).
     assert 2 <= result["errors"]["timeout"] <= 2 * 1500 // 300 + 2, result["errors"]
     assert result["errors"]["total"] == result["errors"]["timeout"]
+
+
+def test_slow_headers_are_held_until_the_idle_timeout(tmp_path):
+    with Server("threads", "--idle-timeout", "2s") as idle_closing:
+        code, result, stdout, stderr = echolab_load(
+            tmp_path, idle_closing.port, "-q", "--slow-headers", "3s", "-c", "10", "-t", "1",
+            "-d", "5s", timeout=30)
+    assert code == 0, stderr
+    assert_consistent(result)
+    assert result["mode"] == "slow_headers" and result["requests"] == 0
+    attack = result["attack"]
+    assert attack["mode"] == "slow_headers" and attack["interval_s"] == 3
+    assert attack["connections"] == 10
+    # A line every 3 s never beats a 2 s idle timeout: each connection is closed within its
+    # first interval, then opens again, so two rounds fit in the run.
+    assert attack["closed_by_server"] >= 10, attack
+    assert 0 < attack["held_ms"]["p50"] <= attack["held_ms"]["max"] < 3000, attack
+    assert attack["held_ms"]["count"] == attack["closed_by_server"]
+    assert attack["connects"] == attack["closed_by_server"] + attack["still_open_at_end"]
+    assert attack["bytes_sent"] == result["bytes_sent"] > 0
+    assert "ended by the server" in stdout
+
+
+def test_slow_headers_within_the_idle_timeout_stay_open(tmp_path):
+    head = len(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:65535\r\n")
+    with Server("threads", "--idle-timeout", "2s") as server:
+        code, result, _, stderr = echolab_load(tmp_path, server.port, "-q", "--slow-headers",
+                                               "300ms", "-c", "5", "-t", "1", "-d", "2500ms",
+                                               timeout=30)
+    assert code == 0, stderr
+    attack = result["attack"]
+    assert attack["connects"] == attack["closed_by_server"] + attack["still_open_at_end"]
+    assert attack["still_open_at_end"] + attack["closed_by_server"] >= 5, attack
+    # Header lines kept coming after the head: several per connection.
+    assert attack["sent_bytes_per_connection"]["max"] >= head + 4 * len(b"X-a: b\r\n"), attack
+
+
+def test_never_read_fills_the_server_and_is_measured(tmp_path):
+    with Server("threads", "--idle-timeout", "2s") as server:
+        code, result, stdout, stderr = echolab_load(tmp_path, server.port, "-q", "--never-read",
+                                                    "--pipeline", "16", "-c", "4", "-t", "1",
+                                                    "-d", "3s", timeout=30)
+        assert server.alive()
+    assert code == 0, stderr
+    assert_consistent(result)
+    assert result["mode"] == "never_read" and result["requests"] == 0
+    assert result["bytes"] == 0  # not a byte read
+    attack = result["attack"]
+    assert attack["mode"] == "never_read" and attack["interval_s"] is None
+    assert attack["connects"] >= 4
+    assert attack["connects"] == attack["closed_by_server"] + attack["still_open_at_end"]
+    assert attack["held_ms"]["count"] == attack["closed_by_server"]
+    # The socket buffers on both sides took far more than one batch before the sends stopped.
+    assert attack["sent_bytes_per_connection"]["p50"] > 64 * 1024, attack
+    assert attack["bytes_sent"] == result["bytes_sent"]
+    assert "never reading" in stdout
 
 
 def test_sigint_ends_the_run_early_with_a_report(server, tmp_path):
@@ -254,7 +430,8 @@ def test_help_lists_every_option():
     assert done.returncode == 0
     for option in ("--protocol", "--method", "--path", "--payload", "--connections", "--threads",
                    "--duration", "--ramp", "--hold", "--interval", "--pipeline", "--rate",
-                   "--timeout", "--new-connection-per-request", "--json", "--quiet"):
+                   "--timeout", "--new-connection-per-request", "--max-response-bytes",
+                   "--slow-headers", "--never-read", "--json", "--quiet"):
         assert option in done.stdout, option
 
 

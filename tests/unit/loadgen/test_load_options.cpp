@@ -109,6 +109,30 @@ TEST(ParseCommandLine, RawEchoSendsThePayload) {
   EXPECT_TRUE(result.options->sends_payload());
 }
 
+TEST(ParseCommandLine, MaxResponseBytesHasARoomyDefault) {
+  const CommandLine defaults = parse({"h:1"});
+  ASSERT_TRUE(defaults.options.has_value()) << defaults.message;
+  // The servers echo up to 1 MiB; the head of the reply must fit as well.
+  EXPECT_GT(defaults.options->max_response_bytes, std::size_t{1} << 20);
+  const CommandLine set = parse({"--max-response-bytes", "65536", "h:1"});
+  ASSERT_TRUE(set.options.has_value()) << set.message;
+  EXPECT_EQ(set.options->max_response_bytes, 65536u);
+}
+
+TEST(ParseCommandLine, AttackModes) {
+  const CommandLine slow = parse({"--slow-headers", "1500ms", "-c", "50", "h:1"});
+  ASSERT_TRUE(slow.options.has_value()) << slow.message;
+  EXPECT_EQ(slow.options->attack(), AttackMode::slow_headers);
+  EXPECT_EQ(slow.options->slow_headers_interval, 1500ms);
+
+  const CommandLine never = parse({"--never-read", "--pipeline", "16", "h:1"});
+  ASSERT_TRUE(never.options.has_value()) << never.message;
+  EXPECT_EQ(never.options->attack(), AttackMode::never_read);
+  EXPECT_EQ(never.options->pipeline, 16u);
+
+  EXPECT_EQ(parse({"h:1"}).options->attack(), AttackMode::none);
+}
+
 TEST(ParseCommandLine, NoMoreThreadsThanConnections) {
   const CommandLine result = parse({"-c", "3", "-t", "8", "h:1"});
   ASSERT_TRUE(result.options.has_value()) << result.message;
@@ -119,10 +143,26 @@ TEST(ParseCommandLine, HelpListsEveryOptionAndExitsZero) {
   const CommandLine result = parse({"--help"});
   EXPECT_FALSE(result.options.has_value());
   EXPECT_EQ(result.exit_code, 0);
-  for (const char* option :
-       {"--protocol", "--method", "--path", "--payload", "--connections", "--threads", "--duration",
-        "--ramp", "--hold", "--interval", "--pipeline", "--rate", "--timeout",
-        "--new-connection-per-request", "--json", "--quiet", "HOST:PORT"}) {
+  for (const char* option : {"--protocol",
+                             "--method",
+                             "--path",
+                             "--payload",
+                             "--connections",
+                             "--threads",
+                             "--duration",
+                             "--ramp",
+                             "--hold",
+                             "--interval",
+                             "--pipeline",
+                             "--rate",
+                             "--timeout",
+                             "--new-connection-per-request",
+                             "--max-response-bytes",
+                             "--slow-headers",
+                             "--never-read",
+                             "--json",
+                             "--quiet",
+                             "HOST:PORT"}) {
     EXPECT_NE(result.message.find(option), std::string::npos) << option;
   }
 }
@@ -139,6 +179,12 @@ TEST(ParseCommandLine, BadFlagsAndValuesNameThemselves) {
   expect_usage_error({"--method", "DELETE", "h:1"}, "--method");
   expect_usage_error({"--rate", "0", "h:1"}, "--rate");
   expect_usage_error({"--pipeline", "0", "h:1"}, "--pipeline");
+  expect_usage_error({"--max-response-bytes", "lots", "h:1"}, "--max-response-bytes");
+  expect_usage_error({"--max-response-bytes", "100", "h:1"}, "--max-response-bytes");
+  expect_usage_error({"--max-response-bytes", "0", "h:1"}, "--max-response-bytes");
+  expect_usage_error({"--slow-headers", "often", "h:1"}, "--slow-headers");
+  expect_usage_error({"--slow-headers", "0s", "h:1"}, "--slow-headers");
+  expect_usage_error({"--never-read=maybe", "h:1"}, "--never-read");
   expect_usage_error({"localhost"}, "HOST:PORT");
   expect_usage_error({"h:99999"}, "HOST:PORT");
 }
@@ -158,6 +204,25 @@ TEST(ParseCommandLine, ConflictingOptionsAreRefused) {
   expect_usage_error({"--ramp", "10s", "--duration", "5s", "h:1"}, "--ramp");
   expect_usage_error({"--duration", "0s", "h:1"}, "--duration");
   expect_usage_error({"--timeout", "0ms", "h:1"}, "--timeout");
+  expect_usage_error({"--protocol", "raw", "--max-response-bytes", "4096", "h:1"},
+                     "--max-response-bytes");
+  expect_usage_error(
+      {"--method", "POST", "--payload", "8192", "--max-response-bytes", "4096", "h:1"},
+      "--max-response-bytes");
+}
+
+TEST(ParseCommandLine, AttackModesRefuseWhatDoesNotApply) {
+  expect_usage_error({"--slow-headers", "1s", "--never-read", "h:1"}, "--never-read");
+  expect_usage_error({"--never-read", "--rate", "100", "h:1"}, "--rate");
+  expect_usage_error({"--never-read", "--hold", "5s", "h:1"}, "--hold");
+  expect_usage_error({"--slow-headers", "1s", "--protocol", "raw", "--payload", "8", "h:1"},
+                     "--protocol raw");
+  expect_usage_error({"--never-read", "--new-connection-per-request", "h:1"},
+                     "--new-connection-per-request");
+  expect_usage_error({"--slow-headers", "1s", "--pipeline", "4", "h:1"}, "--pipeline");
+  expect_usage_error({"--slow-headers", "1s", "--method", "POST", "h:1"}, "--method");
+  expect_usage_error({"--never-read", "--max-response-bytes", "4096", "h:1"},
+                     "--max-response-bytes");
 }
 
 }  // namespace

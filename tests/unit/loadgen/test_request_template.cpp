@@ -77,7 +77,8 @@ TEST(BuildRequests, RawSendsThePayloadAlone) {
   EXPECT_EQ(requests.batch, make_payload(32) + make_payload(32));
   EXPECT_TRUE(requests.reply_echoes_payload);
   // The batch echoed back is exactly what the raw checker counts as two replies.
-  const auto checker = make_reply_checker(WireProtocol::raw, requests.payload);
+  const auto checker =
+      make_reply_checker(WireProtocol::raw, requests.payload, LoadOptions{}.max_response_bytes);
   EXPECT_EQ(
       checker->scan(std::span<const char>(requests.batch.data(), requests.batch.size())).replies,
       2u);

@@ -62,7 +62,12 @@ TEST(RunReport, JsonHasTheDocumentedFields) {
                           "\"reset\": 0",
                           "\"timeout\": 0",
                           "\"bad_reply\": 0",
-                          "\"hold\": null"}) {
+                          "\"oversized_reply\": 0",
+                          "\"connect_unfinished\": 0",
+                          "\"requests_unfinished\": 0",
+                          "\"max_response_bytes\": 4194304",
+                          "\"hold\": null",
+                          "\"attack\": null"}) {
     EXPECT_NE(json.find(key), std::string::npos) << key << "\n" << json;
   }
 }
@@ -118,6 +123,79 @@ TEST(RunReport, SummaryShowsRateLatencyAndErrors) {
   EXPECT_NE(text.find("2500.0 requests/s"), std::string::npos) << text;
   EXPECT_NE(text.find("p99.99"), std::string::npos) << text;
   EXPECT_NE(text.find("bad_reply 1 (first: status 500)"), std::string::npos) << text;
+}
+
+TEST(RunReport, ARunWithoutACompletedRequestFailsAndSaysWhy) {
+  RunReport report = sample_report();
+  EXPECT_EQ(report.failure(), std::nullopt);
+  report.stats = LoadStats{};
+  report.stats.count_error(ErrorKind::timeout, "connect took over 1000 ms");
+  report.stats.count_error(ErrorKind::connect_unfinished, "connect unanswered");
+  EXPECT_EQ(report.failure(),
+            "no request completed in 2.00 s: 0 connects completed, errors: 1 timeout, "
+            "1 connect_unfinished");
+  EXPECT_EQ(report.exit_status(), 1);
+
+  // Nothing went wrong, yet nothing was measured: still a failure, and still explained.
+  report.stats = LoadStats{};
+  report.stats.connects = 4;
+  report.stats.requests_unfinished = 4;
+  EXPECT_EQ(report.failure(),
+            "no request completed in 2.00 s: 4 connects completed, 4 requests still unanswered "
+            "at the end, no error counted");
+  EXPECT_EQ(report.exit_status(), 1);
+}
+
+RunReport attack_report() {
+  RunReport report;
+  report.options.target = parse_target("127.0.0.1:8082");
+  report.options.connections = 2;
+  report.options.slow_headers_interval = std::chrono::seconds(3);
+  report.duration_s = 10.0;
+  report.stats.connects = 3;
+  report.stats.bytes_sent = 120;
+  report.stats.attack.held_ns.record(2'000'000'000);
+  report.stats.attack.sent_bytes.record(40);
+  report.stats.attack.closed_by_server = 1;
+  report.stats.attack.still_open_at_end = 2;
+  report.stats.attack.statuses[408] = 1;
+  return report;
+}
+
+TEST(RunReport, AnAttackReportsHowLongTheServerHeldItsConnections) {
+  const RunReport report = attack_report();
+  EXPECT_EQ(report.failure(), std::nullopt);  // no request is what an attack expects
+  EXPECT_EQ(report.exit_status(), 0);
+  const auto json = nlohmann::json::parse(json_of(report));
+  EXPECT_EQ(json["mode"], "slow_headers");
+  EXPECT_EQ(json["requests"], 0);
+  const auto& attack = json["attack"];
+  EXPECT_EQ(attack["mode"], "slow_headers");
+  EXPECT_EQ(attack["interval_s"], 3.0);
+  EXPECT_EQ(attack["connections"], 2);
+  EXPECT_EQ(attack["connects"], 3);
+  EXPECT_EQ(attack["held_ms"]["count"], 1);
+  EXPECT_NEAR(attack["held_ms"]["p50"].get<double>(), 2000.0, 2000.0 / 128);
+  EXPECT_EQ(attack["closed_by_server"], 1);
+  EXPECT_EQ(attack["still_open_at_end"], 2);
+  EXPECT_EQ(attack["statuses"]["408"], 1);
+  EXPECT_EQ(attack["bytes_sent"], 120);
+  EXPECT_EQ(attack["sent_bytes_per_connection"]["max"], 40);
+
+  std::ostringstream out;
+  write_summary(out, report);
+  EXPECT_NE(out.str().find("1 ended by the server, 2 still open at the end"), std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("1 x 408"), std::string::npos) << out.str();
+}
+
+TEST(RunReport, AnAttackThatOpenedNoConnectionFails) {
+  RunReport report = attack_report();
+  report.stats = LoadStats{};
+  report.stats.count_error(ErrorKind::refused, "connect: Connection refused");
+  EXPECT_EQ(report.failure(),
+            "no connection opened in 10.00 s: 0 connects completed, errors: 1 refused");
+  EXPECT_EQ(report.exit_status(), 1);
 }
 
 }  // namespace
