@@ -40,6 +40,8 @@ class ClientDeadline {
     TimeoutKind kind;
   };
 
+  // A new connection owes its first header section within the header timeout, counted from
+  // `now` (its accept): a client that connects and sends nothing is a slow header too.
   ClientDeadline(const ClientTimeouts& timeouts, Clock::time_point now);
 
   // The Session took `bytes` and now stands in `phase`; `request_completed` when the read
@@ -60,7 +62,7 @@ class ClientDeadline {
                                           std::uint64_t bytes) const;
 
   ClientTimeouts timeouts_;
-  RequestPhase phase_ = RequestPhase::idle;
+  RequestPhase phase_ = RequestPhase::header;
   Clock::time_point idle_since_;
   Clock::time_point phase_started_;
   std::uint64_t body_bytes_ = 0;

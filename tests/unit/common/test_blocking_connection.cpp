@@ -90,8 +90,22 @@ TEST(BlockingConnection, IdleTimeoutEndsAQuietConnection) {
   CountingObserver observer;
   BlockingConnectionSettings settings;
   settings.timeouts.idle = std::chrono::milliseconds(50);
+  const std::string request = "GET / HTTP/1.1\r\n\r\n";
+  ASSERT_GT(write(pair.client, request.data(), request.size()), 0);
   EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer), ConnectionEnd::timed_out);
   EXPECT_EQ(observer.timed_out, TimeoutKind::idle);
+  EXPECT_EQ(observer.requests, 1U);
+}
+
+// A client that connects and sends nothing holds its worker no longer than a slow header.
+TEST(BlockingConnection, AConnectionThatSendsNothingHasTheHeaderTimeout) {
+  Pair pair;
+  CountingObserver observer;
+  BlockingConnectionSettings settings;
+  settings.timeouts.header = std::chrono::milliseconds(50);
+  EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer), ConnectionEnd::timed_out);
+  EXPECT_EQ(observer.timed_out, TimeoutKind::header);
+  EXPECT_EQ(observer.last_error, 0);  // nothing was asked: closed without an answer
 }
 
 // Slowloris: a header line now and then must not keep the connection; the whole header

@@ -20,15 +20,25 @@ ClientTimeouts timeouts() {
 
 const Clock::time_point t0{};
 
-TEST(ClientDeadline, AQuietConnectionHasTheIdleTimeout) {
-  const ClientDeadline deadline(timeouts(), t0);
+TEST(ClientDeadline, ANewConnectionOwesItsFirstHeaderSectionFromItsAccept) {
+  ClientDeadline deadline(timeouts(), t0);
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::header);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(10'000));
+  deadline.received(5, RequestPhase::header, false, t0 + milliseconds(9'000));
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(10'000));
+}
+
+TEST(ClientDeadline, AfterAnAnswerTheIdleTimeoutRuns) {
+  ClientDeadline deadline(timeouts(), t0);
+  deadline.received(20, RequestPhase::idle, true, t0 + milliseconds(1'000));
   EXPECT_EQ(deadline.next().kind, TimeoutKind::idle);
-  EXPECT_EQ(deadline.next().at, t0 + milliseconds(30'000));
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(31'000));
 }
 
 // Slowloris: more header bytes later do not move the deadline of the header section.
 TEST(ClientDeadline, TheHeaderSectionHasOneDeadlineHoweverOftenBytesCome) {
   ClientDeadline deadline(timeouts(), t0);
+  deadline.received(20, RequestPhase::idle, true, t0);
   deadline.received(20, RequestPhase::header, false, t0 + milliseconds(100));
   deadline.received(8, RequestPhase::header, false, t0 + milliseconds(5'000));
   deadline.received(8, RequestPhase::header, false, t0 + milliseconds(9'000));
@@ -46,6 +56,7 @@ TEST(ClientDeadline, ABodyEarnsTimeAtTheMinimumRate) {
 
 TEST(ClientDeadline, ANewRequestInTheSameReadStartsItsOwnHeaderDeadline) {
   ClientDeadline deadline(timeouts(), t0);
+  deadline.received(20, RequestPhase::idle, true, t0);
   deadline.received(20, RequestPhase::header, false, t0);
   deadline.received(40, RequestPhase::header, true, t0 + milliseconds(8'000));
   EXPECT_EQ(deadline.next().at, t0 + milliseconds(18'000));
