@@ -1,5 +1,6 @@
 #include "servers/threads/thread_per_connection_server.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -14,9 +15,18 @@
 
 namespace echolab {
 
+namespace {
+
+// After --shutdown-timeout the sockets still open are cut; a thread that is not back from its
+// handler this long after that is stuck in it (a /sleep) and is left behind.
+constexpr std::chrono::milliseconds kGraceAfterCut{250};
+
+}  // namespace
+
 struct ThreadPerConnectionServer::ThreadStart {
   ThreadPerConnectionServer* server;
   int client_fd;
+  int watch_fd;  // a second descriptor of the socket, for the shutdown to cut; -1 for none
   std::chrono::steady_clock::time_point created;
 };
 
@@ -86,8 +96,8 @@ bool ThreadPerConnectionServer::wait_for_free_thread(int signal_fd) {
 
 void ThreadPerConnectionServer::start_thread(int client_fd) {
   metrics_.connection_accepted();
-  auto start =
-      std::make_unique<ThreadStart>(ThreadStart{this, client_fd, std::chrono::steady_clock::now()});
+  auto start = std::make_unique<ThreadStart>(
+      ThreadStart{this, client_fd, -1, std::chrono::steady_clock::now()});
   pthread_attr_t attributes;
   pthread_attr_init(&attributes);
   pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
@@ -97,6 +107,7 @@ void ThreadPerConnectionServer::start_thread(int client_fd) {
   {
     const std::lock_guard lock(mutex_);
     ++active_threads_;
+    start->watch_fd = watch_socket(client_fd);
   }
   pthread_t thread{};
   const int error = pthread_create(&thread, &attributes, &thread_main, start.get());
@@ -106,6 +117,7 @@ void ThreadPerConnectionServer::start_thread(int client_fd) {
     close(client_fd);
     metrics_.connection_closed();
     const std::lock_guard lock(mutex_);
+    unwatch_socket(start->watch_fd);
     --active_threads_;
     return;
   }
@@ -114,11 +126,11 @@ void ThreadPerConnectionServer::start_thread(int client_fd) {
 
 void* ThreadPerConnectionServer::thread_main(void* start) {
   const std::unique_ptr<ThreadStart> owned(static_cast<ThreadStart*>(start));
-  owned->server->serve(owned->client_fd, owned->created);
+  owned->server->serve(owned->client_fd, owned->watch_fd, owned->created);
   return nullptr;
 }
 
-void ThreadPerConnectionServer::serve(int client_fd,
+void ThreadPerConnectionServer::serve(int client_fd, int watch_fd,
                                       std::chrono::steady_clock::time_point created) {
   // The article's claim, measured: from pthread_create() until the new thread runs.
   metrics_.worker_spawned(
@@ -128,20 +140,57 @@ void ThreadPerConnectionServer::serve(int client_fd,
   metrics_.connection_closed();
   metrics_.workers_changed(0, -1);
   const std::lock_guard lock(mutex_);
+  unwatch_socket(watch_fd);
   --active_threads_;
   thread_exited_.notify_all();
 }
 
+// The connection loop closes its descriptor itself, and a closed number can be reused at
+// once (by a metrics scrape, say): the shutdown must never cut a socket by a number that may
+// already name another. So it cuts through a duplicate of its own, closed under mutex_ only
+// once the thread is done with the socket. Out of descriptors, a connection is left unwatched:
+// the deadline then ends it with the process. Called with mutex_ held.
+int ThreadPerConnectionServer::watch_socket(int client_fd) {
+  const int watch_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 0);
+  if (watch_fd >= 0) {
+    watched_sockets_.insert(watch_fd);
+  }
+  return watch_fd;
+}
+
+void ThreadPerConnectionServer::unwatch_socket(int watch_fd) {
+  if (watch_fd >= 0) {
+    watched_sockets_.erase(watch_fd);
+    close(watch_fd);
+  }
+}
+
 // Idle connections close at once on the stop broadcast; requests in flight finish, up to
-// --shutdown-timeout.
+// --shutdown-timeout. Then every socket still open is shut down, so a thread blocked in
+// recv() or send() returns at once and exits. A thread stuck in a handler (a /sleep) cannot
+// be stopped, and it still uses this object, the metrics and the stop pipe: returning from
+// main would free them under it. So the process leaves without unwinding anything.
 void ThreadPerConnectionServer::drain() {
   std::unique_lock lock(mutex_);
   log_event("shutdown", {{"phase", "draining"}, {"threads", active_threads_}});
   stop_.broadcast();
-  const bool drained = thread_exited_.wait_for(lock, options_.server.shutdown_timeout,
-                                               [this] { return active_threads_ == 0; });
-  log_event("shutdown",
-            {{"phase", "done"}, {"threads_left", active_threads_}, {"drained", drained}});
+  const auto all_exited = [this] { return active_threads_ == 0; };
+  if (!thread_exited_.wait_for(lock, options_.server.shutdown_timeout, all_exited)) {
+    log_event("shutdown", {{"phase", "timeout"},
+                           {"threads_left", active_threads_},
+                           {"sockets_cut", watched_sockets_.size()}});
+    for (const int watch_fd : watched_sockets_) {
+      ::shutdown(watch_fd, SHUT_RDWR);
+    }
+    if (!thread_exited_.wait_for(lock, kGraceAfterCut, all_exited)) {
+      log_event("shutdown", {{"phase", "done"},
+                             {"threads_left", active_threads_},
+                             {"drained", false},
+                             {"note", "threads stuck in a handler: exiting without unwinding"}});
+      exit_without_unwinding(0);
+    }
+  }
+  log_event("shutdown", {{"phase", "done"}, {"threads_left", active_threads_}, {"drained", true}});
 }
 
 }  // namespace echolab

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <unordered_set>
 
 #include "common/blocking_connection.hpp"
 #include "common/server_options.hpp"
@@ -33,7 +34,9 @@ class ThreadPerConnectionServer {
 
   bool wait_for_free_thread(int signal_fd);
   void start_thread(int client_fd);
-  void serve(int client_fd, std::chrono::steady_clock::time_point created);
+  void serve(int client_fd, int watch_fd, std::chrono::steady_clock::time_point created);
+  int watch_socket(int client_fd);
+  void unwatch_socket(int watch_fd);
   void drain();
 
   ThreadsOptions options_;
@@ -43,6 +46,9 @@ class ThreadPerConnectionServer {
   std::mutex mutex_;
   std::condition_variable thread_exited_;
   std::size_t active_threads_ = 0;  // guarded by mutex_
+  // A duplicate descriptor of every connection's socket, for the shutdown to cut what is
+  // left at its deadline; guarded by mutex_.
+  std::unordered_set<int> watched_sockets_;
 };
 
 }  // namespace echolab

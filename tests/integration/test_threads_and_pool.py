@@ -169,3 +169,34 @@ def test_pool_receives_once_per_request_and_still_hears_a_request_in_two_parts(m
         calls = recv_calls_while(server.process.pid, exchange)
     expected = requests + 2 * split_requests
     assert expected <= calls <= expected * 1.1, f"{calls} receive calls for {expected} reads"
+
+
+def sanitizer_reports(log: str) -> list[str]:
+    return [line for line in log.splitlines()
+            if "AddressSanitizer" in line or "runtime error:" in line or "LeakSanitizer" in line]
+
+
+@pytest.mark.parametrize("model", ["threads"])
+def test_shutdown_deadline_holds_whatever_the_handlers_do(model):
+    """A handler stuck past --shutdown-timeout (a /sleep) must not hold the exit, and must not
+    be left running on freed objects (`make asan` runs this test against an ASan+UBSan build)."""
+    with Server(model, "--fault-injection", "--shutdown-timeout", "1s") as server:
+        idle = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(4)]
+        for conn in idle:
+            assert served(conn)
+        half_sent = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        half_sent.sendall(b"GET / HTTP/1.1\r\n")  # a request in flight, waiting for its end
+        sleeper = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        sleeper.sendall(b"GET /sleep?ms=5000 HTTP/1.1\r\n\r\n")
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        exit_code = server.process.wait(timeout=10)
+        took = time.monotonic() - started
+        for conn in idle + [half_sent, sleeper]:
+            conn.close()
+        log = server.log()
+        assert exit_code == 0, log
+        assert 0.9 < took < 1.8, f"exit after {took:.2f}s"
+        assert not sanitizer_reports(log), log
+        assert "phase=timeout" in log and "drained=false" in log
