@@ -20,6 +20,8 @@ namespace {
 // After --shutdown-timeout the sockets still open are cut; a thread that is not back from its
 // handler this long after that is stuck in it (a /sleep) and is left behind.
 constexpr std::chrono::milliseconds kGraceAfterCut{250};
+// After pthread_create() failed: the longest pause before trying again with no thread exited.
+constexpr std::chrono::milliseconds kStartRetry{100};
 
 }  // namespace
 
@@ -95,7 +97,6 @@ bool ThreadPerConnectionServer::wait_for_free_thread(int signal_fd) {
 }
 
 void ThreadPerConnectionServer::start_thread(int client_fd) {
-  metrics_.connection_accepted();
   auto start = std::make_unique<ThreadStart>(
       ThreadStart{this, client_fd, -1, std::chrono::steady_clock::now()});
   pthread_attr_t attributes;
@@ -113,15 +114,31 @@ void ThreadPerConnectionServer::start_thread(int client_fd) {
   const int error = pthread_create(&thread, &attributes, &thread_main, start.get());
   pthread_attr_destroy(&attributes);
   if (error != 0) {
-    log_error("limit_reached", {{"limit", "threads"}, {"error", std::strerror(error)}});
     close(client_fd);
-    metrics_.connection_closed();
-    const std::lock_guard lock(mutex_);
-    unwatch_socket(start->watch_fd);
-    --active_threads_;
+    metrics_.connection_rejected();
+    back_off_after_failed_start(start->watch_fd, error);
     return;
   }
+  thread_start_failing_ = false;
   static_cast<void>(start.release());  // now owned by the thread, which deletes it
+}
+
+// No thread for this connection (out of memory for its stack, or of tasks): it is closed and
+// counted as rejected, like one over --max-connections. The next connection would fail the
+// same way until a thread exits, so accepting stops until one does, or for kStartRetry at
+// most; the connections meanwhile wait in the listen backlog. One line per episode.
+void ThreadPerConnectionServer::back_off_after_failed_start(int watch_fd, int error) {
+  std::unique_lock lock(mutex_);
+  unwatch_socket(watch_fd);
+  --active_threads_;
+  if (!std::exchange(thread_start_failing_, true)) {
+    log_error("limit_reached", {{"limit", "threads"},
+                                {"error", std::strerror(error)},
+                                {"threads", active_threads_},
+                                {"note", "connections are rejected until a thread exits"}});
+  }
+  const std::size_t running = active_threads_;
+  thread_exited_.wait_for(lock, kStartRetry, [this, running] { return active_threads_ < running; });
 }
 
 void* ThreadPerConnectionServer::thread_main(void* start) {
@@ -132,6 +149,9 @@ void* ThreadPerConnectionServer::thread_main(void* start) {
 
 void ThreadPerConnectionServer::serve(int client_fd, int watch_fd,
                                       std::chrono::steady_clock::time_point created) {
+  // Counted here rather than by the acceptor: a connection no thread could be started for
+  // is rejected, not accepted.
+  metrics_.connection_accepted();
   // The article's claim, measured: from pthread_create() until the new thread runs.
   metrics_.worker_spawned(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - created).count());

@@ -34,6 +34,7 @@ class ThreadPerConnectionServer {
 
   bool wait_for_free_thread(int signal_fd);
   void start_thread(int client_fd);
+  void back_off_after_failed_start(int watch_fd, int error);
   void serve(int client_fd, int watch_fd, std::chrono::steady_clock::time_point created);
   int watch_socket(int client_fd);
   void unwatch_socket(int watch_fd);
@@ -49,6 +50,7 @@ class ThreadPerConnectionServer {
   // A duplicate descriptor of every connection's socket, for the shutdown to cut what is
   // left at its deadline; guarded by mutex_.
   std::unordered_set<int> watched_sockets_;
+  bool thread_start_failing_ = false;  // the acceptor's own: one log line per episode
 };
 
 }  // namespace echolab

@@ -200,3 +200,55 @@ def test_shutdown_deadline_holds_whatever_the_handlers_do(model):
         assert 0.9 < took < 1.8, f"exit after {took:.2f}s"
         assert not sanitizer_reports(log), log
         assert "phase=timeout" in log and "drained=false" in log
+
+
+def sanitized(binary: str) -> bool:
+    """True for an ASan or TSan build, whose shadow memory no small RLIMIT_AS can hold."""
+    data = Path(binary).read_bytes()
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
+def closed_unanswered(conn: socket.socket) -> bool:
+    try:
+        return conn.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_threads_rejects_what_no_thread_can_be_started_for_and_backs_off():
+    """pthread_create() failing for real: an address-space limit with room for two 256 MiB
+    stacks. The connections that fit are served; the others are closed and counted as
+    rejected, with one log line per episode, and the server serves again once a thread exits."""
+    from test_metrics import eventually, scrape
+
+    flags = ("--stack-size", "256MiB")
+    stack = 256 << 20
+    with Server("threads", *flags) as unlimited:
+        if sanitized(unlimited.args[0]):
+            pytest.skip("a sanitizer's shadow memory does not fit a small RLIMIT_AS")
+        baseline = vm_size_kib(unlimited.process.pid) * 1024
+    server = Server("threads", *flags)
+    limit = baseline + 2 * stack + stack // 2
+    server.args = ["prlimit", f"--as={limit}", "env", "MALLOC_ARENA_MAX=1", *server.args]
+    with server:
+        served_ones = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(2)]
+        for conn in served_ones:
+            assert served(conn)
+        refused = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(3)]
+        assert all(closed_unanswered(conn) for conn in refused)
+        metrics = eventually(lambda: scrape(server),
+                             lambda m: m.value("echolab_connections_rejected_total", model="threads") == 3)
+        assert metrics.value("echolab_connections_rejected_total", model="threads") == 3
+        assert metrics.value("echolab_connections_accepted_total", model="threads") == 2
+        assert server.log().count("limit=threads") == 1  # one episode, one line
+        served_ones.pop().close()
+        time.sleep(0.3)  # the thread exits, its stack is free again
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as again:
+            assert served(again)
+            with socket.create_connection((LOOPBACK, server.port), timeout=5) as over:
+                assert closed_unanswered(over)  # a second episode
+            assert server.log().count("limit=threads") == 2
+        served_ones.pop().close()
+        for conn in refused:
+            conn.close()
+        assert server.terminate() == 0
