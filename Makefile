@@ -40,10 +40,10 @@ integration: build
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DECHOLAB_SANITIZE="address;undefined" -DECHOLAB_FUZZ=ON -DECHOLAB_BENCH=OFF
-	cmake --build $(ASAN_BUILD) -j $(JOBS) --target echolab_unit_tests fuzz_session echolab-threads
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target echolab_unit_tests fuzz_session echolab-threads echolab-pool
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L unit
-	# The shutdown deadline with a handler stuck past it: nothing may be freed under a live
-	# thread. Any report fails the test (it reads the server's log).
+	# The threads and pool servers at the shutdown deadline with a handler stuck past it:
+	# nothing may be freed under a live thread. Any report fails the test (it reads the log).
 	cd tests/integration && ASAN_OPTIONS="halt_on_error=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
 	  ECHOLAB_BIN_DIR=$(CURDIR)/$(ASAN_BUILD)/bin \
 	  /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "shutdown_deadline" test_threads_and_pool.py

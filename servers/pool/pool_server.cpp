@@ -1,15 +1,21 @@
 #include "servers/pool/pool_server.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <thread>
 #include <vector>
 
 #include "common/log.hpp"
+#include "common/shutdown_signals.hpp"
 #include "servers/pool/pool_connection.hpp"
 
 namespace echolab {
 namespace {
+
+// After --shutdown-timeout the io_contexts are stopped; a pool thread not back from its handler
+// this long after that is stuck in it (a /sleep) and is left behind.
+constexpr std::chrono::milliseconds kGraceAfterStop{250};
 
 asio::ip::tcp protocol_of(int listen_fd) {
   sockaddr_storage address{};
@@ -26,9 +32,7 @@ PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, Striped
       options_(options),
       metrics_(metrics),
       acceptor_(io, protocol_of(listen_fd), listen_fd),
-      signals_(io, SIGINT, SIGTERM),
-      accept_retry_(io),
-      shutdown_deadline_(io) {
+      accept_retry_(io) {
   if (options_.threads == 0) {
     options_.threads = std::max(1u, std::thread::hardware_concurrency());
   }
@@ -45,8 +49,7 @@ PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, Striped
   }
 }
 
-int PoolServer::run() {
-  wait_for_signal();
+int PoolServer::run(int signal_fd) {
   accept();
   log_event("start", {{"listen", options_.server.listen.to_string()},
                       {"metrics", options_.server.metrics_listen.to_string()},
@@ -55,16 +58,57 @@ int PoolServer::run() {
                       {"fault_injection", options_.server.protocol.fault_injection}});
   std::vector<std::thread> threads;
   threads.reserve(options_.threads);
+  running_threads_ = options_.threads;
   for (std::size_t i = 0; i < options_.threads; ++i) {
     asio::io_context& context = i == 0 || extra_contexts_.empty() ? io_ : *extra_contexts_[i - 1];
     const auto created = std::chrono::steady_clock::now();
     threads.emplace_back([this, &context, created] { run_thread(context, created); });
   }
+  wait_for_shutdown_signal(signal_fd);
+  if (!drain()) {
+    // A thread stuck in a handler still uses the connections, this object and the metrics:
+    // returning would free them under it, so the process leaves without unwinding.
+    exit_without_unwinding(0);
+  }
   for (std::thread& thread : threads) {
     thread.join();
   }
-  log_event("shutdown", {{"phase", "done"}});
+  log_event("shutdown", {{"phase", "done"}, {"drained", true}});
   return 0;
+}
+
+// The signal is taken here, on the main thread, and not by a handler in the io_context: when
+// every pool thread is blocked in a handler, nothing in the io_context runs, and the deadline
+// must hold all the same.
+void PoolServer::wait_for_shutdown_signal(int signal_fd) {
+  for (;;) {
+    pollfd entry{signal_fd, POLLIN, 0};
+    if (poll(&entry, 1, -1) > 0 && shutdown_requested(signal_fd)) {
+      return;
+    }
+  }
+}
+
+// Starts the shutdown in the io_context and waits up to --shutdown-timeout for the pool to
+// stop; then stops the io_contexts, which returns every thread that is between handlers.
+// False when a thread is still stuck in one after that.
+bool PoolServer::drain() {
+  asio::post(io_, [this] { shut_down(); });
+  std::unique_lock lock(threads_mutex_);
+  const auto all_returned = [this] { return running_threads_ == 0; };
+  if (threads_returned_.wait_for(lock, options_.server.shutdown_timeout, all_returned)) {
+    return true;
+  }
+  log_event("shutdown", {{"phase", "timeout"}, {"threads_busy", running_threads_}});
+  stop_all();
+  if (threads_returned_.wait_for(lock, kGraceAfterStop, all_returned)) {
+    return true;
+  }
+  log_event("shutdown", {{"phase", "done"},
+                         {"drained", false},
+                         {"threads_left", running_threads_},
+                         {"note", "threads stuck in a handler: exiting without unwinding"}});
+  return false;
 }
 
 void PoolServer::run_thread(asio::io_context& context,
@@ -74,6 +118,9 @@ void PoolServer::run_thread(asio::io_context& context,
   metrics_.workers_changed(+1, 0);
   context.run();
   metrics_.workers_changed(-1, 0);
+  const std::lock_guard lock(threads_mutex_);
+  --running_threads_;
+  threads_returned_.notify_all();
 }
 
 // Shared mode: the socket stays on the one io_context, any of whose N threads may run its
@@ -150,16 +197,8 @@ void PoolServer::connection_ended(PoolConnection* connection) {
   }
 }
 
-void PoolServer::wait_for_signal() {
-  signals_.async_wait([this](const asio::error_code& error, int /*signal*/) {
-    if (!error) {
-      shut_down();
-    }
-  });
-}
-
 // Stop accepting, close idle connections, let requests in flight finish, and stop the pool
-// when the last connection ends or --shutdown-timeout passes.
+// when the last connection ends (or, from drain(), when --shutdown-timeout passes).
 void PoolServer::shut_down() {
   stopping_ = true;
   asio::error_code ignored;
@@ -182,13 +221,6 @@ void PoolServer::shut_down() {
   for (const auto& connection : open) {
     connection->close_if_idle();
   }
-  shutdown_deadline_.expires_after(options_.server.shutdown_timeout);
-  shutdown_deadline_.async_wait([this](const asio::error_code& error) {
-    if (!error) {
-      log_event("shutdown", {{"phase", "timeout"}});
-      stop_all();
-    }
-  });
 }
 
 }  // namespace echolab

@@ -176,11 +176,14 @@ def sanitizer_reports(log: str) -> list[str]:
             if "AddressSanitizer" in line or "runtime error:" in line or "LeakSanitizer" in line]
 
 
-@pytest.mark.parametrize("model", ["threads"])
-def test_shutdown_deadline_holds_whatever_the_handlers_do(model):
+@pytest.mark.parametrize("model, flags", [("threads", ()), ("pool", ("--threads", "2")),
+                                          ("pool", ("--threads", "1"))],
+                         ids=["threads", "pool", "pool-all-threads-blocked"])
+def test_shutdown_deadline_holds_whatever_the_handlers_do(model, flags):
     """A handler stuck past --shutdown-timeout (a /sleep) must not hold the exit, and must not
-    be left running on freed objects (`make asan` runs this test against an ASan+UBSan build)."""
-    with Server(model, "--fault-injection", "--shutdown-timeout", "1s") as server:
+    be left running on freed objects (`make asan` runs this test against an ASan+UBSan build).
+    With one pool thread, the sleeping handler holds the whole io_context."""
+    with Server(model, "--fault-injection", "--shutdown-timeout", "1s", *flags) as server:
         idle = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(4)]
         for conn in idle:
             assert served(conn)
