@@ -1,15 +1,20 @@
-// SIGTERM and SIGINT as a file descriptor, so a blocking acceptor can poll() for "shut down"
-// beside its listening socket, with no async-signal-safety traps.
+// SIGTERM and SIGINT (and SIGHUP) as a file descriptor, so a blocking acceptor can poll() for "shut
+// down" beside its listening socket, with no async-signal-safety traps.
 #pragma once
 
 namespace echolab {
 
-// Blocks SIGTERM and SIGINT in the calling thread (threads started afterwards inherit the
-// mask, so only this descriptor ever sees them), ignores SIGPIPE, and returns a signalfd
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (threads started afterwards inherit
+// the mask, so only this descriptor ever sees them), ignores SIGPIPE, and returns a signalfd
 // that becomes readable when one arrives. Call before starting any thread.
 int open_shutdown_signalfd();
 
-// True when a signal is waiting on the descriptor (it is consumed).
+// True when a shutdown signal (SIGTERM, SIGINT) was waiting on the descriptor. A SIGHUP is
+// consumed and answered with log_nothing_to_reload(), and the server keeps serving.
 bool shutdown_requested(int signal_fd);
+
+// SIGHUP: nginx reloads its configuration on it, Apache restarts gracefully. echolab has no
+// configuration file, so there is nothing to reload: one line says so, and nothing stops.
+void log_nothing_to_reload();
 
 }  // namespace echolab

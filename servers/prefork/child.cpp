@@ -54,6 +54,7 @@ void install_signal_handlers() {
   sigaction(SIGUSR1, &stop, nullptr);
   // Ctrl-C reaches the whole process group; the master turns it into an orderly stop.
   static_cast<void>(signal(SIGINT, SIG_IGN));
+  static_cast<void>(signal(SIGHUP, SIG_IGN));  // a hangup of the group: the master answers it
   static_cast<void>(signal(SIGCHLD, SIG_DFL));
   static_cast<void>(signal(SIGPIPE, SIG_IGN));
   sigemptyset(&stop_signal_only);

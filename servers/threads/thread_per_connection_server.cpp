@@ -53,6 +53,9 @@ int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
     if (fds[1].revents != 0 && shutdown_requested(signal_fd)) {
       break;
     }
+    if (fds[0].revents == 0) {
+      continue;  // a SIGHUP: the listener is blocking, accept() would wait for a connection
+    }
     const int client_fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (client_fd < 0) {
       if (errno == EMFILE || errno == ENFILE) {

@@ -207,3 +207,26 @@ def test_bad_flag_is_named_on_one_line_with_exit_2(model):
     got = run(*server.args)
     assert got.returncode == 2
     assert "--idle-timeout" in got.stderr and len(got.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_sighup_has_nothing_to_reload_and_the_server_keeps_serving(model):
+    """nginx reloads its configuration on SIGHUP and Apache restarts gracefully; echolab has
+    no configuration file: it says so and serves on, connections and metrics included."""
+    with Server(model) as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as kept:
+            kept.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert recv_http_response(kept).endswith(GREETING)
+            os.killpg(server.process.pid, signal.SIGHUP)  # the whole group, as a hangup would
+            server.wait_for_log("event=reload")
+            time.sleep(0.2)
+            assert server.alive()
+            kept.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert recv_http_response(kept).endswith(GREETING)
+        got = run("curl", "-sS", "--max-time", "5", server.url("/"))
+        assert got.returncode == 0 and got.stdout == GREETING.decode(), got.stderr
+        scraped = run("curl", "-sS", "--max-time", "5", server.metrics_url())
+        assert scraped.returncode == 0 and "echolab_requests_total" in scraped.stdout
+        log = server.log()
+        assert log.count("event=reload") == 1 and "nothing to reload" in log
+        assert server.terminate() == 0
