@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import LOOPBACK, Server
+from harness import BIN_DIR, LOOPBACK, Server
 from test_servers import GREETING, recv_http_response
 
 
@@ -224,16 +224,19 @@ def test_threads_rejects_what_no_thread_can_be_started_for_and_backs_off():
     rejected, with one log line per episode, and the server serves again once a thread exits."""
     from test_metrics import eventually, scrape
 
-    flags = ("--stack-size", "256MiB")
     stack = 256 << 20
-    with Server("threads", *flags) as unlimited:
-        if sanitized(unlimited.args[0]):
-            pytest.skip("a sanitizer's shadow memory does not fit a small RLIMIT_AS")
+
+    def server_with(*wrapper: str) -> Server:
+        # One malloc arena: each thread's own would reserve 64 MiB of address space.
+        server = Server("threads", "--stack-size", "256MiB")
+        server.args = [*wrapper, "env", "MALLOC_ARENA_MAX=1", *server.args]
+        return server
+
+    if sanitized(str(BIN_DIR / "echolab-threads")):
+        pytest.skip("a sanitizer's shadow memory does not fit a small RLIMIT_AS")
+    with server_with() as unlimited:
         baseline = vm_size_kib(unlimited.process.pid) * 1024
-    server = Server("threads", *flags)
-    limit = baseline + 2 * stack + stack // 2
-    server.args = ["prlimit", f"--as={limit}", "env", "MALLOC_ARENA_MAX=1", *server.args]
-    with server:
+    with server_with("prlimit", f"--as={baseline + 2 * stack + stack // 2}") as server:
         served_ones = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(2)]
         for conn in served_ones:
             assert served(conn)
