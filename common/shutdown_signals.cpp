@@ -1,7 +1,11 @@
 #include "common/shutdown_signals.hpp"
 
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <csignal>
 #include <system_error>
@@ -43,6 +47,40 @@ void log_nothing_to_reload() {
   log_event("reload", {{"signal", "SIGHUP"},
                        {"result", "nothing to reload"},
                        {"note", "no configuration file: still serving"}});
+}
+
+std::size_t take_queued_connections(int listen_fd, const std::function<void(int)>& serve) {
+  std::size_t served = 0;
+  std::size_t closed = 0;
+  for (;;) {
+    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      break;  // EAGAIN: the queue is empty (or a limit: what is left gets what it gets)
+    }
+    int waiting = 0;
+    if (ioctl(fd, FIONREAD, &waiting) == 0 && waiting > 0) {
+      serve(fd);
+      ++served;
+    } else {
+      close(fd);
+      ++closed;
+    }
+  }
+  if (served + closed > 0) {
+    log_event("shutdown", {{"phase", "queue"}, {"served", served}, {"closed", closed}});
+  }
+  return served;
+}
+
+BlockingConnectionSettings settings_for_queued(BlockingConnectionSettings settings) {
+  settings.stop_fd = -1;
+  settings.wait_mask = nullptr;
+  settings.stop_requested = nullptr;
+  settings.idle_timeout = std::min(settings.idle_timeout, kQueuedIdle);
+  return settings;
 }
 
 }  // namespace echolab

@@ -154,7 +154,7 @@ void PoolServer::accept() {
 }
 
 void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket socket) {
-  if (error == asio::error::operation_aborted || stopping()) {
+  if (error == asio::error::operation_aborted) {
     return;
   }
   if (error) {
@@ -164,28 +164,38 @@ void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket 
     accept_retry_.async_wait([this](const asio::error_code&) { accept(); });
     return;
   }
-  {
-    std::unique_lock lock(connections_mutex_);
-    if (connections_.size() >= options_.server.max_connections) {
-      lock.unlock();
-      asio::error_code ignored;
-      socket.close(ignored);
-      metrics_.connection_rejected();
-      if (!std::exchange(logged_full_, true)) {
-        log_event("limit_reached",
-                  {{"limit", "max-connections"}, {"value", options_.server.max_connections}});
-      }
-      accept();
-      return;
-    }
-    logged_full_ = false;
-    auto connection = std::make_shared<PoolConnection>(in_next_context(std::move(socket)), *this);
-    connections_.emplace(connection.get(), connection);
-    lock.unlock();
-    metrics_.connection_accepted();
-    connection->start();
+  if (stopping()) {
+    // Accepted just before the shutdown closed the acceptor: served like the rest of the
+    // queue, rather than dropped with its request unread (a reset for the client).
+    serve(std::move(socket));
+    return;
   }
+  if (std::unique_lock lock(connections_mutex_);
+      connections_.size() >= options_.server.max_connections) {
+    lock.unlock();
+    asio::error_code ignored;
+    socket.close(ignored);
+    metrics_.connection_rejected();
+    if (!std::exchange(logged_full_, true)) {
+      log_event("limit_reached",
+                {{"limit", "max-connections"}, {"value", options_.server.max_connections}});
+    }
+    accept();
+    return;
+  }
+  logged_full_ = false;
+  serve(std::move(socket));
   accept();
+}
+
+void PoolServer::serve(asio::ip::tcp::socket socket) {
+  auto connection = std::make_shared<PoolConnection>(in_next_context(std::move(socket)), *this);
+  {
+    const std::lock_guard lock(connections_mutex_);
+    connections_.emplace(connection.get(), connection);
+  }
+  metrics_.connection_accepted();
+  connection->start();
 }
 
 void PoolServer::connection_ended(PoolConnection* connection) {
@@ -197,29 +207,38 @@ void PoolServer::connection_ended(PoolConnection* connection) {
   }
 }
 
-// Stop accepting, close idle connections, let requests in flight finish, and stop the pool
-// when the last connection ends (or, from drain(), when --shutdown-timeout passes).
+// Stop accepting, close idle connections, take the connections still queued, let requests in
+// flight finish, and stop the pool when the last connection ends (or, from drain(), when
+// --shutdown-timeout passes).
 void PoolServer::shut_down() {
   stopping_ = true;
-  asio::error_code ignored;
-  acceptor_.close(ignored);
-  accept_retry_.cancel();
   std::vector<std::shared_ptr<PoolConnection>> open;
   {
     const std::lock_guard lock(connections_mutex_);
     log_event("shutdown", {{"phase", "draining"}, {"connections", connections_.size()}});
-    if (connections_.empty()) {
-      stop_all();
-      return;
-    }
     for (const auto& [raw, weak] : connections_) {
       if (auto connection = weak.lock()) {
         open.push_back(std::move(connection));
       }
     }
   }
+  // Taken before the idle ones close: the last of those to close would otherwise stop the
+  // pool first. Not in `open`: each has a request waiting, which it answers before it closes
+  // (on_write closes a connection that is idle once the server is stopping).
+  asio::error_code ignored;
+  acceptor_.non_blocking(true, ignored);
+  const auto protocol = acceptor_.local_endpoint(ignored).protocol();
+  take_queued_connections(acceptor_.native_handle(), [this, protocol](int client_fd) {
+    serve(asio::ip::tcp::socket(io_, protocol, client_fd));
+  });
+  acceptor_.close(ignored);
+  accept_retry_.cancel();
   for (const auto& connection : open) {
     connection->close_if_idle();
+  }
+  const std::lock_guard lock(connections_mutex_);
+  if (connections_.empty()) {
+    stop_all();
   }
 }
 

@@ -45,6 +45,7 @@ class PoolServer {
  private:
   void accept();
   void on_accept(const asio::error_code& error, asio::ip::tcp::socket socket);
+  void serve(asio::ip::tcp::socket socket);
   void wait_for_shutdown_signal(int signal_fd);
   bool drain();
   void shut_down();

@@ -339,8 +339,9 @@ void Master::signal_live_children(int signal_number) {
   }
 }
 
-// Stop accepting (every child drops the listening socket when it gets SIGTERM), let the
-// requests in flight finish (SIGTERM closes each connection at its next idle point),
+// Stop accepting (every child drops the listening socket when it gets SIGTERM, and takes the
+// connections still queued in it through a second descriptor), let the requests in flight
+// finish (SIGTERM closes each connection at its next idle point),
 // reap every child, then stop the metrics process. Children still there at the deadline are
 // killed, and the master still exits 0: the shutdown was asked for and it is complete.
 int Master::shut_down(int signal_number) {
@@ -351,6 +352,9 @@ int Master::shut_down(int signal_number) {
                          {"signal", signal_name(signal_number)},
                          {"workers", live_children_},
                          {"timeout_ms", options_.server.shutdown_timeout.count()}});
+  // Non-blocking for every child at once (a flag of the open socket they share), so that
+  // each can take the connections still queued without blocking once the queue is empty.
+  fcntl(listener_fd_, F_SETFL, fcntl(listener_fd_, F_GETFL) | O_NONBLOCK);
   close(listener_fd_);
   listener_fd_ = -1;
   signal_live_children(SIGTERM);

@@ -29,6 +29,7 @@ struct ThreadPerConnectionServer::ThreadStart {
   ThreadPerConnectionServer* server;
   int client_fd;
   int watch_fd;  // a second descriptor of the socket, for the shutdown to cut; -1 for none
+  const BlockingConnectionSettings* settings;
   std::chrono::steady_clock::time_point created;
 };
 
@@ -38,6 +39,7 @@ ThreadPerConnectionServer::ThreadPerConnectionServer(const ThreadsOptions& optio
   connection_settings_.protocol = options.server.protocol;
   connection_settings_.idle_timeout = options.server.idle_timeout;
   connection_settings_.stop_fd = stop_.fd();
+  queued_settings_ = settings_for_queued(connection_settings_);
 }
 
 int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
@@ -74,8 +76,12 @@ int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
       continue;
     }
     logged_full = false;
-    start_thread(client_fd);
+    start_thread(client_fd, connection_settings_);
   }
+  // The listener is the acceptor's alone: non-blocking now, to take what is still queued.
+  fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+  take_queued_connections(listen_fd,
+                          [this](int client_fd) { start_thread(client_fd, queued_settings_); });
   close(listen_fd);
   drain();
   return 0;
@@ -99,9 +105,10 @@ bool ThreadPerConnectionServer::wait_for_free_thread(int signal_fd) {
   return true;
 }
 
-void ThreadPerConnectionServer::start_thread(int client_fd) {
+void ThreadPerConnectionServer::start_thread(int client_fd,
+                                             const BlockingConnectionSettings& settings) {
   auto start = std::make_unique<ThreadStart>(
-      ThreadStart{this, client_fd, -1, std::chrono::steady_clock::now()});
+      ThreadStart{this, client_fd, -1, &settings, std::chrono::steady_clock::now()});
   pthread_attr_t attributes;
   pthread_attr_init(&attributes);
   pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
@@ -146,24 +153,23 @@ void ThreadPerConnectionServer::back_off_after_failed_start(int watch_fd, int er
 
 void* ThreadPerConnectionServer::thread_main(void* start) {
   const std::unique_ptr<ThreadStart> owned(static_cast<ThreadStart*>(start));
-  owned->server->serve(owned->client_fd, owned->watch_fd, owned->created);
+  owned->server->serve(*owned);
   return nullptr;
 }
 
-void ThreadPerConnectionServer::serve(int client_fd, int watch_fd,
-                                      std::chrono::steady_clock::time_point created) {
+void ThreadPerConnectionServer::serve(const ThreadStart& start) {
   // Counted here rather than by the acceptor: a connection no thread could be started for
   // is rejected, not accepted.
   metrics_.connection_accepted();
   // The article's claim, measured: from pthread_create() until the new thread runs.
   metrics_.worker_spawned(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - created).count());
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start.created).count());
   metrics_.workers_changed(0, +1);
-  serve_blocking_connection(client_fd, connection_settings_, metrics_);
+  serve_blocking_connection(start.client_fd, *start.settings, metrics_);
   metrics_.connection_closed();
   metrics_.workers_changed(0, -1);
   const std::lock_guard lock(mutex_);
-  unwatch_socket(watch_fd);
+  unwatch_socket(start.watch_fd);
   --active_threads_;
   thread_exited_.notify_all();
 }

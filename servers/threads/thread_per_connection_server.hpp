@@ -33,9 +33,9 @@ class ThreadPerConnectionServer {
   static void* thread_main(void* start);
 
   bool wait_for_free_thread(int signal_fd);
-  void start_thread(int client_fd);
+  void start_thread(int client_fd, const BlockingConnectionSettings& settings);
   void back_off_after_failed_start(int watch_fd, int error);
-  void serve(int client_fd, int watch_fd, std::chrono::steady_clock::time_point created);
+  void serve(const ThreadStart& start);
   int watch_socket(int client_fd);
   void unwatch_socket(int watch_fd);
   void drain();
@@ -43,6 +43,7 @@ class ThreadPerConnectionServer {
   ThreadsOptions options_;
   StripedMetrics& metrics_;
   BlockingConnectionSettings connection_settings_;
+  BlockingConnectionSettings queued_settings_;  // for the queue's last connections at shutdown
   StopSignal stop_;
   std::mutex mutex_;
   std::condition_variable thread_exited_;

@@ -230,3 +230,46 @@ def test_sighup_has_nothing_to_reload_and_the_server_keeps_serving(model):
         log = server.log()
         assert log.count("event=reload") == 1 and "nothing to reload" in log
         assert server.terminate() == 0
+
+
+# How each model is kept from accepting, so that a new connection waits in the listen queue.
+BUSY = {
+    "threads": (("--max-threads", "1"), b"GET / HTTP/1.1\r\n\r\n"),  # its one thread is held
+    "prefork": (("--start-servers", "1", "--min-spare", "1", "--max-spare", "1",
+                 "--max-workers", "1"), b"GET / HTTP/1.1\r\n\r\n"),  # its one child is held
+    "pool": (("--threads", "1", "--fault-injection"),  # its one thread sleeps in a handler
+             b"GET /sleep?ms=800 HTTP/1.1\r\n\r\n"),
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_shutdown_answers_the_requests_still_in_the_listen_queue(model):
+    """A request the kernel already received, its connection still in the accept queue, is
+    answered on SIGTERM and the connection closed with a FIN, never reset (closing the
+    listener with it queued would reset it)."""
+    flags, holding_request = BUSY[model]
+    with Server(model, *flags) as server:
+        holder = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        holder.sendall(holding_request)
+        if model != "pool":
+            recv_http_response(holder)  # served, and now idle: it holds the only worker
+        time.sleep(0.2)
+        queued = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        queued.sendall(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
+        queued.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            queued.recv(1)  # not served yet: it waits in the queue
+        server.process.send_signal(signal.SIGTERM)
+        queued.settimeout(5)
+        try:
+            reply = recv_http_response(queued)
+            assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(GREETING)
+            assert queued.recv(1) == b""  # then a FIN
+        except ConnectionResetError:
+            pytest.fail("the queued connection was reset")
+        finally:
+            queued.close()
+            holder.close()
+        assert server.process.wait(timeout=10) == 0
+        if model != "pool":  # the pool's acceptor may take it first, when its thread is free
+            assert "phase=queue served=1" in server.log()
