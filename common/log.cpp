@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <exception>
 #include <iostream>
@@ -116,6 +117,13 @@ int run_server_main(std::string_view program, const std::function<int()>& body) 
     std::cerr << program << ": unknown exception\n";
   }
   return 1;
+}
+
+void exit_without_unwinding(int exit_code) {
+  std::cout.flush();
+  std::cerr.flush();
+  static_cast<void>(std::fflush(nullptr));
+  _exit(exit_code);
 }
 
 }  // namespace echolab

@@ -37,6 +37,11 @@ void log_error(std::string_view event, std::initializer_list<LogField> fields = 
 // logged as event=fatal, printed on stderr after `program`, and becomes exit code 1.
 int run_server_main(std::string_view program, const std::function<int()>& body) noexcept;
 
+// Leaves the process at once with `exit_code`, after flushing the standard streams: no
+// destructor and no atexit handler runs. For a shutdown that must not free what a thread
+// stuck in a handler still uses.
+[[noreturn]] void exit_without_unwinding(int exit_code);
+
 // Formats one line (without writing it); exposed for tests.
 std::string format_log_line(std::string_view level, std::string_view event,
                             std::initializer_list<LogField> fields);

@@ -265,9 +265,25 @@ class ProcStatsCollectable final : public prometheus::Collectable {
                                  : ": the metrics HTTP server failed to start"));
 }
 
+// civetweb serves each connection on one of a fixed set of worker threads, blocking until the
+// request has arrived; prometheus-cpp's default is 2 workers and civetweb's default request
+// timeout 30 s, so two idle TCP connections to the port held both workers and every scrape
+// waited 30 s. What holds now: a scrape is answered at once while fewer than
+// kWorkers - 1 connections stall the endpoint (idle, or trickling a request byte by byte), and
+// a stalled connection is dropped kRequestTimeout after its request began, whatever it sends.
+// What does not: a client that opens connections without limit can still occupy every worker
+// (and civetweb's queue) again and again; a scrape then waits up to kRequestTimeout per round.
+// The port is meant for Prometheus on a trusted network, not the open internet.
+constexpr int kWorkers = 16;
+constexpr int kRequestTimeoutMs = 1000;
+
 std::unique_ptr<prometheus::Exposer> bind_exposer(const Endpoint& endpoint) {
   try {
-    return std::make_unique<prometheus::Exposer>(endpoint.to_string());
+    return std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", endpoint.to_string(),                  //
+                                 "num_threads", std::to_string(kWorkers),                  //
+                                 "request_timeout_ms", std::to_string(kRequestTimeoutMs),  //
+                                 "keep_alive_timeout_ms", std::to_string(kRequestTimeoutMs)});
   } catch (const std::runtime_error&) {
     explain_bind_failure(endpoint);
   }

@@ -78,14 +78,27 @@ auto rethrow_for_cli(const std::string& flag, Parse parse) {
   }
 }
 
-// Binds a duration flag ("30s", "500ms") to a millisecond field.
+// The shortest duration any server flag accepts. Zero is never what was meant: an idle
+// timeout of 0 closes every connection before its first request, a shutdown timeout of 0
+// cuts every request in flight. Durations are kept in milliseconds, so anything shorter
+// would round down to 0 anyway.
+constexpr std::chrono::milliseconds kShortestDuration{1};
+
+// Binds a duration flag ("30s", "500ms") to a millisecond field; a value under `minimum` is
+// refused with an error naming the flag.
 void add_duration_option(CLI::App& app, const std::string& name, std::chrono::milliseconds& target,
-                         const std::string& help) {
+                         const std::string& help,
+                         std::chrono::milliseconds minimum = kShortestDuration) {
   app.add_option_function<std::string>(
          name,
-         [&target, name](const std::string& text) {
-           target = std::chrono::duration_cast<std::chrono::milliseconds>(
-               rethrow_for_cli(name, [&] { return parse_duration(text); }));
+         [&target, name, minimum](const std::string& text) {
+           const std::chrono::nanoseconds parsed =
+               rethrow_for_cli(name, [&] { return parse_duration(text); });
+           if (parsed < minimum) {
+             throw CLI::ValidationError(name, "'" + text + "' is below the minimum of " +
+                                                  std::to_string(minimum.count()) + "ms");
+           }
+           target = std::chrono::duration_cast<std::chrono::milliseconds>(parsed);
          },
          help)
       ->default_str(std::to_string(target.count()) + "ms");

@@ -1,11 +1,8 @@
 // echolab-pool: a thread pool running one asio::io_context, asynchronous I/O.
-#include <unistd.h>
-
-#include <csignal>
-
 #include "common/capacity.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
+#include "common/shutdown_signals.hpp"
 #include "common/striped_metrics.hpp"
 #include "servers/pool/pool_server.hpp"
 
@@ -24,17 +21,17 @@ int main(int argc, char** argv) {
       return exit_code;
     }
     set_log_model("pool");
-    static_cast<void>(std::signal(SIGPIPE, SIG_IGN));
+    const int signal_fd = open_shutdown_signalfd();  // before any thread starts
     for (const std::string& problem : check_capacity(options.server.max_connections, 0)) {
       log_error("limit_warning", {{"problem", problem}});
     }
     asio::io_context io;
     const int listen_fd = open_listener(options.server.listen, options.server.backlog);
     StripedMetrics metrics(Model::pool);
-    PoolServer server(io, options, metrics, listen_fd);  // owns the signal_set: before Exposer
+    PoolServer server(io, options, metrics, listen_fd);
     const MetricsEndpoint metrics_endpoint(
         options.server.metrics_listen,
         {metrics.collectable(), make_proc_stats_collectable(Model::pool, this_process)});
-    return server.run();
+    return server.run(signal_fd);
   });
 }

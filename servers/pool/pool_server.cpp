@@ -1,15 +1,21 @@
 #include "servers/pool/pool_server.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <thread>
 #include <vector>
 
 #include "common/log.hpp"
+#include "common/shutdown_signals.hpp"
 #include "servers/pool/pool_connection.hpp"
 
 namespace echolab {
 namespace {
+
+// After --shutdown-timeout the io_contexts are stopped; a pool thread not back from its handler
+// this long after that is stuck in it (a /sleep) and is left behind.
+constexpr std::chrono::milliseconds kGraceAfterStop{250};
 
 asio::ip::tcp protocol_of(int listen_fd) {
   sockaddr_storage address{};
@@ -26,9 +32,7 @@ PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, Striped
       options_(options),
       metrics_(metrics),
       acceptor_(io, protocol_of(listen_fd), listen_fd),
-      signals_(io, SIGINT, SIGTERM),
-      accept_retry_(io),
-      shutdown_deadline_(io) {
+      accept_retry_(io) {
   if (options_.threads == 0) {
     options_.threads = std::max(1u, std::thread::hardware_concurrency());
   }
@@ -45,8 +49,7 @@ PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, Striped
   }
 }
 
-int PoolServer::run() {
-  wait_for_signal();
+int PoolServer::run(int signal_fd) {
   accept();
   log_event("start", {{"listen", options_.server.listen.to_string()},
                       {"metrics", options_.server.metrics_listen.to_string()},
@@ -55,16 +58,57 @@ int PoolServer::run() {
                       {"fault_injection", options_.server.protocol.fault_injection}});
   std::vector<std::thread> threads;
   threads.reserve(options_.threads);
+  running_threads_ = options_.threads;
   for (std::size_t i = 0; i < options_.threads; ++i) {
     asio::io_context& context = i == 0 || extra_contexts_.empty() ? io_ : *extra_contexts_[i - 1];
     const auto created = std::chrono::steady_clock::now();
     threads.emplace_back([this, &context, created] { run_thread(context, created); });
   }
+  wait_for_shutdown_signal(signal_fd);
+  if (!drain()) {
+    // A thread stuck in a handler still uses the connections, this object and the metrics:
+    // returning would free them under it, so the process leaves without unwinding.
+    exit_without_unwinding(0);
+  }
   for (std::thread& thread : threads) {
     thread.join();
   }
-  log_event("shutdown", {{"phase", "done"}});
+  log_event("shutdown", {{"phase", "done"}, {"drained", true}});
   return 0;
+}
+
+// The signal is taken here, on the main thread, and not by a handler in the io_context: when
+// every pool thread is blocked in a handler, nothing in the io_context runs, and the deadline
+// must hold all the same.
+void PoolServer::wait_for_shutdown_signal(int signal_fd) {
+  for (;;) {
+    pollfd entry{signal_fd, POLLIN, 0};
+    if (poll(&entry, 1, -1) > 0 && shutdown_requested(signal_fd)) {
+      return;
+    }
+  }
+}
+
+// Starts the shutdown in the io_context and waits up to --shutdown-timeout for the pool to
+// stop; then stops the io_contexts, which returns every thread that is between handlers.
+// False when a thread is still stuck in one after that.
+bool PoolServer::drain() {
+  asio::post(io_, [this] { shut_down(); });
+  std::unique_lock lock(threads_mutex_);
+  const auto all_returned = [this] { return running_threads_ == 0; };
+  if (threads_returned_.wait_for(lock, options_.server.shutdown_timeout, all_returned)) {
+    return true;
+  }
+  log_event("shutdown", {{"phase", "timeout"}, {"threads_busy", running_threads_}});
+  stop_all();
+  if (threads_returned_.wait_for(lock, kGraceAfterStop, all_returned)) {
+    return true;
+  }
+  log_event("shutdown", {{"phase", "done"},
+                         {"drained", false},
+                         {"threads_left", running_threads_},
+                         {"note", "threads stuck in a handler: exiting without unwinding"}});
+  return false;
 }
 
 void PoolServer::run_thread(asio::io_context& context,
@@ -74,6 +118,9 @@ void PoolServer::run_thread(asio::io_context& context,
   metrics_.workers_changed(+1, 0);
   context.run();
   metrics_.workers_changed(-1, 0);
+  const std::lock_guard lock(threads_mutex_);
+  --running_threads_;
+  threads_returned_.notify_all();
 }
 
 // Shared mode: the socket stays on the one io_context, any of whose N threads may run its
@@ -107,7 +154,7 @@ void PoolServer::accept() {
 }
 
 void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket socket) {
-  if (error == asio::error::operation_aborted || stopping()) {
+  if (error == asio::error::operation_aborted) {
     return;
   }
   if (error) {
@@ -117,28 +164,38 @@ void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket 
     accept_retry_.async_wait([this](const asio::error_code&) { accept(); });
     return;
   }
-  {
-    std::unique_lock lock(connections_mutex_);
-    if (connections_.size() >= options_.server.max_connections) {
-      lock.unlock();
-      asio::error_code ignored;
-      socket.close(ignored);
-      metrics_.connection_rejected();
-      if (!std::exchange(logged_full_, true)) {
-        log_event("limit_reached",
-                  {{"limit", "max-connections"}, {"value", options_.server.max_connections}});
-      }
-      accept();
-      return;
-    }
-    logged_full_ = false;
-    auto connection = std::make_shared<PoolConnection>(in_next_context(std::move(socket)), *this);
-    connections_.emplace(connection.get(), connection);
-    lock.unlock();
-    metrics_.connection_accepted();
-    connection->start();
+  if (stopping()) {
+    // Accepted just before the shutdown closed the acceptor: served like the rest of the
+    // queue, rather than dropped with its request unread (a reset for the client).
+    serve(std::move(socket));
+    return;
   }
+  if (std::unique_lock lock(connections_mutex_);
+      connections_.size() >= options_.server.max_connections) {
+    lock.unlock();
+    asio::error_code ignored;
+    socket.close(ignored);
+    metrics_.connection_rejected();
+    if (!std::exchange(logged_full_, true)) {
+      log_event("limit_reached",
+                {{"limit", "max-connections"}, {"value", options_.server.max_connections}});
+    }
+    accept();
+    return;
+  }
+  logged_full_ = false;
+  serve(std::move(socket));
   accept();
+}
+
+void PoolServer::serve(asio::ip::tcp::socket socket) {
+  auto connection = std::make_shared<PoolConnection>(in_next_context(std::move(socket)), *this);
+  {
+    const std::lock_guard lock(connections_mutex_);
+    connections_.emplace(connection.get(), connection);
+  }
+  metrics_.connection_accepted();
+  connection->start();
 }
 
 void PoolServer::connection_ended(PoolConnection* connection) {
@@ -150,45 +207,39 @@ void PoolServer::connection_ended(PoolConnection* connection) {
   }
 }
 
-void PoolServer::wait_for_signal() {
-  signals_.async_wait([this](const asio::error_code& error, int /*signal*/) {
-    if (!error) {
-      shut_down();
-    }
-  });
-}
-
-// Stop accepting, close idle connections, let requests in flight finish, and stop the pool
-// when the last connection ends or --shutdown-timeout passes.
+// Stop accepting, close idle connections, take the connections still queued, let requests in
+// flight finish, and stop the pool when the last connection ends (or, from drain(), when
+// --shutdown-timeout passes).
 void PoolServer::shut_down() {
   stopping_ = true;
-  asio::error_code ignored;
-  acceptor_.close(ignored);
-  accept_retry_.cancel();
   std::vector<std::shared_ptr<PoolConnection>> open;
   {
     const std::lock_guard lock(connections_mutex_);
     log_event("shutdown", {{"phase", "draining"}, {"connections", connections_.size()}});
-    if (connections_.empty()) {
-      stop_all();
-      return;
-    }
     for (const auto& [raw, weak] : connections_) {
       if (auto connection = weak.lock()) {
         open.push_back(std::move(connection));
       }
     }
   }
+  // Taken before the idle ones close: the last of those to close would otherwise stop the
+  // pool first. Not in `open`: each has a request waiting, which it answers before it closes
+  // (on_write closes a connection that is idle once the server is stopping).
+  asio::error_code ignored;
+  acceptor_.non_blocking(true, ignored);
+  const auto protocol = acceptor_.local_endpoint(ignored).protocol();
+  take_queued_connections(acceptor_.native_handle(), [this, protocol](int client_fd) {
+    serve(asio::ip::tcp::socket(io_, protocol, client_fd));
+  });
+  acceptor_.close(ignored);
+  accept_retry_.cancel();
   for (const auto& connection : open) {
     connection->close_if_idle();
   }
-  shutdown_deadline_.expires_after(options_.server.shutdown_timeout);
-  shutdown_deadline_.async_wait([this](const asio::error_code& error) {
-    if (!error) {
-      log_event("shutdown", {{"phase", "timeout"}});
-      stop_all();
-    }
-  });
+  const std::lock_guard lock(connections_mutex_);
+  if (connections_.empty()) {
+    stop_all();
+  }
 }
 
 }  // namespace echolab

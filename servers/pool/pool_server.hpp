@@ -7,6 +7,7 @@
 
 #include <asio.hpp>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -31,8 +32,9 @@ class PoolServer {
   PoolServer(asio::io_context& io, const PoolOptions& options, StripedMetrics& metrics,
              int listen_fd);
 
-  // Runs the io_context on the pool's threads until shut down; returns the exit code.
-  int run();
+  // Runs the io_context on the pool's threads until a shutdown signal arrives on `signal_fd`
+  // (open_shutdown_signalfd()), then drains; returns the exit code.
+  int run(int signal_fd);
 
   // Called by connections.
   [[nodiscard]] const ServerOptions& options() const { return options_.server; }
@@ -43,7 +45,9 @@ class PoolServer {
  private:
   void accept();
   void on_accept(const asio::error_code& error, asio::ip::tcp::socket socket);
-  void wait_for_signal();
+  void serve(asio::ip::tcp::socket socket);
+  void wait_for_shutdown_signal(int signal_fd);
+  bool drain();
   void shut_down();
   void run_thread(asio::io_context& context, std::chrono::steady_clock::time_point created);
   asio::ip::tcp::socket in_next_context(asio::ip::tcp::socket socket);
@@ -56,11 +60,12 @@ class PoolServer {
   PoolOptions options_;
   StripedMetrics& metrics_;
   asio::ip::tcp::acceptor acceptor_;
-  asio::signal_set signals_;
   asio::steady_timer accept_retry_;
-  asio::steady_timer shutdown_deadline_;
   std::atomic<bool> stopping_ = false;
   bool logged_full_ = false;  // one limit_reached line per episode, not per connection
+  std::mutex threads_mutex_;
+  std::condition_variable threads_returned_;
+  std::size_t running_threads_ = 0;  // pool threads not yet back from run(); threads_mutex_
   std::mutex connections_mutex_;
   // Every open connection, for the shutdown to reach them; guarded by connections_mutex_.
   std::unordered_map<PoolConnection*, std::weak_ptr<PoolConnection>> connections_;

@@ -1,5 +1,6 @@
 #include "servers/prefork/child.hpp"
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <exception>
 
 #include "common/log.hpp"
+#include "common/shutdown_signals.hpp"
 #include "servers/prefork/slot_observer.hpp"
 
 namespace echolab::prefork {
@@ -18,6 +20,9 @@ volatile sig_atomic_t stop_requested = 0;    // SIGTERM: close the connection wh
 volatile sig_atomic_t retire_requested = 0;  // SIGUSR1: accept no more, finish the connection
 int listener_in_child = -1;
 int not_a_socket_in_child = -1;
+// A second descriptor of the listening socket, which the stop request leaves in place: for
+// taking the connections still queued when the server shuts down.
+int queue_in_child = -1;
 // SIGTERM stays blocked while a connection is served and is let in only where the child
 // waits for its client (ppoll) or for a connection (accept), so that no stop request can
 // fall between a check of stop_requested and the wait that follows it.
@@ -54,6 +59,7 @@ void install_signal_handlers() {
   sigaction(SIGUSR1, &stop, nullptr);
   // Ctrl-C reaches the whole process group; the master turns it into an orderly stop.
   static_cast<void>(signal(SIGINT, SIG_IGN));
+  static_cast<void>(signal(SIGHUP, SIG_IGN));  // a hangup of the group: the master answers it
   static_cast<void>(signal(SIGCHLD, SIG_DFL));
   static_cast<void>(signal(SIGPIPE, SIG_IGN));
   sigemptyset(&stop_signal_only);
@@ -85,6 +91,7 @@ int accept_connection(int listener_fd) {
       case ECONNABORTED:
       case EPROTO:
         continue;
+      case EAGAIN:  // the master's shutdown made the listener non-blocking; our SIGTERM follows
       case EMFILE:
       case ENFILE:
       case ENOBUFS:
@@ -98,6 +105,32 @@ int accept_connection(int listener_fd) {
   }
 }
 
+void serve_connection(int connection, const BlockingConnectionSettings& settings,
+                      ScoreboardSlot& slot, SlotObserver& observer) {
+  slot.state.store(WorkerState::busy, std::memory_order_relaxed);
+  observer.connection_accepted();
+  serve_blocking_connection(connection, settings, observer);
+  observer.connection_closed();
+  slot.state.store(WorkerState::idle, std::memory_order_relaxed);
+}
+
+// On the server's shutdown the master makes the listener non-blocking (a flag of the socket's
+// open file, which every child shares) and closes its own descriptor; each child then takes
+// what is still queued before it exits, so no client whose connection the kernel accepted
+// gets a reset. A child stopped on its own (someone else's SIGTERM) leaves the queue to the
+// others: the listener is still blocking then, and another child will accept it.
+void serve_queued_connections(const ChildSetup& setup, ScoreboardSlot& slot,
+                              SlotObserver& observer) {
+  const int flags = fcntl(queue_in_child, F_GETFL);
+  if (stop_requested == 0 || flags < 0 || (flags & O_NONBLOCK) == 0) {
+    return;
+  }
+  const BlockingConnectionSettings settings = settings_for_queued(setup.connection);
+  take_queued_connections(queue_in_child, [&](int connection) {
+    serve_connection(connection, settings, slot, observer);
+  });
+}
+
 // Serves connections one after another until a stop request or the recycling limit; returns
 // the exit status (non-zero when accept() failed in a way retrying cannot fix).
 int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
@@ -109,19 +142,19 @@ int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
   while (!leaving()) {
     const int connection = accept_connection(setup.listener_fd);
     if (connection < 0) {
-      return leaving() ? 0 : 1;
+      if (!leaving()) {
+        return 1;
+      }
+      break;
     }
     sigprocmask(SIG_BLOCK, &stop_signal_only, nullptr);
-    slot.state.store(WorkerState::busy, std::memory_order_relaxed);
-    observer.connection_accepted();
-    serve_blocking_connection(connection, connection_settings, observer);
-    observer.connection_closed();
-    slot.state.store(WorkerState::idle, std::memory_order_relaxed);
+    serve_connection(connection, connection_settings, slot, observer);
     sigprocmask(SIG_UNBLOCK, &stop_signal_only, nullptr);  // a stop that came lands here
     if (setup.max_connections != 0 && ++served >= setup.max_connections) {
-      break;  // recycled: the master sees a clean exit it did not ask for and replaces it
+      return 0;  // recycled: the master sees a clean exit it did not ask for and replaces it
     }
   }
+  serve_queued_connections(setup, slot, observer);
   return 0;
 }
 
@@ -130,6 +163,7 @@ int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
 void run_child(const ChildSetup& setup, ScoreboardSlot& slot) {
   listener_in_child = setup.listener_fd;
   not_a_socket_in_child = setup.not_a_socket_fd;
+  queue_in_child = fcntl(setup.listener_fd, F_DUPFD_CLOEXEC, 0);
   follow_master(setup.master_pid);
   install_signal_handlers();
 

@@ -11,6 +11,7 @@
 
 #include "common/duration.hpp"
 #include "common/log.hpp"
+#include "common/shutdown_signals.hpp"
 #include "servers/prefork/metrics_process.hpp"
 
 namespace echolab::prefork {
@@ -90,6 +91,11 @@ int Master::run() {
     if (signal_number == SIGTERM || signal_number == SIGINT) {
       return shut_down(signal_number);
     }
+    // Apache restarts its children gracefully on SIGHUP to apply a new configuration; with
+    // none to apply, a restart would only cost forks, so the children are left as they are.
+    if (signal_number == SIGHUP) {
+      log_nothing_to_reload();
+    }
     // waitpid(-1) walks every child in the kernel (wait_consider_task): at 10,000 children
     // and a tick every 10 ms that was 5 % of the CPU under load, so reap only when a child
     // has exited. Exits that coalesce into one SIGCHLD are all reaped by the loop, and one
@@ -101,7 +107,7 @@ int Master::run() {
   }
 }
 
-// The master never runs a signal handler: SIGCHLD, SIGTERM and SIGINT stay blocked and are
+// The master never runs a signal handler: SIGCHLD, SIGTERM, SIGINT and SIGHUP stay blocked and are
 // taken synchronously by sigtimedwait(), so no signal can slip in between a check and a wait.
 // Children inherit the mask and unblock it only once their own handlers are installed.
 void Master::block_master_signals() {
@@ -112,6 +118,7 @@ void Master::block_master_signals() {
   // killed by a retire request (SIGUSR1's default action) before its handler exists.
   sigaddset(&master_signals_, SIGUSR1);
   sigaddset(&master_signals_, SIGINT);
+  sigaddset(&master_signals_, SIGHUP);
   sigprocmask(SIG_BLOCK, &master_signals_, nullptr);
 }
 
@@ -332,8 +339,9 @@ void Master::signal_live_children(int signal_number) {
   }
 }
 
-// Stop accepting (every child drops the listening socket when it gets SIGTERM), let the
-// requests in flight finish (SIGTERM closes each connection at its next idle point),
+// Stop accepting (every child drops the listening socket when it gets SIGTERM, and takes the
+// connections still queued in it through a second descriptor), let the requests in flight
+// finish (SIGTERM closes each connection at its next idle point),
 // reap every child, then stop the metrics process. Children still there at the deadline are
 // killed, and the master still exits 0: the shutdown was asked for and it is complete.
 int Master::shut_down(int signal_number) {
@@ -344,6 +352,9 @@ int Master::shut_down(int signal_number) {
                          {"signal", signal_name(signal_number)},
                          {"workers", live_children_},
                          {"timeout_ms", options_.server.shutdown_timeout.count()}});
+  // Non-blocking for every child at once (a flag of the open socket they share), so that
+  // each can take the connections still queued without blocking once the queue is empty.
+  fcntl(listener_fd_, F_SETFL, fcntl(listener_fd_, F_GETFL) | O_NONBLOCK);
   close(listener_fd_);
   listener_fd_ = -1;
   signal_live_children(SIGTERM);

@@ -78,6 +78,7 @@ pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreb
       _exit(0);
     }
     static_cast<void>(signal(SIGINT, SIG_IGN));  // the master turns Ctrl-C into an orderly stop
+    static_cast<void>(signal(SIGHUP, SIG_IGN));  // the master answers a hangup
     serve_metrics(setup, scoreboard, ready[1]);
   }
   close(ready[1]);

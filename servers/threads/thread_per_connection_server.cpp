@@ -1,5 +1,6 @@
 #include "servers/threads/thread_per_connection_server.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -14,9 +15,21 @@
 
 namespace echolab {
 
+namespace {
+
+// After --shutdown-timeout the sockets still open are cut; a thread that is not back from its
+// handler this long after that is stuck in it (a /sleep) and is left behind.
+constexpr std::chrono::milliseconds kGraceAfterCut{250};
+// After pthread_create() failed: the longest pause before trying again with no thread exited.
+constexpr std::chrono::milliseconds kStartRetry{100};
+
+}  // namespace
+
 struct ThreadPerConnectionServer::ThreadStart {
   ThreadPerConnectionServer* server;
   int client_fd;
+  int watch_fd;  // a second descriptor of the socket, for the shutdown to cut; -1 for none
+  const BlockingConnectionSettings* settings;
   std::chrono::steady_clock::time_point created;
 };
 
@@ -26,6 +39,7 @@ ThreadPerConnectionServer::ThreadPerConnectionServer(const ThreadsOptions& optio
   connection_settings_.protocol = options.server.protocol;
   connection_settings_.timeouts = options.server.timeouts;
   connection_settings_.stop_fd = stop_.fd();
+  queued_settings_ = settings_for_queued(connection_settings_);
 }
 
 int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
@@ -40,6 +54,9 @@ int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
     }
     if (fds[1].revents != 0 && shutdown_requested(signal_fd)) {
       break;
+    }
+    if (fds[0].revents == 0) {
+      continue;  // a SIGHUP: the listener is blocking, accept() would wait for a connection
     }
     const int client_fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (client_fd < 0) {
@@ -59,8 +76,12 @@ int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
       continue;
     }
     logged_full = false;
-    start_thread(client_fd);
+    start_thread(client_fd, connection_settings_);
   }
+  // The listener is the acceptor's alone: non-blocking now, to take what is still queued.
+  fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+  take_queued_connections(listen_fd,
+                          [this](int client_fd) { start_thread(client_fd, queued_settings_); });
   close(listen_fd);
   drain();
   return 0;
@@ -84,10 +105,10 @@ bool ThreadPerConnectionServer::wait_for_free_thread(int signal_fd) {
   return true;
 }
 
-void ThreadPerConnectionServer::start_thread(int client_fd) {
-  metrics_.connection_accepted();
-  auto start =
-      std::make_unique<ThreadStart>(ThreadStart{this, client_fd, std::chrono::steady_clock::now()});
+void ThreadPerConnectionServer::start_thread(int client_fd,
+                                             const BlockingConnectionSettings& settings) {
+  auto start = std::make_unique<ThreadStart>(
+      ThreadStart{this, client_fd, -1, &settings, std::chrono::steady_clock::now()});
   pthread_attr_t attributes;
   pthread_attr_init(&attributes);
   pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
@@ -97,51 +118,108 @@ void ThreadPerConnectionServer::start_thread(int client_fd) {
   {
     const std::lock_guard lock(mutex_);
     ++active_threads_;
+    start->watch_fd = watch_socket(client_fd);
   }
   pthread_t thread{};
   const int error = pthread_create(&thread, &attributes, &thread_main, start.get());
   pthread_attr_destroy(&attributes);
   if (error != 0) {
-    log_error("limit_reached", {{"limit", "threads"}, {"error", std::strerror(error)}});
     close(client_fd);
-    metrics_.connection_closed();
-    const std::lock_guard lock(mutex_);
-    --active_threads_;
+    metrics_.connection_rejected();
+    back_off_after_failed_start(start->watch_fd, error);
     return;
   }
+  thread_start_failing_ = false;
   static_cast<void>(start.release());  // now owned by the thread, which deletes it
+}
+
+// No thread for this connection (out of memory for its stack, or of tasks): it is closed and
+// counted as rejected, like one over --max-connections. The next connection would fail the
+// same way until a thread exits, so accepting stops until one does, or for kStartRetry at
+// most; the connections meanwhile wait in the listen backlog. One line per episode.
+void ThreadPerConnectionServer::back_off_after_failed_start(int watch_fd, int error) {
+  std::unique_lock lock(mutex_);
+  unwatch_socket(watch_fd);
+  --active_threads_;
+  if (!std::exchange(thread_start_failing_, true)) {
+    log_error("limit_reached", {{"limit", "threads"},
+                                {"error", std::strerror(error)},
+                                {"threads", active_threads_},
+                                {"note", "connections are rejected until a thread exits"}});
+  }
+  const std::size_t running = active_threads_;
+  thread_exited_.wait_for(lock, kStartRetry, [this, running] { return active_threads_ < running; });
 }
 
 void* ThreadPerConnectionServer::thread_main(void* start) {
   const std::unique_ptr<ThreadStart> owned(static_cast<ThreadStart*>(start));
-  owned->server->serve(owned->client_fd, owned->created);
+  owned->server->serve(*owned);
   return nullptr;
 }
 
-void ThreadPerConnectionServer::serve(int client_fd,
-                                      std::chrono::steady_clock::time_point created) {
+void ThreadPerConnectionServer::serve(const ThreadStart& start) {
+  // Counted here rather than by the acceptor: a connection no thread could be started for
+  // is rejected, not accepted.
+  metrics_.connection_accepted();
   // The article's claim, measured: from pthread_create() until the new thread runs.
   metrics_.worker_spawned(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - created).count());
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start.created).count());
   metrics_.workers_changed(0, +1);
-  serve_blocking_connection(client_fd, connection_settings_, metrics_);
+  serve_blocking_connection(start.client_fd, *start.settings, metrics_);
   metrics_.connection_closed();
   metrics_.workers_changed(0, -1);
   const std::lock_guard lock(mutex_);
+  unwatch_socket(start.watch_fd);
   --active_threads_;
   thread_exited_.notify_all();
 }
 
+// The connection loop closes its descriptor itself, and a closed number can be reused at
+// once (by a metrics scrape, say): the shutdown must never cut a socket by a number that may
+// already name another. So it cuts through a duplicate of its own, closed under mutex_ only
+// once the thread is done with the socket. Out of descriptors, a connection is left unwatched:
+// the deadline then ends it with the process. Called with mutex_ held.
+int ThreadPerConnectionServer::watch_socket(int client_fd) {
+  const int watch_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 0);
+  if (watch_fd >= 0) {
+    watched_sockets_.insert(watch_fd);
+  }
+  return watch_fd;
+}
+
+void ThreadPerConnectionServer::unwatch_socket(int watch_fd) {
+  if (watch_fd >= 0) {
+    watched_sockets_.erase(watch_fd);
+    close(watch_fd);
+  }
+}
+
 // Idle connections close at once on the stop broadcast; requests in flight finish, up to
-// --shutdown-timeout.
+// --shutdown-timeout. Then every socket still open is shut down, so a thread blocked in
+// recv() or send() returns at once and exits. A thread stuck in a handler (a /sleep) cannot
+// be stopped, and it still uses this object, the metrics and the stop pipe: returning from
+// main would free them under it. So the process leaves without unwinding anything.
 void ThreadPerConnectionServer::drain() {
   std::unique_lock lock(mutex_);
   log_event("shutdown", {{"phase", "draining"}, {"threads", active_threads_}});
   stop_.broadcast();
-  const bool drained = thread_exited_.wait_for(lock, options_.server.shutdown_timeout,
-                                               [this] { return active_threads_ == 0; });
-  log_event("shutdown",
-            {{"phase", "done"}, {"threads_left", active_threads_}, {"drained", drained}});
+  const auto all_exited = [this] { return active_threads_ == 0; };
+  if (!thread_exited_.wait_for(lock, options_.server.shutdown_timeout, all_exited)) {
+    log_event("shutdown", {{"phase", "timeout"},
+                           {"threads_left", active_threads_},
+                           {"sockets_cut", watched_sockets_.size()}});
+    for (const int watch_fd : watched_sockets_) {
+      ::shutdown(watch_fd, SHUT_RDWR);
+    }
+    if (!thread_exited_.wait_for(lock, kGraceAfterCut, all_exited)) {
+      log_event("shutdown", {{"phase", "done"},
+                             {"threads_left", active_threads_},
+                             {"drained", false},
+                             {"note", "threads stuck in a handler: exiting without unwinding"}});
+      exit_without_unwinding(0);
+    }
+  }
+  log_event("shutdown", {{"phase", "done"}, {"threads_left", active_threads_}, {"drained", true}});
 }
 
 }  // namespace echolab

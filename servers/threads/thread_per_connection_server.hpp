@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <unordered_set>
 
 #include "common/blocking_connection.hpp"
 #include "common/server_options.hpp"
@@ -32,17 +33,25 @@ class ThreadPerConnectionServer {
   static void* thread_main(void* start);
 
   bool wait_for_free_thread(int signal_fd);
-  void start_thread(int client_fd);
-  void serve(int client_fd, std::chrono::steady_clock::time_point created);
+  void start_thread(int client_fd, const BlockingConnectionSettings& settings);
+  void back_off_after_failed_start(int watch_fd, int error);
+  void serve(const ThreadStart& start);
+  int watch_socket(int client_fd);
+  void unwatch_socket(int watch_fd);
   void drain();
 
   ThreadsOptions options_;
   StripedMetrics& metrics_;
   BlockingConnectionSettings connection_settings_;
+  BlockingConnectionSettings queued_settings_;  // for the queue's last connections at shutdown
   StopSignal stop_;
   std::mutex mutex_;
   std::condition_variable thread_exited_;
   std::size_t active_threads_ = 0;  // guarded by mutex_
+  // A duplicate descriptor of every connection's socket, for the shutdown to cut what is
+  // left at its deadline; guarded by mutex_.
+  std::unordered_set<int> watched_sockets_;
+  bool thread_start_failing_ = false;  // the acceptor's own: one log line per episode
 };
 
 }  // namespace echolab

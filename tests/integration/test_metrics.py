@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -407,3 +408,44 @@ def test_a_real_prometheus_scrapes_all_three_servers():
                 prometheus.wait(timeout=20)
             for server in servers:
                 server.stop()
+
+
+def trickle(port: int, outcome: dict) -> None:
+    """A slow client: a scrape request one byte every 50 ms (about 10 s in all); records when
+    the endpoint cut it."""
+    request = b"GET /metrics HTTP/1.1\r\nHost: echolab\r\nX-Padding: " + b"a" * 200 + b"\r\n\r\n"
+    started = time.monotonic()
+    with socket.create_connection((LOOPBACK, port), timeout=10) as conn:
+        try:
+            for byte in request:
+                conn.send(bytes([byte]))
+                time.sleep(0.05)
+        except OSError:
+            outcome["cut_after"] = time.monotonic() - started
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_idle_and_slow_connections_do_not_stall_the_metrics_endpoint(model):
+    """civetweb serves a connection on one worker thread until its request has arrived:
+    idle connections and a client that trickles its request must not hold every worker."""
+    with Server(model) as server:
+        idle = [socket.create_connection((LOOPBACK, server.metrics_port), timeout=5) for _ in range(8)]
+        outcome = {}
+        slow = threading.Thread(target=trickle, args=(server.metrics_port, outcome))
+        slow.start()
+        time.sleep(0.3)  # every idle connection has a worker by now
+        try:
+            for _ in range(5):  # over 2 s: before and after the endpoint's request timeout
+                started = time.monotonic()
+                got = subprocess.run(["curl", "-sS", "-m10", "-o", "/dev/null", "-w", "%{http_code}",
+                                      server.metrics_url()], capture_output=True, text=True, timeout=20)
+                took = time.monotonic() - started
+                assert got.returncode == 0 and got.stdout == "200", got.stderr
+                assert took < 1.0, f"a scrape took {took:.2f}s"
+                time.sleep(0.4)
+        finally:
+            slow.join(timeout=15)
+            for conn in idle:
+                conn.close()
+        # The slow request was dropped at the endpoint's request timeout (1 s), not served.
+        assert 0.5 < outcome.get("cut_after", 99) < 3, outcome

@@ -207,3 +207,69 @@ def test_bad_flag_is_named_on_one_line_with_exit_2(model):
     got = run(*server.args)
     assert got.returncode == 2
     assert "--idle-timeout" in got.stderr and len(got.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_sighup_has_nothing_to_reload_and_the_server_keeps_serving(model):
+    """nginx reloads its configuration on SIGHUP and Apache restarts gracefully; echolab has
+    no configuration file: it says so and serves on, connections and metrics included."""
+    with Server(model) as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as kept:
+            kept.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert recv_http_response(kept).endswith(GREETING)
+            os.killpg(server.process.pid, signal.SIGHUP)  # the whole group, as a hangup would
+            server.wait_for_log("event=reload")
+            time.sleep(0.2)
+            assert server.alive()
+            kept.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert recv_http_response(kept).endswith(GREETING)
+        got = run("curl", "-sS", "--max-time", "5", server.url("/"))
+        assert got.returncode == 0 and got.stdout == GREETING.decode(), got.stderr
+        scraped = run("curl", "-sS", "--max-time", "5", server.metrics_url())
+        assert scraped.returncode == 0 and "echolab_requests_total" in scraped.stdout
+        log = server.log()
+        assert log.count("event=reload") == 1 and "nothing to reload" in log
+        assert server.terminate() == 0
+
+
+# How each model is kept from accepting, so that a new connection waits in the listen queue.
+BUSY = {
+    "threads": (("--max-threads", "1"), b"GET / HTTP/1.1\r\n\r\n"),  # its one thread is held
+    "prefork": (("--start-servers", "1", "--min-spare", "1", "--max-spare", "1",
+                 "--max-workers", "1"), b"GET / HTTP/1.1\r\n\r\n"),  # its one child is held
+    "pool": (("--threads", "1", "--fault-injection"),  # its one thread sleeps in a handler
+             b"GET /sleep?ms=800 HTTP/1.1\r\n\r\n"),
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_shutdown_answers_the_requests_still_in_the_listen_queue(model):
+    """A request the kernel already received, its connection still in the accept queue, is
+    answered on SIGTERM and the connection closed with a FIN, never reset (closing the
+    listener with it queued would reset it)."""
+    flags, holding_request = BUSY[model]
+    with Server(model, *flags) as server:
+        holder = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        holder.sendall(holding_request)
+        if model != "pool":
+            recv_http_response(holder)  # served, and now idle: it holds the only worker
+        time.sleep(0.2)
+        queued = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        queued.sendall(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
+        queued.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            queued.recv(1)  # not served yet: it waits in the queue
+        server.process.send_signal(signal.SIGTERM)
+        queued.settimeout(5)
+        try:
+            reply = recv_http_response(queued)
+            assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(GREETING)
+            assert queued.recv(1) == b""  # then a FIN
+        except ConnectionResetError:
+            pytest.fail("the queued connection was reset")
+        finally:
+            queued.close()
+            holder.close()
+        assert server.process.wait(timeout=10) == 0
+        if model != "pool":  # the pool's acceptor may take it first, when its thread is free
+            assert "phase=queue served=1" in server.log()

@@ -1,5 +1,6 @@
 """What sets the threads and pool servers apart: their caps, stacks and blocking."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import LOOPBACK, Server
+from harness import BIN_DIR, LOOPBACK, Server
 from test_servers import GREETING, recv_http_response
 
 
@@ -169,3 +170,96 @@ def test_pool_receives_once_per_request_and_still_hears_a_request_in_two_parts(m
         calls = recv_calls_while(server.process.pid, exchange)
     expected = requests + 2 * split_requests
     assert expected <= calls <= expected * 1.1, f"{calls} receive calls for {expected} reads"
+
+
+def sanitizer_reports(log: str) -> list[str]:
+    return [line for line in log.splitlines()
+            if "AddressSanitizer" in line or "runtime error:" in line or "LeakSanitizer" in line]
+
+
+@pytest.mark.parametrize("model, flags", [("threads", ()), ("pool", ("--threads", "2")),
+                                          ("pool", ("--threads", "1"))],
+                         ids=["threads", "pool", "pool-all-threads-blocked"])
+def test_shutdown_deadline_holds_whatever_the_handlers_do(model, flags, monkeypatch):
+    """A handler stuck past --shutdown-timeout (a /sleep) must not hold the exit, and must not
+    be left running on freed objects (`make asan` runs this test against an ASan+UBSan build).
+    With one pool thread, the sleeping handler holds the whole io_context."""
+    # Under `make tsan`: the stuck thread is left unjoined on purpose, and TSan's own pause
+    # at exit (1 s by default) is not the server's time.
+    tsan_options = os.environ.get("TSAN_OPTIONS", "")
+    monkeypatch.setenv("TSAN_OPTIONS", f"{tsan_options} report_thread_leaks=0 atexit_sleep_ms=0")
+    with Server(model, "--fault-injection", "--shutdown-timeout", "1s", *flags) as server:
+        idle = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(4)]
+        for conn in idle:
+            assert served(conn)
+        half_sent = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        half_sent.sendall(b"GET / HTTP/1.1\r\n")  # a request in flight, waiting for its end
+        sleeper = socket.create_connection((LOOPBACK, server.port), timeout=5)
+        sleeper.sendall(b"GET /sleep?ms=5000 HTTP/1.1\r\n\r\n")
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        exit_code = server.process.wait(timeout=10)
+        took = time.monotonic() - started
+        for conn in idle + [half_sent, sleeper]:
+            conn.close()
+        log = server.log()
+        assert exit_code == 0, log
+        assert 0.9 < took < 1.8, f"exit after {took:.2f}s"
+        assert not sanitizer_reports(log), log
+        assert "phase=timeout" in log and "drained=false" in log
+
+
+def sanitized(binary: str) -> bool:
+    """True for an ASan or TSan build, whose shadow memory no small RLIMIT_AS can hold."""
+    data = Path(binary).read_bytes()
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
+def closed_unanswered(conn: socket.socket) -> bool:
+    try:
+        return conn.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_threads_rejects_what_no_thread_can_be_started_for_and_backs_off():
+    """pthread_create() failing for real: an address-space limit with room for two 256 MiB
+    stacks. The connections that fit are served; the others are closed and counted as
+    rejected, with one log line per episode, and the server serves again once a thread exits."""
+    from test_metrics import eventually, scrape
+
+    stack = 256 << 20
+
+    def server_with(*wrapper: str) -> Server:
+        # One malloc arena: each thread's own would reserve 64 MiB of address space.
+        server = Server("threads", "--stack-size", "256MiB")
+        server.args = [*wrapper, "env", "MALLOC_ARENA_MAX=1", *server.args]
+        return server
+
+    if sanitized(str(BIN_DIR / "echolab-threads")):
+        pytest.skip("a sanitizer's shadow memory does not fit a small RLIMIT_AS")
+    with server_with() as unlimited:
+        baseline = vm_size_kib(unlimited.process.pid) * 1024
+    with server_with("prlimit", f"--as={baseline + 2 * stack + stack // 2}") as server:
+        served_ones = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(2)]
+        for conn in served_ones:
+            assert served(conn)
+        refused = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(3)]
+        assert all(closed_unanswered(conn) for conn in refused)
+        metrics = eventually(lambda: scrape(server),
+                             lambda m: m.value("echolab_connections_rejected_total", model="threads") == 3)
+        assert metrics.value("echolab_connections_rejected_total", model="threads") == 3
+        assert metrics.value("echolab_connections_accepted_total", model="threads") == 2
+        assert server.log().count("limit=threads") == 1  # one episode, one line
+        served_ones.pop().close()
+        time.sleep(0.3)  # the thread exits, its stack is free again
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as again:
+            assert served(again)
+            with socket.create_connection((LOOPBACK, server.port), timeout=5) as over:
+                assert closed_unanswered(over)  # a second episode
+            assert server.log().count("limit=threads") == 2
+        served_ones.pop().close()
+        for conn in refused:
+            conn.close()
+        assert server.terminate() == 0

@@ -96,6 +96,32 @@ TEST(ServerOptions, BadValuesExitWith2NamingTheFlag) {
   }
 }
 
+TEST(ServerOptions, EveryDurationFlagHasAMinimumOfOneMillisecond) {
+  for (const char* flag : {"--idle-timeout", "--shutdown-timeout"}) {
+    for (const char* too_short : {"0", "0s", "0.5ms", "999us", "10ns"}) {
+      CLI::App app{"test", "echolab-test"};
+      ServerOptions options;
+      add_server_options(app, options);
+      testing::internal::CaptureStderr();
+      EXPECT_EQ(parse(app, {flag, too_short}), 2) << flag << " " << too_short;
+      const std::string error = testing::internal::GetCapturedStderr();
+      EXPECT_NE(error.find(flag), std::string::npos) << error;
+      EXPECT_NE(error.find("below the minimum of 1ms"), std::string::npos) << error;
+      EXPECT_EQ(std::count(error.begin(), error.end(), '\n'), 1) << error;
+    }
+    CLI::App app{"test", "echolab-test"};
+    ServerOptions options;
+    add_server_options(app, options);
+    EXPECT_EQ(parse(app, {flag, "1ms"}), -1) << flag;
+  }
+  CLI::App app{"test", "echolab-test"};
+  ServerOptions options;
+  add_server_options(app, options);
+  ASSERT_EQ(parse(app, {"--idle-timeout", "1ms", "--shutdown-timeout", "1000us"}), -1);
+  EXPECT_EQ(options.idle_timeout, std::chrono::milliseconds(1));
+  EXPECT_EQ(options.shutdown_timeout, std::chrono::milliseconds(1));
+}
+
 TEST(ServerOptions, HelpExitsWith0) {
   CLI::App app{"test", "echolab-test"};
   ServerOptions options;
