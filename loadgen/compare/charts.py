@@ -142,4 +142,4 @@ def slow_clients_chart(directory: Path, recorder: Recorder) -> Path | None:
             data.append([f"{attack.replace('_', ' ')}: {window}"] +
                         [recorder.median("slow_clients", (attack, defence), m, f"{window}_rps") for m in servers])
     return _draw(directory, "slow_clients", "Normal keep-alive clients beside S slow clients (defence on)",
-                 "normal clients' requests/s", ["window", *servers], data, log=False)
+                 "requests/s of the normal clients", ["window", *servers], data, log=False)

@@ -66,16 +66,18 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
                   open_loop_share=0.5, churn_connections=32, hold_wanted=wanted,
                   hold_connections=allowed, interval_s=1.0, blocking_get_connections=100,
                   blocking_sleep_connections=16, sleep_ms=20, slow_capacity=64, slow_pool_threads=2,
-                  slow_attackers=128, slow_peer_attackers=300, slow_normal_connections=20, slow_timeout_s=2.0,
+                  slow_attackers=128, slow_peer_attackers=300, slow_normal_connections=20,
                   slow_header_interval_s=0.5, slow_client_timeout_s=5.0, slow_recovery_limit_s=5.0)
     if quick:
         return Plan(**common, repetitions=1, duration_s=2.0, warmup_s=1.0, ramp_s=2.0, hold_s=4.0,
                     crash_clients=20, spawn_samples=50, spawn_parent_mib=64, switch_samples=3,
                     switch_round_trips=5_000, idle_threads=300, idle_processes=100,
                     memory_samples=1, memory_parent_mib=32, rmap_max_tasks=allowed, rmap_samples=3,
-                    slow_window_s=1.5, slow_attack_window_s=2.5, slow_undefended=False)
+                    slow_timeout_s=1.0, slow_window_s=1.0, slow_attack_window_s=2.0,
+                    slow_undefended=False)
     return Plan(**common, repetitions=3, duration_s=5.0, warmup_s=1.0, ramp_s=10.0, hold_s=15.0,
                 crash_clients=50, spawn_samples=200, spawn_parent_mib=256, switch_samples=7,
                 switch_round_trips=10_000, idle_threads=1_000, idle_processes=200,
                 memory_samples=3, memory_parent_mib=64, rmap_max_tasks=allowed, rmap_samples=5,
-                slow_window_s=2.0, slow_attack_window_s=5.0, slow_undefended=True)
+                slow_timeout_s=2.0, slow_window_s=2.0, slow_attack_window_s=5.0,
+                slow_undefended=True)

@@ -249,7 +249,7 @@ def slow_clients_section(recorder: Recorder, plan: Plan, peers: dict | None) -> 
             normal_rows.append([ATTACK_NAMES[attack], name, f"{figures['attackers']:,}",
                                 *(cell(fig(f"{w}_rps")) for w in ("before", "during", "after")),
                                 change_text(figures, "during"),
-                                f"{cell(fig('during_errors'))} / {cell(fig('during_unfinished'))}",
+                                cell(fig("during_errors")),
                                 *(cell(fig(f"{w}_p99_us"), "us") for w in ("before", "during", "after")),
                                 cell(fig("time_to_normal_ms"), "ms", 1) if fig("time_to_normal_ms") else
                                 f"not within {plan.slow_recovery_limit_s:g} s"])
@@ -283,7 +283,7 @@ def slow_clients_section(recorder: Recorder, plan: Plan, peers: dict | None) -> 
         return "## Slow clients\n\n" + intro + "Not measured.\n"
     return ("## Slow clients\n\n" + intro + "### Normal clients\n\n" +
             table(["attack", "model", "S", "req/s before", "req/s during", "req/s after", "change during",
-                   "errors / waiting at end (during)", "p99 before", "p99 during", "p99 after",
+                   "errors during", "p99 before", "p99 during", "p99 after",
                    "normal again after"], normal_rows) + "\n\n### Server and attackers\n\n"
             "Timeouts, 408 answers and rejections are counted over the attack and its after window; workers, "
             "processes, threads and memory are read half-way through the during window (added: RSS then minus "

@@ -52,8 +52,7 @@ def window_figures(result: dict, seconds: list[dict]) -> dict:
     latency = result.get("latency_us") or {}
     return {"rps": result.get("requests_per_second"),
             "errors": (result.get("errors") or {}).get("total", 0),
-            "unfinished": result.get("requests_unfinished") or 0,
-            "p99_us": latency.get("p99"),
+            "p99_us": latency.get("p99") if result.get("requests") else None,
             "per_second": [s["requests"] for s in seconds]}
 
 
