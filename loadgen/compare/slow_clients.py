@@ -79,6 +79,8 @@ def change_text(figures: dict, window: str) -> str:
 def attack_figures(result: dict) -> dict:
     attack = result.get("attack") or {}
     held = attack.get("held_ms") or {}
+    if not held.get("count"):  # the server ended none of them before the attack did
+        held = {}
     statuses = attack.get("statuses") or {}
     return {"attack_connects": attack.get("connects"), "attack_closed_by_server": attack.get("closed_by_server"),
             "attack_still_open": attack.get("still_open_at_end"), "attack_held_p50_ms": held.get("p50"),
