@@ -126,4 +126,20 @@ def draw_all(out_dir: Path, recorder: Recorder, plan: Plan) -> list[str]:
     large_label = f"from a {large_rss / 1024:.0f} MiB parent" if large_rss else "from a large parent"
     made.append(_draw(directory, "spawn", "Creation cost, median (log scale)", "microseconds",
                       ["how", "from a small parent", large_label], spawn, log=True))
+    made.append(slow_clients_chart(directory, recorder))
     return [str(path.relative_to(out_dir)) for path in made if path is not None]
+
+
+def slow_clients_chart(directory: Path, recorder: Recorder) -> Path | None:
+    """The normal clients' rate before, during and after each attack (defence on), per server."""
+    rows = [row for row in recorder.rows("slow_clients") if row[1] == "defended"]
+    servers = []
+    for row in rows:
+        servers += [m for m in recorder.models("slow_clients", row) if m not in servers]
+    data = []
+    for attack, defence in rows:
+        for window in ("before", "during", "after"):
+            data.append([f"{attack.replace('_', ' ')}: {window}"] +
+                        [recorder.median("slow_clients", (attack, defence), m, f"{window}_rps") for m in servers])
+    return _draw(directory, "slow_clients", "Normal keep-alive clients beside S slow clients (defence on)",
+                 "requests/s of the normal clients", ["window", *servers], data, log=False)

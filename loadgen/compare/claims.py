@@ -354,10 +354,56 @@ def address_spaces(f: Figures, article: int) -> Claim:
                           "for threads, which share one address space")
 
 
+def _slow(f: Figures, attack: str, model: str, name: str) -> float | None:
+    return f.recorder.median("slow_clients", (attack, "defended"), model, name)
+
+
+def impaired(before_rps: float | None, during_rps: float | None, errors: float | None) -> bool:
+    """Normal clients were hurt: they got less than half their rate, or some of their requests failed."""
+    return (during_rps or 0) < 0.5 * (before_rps or 0) or (errors or 0) > 0
+
+
+def slow_connection_cost(f: Figures) -> Claim:
+    claim = ("What one slow connection costs: a worker for its whole timeout in prefork and threads, "
+             "a socket and a buffer in the pool")
+    parts, held_models, served_pool = [], [], None
+    for model in MODELS:
+        before, during = _slow(f, "slow_headers", model, "before_rps"), _slow(f, "slow_headers", model, "during_rps")
+        if before is None or during is None:
+            return Claim("slow_connection_cost", claim, "-", NOT_MEASURED,
+                         "the slow-clients experiment did not run for every model")
+        held = _slow(f, "slow_headers", model, "attack_held_p50_ms")
+        errors = _slow(f, "slow_headers", model, "during_errors")
+        rss_added = _slow(f, "slow_headers", model, "rss_added_mib")
+        attackers = _slow(f, "slow_headers", model, "attackers") or 1
+        hurt = impaired(before, during, errors)
+        text = (f"{model}: normal clients {before:,.0f} -> {during:,.0f} req/s ({errors or 0:,.0f} errors), "
+                f"a slow connection held {held or 0:,.0f} ms")
+        if rss_added is not None:
+            text += f", {rss_added * 1024 / attackers:,.1f} KiB RSS each"
+        parts.append(text)
+        if model == "pool":
+            served_pool = not hurt
+        elif hurt:
+            held_models.append(model)
+    measured = "; ".join(parts) + " (slow headers, defence on)"
+    workers_held = held_models == ["prefork", "threads"]
+    if workers_held and served_pool:
+        return Claim("slow_connection_cost", claim, measured, HOLDS,
+                     "with more slow connections than workers, prefork and threads starved normal clients until "
+                     "the header timeout freed a worker; the pool kept serving them, each slow connection costing it "
+                     "only memory")
+    if workers_held or served_pool:
+        return Claim("slow_connection_cost", claim, measured, PARTLY,
+                     "only " + ("the worker models were held" if workers_held else "the pool kept serving") +
+                     "; see the slow-clients table")
+    return Claim("slow_connection_cost", claim, measured, DOES_NOT_HOLD, "see the slow-clients table")
+
+
 def evaluate(recorder: Recorder, crash_clients: int, pcid: bool, meltdown: str | None,
              hold_connections: int, quick: bool) -> list[Claim]:
     f = Figures(recorder)
     return [process_creation(f), thread_creation(f), creation_ratio(f),
             crash_containment(f, crash_clients), switch_ratio(f), tlb_flush(f, pcid, meltdown),
             stack_size(f), ten_thousand(f, ARTICLE_CONNECTIONS, hold_connections, quick),
-            address_spaces(f, ARTICLE_CONNECTIONS)]
+            address_spaces(f, ARTICLE_CONNECTIONS), slow_connection_cost(f)]

@@ -89,6 +89,18 @@ def serves(host: str, port: int, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def answer_time(host: str, port: int, path: str = "/", timeout_s: float = 1.0) -> float | None:
+    """Seconds from a fresh connect to its 200 answer to one GET of `path`; None when no 200
+    came within `timeout_s` (a connection refused, reset or left waiting)."""
+    request = f"GET {path} HTTP/1.1\r\nHost: echolab\r\n\r\n".encode()
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as conn:
+            return time.monotonic() - started if exchange(conn, request) else None
+    except OSError:
+        return None
+
+
 def wait_until_serving(host: str, port: int, deadline: float) -> float | None:
     """The monotonic time of the first fresh connection served, None if none before `deadline`."""
     while time.monotonic() < deadline:

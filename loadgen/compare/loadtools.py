@@ -78,17 +78,31 @@ def _read_echolab_load(run: LoadRun) -> dict:
                             if hold and hold.get("latency_us") else None),
         "hold_requests": hold.get("requests") if hold else None,
         "errors": errors,
+        "requests_unfinished": data.get("requests_unfinished"),
+        "attack": data.get("attack"),
     }
 
 
 def echolab_load(binary: Path, target: str, options: list[str], work_dir: Path, name: str,
-                 timeout_s: float) -> LoadRun:
-    """Starts echolab-load; `options` are its flags (--connections, --duration, ...)."""
+                 timeout_s: float, progress: bool = False) -> LoadRun:
+    """Starts echolab-load; `options` are its flags (--connections, --duration, ...). With
+    `progress`, its once-a-second progress lines go to the run's .log (see per_second)."""
     json_path = work_dir / f"{name}.json"
     json_path.unlink(missing_ok=True)
-    args = [str(binary), *options, "--quiet", "--json", str(json_path), target]
+    quiet = [] if progress else ["--quiet"]
+    args = [str(binary), *options, *quiet, "--json", str(json_path), target]
     return LoadRun("echolab-load", args, json_path, work_dir / f"{name}.log", _read_echolab_load,
                    timeout_s, stdout_path=work_dir / f"{name}.txt")
+
+
+_PROGRESS_LINE = re.compile(r"^\[\s*(\d+)s\]\s+(\d+) open\s+(\d+) req/s\s+(\d+) errors", re.MULTILINE)
+
+
+def per_second(log_text: str) -> list[dict]:
+    """echolab-load's progress lines ("[  3s]  100 open  24567 req/s  0 errors"): for each
+    second, the connections open, the requests completed in that second and the errors so far."""
+    return [{"second": int(s), "open": int(o), "requests": int(r), "errors": int(e)}
+            for s, o, r, e in _PROGRESS_LINE.findall(log_text)]
 
 
 _WRK_UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}

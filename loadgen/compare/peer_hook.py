@@ -45,7 +45,8 @@ def discover() -> dict:
 
 def steps(peers: dict, bench_plan) -> int:
     per_level = 2 + (1 if loadtools.wrk_available() else 0)
-    return len(peers["names"]) * len(bench_plan.concurrency) * per_level * bench_plan.repetitions
+    slow = len(peers["names"]) * 2  # the slow-clients experiment's two attacks
+    return len(peers["names"]) * len(bench_plan.concurrency) * per_level * bench_plan.repetitions + slow
 
 
 def run_peers(bench: Bench, peers: dict, rep: int) -> None:

@@ -34,6 +34,20 @@ class Plan:
     memory_parent_mib: int
     rmap_max_tasks: int          # echolab-probe rmap --max: processes and threads mapping a page
     rmap_samples: int
+    # The slow-clients experiment (run once, after the repeated matrix): S attack connections
+    # beside a few normal keep-alive clients, against servers with a stated worker capacity.
+    slow_capacity: int            # prefork --max-workers, threads --max-threads
+    slow_pool_threads: int        # pool --threads
+    slow_attackers: int           # S, more than every model's capacity
+    slow_peer_attackers: int      # S against Apache and nginx: 2x Debian's MaxRequestWorkers 150
+    slow_normal_connections: int
+    slow_timeout_s: float         # --header-timeout and --send-timeout of the defended servers
+    slow_header_interval_s: float  # slow headers: one header line every ...
+    slow_client_timeout_s: float  # the normal clients' --timeout
+    slow_window_s: float          # the before and after windows
+    slow_attack_window_s: float   # the during window
+    slow_recovery_limit_s: float
+    slow_undefended: bool         # also each model with timeouts of minutes (full run)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -51,13 +65,19 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
     common = dict(quick=quick, concurrency=concurrency, load_threads=2, open_loop_connections=100,
                   open_loop_share=0.5, churn_connections=32, hold_wanted=wanted,
                   hold_connections=allowed, interval_s=1.0, blocking_get_connections=100,
-                  blocking_sleep_connections=16, sleep_ms=20)
+                  blocking_sleep_connections=16, sleep_ms=20, slow_capacity=64, slow_pool_threads=2,
+                  slow_attackers=128, slow_peer_attackers=300, slow_normal_connections=20,
+                  slow_header_interval_s=0.5, slow_client_timeout_s=5.0, slow_recovery_limit_s=5.0)
     if quick:
         return Plan(**common, repetitions=1, duration_s=2.0, warmup_s=1.0, ramp_s=2.0, hold_s=4.0,
                     crash_clients=20, spawn_samples=50, spawn_parent_mib=64, switch_samples=3,
                     switch_round_trips=5_000, idle_threads=300, idle_processes=100,
-                    memory_samples=1, memory_parent_mib=32, rmap_max_tasks=allowed, rmap_samples=3)
+                    memory_samples=1, memory_parent_mib=32, rmap_max_tasks=allowed, rmap_samples=3,
+                    slow_timeout_s=1.0, slow_window_s=1.0, slow_attack_window_s=2.0,
+                    slow_undefended=False)
     return Plan(**common, repetitions=3, duration_s=5.0, warmup_s=1.0, ramp_s=10.0, hold_s=15.0,
                 crash_clients=50, spawn_samples=200, spawn_parent_mib=256, switch_samples=7,
                 switch_round_trips=10_000, idle_threads=1_000, idle_processes=200,
-                memory_samples=3, memory_parent_mib=64, rmap_max_tasks=allowed, rmap_samples=5)
+                memory_samples=3, memory_parent_mib=64, rmap_max_tasks=allowed, rmap_samples=5,
+                slow_timeout_s=2.0, slow_window_s=2.0, slow_attack_window_s=5.0,
+                slow_undefended=True)

@@ -9,10 +9,11 @@ from figures import Recorder
 from plan import Plan
 from probes import rmap_counts
 from scenarios import MODELS, RECYCLING_PREFORK, display
+from slow_clients import ATTACK_NAMES, SETTLE_S, capacity_text, change_text
 
 SECTIONS = ("Machine and limits", "Throughput and latency", "Open loop", "Connection churn",
-            "10,000 connections", "Blocking work", "Crash containment", "Raw costs", "Claims",
-            "Charts")
+            "10,000 connections", "Blocking work", "Crash containment", "Slow clients", "Raw costs",
+            "Claims", "Charts")
 
 
 # -- cell formatting --------------------------------------------------------------------------
@@ -234,6 +235,65 @@ def crash_section(recorder: Recorder, plan: Plan) -> str:
                    "lost counted (metrics)"], rows) + "\n")
 
 
+def slow_clients_section(recorder: Recorder, plan: Plan, peers: dict | None) -> str:
+    peer_models = (peers or {}).get("models", {})
+    capacity = lambda model: capacity_text(model, plan) or f"as Debian ships it ({peer_models.get(model, '')})"
+    normal_rows, server_rows = [], []
+    for row in recorder.rows("slow_clients"):
+        attack, defence = row
+        for model in recorder.models("slow_clients", row):
+            runs = recorder.runs("slow_clients", row, model)
+            figures = runs[-1]
+            fig = lambda name: recorder.figure("slow_clients", row, model, name)
+            name = f"{model}" + ("" if defence == "defended" else " (defence off)")
+            normal_rows.append([ATTACK_NAMES[attack], name, f"{figures['attackers']:,}",
+                                *(cell(fig(f"{w}_rps")) for w in ("before", "during", "after")),
+                                change_text(figures, "during"),
+                                cell(fig("during_errors")),
+                                *(cell(fig(f"{w}_p99_us"), "us") for w in ("before", "during", "after")),
+                                cell(fig("time_to_normal_ms"), "ms", 1) if fig("time_to_normal_ms") else
+                                f"not within {plan.slow_recovery_limit_s:g} s"])
+            server_rows.append([ATTACK_NAMES[attack], name, capacity(model),
+                                cell(fig("timed_out_header")), cell(fig("timed_out_send")),
+                                cell(fig("timed_out_idle")), cell(fig("answered_408")), cell(fig("rejected")),
+                                cell(fig("workers_busy")), cell(fig("processes")), cell(fig("threads")),
+                                cell(fig("rss_mib"), "mib", 1), cell(fig("rss_added_mib"), "mib", 1),
+                                cell(fig("pss_mib"), "mib", 1), cell(fig("attack_connects")),
+                                cell(fig("attack_held_p50_ms"), "ms", 0), cell(fig("attack_408"))])
+    intro = (f"S attack connections beside {plan.slow_normal_connections} normal keep-alive clients "
+             f"(echolab-load closed loop, `--timeout {plan.slow_client_timeout_s:g}s`). Worker capacity as "
+             f"configured for this experiment: prefork `--max-workers {plan.slow_capacity}`, threads "
+             f"`--max-threads {plan.slow_capacity}`, pool `--threads {plan.slow_pool_threads}`; S = "
+             f"{plan.slow_attackers} (2x {plan.slow_capacity}). Defence: `--header-timeout {plan.slow_timeout_s:g}s "
+             f"--send-timeout {plan.slow_timeout_s:g}s` (the rest at the defaults: `--min-rate 500`, "
+             "`--idle-timeout 30s`); \"defence off\" sets both to 10 minutes. Slow headers: a header line every "
+             f"{plan.slow_header_interval_s:g} s, never ending the head; never read: POSTs of 64 KiB echoed back "
+             "and never read. Both reconnect when the server ends a connection. Windows: before "
+             f"{plan.slow_window_s:g} s, during {plan.slow_attack_window_s:g} s (from {SETTLE_S:g} s into the attack), "
+             f"after {plan.slow_window_s:g} s; the second attack's before window is the first one's after window. "
+             "\"Change\" is during minus before, its spread the extremes of their per-second rates. \"Normal again "
+             "after\" is the time from the attack's end until a new connection is answered within 5x the before "
+             "window's p99 (20 ms at least). Run once (not repeated): see the per-second spread instead.\n\n")
+    if peer_models:
+        intro += (f"Peers run as Debian ships them (Apache: MaxRequestWorkers 150, `RequestReadTimeout "
+                  "header=20-40,minrate=500 body=10,minrate=500`, Timeout 300, KeepAliveTimeout 5; nginx: "
+                  "768 connections per worker, client_header_timeout/send_timeout 60 s), S = "
+                  f"{plan.slow_peer_attackers} (2x MaxRequestWorkers); they have no /metrics.\n\n")
+    if not normal_rows:
+        return "## Slow clients\n\n" + intro + "Not measured.\n"
+    return ("## Slow clients\n\n" + intro + "### Normal clients\n\n" +
+            table(["attack", "model", "S", "req/s before", "req/s during", "req/s after", "change during",
+                   "errors during", "p99 before", "p99 during", "p99 after",
+                   "normal again after"], normal_rows) + "\n\n### Server and attackers\n\n"
+            "Timeouts, 408 answers and rejections are counted over the attack and its after window; workers, "
+            "processes, threads and memory are read half-way through the during window (added: RSS then minus "
+            "RSS before the attack). Attack connects include reconnects; held p50 is how long the server held "
+            "each attack connection it ended.\n\n" +
+            table(["attack", "model", "capacity", "header timeouts", "send timeouts", "idle timeouts", "408s",
+                   "rejected", "workers busy", "processes", "threads", "RSS during", "RSS added", "PSS during",
+                   "attack connects", "attack held p50", "attack 408s"], server_rows) + "\n")
+
+
 def probes_section(recorder: Recorder) -> str:
     fig = lambda probe, name: recorder.figure("probe", (probe,), "machine", name)
     spawn_rows = []
@@ -355,7 +415,8 @@ def render(results: dict, recorder: Recorder, plan: Plan, claims: list[Claim], c
     parts = [header, machine_section(machine, results["capacity"], plan, results["servers"]),
              closed_loop_section(recorder), open_loop_section(recorder), churn_section(recorder),
              hold_section(recorder, plan), blocking_section(recorder, plan), crash_section(recorder, plan),
-             probes_section(recorder), claims_section(claims), peers_section(results.get("peers"), recorder),
+             slow_clients_section(recorder, plan, results.get("peers")), probes_section(recorder),
+             claims_section(claims), peers_section(results.get("peers"), recorder),
              charts_section(charts), failures_section(results["failures"])]
     return "\n".join(p for p in parts if p)
 
@@ -363,7 +424,8 @@ def render(results: dict, recorder: Recorder, plan: Plan, claims: list[Claim], c
 def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str:
     """The tables a user wants to see when the run ends, in the markdown they are written in."""
     return "\n".join([closed_loop_section(recorder), hold_section(recorder, plan),
-                      crash_section(recorder, plan), claims_section(claims)])
+                      crash_section(recorder, plan), slow_clients_section(recorder, plan, None).split("### Server")[0],
+                      claims_section(claims)])
 
 
 def write(out_dir: Path, results: dict, markdown: str) -> None:

@@ -26,6 +26,7 @@ import probes
 import processes
 import report
 import scenarios
+import slow_clients
 from plan import make_plan
 from servers import MODELS, Server, settings_for
 
@@ -84,7 +85,7 @@ def count_steps(plan, with_wrk: bool, recycling: bool, peer_steps: int) -> int:
                + models + (1 if recycling else 0)  # churn
                + models + models + models     # hold, blocking, crash
                + len(probes.READERS))         # probes
-    return per_rep * plan.repetitions + peer_steps
+    return per_rep * plan.repetitions + slow_clients.steps(plan) + peer_steps
 
 
 def start_servers(bin_dir: Path, plan, log_dir: Path) -> tuple[dict, dict, Server]:
@@ -149,8 +150,13 @@ def main(argv: list[str]) -> int:
             scenarios.crash(bench, rep)
             if peers and peers["available"]:
                 peer_hook.run_peers(bench, peers, rep)
+        # Once, not per repetition: its spread comes from the per-second rates of each window.
+        slow_clients.slow_clients(bench, 0)
+        if peers and peers["available"]:
+            slow_clients.run_peers(bench, peers)
     finally:
         commands = {s.name: s.command for s in [*main_servers.values(), *fault_servers.values(), recycling]}
+        commands.update(bench.extra_servers)
         exit_statuses = {s.name: s.stop() for s in [*main_servers.values(), *fault_servers.values(), recycling]}
     for name, status in exit_statuses.items():
         if status not in (0, None):

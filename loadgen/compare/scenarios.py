@@ -57,6 +57,7 @@ class Bench:
         self.recorder = Recorder()
         self.failures: list[str] = []
         self.open_loop_rate: float | None = None
+        self.extra_servers: dict[str, list[str]] = {}  # name -> command of servers started by one scenario
         self.step, self.total_steps = 0, total_steps
         self.load_binary = bin_dir / "echolab-load"
         self.work_dir.mkdir(parents=True, exist_ok=True)

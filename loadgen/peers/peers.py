@@ -45,8 +45,12 @@ def _fill(template: str, values: dict) -> str:
 class Peer:
     """One running peer server; a context manager that always stops what it started."""
 
-    def __init__(self, name: str, port: int | None = None, max_spare: int = 256):
-        """max_spare: Apache prefork's MaxSpareServers, echolab-prefork's --max-spare."""
+    def __init__(self, name: str, port: int | None = None, max_spare: int = 256, defaults: str = "benchmark"):
+        """max_spare: Apache prefork's MaxSpareServers, echolab-prefork's --max-spare.
+        defaults: "benchmark" (sized for 10,000 connections) or "debian" (as Debian ships it,
+        for the slow-clients experiment; max_spare is then Debian's)."""
+        if defaults not in ("benchmark", "debian"):
+            raise ValueError(f"unknown defaults '{defaults}' (benchmark or debian)")
         if name not in PEERS:
             raise ValueError(f"unknown peer '{name}' (known: {', '.join(PEERS)})")
         self.name = name
@@ -55,6 +59,7 @@ class Peer:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"echolab-{name}-"))
         self.process: subprocess.Popen | None = None
         self.max_spare = max_spare
+        self.suffix = "" if defaults == "benchmark" else "-debian"
 
     def url(self, path: str = "/hello") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -67,14 +72,14 @@ class Peer:
             (htdocs / "hello").write_text(GREETING)
             for path in (self.workdir, htdocs):
                 path.chmod(0o755)
-            conf = _fill("apache.conf.in", {
+            conf = _fill(f"apache{self.suffix}.conf.in", {
                 "PORT": str(self.port), "WORKDIR": str(self.workdir),
                 "MPM": self.name.split("-")[1], "MAX_SPARE": str(self.max_spare),
                 "USER_LINES": "User www-data\nGroup www-data" if root else "",
             })
             (self.workdir / "httpd.conf").write_text(conf)
             return ["/usr/sbin/apache2", "-f", str(self.workdir / "httpd.conf"), "-DFOREGROUND"]
-        conf = _fill("nginx.conf.in", {
+        conf = _fill(f"nginx{self.suffix}.conf.in", {
             "PORT": str(self.port), "WORKDIR": str(self.workdir),
             "USER_LINE": "user www-data;" if root else "",
         })

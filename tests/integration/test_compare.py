@@ -17,10 +17,11 @@ RUNNER = SOURCE_DIR / "loadgen" / "compare" / "run.py"
 PYTHON = "/usr/bin/python3"
 VERDICTS = {"holds", "does not hold", "partly", "not measured"}
 SECTIONS = ("## Machine and limits", "## Throughput and latency", "## Open loop", "## Connection churn",
-            "## 10,000 connections", "## Blocking work", "## Crash containment", "## Raw costs",
-            "## Claims", "## Charts")
+            "## 10,000 connections", "## Blocking work", "## Crash containment", "## Slow clients",
+            "## Raw costs", "## Claims", "## Charts")
 CLAIM_KEYS = ("process_creation", "thread_creation", "creation_ratio", "crash_containment",
-              "switch_ratio", "tlb_flush", "stack_size", "ten_thousand", "address_spaces")
+              "switch_ratio", "tlb_flush", "stack_size", "ten_thousand", "address_spaces",
+              "slow_connection_cost")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -226,11 +227,49 @@ def test_charts_are_png(quick_run):
     out_dir, _, _ = quick_run
     results = json.loads((out_dir / "results.json").read_text())
     names = {Path(c).stem for c in results["charts"]}
-    assert names == {"throughput", "latency", "memory", "spawn"}
+    assert names == {"throughput", "latency", "memory", "spawn", "slow_clients"}
     for chart in results["charts"]:
         data = (out_dir / chart).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, chart
         assert f"]({chart})" in (out_dir / "report.md").read_text()
+
+
+def test_slow_clients_are_cut_by_the_timeouts_and_the_pool_keeps_serving(quick_run):
+    """S slow clients, more than each model's worker capacity, beside normal keep-alive
+    clients: every model's header timeout cuts them, the never-reading ones are cut by the
+    send timeout, and the pool serves its normal clients throughout."""
+    out_dir, _, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    plan = results["plan"]
+    slow = lambda attack, model, name: figure(results, "slow_clients", model, name, [attack, "defended"])
+    assert plan["slow_attackers"] > plan["slow_capacity"]
+    for model in MODELS:
+        assert slow("slow_headers", model, "timed_out_header") > 0, model
+        assert slow("slow_headers", model, "attack_408") > 0, model
+        # Held about the header timeout: not cut at once, not left for ever.
+        held = slow("slow_headers", model, "attack_held_p50_ms")
+        assert 0.5 * plan["slow_timeout_s"] * 1000 <= held <= 3 * plan["slow_timeout_s"] * 1000, (model, held)
+        for attack in ("slow_headers", "never_read"):
+            assert slow(attack, model, "before_rps") > 100, (model, attack)
+            assert slow(attack, model, "after_rps") > 100, (model, attack)
+            assert slow(attack, model, "time_to_normal_ms") is not None, (model, attack)
+            assert slow(attack, model, "rss_mib") > 0, (model, attack)
+    # A worker blocked on a client that never reads is freed by the send timeout.
+    for model in ("prefork", "threads"):
+        assert slow("never_read", model, "timed_out_send") > 0, model
+    # The pool's two threads are never held by a slow head: its normal clients are served.
+    assert slow("slow_headers", "pool", "during_rps") > 0.3 * slow("slow_headers", "pool", "before_rps")
+    assert slow("slow_headers", "prefork", "processes") > 1
+    report = (out_dir / "report.md").read_text()
+    section = report.split("## Slow clients", 1)[1].split("\n## ", 1)[0]
+    assert "### Normal clients" in section and "### Server and attackers" in section
+    assert f"--max-workers {plan['slow_capacity']}" in section and f"S = {plan['slow_attackers']}" in section
+    rows = [line for line in section.splitlines() if line.startswith("| slow headers |")]
+    assert len(rows) == 2 * len(MODELS)  # one in each table
+    claim = {c["key"]: c for c in results["claims"]}["slow_connection_cost"]
+    assert claim["verdict"] in VERDICTS - {"not measured"}
+    for model in MODELS:
+        assert f"{model}: normal clients" in claim["measured"]
 
 
 def test_no_process_outlives_the_run(quick_run):

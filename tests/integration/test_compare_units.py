@@ -75,3 +75,64 @@ def test_the_mm_threads_of_this_machine_are_kernel_threads():
         assert name.startswith(machine.MM_THREAD_PREFIXES)
         with open(f"/proc/{pid}/stat") as stat:
             assert stat.read().rsplit(")", 1)[1].split()[1] == "2"
+
+
+# -- the slow-clients experiment --------------------------------------------------------------
+
+import loadtools  # noqa: E402
+import slow_clients  # noqa: E402
+from claims import impaired  # noqa: E402
+from plan import make_plan  # noqa: E402
+
+
+def test_progress_lines_are_read_per_second():
+    log = ("[   1s]      20 open      9870 req/s  0 errors\n"
+           "echolab-load: something else\n"
+           "[   2s]      18 open       120 req/s  3 errors\n")
+    assert loadtools.per_second(log) == [{"second": 1, "open": 20, "requests": 9870, "errors": 0},
+                                         {"second": 2, "open": 18, "requests": 120, "errors": 3}]
+    assert loadtools.per_second("") == []
+
+
+def test_a_rate_change_inside_the_per_second_spread_is_no_difference():
+    before = {"rps": 10_000, "per_second": [9_800, 10_200]}
+    during = {"rps": 9_900, "per_second": [9_700, 10_100]}
+    change = slow_clients.rate_change(before, during)
+    assert (change["median"], change["low"], change["high"]) == (-100, -500, 300)
+    figures = {"during_change_rps": change["median"], "during_change_rps_low": change["low"],
+               "during_change_rps_high": change["high"]}
+    assert slow_clients.change_text(figures, "during") == "no difference within ±500 req/s"
+
+
+def test_a_rate_that_collapsed_is_given_as_a_negative_change_with_its_spread():
+    change = slow_clients.rate_change({"rps": 10_000, "per_second": [9_900, 10_100]},
+                                      {"rps": 50, "per_second": [0, 100]})
+    assert change["high"] < 0 and change["low"] <= change["median"] <= change["high"]
+    figures = {"during_change_rps": change["median"], "during_change_rps_low": change["low"],
+               "during_change_rps_high": change["high"]}
+    assert slow_clients.change_text(figures, "during").startswith("-9,950 req/s")
+
+
+def test_a_window_without_progress_lines_falls_back_to_its_overall_rate():
+    change = slow_clients.rate_change({"rps": 1000, "per_second": []}, {"rps": 1000, "per_second": []})
+    assert change == {"median": 0, "low": 0, "high": 0}
+
+
+def test_each_model_gets_the_stated_capacity_and_timeouts():
+    plan = make_plan(True, 1000)
+    assert plan.slow_attackers > plan.slow_capacity > plan.slow_pool_threads
+    prefork = slow_clients.server_flags("prefork", plan, defended=True)
+    assert prefork[prefork.index("--max-workers") + 1] == str(plan.slow_capacity)
+    assert prefork[prefork.index("--header-timeout") + 1] == f"{plan.slow_timeout_s:g}s"
+    pool = slow_clients.server_flags("pool", plan, defended=False)
+    assert pool[pool.index("--threads") + 1] == str(plan.slow_pool_threads)
+    assert pool[pool.index("--send-timeout") + 1] == slow_clients.UNDEFENDED_TIMEOUT
+    assert "--max-threads" in slow_clients.server_flags("threads", plan, defended=True)
+    assert not make_plan(True, 1000).slow_undefended and make_plan(False, 10_000).slow_undefended
+
+
+def test_normal_clients_count_as_hurt_when_they_fail_or_lose_half_their_rate():
+    assert not impaired(10_000, 9_000, 0)
+    assert impaired(10_000, 4_000, 0)
+    assert impaired(10_000, 9_000, 1)
+    assert impaired(10_000, 0, 0)
