@@ -12,6 +12,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <utility>
 
 #include "common/fault.hpp"
 #include "common/session.hpp"
@@ -122,19 +123,24 @@ bool BlockingConnection::send_output() {
   if (bytes.empty()) {
     return true;
   }
-  deadline_.sending(Clock::now());
   std::size_t total = 0;
   bool complete = true;
+  bool waited = false;
   while (!bytes.empty()) {
     const ssize_t sent = send(socket_fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (sent >= 0) {
       bytes.remove_prefix(static_cast<std::size_t>(sent));
       total += static_cast<std::size_t>(sent);
-      deadline_.sent(static_cast<std::size_t>(sent));
+      if (waited) {
+        deadline_.sent(static_cast<std::size_t>(sent));
+      }
       continue;
     }
     if (errno == EINTR) {
       continue;
+    }
+    if (!std::exchange(waited, true)) {
+      deadline_.sending(Clock::now());
     }
     pollfd fd{socket_fd_, POLLOUT, 0};
     const timespec timeout = until(deadline_.next().at);

@@ -48,8 +48,10 @@ class ClientDeadline {
   // finished at least one request (a new one may have begun in the same bytes).
   void received(std::size_t bytes, RequestPhase phase, bool request_completed,
                 Clock::time_point now);
-  // An answer waits to be sent: the send deadline runs from the first call until done.
+  // An answer waits for the client: the send deadline runs from the first call until done.
   void sending(Clock::time_point now);
+  // Bytes the client took while the answer waited (those the socket buffer took at once
+  // earn nothing: they say nothing of the client's rate).
   void sent(std::size_t bytes);
   void send_done(Clock::time_point now);
 

@@ -79,7 +79,7 @@ BlockingConnectionSettings settings_for_queued(BlockingConnectionSettings settin
   settings.stop_fd = -1;
   settings.wait_mask = nullptr;
   settings.stop_requested = nullptr;
-  settings.idle_timeout = std::min(settings.idle_timeout, kQueuedIdle);
+  settings.timeouts.idle = std::min(settings.timeouts.idle, kQueuedIdle);
   return settings;
 }
 

@@ -98,14 +98,26 @@ void PoolConnection::write_output() {
     on_write(error, sent);
     return;
   }
-  deadline_.sending(batch_started_);
-  deadline_.sent(sent);
+  deadline_.sending(Clock::now());
   arm_timer_if_earlier();
-  asio::async_write(
-      socket_, asio::buffer(output.data() + sent, output.size() - sent),
-      [self = shared_from_this(), sent](const asio::error_code& write_error, std::size_t written) {
+  write_rest(sent);
+}
+
+// The slow path: the client is not keeping up. One write at a time rather than
+// asio::async_write, so that each piece the client takes is reported to the send deadline
+// (a reader that keeps --min-rate is never cut; one that stops is, at its deadline).
+void PoolConnection::write_rest(std::size_t sent) {
+  const std::string& output = session_.output();
+  socket_.async_write_some(
+      asio::buffer(output.data() + sent, output.size() - sent),
+      [self = shared_from_this(), sent](const asio::error_code& error, std::size_t written) {
         const std::lock_guard write_lock(self->mutex_);
-        self->on_write(write_error, sent + written);
+        self->deadline_.sent(written);
+        if (!error && !self->closed_ && sent + written < self->session_.output().size()) {
+          self->write_rest(sent + written);
+        } else {
+          self->on_write(error, sent + written);
+        }
       });
 }
 

@@ -33,6 +33,7 @@ class PoolConnection : public std::enable_shared_from_this<PoolConnection> {
   bool feed(std::size_t bytes);
   void perform_faults(std::unique_lock<std::mutex>& lock);
   void write_output();
+  void write_rest(std::size_t sent);
   void on_write(const asio::error_code& error, std::size_t bytes);
   void arm_timer(Clock::time_point at);
   void arm_timer_if_earlier();

@@ -97,7 +97,8 @@ TEST(ServerOptions, BadValuesExitWith2NamingTheFlag) {
 }
 
 TEST(ServerOptions, EveryDurationFlagHasAMinimumOfOneMillisecond) {
-  for (const char* flag : {"--idle-timeout", "--shutdown-timeout"}) {
+  for (const char* flag : {"--idle-timeout", "--header-timeout", "--body-timeout", "--send-timeout",
+                           "--linger-timeout", "--shutdown-timeout"}) {
     for (const char* too_short : {"0", "0s", "0.5ms", "999us", "10ns"}) {
       CLI::App app{"test", "echolab-test"};
       ServerOptions options;
@@ -118,7 +119,7 @@ TEST(ServerOptions, EveryDurationFlagHasAMinimumOfOneMillisecond) {
   ServerOptions options;
   add_server_options(app, options);
   ASSERT_EQ(parse(app, {"--idle-timeout", "1ms", "--shutdown-timeout", "1000us"}), -1);
-  EXPECT_EQ(options.idle_timeout, std::chrono::milliseconds(1));
+  EXPECT_EQ(options.timeouts.idle, std::chrono::milliseconds(1));
   EXPECT_EQ(options.shutdown_timeout, std::chrono::milliseconds(1));
 }
 
