@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <system_error>
+#include <vector>
 
 #include "common/duration.hpp"
 #include "common/log.hpp"
@@ -75,6 +78,10 @@ int Master::run() {
     log_error("fatal", {{"error", "the metrics process did not start"}});
     return 1;
   }
+  if (!launch_spawner()) {
+    log_error("fatal", {{"error", "the spawner did not start"}});
+    return 1;
+  }
   log_spawned(spawn(std::min(options_.start_servers, worker_cap_)), "start");
   log_event("start", {{"listen", options_.server.listen.to_string()},
                       {"metrics", options_.server.metrics_listen.to_string()},
@@ -126,41 +133,47 @@ void Master::launch_metrics_process() {
   metrics_pid_ = start_metrics_process(setup, scoreboard_);
 }
 
+bool Master::launch_spawner() {
+  return spawner_.launch(child_setup_, scoreboard_.fd(), scoreboard_.slot_count());
+}
+
+// The children come from the spawner (see spawner.hpp), one request per round.
 std::size_t Master::spawn(std::size_t count) {
+  if (spawner_.pid() < 0 && !launch_spawner()) {  // it died and was reaped: start another
+    return 0;
+  }
+  std::vector<std::uint32_t> slots;
+  while (slots.size() < count && !free_slots_.empty()) {
+    slots.push_back(static_cast<std::uint32_t>(free_slots_.top()));
+    free_slots_.pop();
+    scoreboard_.prepare_slot(slots.back(), monotonic_ns());
+  }
+  const std::vector<pid_t> pids = spawner_.spawn(slots);
   std::size_t spawned = 0;
-  while (spawned < count && spawn_one()) {
-    ++spawned;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const pid_t pid = i < pids.size() ? pids[i] : -EPIPE;  // the spawner went away
+    record_spawned(slots[i], pid);
+    spawned += pid > 0 ? 1 : 0;
   }
   return spawned;
 }
 
-bool Master::spawn_one() {
-  if (free_slots_.empty()) {
-    return false;
-  }
-  const std::size_t slot = free_slots_.top();
-  free_slots_.pop();
-  scoreboard_.prepare_slot(slot, monotonic_ns());
-  const pid_t pid = fork();
-  if (pid == 0) {
-    run_child(child_setup_, scoreboard_.slot(slot));
-  }
-  if (pid < 0) {
-    const int error = errno;
+void Master::record_spawned(std::size_t slot, pid_t pid_or_error) {
+  if (pid_or_error <= 0) {
     scoreboard_.fold_dead_child(slot, false, false);
     free_slots_.push(slot);
     if (!fork_failing_) {  // once per episode: a limit hit stays hit for a while
-      log_error("fork_failed", {{"error", std::strerror(error)}, {"workers", live_children_}});
+      log_error("fork_failed",
+                {{"error", std::strerror(-pid_or_error)}, {"workers", live_children_}});
     }
     fork_failing_ = true;
-    return false;
+    return;
   }
   fork_failing_ = false;
-  scoreboard_.set_pid(slot, pid);
-  children_[slot] = ChildRecord{pid};
-  slot_of_pid_.emplace(pid, slot);
+  scoreboard_.set_pid(slot, pid_or_error);
+  children_[slot] = ChildRecord{pid_or_error};
+  slot_of_pid_.emplace(pid_or_error, slot);
   ++live_children_;
-  return true;
 }
 
 void Master::log_spawned(std::size_t count, const char* reason) {
@@ -181,6 +194,13 @@ void Master::reap_children() {
 void Master::on_process_exit(pid_t pid, int status) {
   if (pid == metrics_pid_) {
     on_metrics_process_exit(status);
+    return;
+  }
+  if (pid == spawner_.pid()) {
+    spawner_.exited();  // the next spawn starts another
+    if (!shutting_down_) {
+      log_error("spawner_exited", {{"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1}});
+    }
     return;
   }
   const auto found = slot_of_pid_.find(pid);
@@ -346,6 +366,7 @@ int Master::shut_down(int signal_number) {
                          {"timeout_ms", options_.server.shutdown_timeout.count()}});
   close(listener_fd_);
   listener_fd_ = -1;
+  spawner_.stop();
   signal_live_children(SIGTERM);
   while (live_children_ > 0) {
     const auto now = std::chrono::steady_clock::now();
