@@ -311,3 +311,42 @@ def test_a_metrics_port_in_use_fails_the_start_with_exit_1():
     assert got.returncode == 1
     assert "event=metrics_failed" in got.stderr and "Address already in use" in got.stderr
     assert "event=fatal" in got.stderr
+
+
+def anonymous_page_frames(pid: int) -> set[int]:
+    """The physical page frames of `pid`'s anonymous pages (private mappings with anonymous
+    memory), from /proc/<pid>/pagemap; empty when the frames are hidden (no CAP_SYS_ADMIN)."""
+    ranges = []
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                start, end = (int(bound, 16) for bound in fields[0].split("-"))
+                private = fields[1].endswith("p")
+            elif fields[0] == "Anonymous:" and int(fields[1]) > 0 and private:
+                ranges.append((start, end))
+    frames = set()
+    with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+        for start, end in ranges:
+            pagemap.seek(start // 4096 * 8)
+            data = pagemap.read((end - start) // 4096 * 8)
+            for offset in range(0, len(data), 8):
+                entry = int.from_bytes(data[offset:offset + 8], "little")
+                if entry >> 63 and entry & ((1 << 55) - 1):  # present, with a frame number
+                    frames.add(entry & ((1 << 55) - 1))
+    return frames
+
+
+def test_a_child_maps_no_anonymous_page_of_the_master():
+    # Every anonymous page the master had at fork time would be reachable from every child,
+    # and the kernel's reverse-map walks of it (reclaim, DAMON) would visit every child: the
+    # children come from the exec'd spawner instead, which shares nothing with the master.
+    with Server("prefork", *SMALL) as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as conn:
+            assert served(conn)
+            master = anonymous_page_frames(server.process.pid)
+            if not master:
+                pytest.skip("page frame numbers need CAP_SYS_ADMIN")
+            child = serving_child(server, conn)
+            shared = master & anonymous_page_frames(child)
+            assert not shared, f"{len(shared)} anonymous pages of the master mapped by a child"
