@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace echolab::prefork {
 namespace {
 
@@ -76,6 +78,32 @@ TEST(SpareServerPolicy, ATenThousandConnectionRampIsMetInFewRounds) {
   }
   EXPECT_EQ(total, limits.max_workers);
   EXPECT_LE(rounds, 20);
+}
+
+TEST(SpareServerPolicy, AThousandConnectionsASecondNeverWaitMoreThanARound) {
+  // The c10k ramp: 1,000 connections/s, 10 per 10 ms maintenance round. A child forked in a
+  // round is ready by the next one; a connection with no idle child waits in the backlog.
+  // With the default spares, no connection may wait longer than the round it arrived in.
+  constexpr std::size_t kArrivalsPerRound = 10;
+  const SparePolicyLimits limits{32, 256, 10'064};
+  std::size_t idle = 64;
+  std::size_t busy = 0;
+  std::size_t waiting = 0;
+  std::size_t rate = 1;
+  std::size_t most_waiting = 0;
+  for (int round = 0; round < 1'000; ++round) {
+    waiting += kArrivalsPerRound;
+    const std::size_t taken = std::min(idle, waiting);
+    idle -= taken;
+    busy += taken;
+    waiting -= taken;
+    most_waiting = std::max(most_waiting, waiting);
+    const auto decision = decide_spare_servers({idle, 0, idle + busy}, limits, rate, false);
+    rate = decision.next_spawn_rate;
+    idle += decision.spawn;  // ready by the next round
+  }
+  EXPECT_EQ(busy, 10'000u);
+  EXPECT_EQ(most_waiting, 0u);
 }
 
 }  // namespace
