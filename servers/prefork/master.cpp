@@ -1,6 +1,9 @@
 #include "servers/prefork/master.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +34,18 @@ constexpr std::chrono::seconds kMetricsStopTimeout{2};
 const char* signal_name(int signal_number) {
   const char* name = sigabbrev_np(signal_number);
   return name != nullptr ? name : "unknown";
+}
+
+// Connections the kernel has completed and queued on the listening socket, waiting for a
+// child's accept(): for a socket in LISTEN, TCP_INFO's tcpi_unacked is the length of the
+// accept queue (what `ss -lt` shows as Recv-Q).
+std::size_t accept_queue_length(int listener_fd) {
+  tcp_info info{};
+  socklen_t size = sizeof(info);
+  if (listener_fd < 0 || getsockopt(listener_fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) {
+    return 0;
+  }
+  return info.tcpi_unacked;
 }
 
 double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
@@ -272,6 +287,7 @@ void Master::record_spawn_time(std::size_t slot_index) {
 
 WorkerCounts Master::count_workers() {
   WorkerCounts counts;
+  counts.waiting = accept_queue_length(listener_fd_);
   const std::size_t used = scoreboard_.slots_in_use();
   for (std::size_t slot = 0; slot < used; ++slot) {
     if (children_[slot].pid == 0) {
@@ -308,8 +324,7 @@ void Master::maintain_spares() {
     next_retire_ = now + kRetireInterval;
   }
   const SpareServerDecision decision = decide_spare_servers(
-      counts, {options_.min_spare, options_.max_spare, worker_cap_}, spawn_rate_, retire_due);
-  spawn_rate_ = decision.next_spawn_rate;
+      counts, {options_.min_spare, options_.max_spare, worker_cap_}, retire_due);
   log_spawned(spawn(decision.spawn), "short_of_spares");
   retire_idle(decision.retire);
 

@@ -79,7 +79,6 @@ class Master {
   std::priority_queue<std::size_t, std::vector<std::size_t>, std::greater<>> free_slots_;
   std::size_t live_children_ = 0;
   std::size_t replacements_owed_ = 0;  // crashed or recycled children not yet replaced
-  std::size_t spawn_rate_ = 1;
   std::chrono::steady_clock::time_point next_retire_;
   bool shutting_down_ = false;
   bool at_worker_cap_ = false;  // logged once per episode
