@@ -154,7 +154,7 @@ bool Master::launch_spawner() {
 
 // The children come from the spawner (see spawner.hpp), one request per round.
 std::size_t Master::spawn(std::size_t count) {
-  if (spawner_.pid() < 0 && !launch_spawner()) {  // it died and was reaped: start another
+  if (count == 0 || (spawner_.pid() < 0 && !launch_spawner())) {  // it died: start another
     return 0;
   }
   std::vector<std::uint32_t> slots;

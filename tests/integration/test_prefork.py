@@ -350,3 +350,30 @@ def test_a_child_maps_no_anonymous_page_of_the_master():
             child = serving_child(server, conn)
             shared = master & anonymous_page_frames(child)
             assert not shared, f"{len(shared)} anonymous pages of the master mapped by a child"
+
+
+def spawner_of(server: Server) -> int:
+    for pid in children(server):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"--internal-spawner" in cmdline.read().split(b"\0")[1:2]:
+                    return pid
+        except FileNotFoundError:
+            continue
+    raise AssertionError("no spawner among the master's children")
+
+
+def test_a_spawner_killed_outright_is_replaced_and_children_still_come():
+    with Server("prefork", *SMALL) as server:
+        first = spawner_of(server)
+        os.kill(first, signal.SIGKILL)
+        server.wait_for_log("event=spawner_exited")
+        # More connections than spares: the master must fork again, through a new spawner.
+        conns = [socket.create_connection((LOOPBACK, server.port), timeout=10) for _ in range(6)]
+        try:
+            for conn in conns:
+                assert served(conn)
+            assert spawner_of(server) != first
+        finally:
+            for conn in conns:
+                conn.close()
