@@ -50,6 +50,7 @@ pid_t fork_as_sibling() {
 
 [[noreturn]] void become_child(const SpawnerSetup& setup, int control_fd, std::uint32_t slot) {
   close(control_fd);  // else the master would not see EOF once the spawner is gone
+  prctl(PR_SET_NAME, "echolab-prefork");  // the name the master's children have
   try {
     ScoreboardSlot& own_slot = Scoreboard::map_one_slot(setup.scoreboard_fd, slot);
     close(setup.scoreboard_fd);
@@ -155,7 +156,7 @@ int run_spawner(int control_fd) {
   // The master's signals stay blocked (exec keeps the mask): the children unblock them once
   // their handlers exist. The spawner itself stops when the master closes the socket or dies.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  prctl(PR_SET_NAME, "echolab-prefork");  // not "exe", the name of /proc/self/exe
+  prctl(PR_SET_NAME, "echolab-spawner");  // not "exe", the name of /proc/self/exe
   set_log_model("prefork");
   SpawnerSetup setup{};
   if (recv(control_fd, &setup, sizeof(setup), 0) != static_cast<ssize_t>(sizeof(setup)) ||
