@@ -1,8 +1,10 @@
 // echolab-prefork: the Apache prefork MPM model. A master process forks children that each
 // serve one connection at a time with blocking I/O; see docs/prefork.md.
 #include <csignal>
+#include <cstdlib>
 #include <exception>
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
@@ -10,6 +12,7 @@
 #include "common/log.hpp"
 #include "servers/prefork/master.hpp"
 #include "servers/prefork/prefork_options.hpp"
+#include "servers/prefork/spawner.hpp"
 #include "servers/prefork/worker_limits.hpp"
 
 namespace {
@@ -47,6 +50,11 @@ std::size_t checked_worker_cap(const PreforkOptions& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The spawner the master execs (spawner.hpp): before any option parsing, so that it starts
+  // the children from as little touched memory as possible.
+  if (argc == 3 && std::string_view(argv[1]) == kSpawnerFlag) {
+    return run_spawner(std::atoi(argv[2]));
+  }
   return echolab::run_server_main("echolab-prefork", [argc, argv] {
     echolab::set_log_model("prefork");
     CLI::App app{

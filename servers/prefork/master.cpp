@@ -1,13 +1,19 @@
 #include "servers/prefork/master.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <system_error>
+#include <vector>
 
 #include "common/duration.hpp"
 #include "common/log.hpp"
@@ -29,6 +35,18 @@ constexpr std::chrono::seconds kMetricsStopTimeout{2};
 const char* signal_name(int signal_number) {
   const char* name = sigabbrev_np(signal_number);
   return name != nullptr ? name : "unknown";
+}
+
+// Connections the kernel has completed and queued on the listening socket, waiting for a
+// child's accept(): for a socket in LISTEN, TCP_INFO's tcpi_unacked is the length of the
+// accept queue (what `ss -lt` shows as Recv-Q).
+std::size_t accept_queue_length(int listener_fd) {
+  tcp_info info{};
+  socklen_t size = sizeof(info);
+  if (listener_fd < 0 || getsockopt(listener_fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) {
+    return 0;
+  }
+  return info.tcpi_unacked;
 }
 
 double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
@@ -74,6 +92,10 @@ int Master::run() {
   launch_metrics_process();
   if (metrics_pid_ < 0) {
     log_error("fatal", {{"error", "the metrics process did not start"}});
+    return 1;
+  }
+  if (!launch_spawner()) {
+    log_error("fatal", {{"error", "the spawner did not start"}});
     return 1;
   }
   log_spawned(spawn(std::min(options_.start_servers, worker_cap_)), "start");
@@ -133,41 +155,47 @@ void Master::launch_metrics_process() {
   metrics_pid_ = start_metrics_process(setup, scoreboard_);
 }
 
+bool Master::launch_spawner() {
+  return spawner_.launch(child_setup_, scoreboard_.fd(), scoreboard_.slot_count());
+}
+
+// The children come from the spawner (see spawner.hpp), one request per round.
 std::size_t Master::spawn(std::size_t count) {
+  if (count == 0 || (spawner_.pid() < 0 && !launch_spawner())) {  // it died: start another
+    return 0;
+  }
+  std::vector<std::uint32_t> slots;
+  while (slots.size() < count && !free_slots_.empty()) {
+    slots.push_back(static_cast<std::uint32_t>(free_slots_.top()));
+    free_slots_.pop();
+    scoreboard_.prepare_slot(slots.back(), monotonic_ns());
+  }
+  const std::vector<pid_t> pids = spawner_.spawn(slots);
   std::size_t spawned = 0;
-  while (spawned < count && spawn_one()) {
-    ++spawned;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const pid_t pid = i < pids.size() ? pids[i] : -EPIPE;  // the spawner went away
+    record_spawned(slots[i], pid);
+    spawned += pid > 0 ? 1 : 0;
   }
   return spawned;
 }
 
-bool Master::spawn_one() {
-  if (free_slots_.empty()) {
-    return false;
-  }
-  const std::size_t slot = free_slots_.top();
-  free_slots_.pop();
-  scoreboard_.prepare_slot(slot, monotonic_ns());
-  const pid_t pid = fork();
-  if (pid == 0) {
-    run_child(child_setup_, scoreboard_.slot(slot));
-  }
-  if (pid < 0) {
-    const int error = errno;
+void Master::record_spawned(std::size_t slot, pid_t pid_or_error) {
+  if (pid_or_error <= 0) {
     scoreboard_.fold_dead_child(slot, false, false);
     free_slots_.push(slot);
     if (!fork_failing_) {  // once per episode: a limit hit stays hit for a while
-      log_error("fork_failed", {{"error", std::strerror(error)}, {"workers", live_children_}});
+      log_error("fork_failed",
+                {{"error", std::strerror(-pid_or_error)}, {"workers", live_children_}});
     }
     fork_failing_ = true;
-    return false;
+    return;
   }
   fork_failing_ = false;
-  scoreboard_.set_pid(slot, pid);
-  children_[slot] = ChildRecord{pid};
-  slot_of_pid_.emplace(pid, slot);
+  scoreboard_.set_pid(slot, pid_or_error);
+  children_[slot] = ChildRecord{pid_or_error};
+  slot_of_pid_.emplace(pid_or_error, slot);
   ++live_children_;
-  return true;
 }
 
 void Master::log_spawned(std::size_t count, const char* reason) {
@@ -188,6 +216,13 @@ void Master::reap_children() {
 void Master::on_process_exit(pid_t pid, int status) {
   if (pid == metrics_pid_) {
     on_metrics_process_exit(status);
+    return;
+  }
+  if (pid == spawner_.pid()) {
+    spawner_.exited();  // the next spawn starts another
+    if (!shutting_down_) {
+      log_error("spawner_exited", {{"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1}});
+    }
     return;
   }
   const auto found = slot_of_pid_.find(pid);
@@ -259,6 +294,7 @@ void Master::record_spawn_time(std::size_t slot_index) {
 
 WorkerCounts Master::count_workers() {
   WorkerCounts counts;
+  counts.waiting = accept_queue_length(listener_fd_);
   const std::size_t used = scoreboard_.slots_in_use();
   for (std::size_t slot = 0; slot < used; ++slot) {
     if (children_[slot].pid == 0) {
@@ -295,8 +331,7 @@ void Master::maintain_spares() {
     next_retire_ = now + kRetireInterval;
   }
   const SpareServerDecision decision = decide_spare_servers(
-      counts, {options_.min_spare, options_.max_spare, worker_cap_}, spawn_rate_, retire_due);
-  spawn_rate_ = decision.next_spawn_rate;
+      counts, {options_.min_spare, options_.max_spare, worker_cap_}, retire_due);
   log_spawned(spawn(decision.spawn), "short_of_spares");
   retire_idle(decision.retire);
 
@@ -357,6 +392,7 @@ int Master::shut_down(int signal_number) {
   fcntl(listener_fd_, F_SETFL, fcntl(listener_fd_, F_GETFL) | O_NONBLOCK);
   close(listener_fd_);
   listener_fd_ = -1;
+  spawner_.stop();
   signal_live_children(SIGTERM);
   while (live_children_ > 0) {
     const auto now = std::chrono::steady_clock::now();

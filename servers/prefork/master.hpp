@@ -18,6 +18,7 @@
 #include "servers/prefork/prefork_options.hpp"
 #include "servers/prefork/scoreboard.hpp"
 #include "servers/prefork/spare_server_policy.hpp"
+#include "servers/prefork/spawner.hpp"
 
 namespace echolab::prefork {
 
@@ -45,8 +46,9 @@ class Master {
   int wait_for_signal(std::chrono::milliseconds timeout);
   void launch_metrics_process();
   void stop_metrics_process();
+  bool launch_spawner();
   std::size_t spawn(std::size_t count);
-  bool spawn_one();
+  void record_spawned(std::size_t slot, pid_t pid_or_error);
   void reap_children();
   void on_process_exit(pid_t pid, int status);
   void on_child_exit(std::size_t slot_index, int status);
@@ -68,6 +70,7 @@ class Master {
   Scoreboard scoreboard_;
   ChildSetup child_setup_;
   pid_t metrics_pid_ = -1;
+  Spawner spawner_;
 
   std::vector<ChildRecord> children_;  // indexed like the scoreboard's slots
   std::unordered_map<pid_t, std::size_t> slot_of_pid_;
@@ -76,7 +79,6 @@ class Master {
   std::priority_queue<std::size_t, std::vector<std::size_t>, std::greater<>> free_slots_;
   std::size_t live_children_ = 0;
   std::size_t replacements_owed_ = 0;  // crashed or recycled children not yet replaced
-  std::size_t spawn_rate_ = 1;
   std::chrono::steady_clock::time_point next_retire_;
   bool shutting_down_ = false;
   bool at_worker_cap_ = false;  // logged once per episode

@@ -1,6 +1,7 @@
 #include "servers/prefork/scoreboard.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <ctime>
@@ -40,12 +41,15 @@ std::int64_t monotonic_ns() {
 Scoreboard::Scoreboard(std::size_t slot_count)
     : slot_count_(slot_count),
       mapped_bytes_(page_round_up(sizeof(Header)) +
-                    page_round_up(slot_count * sizeof(ScoreboardSlot))) {
-  // MAP_SHARED|MAP_ANONYMOUS before any fork: every child inherits the same physical pages,
-  // and fork() does not copy page tables for shared mappings, so the scoreboard adds nothing
-  // to the cost of a fork however many slots it has.
-  mapping_ =
-      mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                    page_round_up(slot_count * sizeof(ScoreboardSlot))),
+      fd_(memfd_create("echolab-scoreboard", MFD_CLOEXEC)) {
+  // Shared memory in a memfd rather than an anonymous shared mapping: the spawner, a fresh
+  // exec of this binary, must map it too, and an anonymous mapping does not survive exec.
+  // fork() does not copy page tables for shared mappings, so its size costs no fork anything.
+  if (fd_ < 0 || ftruncate(fd_, static_cast<off_t>(mapped_bytes_)) != 0) {
+    throw std::system_error(errno, std::generic_category(), "memfd of the scoreboard");
+  }
+  mapping_ = mmap(nullptr, mapped_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
   if (mapping_ == MAP_FAILED) {
     throw std::system_error(errno, std::generic_category(),
                             "mmap of the scoreboard (" + std::to_string(mapped_bytes_) + " bytes)");
@@ -55,7 +59,29 @@ Scoreboard::Scoreboard(std::size_t slot_count)
   slots_ = new (bytes + page_round_up(sizeof(Header))) ScoreboardSlot[slot_count];
 }
 
-Scoreboard::~Scoreboard() { munmap(mapping_, mapped_bytes_); }
+Scoreboard::~Scoreboard() {
+  munmap(mapping_, mapped_bytes_);
+  close(fd_);
+}
+
+ScoreboardSlot& Scoreboard::map_one_slot(int scoreboard_fd, std::size_t index) {
+  // The kernel finds who maps a shared page by walking every mapping of the file that covers
+  // it: 10,000 children each mapping the whole scoreboard made each of its pages cost 10,000
+  // steps, for memory reclaim and for DAMON's access sampling alike. Mapped one slot each, a
+  // page is covered by the dozen children whose slots lie on it.
+  constexpr std::size_t kPage = 4096;
+  const std::size_t offset = page_round_up(sizeof(Header)) + index * sizeof(ScoreboardSlot);
+  const std::size_t first_page = offset / kPage * kPage;
+  const std::size_t length = page_round_up(offset + sizeof(ScoreboardSlot)) - first_page;
+  void* pages = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, scoreboard_fd,
+                     static_cast<off_t>(first_page));
+  if (pages == MAP_FAILED) {
+    throw std::system_error(errno, std::generic_category(), "mmap of a scoreboard slot");
+  }
+  // The slot was constructed by the master in the same shared pages.
+  return *std::launder(reinterpret_cast<ScoreboardSlot*>(static_cast<unsigned char*>(pages) +
+                                                         (offset - first_page)));
+}
 
 std::size_t Scoreboard::slots_in_use() const {
   return header_->slots_in_use.load(std::memory_order_acquire);

@@ -53,6 +53,8 @@ class Scoreboard {
   Scoreboard& operator=(const Scoreboard&) = delete;
 
   [[nodiscard]] std::size_t slot_count() const { return slot_count_; }
+  // The shared memory's descriptor (close-on-exec), for the spawner to map slots from.
+  [[nodiscard]] int fd() const { return fd_; }
   // One past the highest slot ever handed to a child: scans stop there.
   [[nodiscard]] std::size_t slots_in_use() const;
   [[nodiscard]] ScoreboardSlot& slot(std::size_t index) { return slots_[index]; }
@@ -75,6 +77,9 @@ class Scoreboard {
   // as the generation that tells it from an earlier child with the same pid.
   [[nodiscard]] std::vector<SelfReportingProcess> live_workers() const;
 
+  // A child: maps only the page(s) of its own slot from the scoreboard's descriptor.
+  static ScoreboardSlot& map_one_slot(int scoreboard_fd, std::size_t index);
+
   // Metrics process: it never writes, so its mapping becomes read-only.
   void make_read_only();
 
@@ -85,6 +90,7 @@ class Scoreboard {
 
   std::size_t slot_count_;
   std::size_t mapped_bytes_;
+  int fd_;
   void* mapping_;
   Header* header_;
   ScoreboardSlot* slots_;

@@ -5,23 +5,21 @@
 namespace echolab::prefork {
 
 SpareServerDecision decide_spare_servers(const WorkerCounts& counts,
-                                         const SparePolicyLimits& limits, std::size_t spawn_rate,
-                                         bool retire_due) {
+                                         const SparePolicyLimits& limits, bool retire_due) {
   SpareServerDecision decision;
   const std::size_t available = counts.idle + counts.starting;
+  const std::size_t wanted = limits.min_spare + counts.waiting;
   const std::size_t room =
       limits.max_workers > counts.total ? limits.max_workers - counts.total : 0;
-  if (available < limits.min_spare) {
-    // Short: fork the shortfall or the current rate, whichever is more (the rate doubles
-    // while the shortage lasts: a ramp keeps eating the spares as they come up), at most
-    // kMaxSpawnRate in one round and never past --max-workers.
-    const std::size_t rate = std::clamp<std::size_t>(spawn_rate, 1, kMaxSpawnRate);
-    decision.spawn = std::min({std::max(limits.min_spare - available, rate), kMaxSpawnRate, room});
-    decision.next_spawn_rate = decision.spawn > 0 ? std::min(rate * 2, kMaxSpawnRate) : rate;
+  if (available < wanted) {
+    // Apache doubles a spawn rate each round while short, because it cannot see the
+    // backlog; at a 10 ms round that ran away to 1024 a round during a 1,000/s ramp, forked
+    // thousands of children the ramp did not need, retired them, and started again from 1
+    // while connections queued. The backlog says what is needed.
+    decision.spawn = std::min({wanted - available, kMaxSpawnRate, room});
     return decision;
   }
-  decision.next_spawn_rate = 1;
-  if (retire_due && counts.starting == 0 && counts.idle > limits.max_spare) {
+  if (retire_due && counts.starting == 0 && counts.waiting == 0 && counts.idle > limits.max_spare) {
     decision.retire = counts.idle - limits.max_spare;
   }
   return decision;

@@ -48,6 +48,15 @@ def count_events(server: Server, pattern: str) -> int:
     return len(re.findall(pattern, server.log()))
 
 
+def tcp_socket_links(links: list[str]) -> list[str]:
+    """The links among `links` (from /proc/<pid>/fd) that are TCP sockets."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            inodes |= {line.split()[9] for line in lines.readlines()[1:]}
+    return [link for link in links if link.startswith("socket:[") and link[8:-1] in inodes]
+
+
 def serving_child(server: Server, conn: socket.socket) -> int:
     """The child holding the server side of `conn`: its socket inode, found in /proc/net/tcp
     by the two ports, in that child's descriptors."""
@@ -98,8 +107,9 @@ def test_the_master_runs_alone_and_never_holds_a_client_connection():
             assert served(conn)
             master_fds = os.listdir(f"/proc/{server.process.pid}/fd")
             sockets = [os.readlink(f"/proc/{server.process.pid}/fd/{fd}") for fd in master_fds]
-            # Only the listening socket: connections are accepted by the children.
-            assert sum(link.startswith("socket:") for link in sockets) == 1, sockets
+            # Only the listening socket: connections are accepted by the children. (The other
+            # socket is the spawner's control socket, a Unix one.)
+            assert len(tcp_socket_links(sockets)) == 1, sockets
         with open(f"/proc/{server.process.pid}/status") as status:
             assert "Threads:\t1\n" in status.read()  # a master that forks has no threads
 
@@ -115,7 +125,7 @@ def test_max_connections_is_the_worker_cap_and_the_rest_wait_in_the_backlog():
         waiting.settimeout(0.7)
         with pytest.raises(socket.timeout):
             waiting.recv(1)  # neither refused nor answered: queued until a child is free
-        assert len(children(server)) == 3  # two workers and the metrics process
+        assert len(children(server)) == 4  # two workers, the metrics process, the spawner
         first.close()
         waiting.settimeout(5)
         assert recv_http_response(waiting).endswith(GREETING)
@@ -168,7 +178,8 @@ def test_idle_children_fall_back_to_max_spare_after_a_burst():
             conn.close()
         idle = eventually(lambda: workers(server, "idle"), lambda value: value == 5, timeout=10)
         assert idle == 5
-        assert eventually(lambda: len(children(server)), lambda n: n == 6, timeout=5) == 6
+        # Five spares, the metrics process and the spawner.
+        assert eventually(lambda: len(children(server)), lambda n: n == 7, timeout=5) == 7
         server.wait_for_log("event=workers_retired")
 
 
@@ -300,3 +311,78 @@ def test_a_metrics_port_in_use_fails_the_start_with_exit_1():
     assert got.returncode == 1
     assert "event=metrics_failed" in got.stderr and "Address already in use" in got.stderr
     assert "event=fatal" in got.stderr
+
+
+def anonymous_page_frames(pid: int) -> set[int]:
+    """The physical page frames of `pid`'s anonymous pages (private mappings with anonymous
+    memory), from /proc/<pid>/pagemap; empty when the frames are hidden (no CAP_SYS_ADMIN)."""
+    ranges = []
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                start, end = (int(bound, 16) for bound in fields[0].split("-"))
+                private = fields[1].endswith("p")
+            elif fields[0] == "Anonymous:" and int(fields[1]) > 0 and private:
+                ranges.append((start, end))
+    frames = set()
+    with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+        for start, end in ranges:
+            pagemap.seek(start // 4096 * 8)
+            data = pagemap.read((end - start) // 4096 * 8)
+            for offset in range(0, len(data), 8):
+                entry = int.from_bytes(data[offset:offset + 8], "little")
+                if entry >> 63 and entry & ((1 << 55) - 1):  # present, with a frame number
+                    frames.add(entry & ((1 << 55) - 1))
+    return frames
+
+
+def is_zero_page(frame: int) -> bool:
+    """The kernel's zero page, which every process maps where it read memory never written."""
+    with open("/proc/kpageflags", "rb") as flags:
+        flags.seek(frame * 8)
+        return bool(int.from_bytes(flags.read(8), "little") >> 24 & 1)  # KPF_ZERO_PAGE
+
+
+def test_a_child_maps_no_anonymous_page_of_the_master():
+    # Every anonymous page the master had at fork time would be reachable from every child,
+    # and the kernel's reverse-map walks of it (reclaim, DAMON) would visit every child: the
+    # children come from the exec'd spawner instead, which shares nothing with the master.
+    with Server("prefork", *SMALL) as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as conn:
+            assert served(conn)
+            master = anonymous_page_frames(server.process.pid)
+            if not master:
+                pytest.skip("page frame numbers need CAP_SYS_ADMIN")
+            child = serving_child(server, conn)
+            shared = {frame for frame in master & anonymous_page_frames(child)
+                      if not is_zero_page(frame)}
+            assert not shared, f"{len(shared)} anonymous pages of the master mapped by a child"
+
+
+def spawner_of(server: Server) -> int:
+    """The spawner, by its name: the children it forks share its command line."""
+    for pid in children(server):
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                if comm.read().strip() == "echolab-spawner":
+                    return pid
+        except FileNotFoundError:
+            continue
+    raise AssertionError("no spawner among the master's children")
+
+
+def test_a_spawner_killed_outright_is_replaced_and_children_still_come():
+    with Server("prefork", *SMALL) as server:
+        first = spawner_of(server)
+        os.kill(first, signal.SIGKILL)
+        server.wait_for_log("event=spawner_exited")
+        # More connections than spares: the master must fork again, through a new spawner.
+        conns = [socket.create_connection((LOOPBACK, server.port), timeout=10) for _ in range(6)]
+        try:
+            for conn in conns:
+                assert served(conn)
+            assert spawner_of(server) != first
+        finally:
+            for conn in conns:
+                conn.close()

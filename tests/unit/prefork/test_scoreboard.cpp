@@ -34,6 +34,20 @@ TEST(Scoreboard, StartsEmpty) {
   EXPECT_TRUE(board.live_workers().empty());
 }
 
+TEST(Scoreboard, ASlotMappedAloneIsTheSameMemory) {
+  // Every slot, including those that straddle two pages: a child's counters must land where
+  // the master and the metrics process read them.
+  Scoreboard board(40);
+  for (std::size_t index = 0; index < board.slot_count(); ++index) {
+    board.prepare_slot(index, monotonic_ns());
+    ScoreboardSlot& alone = Scoreboard::map_one_slot(board.fd(), index);
+    alone.state.store(WorkerState::busy, std::memory_order_release);
+    SlotObserver(alone).connection_accepted();
+    EXPECT_EQ(board.slot(index).state.load(std::memory_order_acquire), WorkerState::busy);
+  }
+  EXPECT_EQ(board.sum().connections_accepted, board.slot_count());
+}
+
 TEST(Scoreboard, SlotStaysSmallForTenThousandChildren) {
   EXPECT_LE(sizeof(ScoreboardSlot) * 10'000, 4u * 1024 * 1024);
 }
