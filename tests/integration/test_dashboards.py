@@ -28,6 +28,7 @@ CONTRACT = {
     "echolab_connections_active": "gauge",
     "echolab_connections_rejected_total": "counter",
     "echolab_connections_lost_total": "counter",
+    "echolab_connections_timed_out_total": "counter",
     "echolab_requests_total": "counter",
     "echolab_request_errors_total": "counter",
     "echolab_bytes_received_total": "counter",
@@ -50,6 +51,15 @@ UNITLESS_PANEL_TYPES = {"row", "text", "dashlist", "news"}
 # creates its threads once, at start, before any window that follows the first scrape.
 SPAWN_LATENCY = re.compile(r"echolab_worker_spawn_seconds_bucket")
 SPAWNS_ONLY_AT_START = {"pool"}
+
+# What every dashboard shows, however it is laid out: the rate of each of these counters summed
+# by at least these labels (the clients cut for being too slow, by timeout; the connections
+# refused over a limit).
+EVERY_DASHBOARD_RATES = {
+    "echolab_connections_timed_out_total": {"model", "kind"},
+    "echolab_connections_rejected_total": {"model"},
+}
+TIMED_OUT = "echolab_connections_timed_out_total"
 
 METRIC = re.compile(r"\becholab_[a-z_]+\b")
 RANGE = re.compile(r"\[([^\]]+)\]")
@@ -260,6 +270,31 @@ def test_dashboards_use_exactly_the_metrics_contract():
     assert used == set(CONTRACT), f"contract metrics on no dashboard: {sorted(set(CONTRACT) - used)}"
 
 
+def rated_by(expr: str, metric: str) -> set[str] | None:
+    """The labels of `sum by (...) (rate(metric...))` in expr, or None where it has none."""
+    match = re.search(rf"sum by \(([^)]*)\) \(rate\({metric}\{{", expr)
+    return {label.strip() for label in match.group(1).split(",")} if match else None
+
+
+@pytest.mark.parametrize("path", dashboard_files(), ids=lambda p: p.name)
+def test_every_dashboard_shows_slow_client_cuts_by_kind_and_rejections(path):
+    dashboard = json.loads(path.read_text())
+    expressions = [target["expr"] for panel in all_panels(dashboard)
+                   for target in panel.get("targets", [])]
+    for metric, labels in EVERY_DASHBOARD_RATES.items():
+        shown = [rated_by(expr, metric) for expr in expressions]
+        assert any(by is not None and labels <= by for by in shown), \
+            f"{path.name}: no panel shows the rate of {metric} by {sorted(labels)}"
+
+
+def test_the_slow_client_check_catches_a_panel_without_the_kind():
+    summed = 'sum by (model) (rate(echolab_connections_timed_out_total{model=~"$model"}[1s]))'
+    by_kind = 'sum by (model, kind) (rate(echolab_connections_timed_out_total{model=~"$model"}[1s]))'
+    assert rated_by(summed, TIMED_OUT) == {"model"}
+    assert rated_by(by_kind, TIMED_OUT) == {"model", "kind"}
+    assert rated_by(summed, "echolab_connections_rejected_total") is None
+
+
 def test_provisioning_points_grafana_at_the_compose_prometheus_and_dashboards():
     datasource = (PROVISIONING_DIR / "datasources" / "echolab.yml").read_text()
     assert re.search(r"^\s+url:\s*http://prometheus:9090\s*$", datasource, re.MULTILINE)
@@ -307,6 +342,8 @@ RATE_INTERVAL = f"{4 * SCRAPE_INTERVAL_S}s"
 LOAD_SECONDS = 20
 # Enough connections that prefork runs short of spare children and forks more.
 LOAD_CONNECTIONS = 40
+# Short enough that a header section left unfinished is cut early in the load.
+HEADER_TIMEOUT_S = 2
 
 
 def start_prometheus(scrape_targets: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -355,6 +392,14 @@ def provoke_a_bad_request_and_a_raw_echo(port: int) -> None:
         assert conn.recv(64) == b"\x00\x01raw echo\n"
 
 
+def start_an_unfinished_header(port: int) -> socket.socket:
+    """A request whose header section never ends, which the server cuts after
+    --header-timeout: one header timeout for the slow-client panels to show."""
+    conn = socket.create_connection((LOOPBACK, port), timeout=5)
+    conn.sendall(b"GET / HTTP/1.1\r\nHost: echolab\r\n")
+    return conn
+
+
 def start_load(port: int, seconds: int) -> list[subprocess.Popen]:
     """Keep-alive throughput, and a new connection per request all along (worker spawns)."""
     url = f"http://{LOOPBACK}:{port}/"
@@ -383,7 +428,7 @@ def wait_until_scraped(prometheus_url: str, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="module")
 def loaded_servers_and_prometheus():
-    servers = [Server(model).start() for model in MODELS]
+    servers = [Server(model, "--header-timeout", f"{HEADER_TIMEOUT_S}s").start() for model in MODELS]
     held, loads = [], []
     prometheus = None
     try:
@@ -395,6 +440,7 @@ def loaded_servers_and_prometheus():
             for server in servers:
                 provoke_a_bad_request_and_a_raw_echo(server.port)
                 held += open_idle_connections(server.port, 5)
+                held.append(start_an_unfinished_header(server.port))
                 loads += start_load(server.port, LOAD_SECONDS)
             yield url, started, servers
     finally:
@@ -420,5 +466,44 @@ def test_every_dashboard_expression_returns_data_under_load(loaded_servers_and_p
     time.sleep(3 * 4 * SCRAPE_INTERVAL_S / 2)
     time_range = f"{int(time.monotonic() - started) + 60}s"
     problems = wait_for_dashboard_data(url, RATE_INTERVAL, time_range, timeout=LOAD_SECONDS / 2)
+    assert not problems, "\n".join(problems)
+    assert all(server.alive() for server in servers)
+
+
+def query_range(prometheus_url: str, expr: str, start: float, end: float) -> list[dict]:
+    """What a time-series panel draws: expr at every second from start to end."""
+    params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": "1s"}
+    url = f"{prometheus_url}/api/v1/query_range?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def header_cuts_drawn(prometheus_url: str, start: float) -> list[str]:
+    """The slow-client panels in which some model draws no header timeout above zero."""
+    problems = []
+    for dashboard, panel, expr, model_values in dashboard_queries():
+        if TIMED_OUT not in expr or "$__rate_interval" not in expr:
+            continue
+        cut = set()
+        for model in model_values:
+            promql = substitute(expr, RATE_INTERVAL, "1h", model)
+            for series in query_range(prometheus_url, promql, start, time.time()):
+                labels = series["metric"]
+                if labels.get("kind") == "header" and any(float(v) > 0 for _, v in series["values"]):
+                    cut.add(labels.get("model", model))
+        if cut != set(MODELS):
+            problems.append(f"{dashboard} / {panel}: no header timeout drawn for "
+                            f"{sorted(set(MODELS) - cut)}")
+    return problems
+
+
+def test_the_timeout_panels_draw_the_header_timeout_of_every_model(loaded_servers_and_prometheus):
+    url, started, servers = loaded_servers_and_prometheus
+    start = time.time() - (time.monotonic() - started) - 5
+    deadline = time.monotonic() + HEADER_TIMEOUT_S + 4 * 4 * SCRAPE_INTERVAL_S
+    while (problems := header_cuts_drawn(url, start)) and time.monotonic() < deadline:
+        time.sleep(1)
     assert not problems, "\n".join(problems)
     assert all(server.alive() for server in servers)
