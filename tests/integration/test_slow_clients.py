@@ -86,6 +86,20 @@ def test_slowloris_is_cut_by_the_header_timeout_while_curl_is_served(model):
 
 
 @pytest.mark.parametrize("model", MODELS)
+def test_a_slow_body_is_cut_by_the_body_timeout_while_curl_is_served(model):
+    # R-U-Dead-Yet: a POST announcing 8 KiB, then a few bytes a second, under --min-rate.
+    with Server(model, "--body-timeout", "1s") as server:
+        with CurlProbe(server) as probe:
+            report = slowhttptest(server, "-B", "-i", "1", "-s", "8192", "-x", "10",
+                                  connections=100, seconds=8)
+        assert "No open connections left" in report, report
+        assert len(probe.outcomes) >= 2
+        assert probe.failures() == [], probe.outcomes
+        assert wait_for_timeouts(server, "body", at_least=100, within=5) == 100
+        assert server.alive()
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_slow_read_clients_do_not_stop_the_others(model):
     with Server(model, "--send-timeout", "2s") as server:
         with CurlProbe(server) as probe:
