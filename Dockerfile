@@ -19,6 +19,7 @@ COPY CMakeLists.txt ./
 COPY common common
 COPY servers servers
 COPY loadgen loadgen
+COPY probes probes
 COPY tests tests
 # Warnings are errors in the test builds (make test); here a warning that only one compiler
 # version and optimisation level raises must not stop the stack from building.

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "common/session.hpp"
+#include "common/protocol/session.hpp"
 
 namespace {
 

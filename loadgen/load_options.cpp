@@ -6,7 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "common/duration.hpp"
+#include "common/server/duration.hpp"
 
 namespace echolab::load {
 

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "common/capacity.hpp"
+#include "common/server/capacity.hpp"
 
 namespace echolab::load {
 

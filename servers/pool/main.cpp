@@ -1,9 +1,10 @@
 // echolab-pool: a thread pool running one asio::io_context, asynchronous I/O.
-#include "common/capacity.hpp"
-#include "common/listener.hpp"
-#include "common/log.hpp"
-#include "common/shutdown_signals.hpp"
-#include "common/striped_metrics.hpp"
+#include "common/metrics/striped_metrics.hpp"
+#include "common/server/capacity.hpp"
+#include "common/server/listener.hpp"
+#include "common/server/log.hpp"
+#include "common/server/server_main.hpp"
+#include "common/server/shutdown_signals.hpp"
 #include "servers/pool/pool_server.hpp"
 
 int main(int argc, char** argv) {

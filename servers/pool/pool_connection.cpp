@@ -2,8 +2,8 @@
 
 #include <new>
 
-#include "common/fault.hpp"
-#include "common/observer.hpp"
+#include "common/drivers/observer.hpp"
+#include "common/drivers/perform_fault.hpp"
 #include "servers/pool/drained_read.hpp"
 #include "servers/pool/pool_server.hpp"
 

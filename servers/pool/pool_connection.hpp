@@ -1,6 +1,6 @@
 // One connection of the pool server: a chain of asynchronous reads and writes, beside a
-// second chain, the deadline timer (common/client_deadline.hpp: idle, header, body and send
-// timeouts). Any of the N pool threads may run either, so a mutex makes the connection's
+// second chain, the deadline timer (common/protocol/client_deadline.hpp: idle, header, body and
+// send timeouts). Any of the N pool threads may run either, so a mutex makes the connection's
 // handlers take turns.
 #pragma once
 
@@ -9,8 +9,8 @@
 #include <memory>
 #include <mutex>
 
-#include "common/client_deadline.hpp"
-#include "common/session.hpp"
+#include "common/protocol/client_deadline.hpp"
+#include "common/protocol/session.hpp"
 
 namespace echolab {
 

@@ -6,8 +6,9 @@
 #include <thread>
 #include <vector>
 
-#include "common/log.hpp"
-#include "common/shutdown_signals.hpp"
+#include "common/server/log.hpp"
+#include "common/server/server_main.hpp"
+#include "common/server/shutdown_signals.hpp"
 #include "servers/pool/pool_connection.hpp"
 
 namespace echolab {

@@ -14,8 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/server_options.hpp"
-#include "common/striped_metrics.hpp"
+#include "common/metrics/striped_metrics.hpp"
+#include "common/server/server_options.hpp"
 
 namespace echolab {
 

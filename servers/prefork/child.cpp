@@ -9,8 +9,8 @@
 #include <csignal>
 #include <exception>
 
-#include "common/log.hpp"
-#include "common/shutdown_signals.hpp"
+#include "common/server/log.hpp"
+#include "common/server/shutdown_signals.hpp"
 #include "servers/prefork/slot_observer.hpp"
 
 namespace echolab::prefork {

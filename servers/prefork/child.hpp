@@ -7,7 +7,7 @@
 
 #include <cstddef>
 
-#include "common/blocking_connection.hpp"
+#include "common/drivers/blocking_connection.hpp"
 #include "servers/prefork/scoreboard.hpp"
 
 namespace echolab::prefork {

@@ -8,8 +8,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "common/listener.hpp"
-#include "common/log.hpp"
+#include "common/server/listener.hpp"
+#include "common/server/log.hpp"
+#include "common/server/server_main.hpp"
 #include "servers/prefork/master.hpp"
 #include "servers/prefork/prefork_options.hpp"
 #include "servers/prefork/spawner.hpp"

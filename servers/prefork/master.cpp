@@ -15,9 +15,9 @@
 #include <system_error>
 #include <vector>
 
-#include "common/duration.hpp"
-#include "common/log.hpp"
-#include "common/shutdown_signals.hpp"
+#include "common/server/duration.hpp"
+#include "common/server/log.hpp"
+#include "common/server/shutdown_signals.hpp"
 #include "servers/prefork/metrics_process.hpp"
 
 namespace echolab::prefork {

@@ -10,8 +10,8 @@
 #include <exception>
 #include <memory>
 
-#include "common/log.hpp"
-#include "common/metrics.hpp"
+#include "common/metrics/metrics.hpp"
+#include "common/server/log.hpp"
 
 namespace echolab::prefork {
 namespace {

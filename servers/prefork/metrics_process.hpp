@@ -8,7 +8,7 @@
 
 #include <vector>
 
-#include "common/server_options.hpp"
+#include "common/server/server_options.hpp"
 #include "servers/prefork/scoreboard.hpp"
 
 namespace echolab::prefork {

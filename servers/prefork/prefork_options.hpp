@@ -6,7 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "common/server_options.hpp"
+#include "common/server/server_options.hpp"
 
 namespace echolab::prefork {
 

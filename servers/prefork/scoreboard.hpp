@@ -17,8 +17,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "common/metrics.hpp"
-#include "common/worker_counters.hpp"
+#include "common/metrics/metrics.hpp"
+#include "common/metrics/worker_counters.hpp"
 
 namespace echolab::prefork {
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <type_traits>
 
-#include "common/log.hpp"
+#include "common/server/log.hpp"
 #include "servers/prefork/scoreboard.hpp"
 #include "servers/prefork/spare_server_policy.hpp"
 

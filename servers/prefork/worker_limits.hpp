@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "common/capacity.hpp"
+#include "common/server/capacity.hpp"
 
 namespace echolab::prefork {
 

@@ -2,11 +2,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "common/capacity.hpp"
-#include "common/listener.hpp"
-#include "common/log.hpp"
-#include "common/shutdown_signals.hpp"
-#include "common/striped_metrics.hpp"
+#include "common/metrics/striped_metrics.hpp"
+#include "common/server/capacity.hpp"
+#include "common/server/listener.hpp"
+#include "common/server/log.hpp"
+#include "common/server/server_main.hpp"
+#include "common/server/shutdown_signals.hpp"
 #include "servers/threads/thread_per_connection_server.hpp"
 
 namespace {

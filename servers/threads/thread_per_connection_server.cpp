@@ -10,8 +10,9 @@
 #include <cstring>
 #include <memory>
 
-#include "common/log.hpp"
-#include "common/shutdown_signals.hpp"
+#include "common/server/log.hpp"
+#include "common/server/server_main.hpp"
+#include "common/server/shutdown_signals.hpp"
 
 namespace echolab {
 

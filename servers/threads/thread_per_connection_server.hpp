@@ -8,10 +8,10 @@
 #include <mutex>
 #include <unordered_set>
 
-#include "common/blocking_connection.hpp"
-#include "common/server_options.hpp"
-#include "common/stop_signal.hpp"
-#include "common/striped_metrics.hpp"
+#include "common/drivers/blocking_connection.hpp"
+#include "common/metrics/striped_metrics.hpp"
+#include "common/server/server_options.hpp"
+#include "common/server/stop_signal.hpp"
 
 namespace echolab {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <span>
 
-#include "common/session.hpp"
+#include "common/protocol/session.hpp"
 
 namespace {
 

@@ -1,0 +1,56 @@
+// The one interface through which a server reports what happens at its driver boundary.
+// threads and pool report into per-thread stripes (common/metrics/striped_metrics), prefork
+// children into their scoreboard slot; both are summed at scrape time.
+#pragma once
+
+#include <cstddef>
+
+#include "common/protocol/client_deadline.hpp"
+#include "common/protocol/protocol_config.hpp"
+#include "common/protocol/session.hpp"
+
+namespace echolab {
+
+class ServerObserver {
+ public:
+  virtual ~ServerObserver() = default;
+
+  virtual void connection_accepted() = 0;
+  virtual void connection_closed() = 0;
+  virtual void connection_rejected() = 0;  // over --max-connections or another cap
+  virtual void bytes_received(std::size_t bytes) = 0;
+  virtual void bytes_sent(std::size_t bytes) = 0;
+  // `count` requests answered in one batch that took `seconds` to handle in the server.
+  virtual void requests_served(Protocol protocol, std::size_t count, double seconds) = 0;
+  virtual void request_error(int status) = 0;
+  // The connection was closed because the client was too slow (or gone quiet).
+  virtual void connection_timed_out(TimeoutKind kind) = 0;
+};
+
+// Reports what one Session::feed() answered, once its output has been sent: `count` requests
+// that took `seconds` to handle, and their error statuses. A template so that the pool's
+// final StripedMetrics is called directly on its hot path.
+template <typename Observer>
+void report_feed(Observer& observer, Protocol protocol, const FeedResult& result, double seconds) {
+  if (result.requests > 0) {
+    observer.requests_served(protocol, result.requests, seconds);
+  }
+  for (const int status : result.error_statuses) {
+    observer.request_error(status);
+  }
+}
+
+// For code paths that report nowhere (unit tests, probes).
+class NullObserver final : public ServerObserver {
+ public:
+  void connection_accepted() override {}
+  void connection_closed() override {}
+  void connection_rejected() override {}
+  void bytes_received(std::size_t /*bytes*/) override {}
+  void bytes_sent(std::size_t /*bytes*/) override {}
+  void requests_served(Protocol /*protocol*/, std::size_t /*count*/, double /*seconds*/) override {}
+  void request_error(int /*status*/) override {}
+  void connection_timed_out(TimeoutKind /*kind*/) override {}
+};
+
+}  // namespace echolab

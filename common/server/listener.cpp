@@ -1,0 +1,69 @@
+#include "common/server/listener.hpp"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <system_error>
+
+namespace echolab {
+namespace {
+
+[[noreturn]] void fail(int error, const Endpoint& endpoint, const char* what) {
+  throw std::system_error(error, std::generic_category(),
+                          std::string(what) + " " + endpoint.to_string());
+}
+
+int bind_and_listen(const addrinfo& address, const Endpoint& endpoint, int backlog) {
+  const int fd = socket(address.ai_family, address.ai_socktype | SOCK_CLOEXEC, address.ai_protocol);
+  if (fd < 0) {
+    fail(errno, endpoint, "socket for");
+  }
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, address.ai_addr, address.ai_addrlen) != 0) {
+    const int error = errno;
+    close(fd);
+    fail(error, endpoint, "cannot bind");
+  }
+  if (listen(fd, backlog) != 0) {
+    const int error = errno;
+    close(fd);
+    fail(error, endpoint, "cannot listen on");
+  }
+  return fd;
+}
+
+}  // namespace
+
+int open_listener(const Endpoint& endpoint, int backlog) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(endpoint.port);
+  if (const int status = getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found);
+      status != 0) {
+    throw std::system_error(EINVAL, std::generic_category(),
+                            "cannot resolve " + endpoint.to_string() + ": " + gai_strerror(status));
+  }
+  const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found, &freeaddrinfo);
+  return bind_and_listen(*addresses, endpoint, backlog);
+}
+
+std::uint16_t local_port(int socket_fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (getsockname(socket_fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    throw std::system_error(errno, std::generic_category(), "getsockname");
+  }
+  if (address.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port);
+  }
+  return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
+}
+
+}  // namespace echolab

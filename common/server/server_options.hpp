@@ -1,0 +1,53 @@
+// Command-line options every server shares, parsed with CLI11.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+
+#include "common/protocol/client_deadline.hpp"
+#include "common/protocol/protocol_config.hpp"
+
+namespace echolab {
+
+struct Endpoint {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 0;
+  [[nodiscard]] std::string to_string() const;
+};
+
+// Parses "HOST:PORT" or "[V6]:PORT"; throws std::invalid_argument naming what is wrong.
+Endpoint parse_endpoint(std::string_view text);
+
+enum class Model { prefork, threads, pool };
+std::string_view to_string(Model model);
+
+struct ServerOptions {
+  Model model = Model::threads;
+  Endpoint listen;
+  Endpoint metrics_listen;
+  ClientTimeouts timeouts;
+  std::chrono::milliseconds shutdown_timeout{10'000};
+  std::size_t max_connections = 10'000;
+  int backlog = 4096;
+  ProtocolConfig protocol;
+};
+
+// Defaults for one model: its ports (8081/9101, 8082/9102, 8083/9103) and the rest.
+ServerOptions default_options(Model model);
+
+// Adds --listen, --metrics-listen, the client timeouts (--idle-timeout, --header-timeout,
+// --body-timeout, --send-timeout, --linger-timeout, --min-rate), --shutdown-timeout,
+// --max-connections, --backlog, --protocol, --max-header-bytes, --max-body-bytes and
+// --fault-injection.
+void add_server_options(CLI::App& app, ServerOptions& options);
+
+// Parses the command line. Returns -1 to go on, or the exit code to leave with: 0 after
+// --help, 2 after a bad flag or value (reported on one line naming it).
+int parse_command_line(CLI::App& app, int argc, char** argv);
+
+}  // namespace echolab

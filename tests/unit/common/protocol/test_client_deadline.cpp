@@ -1,0 +1,93 @@
+#include "common/protocol/client_deadline.hpp"
+
+#include <gtest/gtest.h>
+
+namespace echolab {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = ClientDeadline::Clock;
+
+ClientTimeouts timeouts() {
+  ClientTimeouts t;
+  t.idle = milliseconds(30'000);
+  t.header = milliseconds(10'000);
+  t.body = milliseconds(5'000);
+  t.send = milliseconds(4'000);
+  t.min_rate = 1000;  // bytes/s: each byte earns a millisecond
+  return t;
+}
+
+const Clock::time_point t0{};
+
+TEST(ClientDeadline, ANewConnectionOwesItsFirstHeaderSectionFromItsAccept) {
+  ClientDeadline deadline(timeouts(), t0);
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::header);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(10'000));
+  deadline.received(5, RequestPhase::header, false, t0 + milliseconds(9'000));
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(10'000));
+}
+
+TEST(ClientDeadline, AfterAnAnswerTheIdleTimeoutRuns) {
+  ClientDeadline deadline(timeouts(), t0);
+  deadline.received(20, RequestPhase::idle, true, t0 + milliseconds(1'000));
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::idle);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(31'000));
+}
+
+// Slowloris: more header bytes later do not move the deadline of the header section.
+TEST(ClientDeadline, TheHeaderSectionHasOneDeadlineHoweverOftenBytesCome) {
+  ClientDeadline deadline(timeouts(), t0);
+  deadline.received(20, RequestPhase::idle, true, t0);
+  deadline.received(20, RequestPhase::header, false, t0 + milliseconds(100));
+  deadline.received(8, RequestPhase::header, false, t0 + milliseconds(5'000));
+  deadline.received(8, RequestPhase::header, false, t0 + milliseconds(9'000));
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::header);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(10'100));
+}
+
+TEST(ClientDeadline, ABodyEarnsTimeAtTheMinimumRate) {
+  ClientDeadline deadline(timeouts(), t0);
+  deadline.received(100, RequestPhase::body, false, t0);
+  deadline.received(2'000, RequestPhase::body, false, t0 + milliseconds(1'000));
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::body);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(5'000 + 2'100));
+}
+
+TEST(ClientDeadline, ANewRequestInTheSameReadStartsItsOwnHeaderDeadline) {
+  ClientDeadline deadline(timeouts(), t0);
+  deadline.received(20, RequestPhase::idle, true, t0);
+  deadline.received(20, RequestPhase::header, false, t0);
+  deadline.received(40, RequestPhase::header, true, t0 + milliseconds(8'000));
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(18'000));
+}
+
+TEST(ClientDeadline, IdleRunsFromTheEndOfTheAnswer) {
+  ClientDeadline deadline(timeouts(), t0);
+  deadline.received(20, RequestPhase::idle, true, t0 + milliseconds(1'000));
+  deadline.sending(t0 + milliseconds(1'000));
+  deadline.sent(10);
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::send);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(1'000 + 4'000 + 10));
+  deadline.send_done(t0 + milliseconds(3'000));
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::idle);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(33'000));
+}
+
+TEST(ClientDeadline, NoMinimumRateMakesTheGraceAHardLimit) {
+  ClientTimeouts hard = timeouts();
+  hard.min_rate = 0;
+  ClientDeadline deadline(hard, t0);
+  deadline.received(1'000'000, RequestPhase::body, false, t0);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(5'000));
+}
+
+TEST(ClientDeadline, KindsHaveTheirMetricLabels) {
+  EXPECT_EQ(to_string(TimeoutKind::idle), "idle");
+  EXPECT_EQ(to_string(TimeoutKind::header), "header");
+  EXPECT_EQ(to_string(TimeoutKind::body), "body");
+  EXPECT_EQ(to_string(TimeoutKind::send), "send");
+}
+
+}  // namespace
+}  // namespace echolab

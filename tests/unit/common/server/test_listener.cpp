@@ -1,0 +1,46 @@
+#include "common/server/listener.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <system_error>
+
+#include "common/server/stop_signal.hpp"
+
+namespace echolab {
+namespace {
+
+TEST(Listener, BindsAnEphemeralLoopbackPort) {
+  const int fd = open_listener({"127.0.0.1", 0}, 16);
+  EXPECT_GT(local_port(fd), 0);
+  close(fd);
+}
+
+TEST(Listener, BusyPortIsAnErrorNamingTheEndpoint) {
+  const int fd = open_listener({"127.0.0.1", 0}, 16);
+  const Endpoint taken{"127.0.0.1", local_port(fd)};
+  try {
+    open_listener(taken, 16);
+    ADD_FAILURE() << "a second bind succeeded";
+  } catch (const std::system_error& error) {
+    EXPECT_NE(std::string(error.what()).find(taken.to_string()), std::string::npos);
+  }
+  close(fd);
+}
+
+TEST(Listener, UnresolvableHostIsAnError) {
+  EXPECT_THROW(open_listener({"no.such.host.invalid", 0}, 16), std::system_error);
+}
+
+TEST(StopSignal, BroadcastIsSeenByEveryone) {
+  StopSignal stop;
+  EXPECT_FALSE(stop.stopped());
+  stop.broadcast();
+  EXPECT_TRUE(stop.stopped());
+  EXPECT_TRUE(stop.stopped());  // level, not edge: every poller sees it
+  stop.broadcast();             // idempotent
+}
+
+}  // namespace
+}  // namespace echolab
