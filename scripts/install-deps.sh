@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   # build
   cmake make g++ clang clang-format clang-tidy libclang-rt-14-dev pkg-config
-  # libraries (DESIGN.md: nothing vendored, nothing downloaded at build time)
+  # libraries (nothing vendored, nothing downloaded at build time)
   libasio-dev node-llhttp prometheus-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev
   # clients, checks and reports
   wrk apache2-utils curl prometheus gnuplot-nox python3 python3-pytest procps iproute2 strace

@@ -1,4 +1,4 @@
-// The metrics contract of DESIGN.md, in one place: names, labels, buckets, and the
+// The metrics contract (docs/metrics.md), in one place: names, labels, buckets, and the
 // prometheus-cpp objects the threads and pool servers report into.
 #pragma once
 

@@ -22,7 +22,7 @@ DASHBOARD_DIR = SOURCE_DIR / "dashboards"
 PROVISIONING_DIR = DASHBOARD_DIR / "provisioning"
 COMPOSE_FILE = SOURCE_DIR / "docker-compose.yml"
 
-# DESIGN.md, "Metrics contract": name -> type.
+# The metrics contract (docs/metrics.md, "The series"): name -> type.
 CONTRACT = {
     "echolab_connections_accepted_total": "counter",
     "echolab_connections_active": "gauge",
