@@ -72,30 +72,24 @@ def slowhttptest(server: Server, *mode: str, connections: int, seconds: int) -> 
     return report
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_slowloris_is_cut_by_the_header_timeout_while_curl_is_served(model):
-    with Server(model, "--header-timeout", "2s") as server:
-        with CurlProbe(server) as probe:
-            report = slowhttptest(server, "-H", "-i", "1", connections=200, seconds=10)
-        # Each connection sent a header line every second, and still every one was cut.
-        assert "No open connections left" in report, report
-        assert len(probe.outcomes) >= 3
-        assert probe.failures() == [], probe.outcomes
-        assert wait_for_timeouts(server, "header", at_least=200, within=5) == 200
-        assert server.alive()
+# slowloris: a header line every second, never the blank line that ends the section.
+SLOWLORIS = ("header", ("--header-timeout", "2s"), ("-H", "-i", "1"), 200, 10)
+# R-U-Dead-Yet: a POST announcing 8 KiB, then a few bytes a second, under --min-rate.
+SLOW_BODY = ("body", ("--body-timeout", "1s"), ("-B", "-i", "1", "-s", "8192", "-x", "10"), 100, 8)
 
 
+@pytest.mark.parametrize("attack", [SLOWLORIS, SLOW_BODY], ids=["slowloris", "slow-body"])
 @pytest.mark.parametrize("model", MODELS)
-def test_a_slow_body_is_cut_by_the_body_timeout_while_curl_is_served(model):
-    # R-U-Dead-Yet: a POST announcing 8 KiB, then a few bytes a second, under --min-rate.
-    with Server(model, "--body-timeout", "1s") as server:
+def test_a_slow_request_is_cut_by_its_timeout_while_curl_is_served(model, attack):
+    kind, server_flags, attack_flags, connections, seconds = attack
+    with Server(model, *server_flags) as server:
         with CurlProbe(server) as probe:
-            report = slowhttptest(server, "-B", "-i", "1", "-s", "8192", "-x", "10",
-                                  connections=100, seconds=8)
+            report = slowhttptest(server, *attack_flags, connections=connections, seconds=seconds)
+        # Every connection kept sending, and still every one was cut.
         assert "No open connections left" in report, report
         assert len(probe.outcomes) >= 2
         assert probe.failures() == [], probe.outcomes
-        assert wait_for_timeouts(server, "body", at_least=100, within=5) == 100
+        assert wait_for_timeouts(server, kind, at_least=connections, within=5) == connections
         assert server.alive()
 
 
