@@ -76,6 +76,7 @@ class Server:
     metrics_port: int = 0
     process: object = None
     restarts: int = 0
+    log_offset: int = 0
     command: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 30.0) -> "Server":
@@ -83,9 +84,12 @@ class Server:
         self.command = [str(self.binary), "--listen", f"{LOOPBACK}:{self.port}",
                         "--metrics-listen", f"{LOOPBACK}:{self.metrics_port}", *self.flags]
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.process = processes.spawn(self.command, log_path=self.log_dir / f"{self.name}.log")
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.process = processes.spawn(self.command, log_path=self.log_path)
         deadline = time.monotonic() + timeout
-        while not (listening(self.port) and listening(self.metrics_port)):
+        # The ports listen before /metrics has its handler (a scrape in between is a 404):
+        # the start line, written once everything serves, is the readiness signal.
+        while not (listening(self.port) and listening(self.metrics_port) and self.started()):
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with status {self.process.returncode} before "
                                    f"listening; see {self.log_dir / (self.name + '.log')}")
@@ -93,6 +97,16 @@ class Server:
                 raise RuntimeError(f"{self.name} is not listening on {self.port} after {timeout}s")
             time.sleep(0.01)
         return self
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
+    def started(self) -> bool:
+        """True once this start's line is in the log (a restart appends to the same log)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_offset)
+            return b"event=start " in log.read()
 
     def restart(self) -> None:
         """Starts the server again after it died, as a supervisor (systemd, Kubernetes) would."""
