@@ -2,15 +2,10 @@
 difference inside the noise is shown as such, and how the report reads the rmap probe and the
 kernel's CPU."""
 
-import sys
-
-from harness import SOURCE_DIR
-
-sys.path.insert(0, str(SOURCE_DIR / "loadgen" / "compare"))
-
-import machine  # noqa: E402
-import probes  # noqa: E402
-from figures import Recorder, difference  # noqa: E402
+from compare import loadtools, machine, probes, slow_clients
+from compare.claims import impaired
+from compare.figures import Recorder, difference
+from compare.plan import make_plan
 
 CYCLES = lambda v: f"{v:,.0f} cycles"  # noqa: E731
 
@@ -78,12 +73,6 @@ def test_the_mm_threads_of_this_machine_are_kernel_threads():
 
 
 # -- the slow-clients experiment --------------------------------------------------------------
-
-import loadtools  # noqa: E402
-import slow_clients  # noqa: E402
-from claims import impaired  # noqa: E402
-from plan import make_plan  # noqa: E402
-
 
 def test_progress_lines_are_read_per_second():
     log = ("[   1s]      20 open      9870 req/s  0 errors\n"

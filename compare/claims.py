@@ -5,9 +5,9 @@ two-part claim holds or that it holds only under a condition the text names."""
 
 from dataclasses import asdict, dataclass, field
 
-from figures import Recorder
-from probes import rmap_counts
-from scenarios import MODELS
+from .figures import Recorder
+from .probes import rmap_counts
+from .scenarios import MODELS
 
 HOLDS, DOES_NOT_HOLD, PARTLY, NOT_MEASURED = "holds", "does not hold", "partly", "not measured"
 ARTICLE_CONNECTIONS = 10_000  # the article's interview scenario
