@@ -2,11 +2,12 @@
 probe figures and the Claims table, each figure a median with its spread (min-max)."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .claims import Claim
 from .figures import Recorder
+from .machine import Capacity, Machine
 from .peer_hook import Peers
 from .plan import Plan
 from .probes import rmap_counts
@@ -65,28 +66,28 @@ def _ratio_figure(numerator: dict | None, denominator: dict | None, scale: float
 
 # -- sections ---------------------------------------------------------------------------------
 
-def machine_section(machine: dict, capacity: dict, plan: Plan, servers: dict) -> str:
-    ports = machine.get("ephemeral_ports")
+def machine_section(machine: Machine, capacity: Capacity, plan: Plan, servers: dict[str, list[str]]) -> str:
+    ports = machine.ephemeral_ports
     rows = [
-        ["CPU", f"{machine['cpu_model']}" + (f", {machine['cpu_mhz']:.0f} MHz" if machine.get("cpu_mhz") else "")],
-        ["cores", f"{machine['cores_usable']} usable of {machine['cores_online']}"],
-        ["kernel", machine["kernel"]],
-        ["memory", f"{(machine.get('memory_total_bytes') or 0) / 2**30:.1f} GiB, "
-                   f"{(machine.get('memory_available_bytes') or 0) / 2**30:.1f} GiB available"],
-        ["PCID / INVPCID", f"{'yes' if machine['pcid'] else 'no'} / {'yes' if machine['invpcid'] else 'no'}"],
-        ["Meltdown mitigation", machine.get("meltdown") or "unknown"],
-        ["ulimit -n", f"{machine['open_files_soft']:,} (soft was {machine['open_files_soft_before']:,}; "
-                      f"hard {machine['open_files_hard']:,})"],
-        ["kernel.pid_max / threads-max", f"{machine.get('pid_max') or 0:,} / {machine.get('threads_max') or 0:,}"],
-        ["tasks already running", f"{machine['tasks_running']:,}"],
+        ["CPU", f"{machine.cpu_model}" + (f", {machine.cpu_mhz:.0f} MHz" if machine.cpu_mhz else "")],
+        ["cores", f"{machine.cores_usable} usable of {machine.cores_online}"],
+        ["kernel", machine.kernel],
+        ["memory", f"{(machine.memory_total_bytes or 0) / 2**30:.1f} GiB, "
+                   f"{(machine.memory_available_bytes or 0) / 2**30:.1f} GiB available"],
+        ["PCID / INVPCID", f"{'yes' if machine.pcid else 'no'} / {'yes' if machine.invpcid else 'no'}"],
+        ["Meltdown mitigation", machine.meltdown or "unknown"],
+        ["ulimit -n", f"{machine.open_files_soft:,} (soft was {machine.open_files_soft_before:,}; "
+                      f"hard {machine.open_files_hard:,})"],
+        ["kernel.pid_max / threads-max", f"{machine.pid_max or 0:,} / {machine.threads_max or 0:,}"],
+        ["tasks already running", f"{machine.tasks_running:,}"],
         ["ephemeral ports", f"{ports[0]}-{ports[1]}" if ports else "unknown"],
-        ["net.core.somaxconn / tcp_tw_reuse", f"{machine.get('somaxconn')} / {machine.get('tcp_tw_reuse')}"],
+        ["net.core.somaxconn / tcp_tw_reuse", f"{machine.somaxconn} / {machine.tcp_tw_reuse}"],
     ]
     text = "## Machine and limits\n\n" + table(["", "this machine"], rows) + "\n\n"
-    if capacity["reasons"]:
+    if capacity.reasons:
         text += (f"**Scaled down:** the {plan.hold_wanted:,}-connection hold becomes "
                  f"{plan.hold_connections:,} connections, because:\n\n")
-        text += "\n".join(f"- {reason}" for reason in capacity["reasons"]) + "\n\n"
+        text += "\n".join(f"- {reason}" for reason in capacity.reasons) + "\n\n"
         if plan.concurrency[-1] < 1000:
             text += f"- closed-loop levels: {', '.join(str(c) for c in plan.concurrency)} connections\n\n"
     else:
@@ -414,8 +415,8 @@ class Results:
     started_utc: str
     quick: bool
     runtime_s: float
-    machine: dict                # machine.Machine.to_json()
-    capacity: dict               # the hold's connections, the limits and why they were scaled down
+    machine: Machine
+    capacity: Capacity
     plan: Plan
     open_loop_rate: float | None
     servers: dict[str, list[str]]  # name -> command line
@@ -431,8 +432,8 @@ class Results:
             "started_utc": self.started_utc,
             "mode": "quick" if self.quick else "full",
             "runtime_s": self.runtime_s,
-            "machine": self.machine,
-            "capacity": self.capacity,
+            "machine": self.machine.to_json(),
+            "capacity": asdict(self.capacity),
             "plan": self.plan.to_json(),
             "open_loop_rate": self.open_loop_rate,
             "servers": self.servers,
@@ -448,8 +449,8 @@ def render(results: Results) -> str:
     machine, plan, recorder = results.machine, results.plan, results.recorder
     header = (f"# echolab compare: processes vs threads, measured\n\n"
               f"{results.started_utc}, {'quick' if plan.quick else 'full'} run, "
-              f"{results.runtime_s / 60:.1f} minutes, on {machine['cpu_model']} "
-              f"({machine['cores_usable']} cores), {machine['kernel']}. "
+              f"{results.runtime_s / 60:.1f} minutes, on {machine.cpu_model} "
+              f"({machine.cores_usable} cores), {machine.kernel}. "
               "How to read each figure: docs/reading-the-report.md.\n")
     parts = [header, machine_section(machine, results.capacity, plan, results.servers),
              closed_loop_section(recorder), open_loop_section(recorder), churn_section(recorder),

@@ -155,9 +155,7 @@ def main(argv: list[str]) -> int:
         chart_paths = []
     results = report.Results(
         started_utc=started_utc.strftime("%Y-%m-%d %H:%M:%S UTC"), quick=plan.quick,
-        runtime_s=time.monotonic() - started, machine=machine.to_json(),
-        capacity={"connections": capacity.connections, "limits": capacity.limits, "reasons": capacity.reasons},
-        plan=plan, open_loop_rate=bench.open_loop_rate, servers=commands, recorder=bench.recorder,
+        runtime_s=time.monotonic() - started, machine=machine, capacity=capacity, plan=plan, open_loop_rate=bench.open_loop_rate, servers=commands, recorder=bench.recorder,
         claims=claim_list, charts=chart_paths, peers=peers, failures=bench.failures)
     report.write(out_dir, results)
     print()
