@@ -311,7 +311,7 @@ def probes_section(recorder: Recorder) -> str:
         process, thread = fig("context-switch", f"{prefix}process_ns"), fig("context-switch", f"{prefix}thread_ns")
         extra = recorder.difference("probe", ("context-switch",), "machine", f"{prefix}extra_cycles", _cycles)
         switch_rows.append([label, cell(process, "ns"), cell(thread, "ns"), cell(_ratio_figure(process, thread), "ratio"),
-                            extra["text"] if extra else "-"])
+                            extra.text if extra else "-"])
     memory_rows = []
     for label, stack in (("thread, default stack", "default_stack"), ("thread, small stack", "small_stack")):
         size = fig("thread-memory", f"{stack}_kib")
@@ -362,7 +362,7 @@ def rmap_table(recorder: Recorder) -> str:
         fig = lambda name: recorder.figure("probe", ("rmap",), "machine", f"{name}_at_{count}")
         gap = recorder.difference("probe", ("rmap",), "machine", f"difference_ns_at_{count}", ns_per_page)
         rows.append([f"{count:,}", cell(fig("process_ns"), "ns_page"), cell(fig("thread_ns"), "ns_page"),
-                     cell(_ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap["text"] if gap else "-"])
+                     cell(_ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap.text if gap else "-"])
     return text + table(["N", "N processes", "N threads", "process/thread", "process minus thread"], rows) + "\n"
 
 

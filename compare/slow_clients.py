@@ -72,7 +72,7 @@ def change_text(figures: dict, window: str) -> str:
     """"-1,234 req/s (...)" or "no difference within ±X req/s", from the recorded figures."""
     gap = difference(figures.get(f"{window}_change_rps"), figures.get(f"{window}_change_rps_low"),
                      figures.get(f"{window}_change_rps_high"), rps_text)
-    return gap["text"] if gap else "-"
+    return gap.text if gap else "-"
 
 
 def attack_figures(result: dict) -> dict:
