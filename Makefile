@@ -69,7 +69,7 @@ compare: deps
 	$(if $(call enabled,$(PEERS)),scripts/install-deps.sh --peers)
 	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target $(COMPARE_TARGETS)
-	/usr/bin/python3 loadgen/compare/run.py --bin-dir $(RELEASE_BUILD)/bin \
+	/usr/bin/python3 -m compare --bin-dir $(RELEASE_BUILD)/bin \
 	  $(if $(call enabled,$(QUICK)),--quick) $(if $(call enabled,$(PEERS)),--peers)
 
 # The 10,000-connection scenario against one server: MODEL=prefork|threads|pool,
@@ -81,7 +81,7 @@ HOLD ?= 20
 c10k: deps
 	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target echolab-$(MODEL) echolab-load
-	/usr/bin/python3 loadgen/compare/c10k.py --bin-dir $(RELEASE_BUILD)/bin --model $(MODEL) \
+	/usr/bin/python3 -m compare.c10k --bin-dir $(RELEASE_BUILD)/bin --model $(MODEL) \
 	  --connections $(CONNECTIONS) --ramp $(RAMP) --hold $(HOLD)
 
 # Each model beside Apache (prefork, worker) and nginx under wrk -t2 at 100/1,000/10,000
@@ -90,7 +90,7 @@ peers: deps
 	scripts/install-deps.sh --peers
 	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target echolab-prefork echolab-threads echolab-pool
-	/usr/bin/python3 loadgen/peers/benchmark.py --bin-dir $(RELEASE_BUILD)/bin $(PEERS_FLAGS)
+	/usr/bin/python3 -m compare.peers --bin-dir $(RELEASE_BUILD)/bin $(PEERS_FLAGS)
 
 # The Docker Compose stack (docs/stack.md): starts an engine where none runs, builds offline.
 up:

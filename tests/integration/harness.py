@@ -4,16 +4,18 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from compare import servers
+from compare.processes import proc_stat_fields
+from compare.servers import LOOPBACK, MODELS, free_port, listening
+
 BIN_DIR = Path(os.environ.get("ECHOLAB_BIN_DIR", Path(__file__).resolve().parents[2] / "build" / "bin"))
 SOURCE_DIR = Path(os.environ.get("ECHOLAB_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(SOURCE_DIR / "loadgen" / "compare"))
-from processes import proc_stat_fields  # noqa: E402  (the runner's own helpers)
-from servers import MODELS, free_port, listening  # noqa: E402
-LOOPBACK = "127.0.0.1"
+LOG_DIR = Path(os.environ.get("ECHOLAB_TEST_LOGS", "/tmp/echolab-test-logs"))
+__all__ = ["BIN_DIR", "SOURCE_DIR", "LOOPBACK", "MODELS", "Server", "free_port", "http_exchange",
+           "process_table", "run", "wait_for_port"]
 
 
 def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | None = None) -> None:
@@ -33,48 +35,49 @@ def process_table() -> dict[int, tuple[str, int, int]]:
 
 
 class Server:
-    """One echolab server process on free loopback ports; a context manager."""
+    """The compare runner's server launcher (compare.servers.Server: ready once the log has this
+    start's event=start line), with the tests' conveniences: flags as arguments, a log per
+    server under ECHOLAB_TEST_LOGS, url(path), the log's text and SIGTERM with a deadline."""
 
-    def __init__(self, model: str, *args: str, metrics: bool = True, preexec_fn=None,
+    def __init__(self, model: str, *flags: str, metrics: bool = True, preexec_fn=None,
                  env: dict | None = None):
         self.model = model
-        self.preexec_fn = preexec_fn  # run in the child before exec, e.g. a resource limit
-        self.env = env
-        self.port = free_port()
-        self.metrics_port = free_port() if metrics else None
-        self.args = [str(BIN_DIR / f"echolab-{model}"), "--listen", f"{LOOPBACK}:{self.port}"]
-        if metrics:
-            self.args += ["--metrics-listen", f"{LOOPBACK}:{self.metrics_port}"]
-        self.args += list(args)
-        self.process: subprocess.Popen | None = None
-        self.log_path: Path | None = None
+        self.launcher = servers.Server(model, model, BIN_DIR / f"echolab-{model}", list(flags), LOG_DIR,
+                                       metrics=metrics, env=env, preexec_fn=preexec_fn)
+        self.launcher.choose_ports()
+        self.launcher.name = f"{model}-{self.launcher.port}"
+        self.port = self.launcher.port
+        self.metrics_port = self.launcher.metrics_port if metrics else None
+        self.process: subprocess.Popen | None = None  # kept after stop(), for its exit status
+
+    @property
+    def args(self) -> list[str]:
+        """The command line; a test may wrap it (prlimit, env) before start()."""
+        return self.launcher.command
+
+    @args.setter
+    def args(self, command: list[str]) -> None:
+        self.launcher.command = command
+
+    @property
+    def log_path(self) -> Path:
+        return self.launcher.log_path
 
     def start(self) -> "Server":
-        log_dir = Path(os.environ.get("ECHOLAB_TEST_LOGS", "/tmp/echolab-test-logs"))
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"{self.model}-{self.port}.log"
-        self._log = open(self.log_path, "wb")
-        # A process group of its own, so the prefork children are reachable and can be
-        # cleaned up even if the master dies.
-        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, preexec_fn=self.preexec_fn,
-                                        env=self.env)
-        wait_for_port(self.port, process=self.process)
-        if self.metrics_port:
-            wait_for_port(self.metrics_port, process=self.process)
-        # The socket listens before the start line is written: tests that read the log
-        # need the line, so "started" means both.
-        self.wait_for_log("event=start")
+        try:
+            self.launcher.start()
+        finally:
+            self.process = self.launcher.process
         return self
 
     def url(self, path: str = "/") -> str:
         return f"http://{LOOPBACK}:{self.port}{path}"
 
     def metrics_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
+        return self.launcher.metrics_url
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+        return self.launcher.log_text()
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
         """The log once it contains `text`; raises if it does not appear within `timeout`."""
@@ -86,7 +89,7 @@ class Server:
         return log
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.launcher.alive()
 
     def terminate(self, timeout: float = 15.0) -> int:
         """SIGTERM, then the exit code (the graceful shutdown must finish within `timeout`)."""
@@ -96,20 +99,8 @@ class Server:
         return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        try:
-            if self.process.poll() is None:
-                self.terminate()
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait()
-            self._log.close()
+        """SIGTERM, up to 15 s for the graceful exit, then SIGKILL to the whole group."""
+        self.launcher.stop()
 
     def __enter__(self) -> "Server":
         return self.start()
@@ -130,6 +121,6 @@ def http_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes:
             chunks.append(data)
 
 
-def run(*cmd: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+def run(*cmd: str, timeout: float = 60.0, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Runs a client (curl, ab, wrk, echolab-load) and returns its captured output."""
-    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)

@@ -13,7 +13,6 @@ import pytest
 
 from harness import BIN_DIR, MODELS, SOURCE_DIR, free_port
 
-RUNNER = SOURCE_DIR / "loadgen" / "compare" / "run.py"
 PYTHON = "/usr/bin/python3"
 VERDICTS = {"holds", "does not hold", "partly", "not measured"}
 SECTIONS = ("## Machine and limits", "## Throughput and latency", "## Open loop", "## Connection churn",
@@ -51,14 +50,15 @@ def wait_for_no_processes(out_dir: Path, timeout: float = 10.0) -> list[str]:
 
 
 def runner(out_dir: Path, *extra: str) -> list[str]:
-    return [PYTHON, str(RUNNER), "--bin-dir", str(BIN_DIR), "--quick", "--out", str(out_dir), *extra]
+    return [PYTHON, "-m", "compare", "--bin-dir", str(BIN_DIR), "--quick", "--out", str(out_dir), *extra]
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("compare-quick")
     started = time.monotonic()
-    completed = subprocess.run(runner(out_dir), capture_output=True, text=True, timeout=400, check=False)
+    completed = subprocess.run(runner(out_dir), capture_output=True, text=True, timeout=400, check=False,
+                               cwd=SOURCE_DIR)
     elapsed = time.monotonic() - started
     return out_dir, completed, elapsed
 
@@ -279,7 +279,8 @@ def test_no_process_outlives_the_run(quick_run):
 
 def test_ctrl_c_mid_run_stops_every_process(tmp_path):
     out_dir = tmp_path / "interrupted"
-    process = subprocess.Popen(runner(out_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(runner(out_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               cwd=SOURCE_DIR)
     try:
         # Interrupt during the closed-loop load, when servers and a load generator all run.
         for line in process.stdout:

@@ -2,15 +2,10 @@
 difference inside the noise is shown as such, and how the report reads the rmap probe and the
 kernel's CPU."""
 
-import sys
-
-from harness import SOURCE_DIR
-
-sys.path.insert(0, str(SOURCE_DIR / "loadgen" / "compare"))
-
-import machine  # noqa: E402
-import probes  # noqa: E402
-from figures import Recorder, difference  # noqa: E402
+from compare import loadtools, machine, probes, slow_clients
+from compare.claims import impaired
+from compare.figures import Difference, Recorder, difference
+from compare.plan import make_plan
 
 CYCLES = lambda v: f"{v:,.0f} cycles"  # noqa: E731
 
@@ -18,21 +13,21 @@ CYCLES = lambda v: f"{v:,.0f} cycles"  # noqa: E731
 def test_a_difference_whose_spread_covers_zero_is_no_difference():
     # The quick run once printed "92 cycles (-1,097 with a touched working set)".
     gap = difference(92, -400, 650, CYCLES)
-    assert gap["within_noise"] is True
-    assert gap["text"] == "no difference within ±650 cycles"
-    assert "92" not in gap["text"]
+    assert gap.within_noise is True
+    assert gap.text == "no difference within ±650 cycles"
+    assert "92" not in gap.text
 
 
 def test_a_difference_clear_of_zero_is_given_with_its_spread():
     gap = difference(1200, 900, 1500, CYCLES)
-    assert gap == {"median": 1200, "low": 900, "high": 1500, "within_noise": False,
-                   "text": "1,200 cycles (900 cycles to 1,500 cycles)"}
+    assert gap == Difference(median=1200, low=900, high=1500, within_noise=False,
+                             text="1,200 cycles (900 cycles to 1,500 cycles)")
     below = difference(-300, -500, -100, CYCLES)
-    assert below["within_noise"] is False and below["text"].startswith("-300 cycles")
+    assert below.within_noise is False and below.text.startswith("-300 cycles")
 
 
 def test_a_difference_touching_zero_counts_as_noise_and_missing_parts_give_none():
-    assert difference(5, 0, 10, CYCLES)["within_noise"] is True
+    assert difference(5, 0, 10, CYCLES).within_noise is True
     assert difference(None, -1, 1, CYCLES) is None
     assert difference(1, None, 1, CYCLES) is None
 
@@ -43,8 +38,8 @@ def test_the_recorder_spreads_a_difference_over_every_run():
         recorder.add("probe", ("context-switch",), "machine",
                      {"extra_cycles": median, "extra_cycles_low": low, "extra_cycles_high": high})
     gap = recorder.difference("probe", ("context-switch",), "machine", "extra_cycles", CYCLES)
-    assert (gap["median"], gap["low"], gap["high"]) == (100, -20, 200)
-    assert gap["within_noise"] is True
+    assert (gap.median, gap.low, gap.high) == (100, -20, 200)
+    assert gap.within_noise is True
 
 
 def test_rmap_figures_are_read_per_count():
@@ -78,12 +73,6 @@ def test_the_mm_threads_of_this_machine_are_kernel_threads():
 
 
 # -- the slow-clients experiment --------------------------------------------------------------
-
-import loadtools  # noqa: E402
-import slow_clients  # noqa: E402
-from claims import impaired  # noqa: E402
-from plan import make_plan  # noqa: E402
-
 
 def test_progress_lines_are_read_per_second():
     log = ("[   1s]      20 open      9870 req/s  0 errors\n"

@@ -1,4 +1,4 @@
-"""make peers' runner (loadgen/peers/benchmark.py), reduced to echolab's own servers: make test
+"""make peers' runner (python3 -m compare.peers), reduced to echolab's own servers: make test
 installs neither Apache nor nginx, and the full comparison is a benchmark, not a test."""
 
 import re
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness import BIN_DIR, SOURCE_DIR, run
 
-BENCHMARK = SOURCE_DIR / "loadgen" / "peers" / "benchmark.py"
+BENCHMARK = ["/usr/bin/python3", "-m", "compare.peers"]
 
 
 def table_rows(report: str) -> list[dict]:
@@ -17,9 +17,9 @@ def table_rows(report: str) -> list[dict]:
 
 
 def test_reports_throughput_latency_and_the_servers_cpu_per_request():
-    done = run("/usr/bin/python3", str(BENCHMARK), "--bin-dir", str(BIN_DIR),
+    done = run(*BENCHMARK, "--bin-dir", str(BIN_DIR),
                "--connections", "20", "--seconds", "1", "--repeat", "1",
-               "--only", "pool,threads", timeout=120)
+               "--only", "pool,threads", timeout=120, cwd=SOURCE_DIR)
     assert done.returncode == 0, done.stderr
     rows = table_rows(done.stdout)
     assert [row["server"] for row in rows] == ["threads", "pool"]
@@ -43,9 +43,9 @@ def spinners_alive() -> list[str]:
 
 
 def test_busy_loops_compete_for_the_cores_during_the_runs_and_are_gone_after():
-    done = run("/usr/bin/python3", str(BENCHMARK), "--bin-dir", str(BIN_DIR),
+    done = run(*BENCHMARK, "--bin-dir", str(BIN_DIR),
                "--connections", "20", "--seconds", "1", "--repeat", "1",
-               "--only", "pool", "--busy-loops", "2", timeout=120)
+               "--only", "pool", "--busy-loops", "2", timeout=120, cwd=SOURCE_DIR)
     assert done.returncode == 0, done.stderr
     spun = re.search(r"^2 busy loops ran meanwhile and had ([\d.]+) s of CPU time$", done.stdout,
                      re.MULTILINE)
@@ -55,6 +55,6 @@ def test_busy_loops_compete_for_the_cores_during_the_runs_and_are_gone_after():
 
 
 def test_a_negative_busy_loop_count_is_refused_naming_the_flag():
-    done = run("/usr/bin/python3", str(BENCHMARK), "--busy-loops", "-1", timeout=30)
+    done = run(*BENCHMARK, "--busy-loops", "-1", timeout=30, cwd=SOURCE_DIR)
     assert done.returncode == 2
     assert "--busy-loops must be 0 or more, not -1" in done.stderr

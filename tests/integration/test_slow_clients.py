@@ -13,8 +13,8 @@ import time
 
 import pytest
 
+from compare import metrics as server_metrics  # the compare runner's exposition parser
 from harness import LOOPBACK, MODELS, Server, run
-import metrics as server_metrics  # the compare runner's exposition parser
 
 SLOWHTTPTEST = "/usr/bin/slowhttptest"
 TIMED_OUT = "echolab_connections_timed_out_total"

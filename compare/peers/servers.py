@@ -7,14 +7,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ..servers import free_port
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "compare"))
-from servers import free_port  # noqa: E402  (the compare runner's port picker)
 GREETING = "Hello, World!"
 
 # peer name -> (the echolab model it implements, how to start it)

@@ -6,11 +6,10 @@ each model with its defence effectively off (timeouts of minutes), to show what 
 
 import time
 
-import keepalive
-import loadtools
-import metrics
-from figures import difference
-from servers import LOOPBACK, MODELS, Server
+from . import keepalive, loadtools, metrics
+from .figures import difference
+from .peers import servers as peer_servers
+from .servers import LOOPBACK, MODELS, Server
 
 ATTACKS = ("slow_headers", "never_read")
 ATTACK_NAMES = {"slow_headers": "slow headers", "never_read": "never read"}
@@ -73,7 +72,7 @@ def change_text(figures: dict, window: str) -> str:
     """"-1,234 req/s (...)" or "no difference within ±X req/s", from the recorded figures."""
     gap = difference(figures.get(f"{window}_change_rps"), figures.get(f"{window}_change_rps_low"),
                      figures.get(f"{window}_change_rps_high"), rps_text)
-    return gap["text"] if gap else "-"
+    return gap.text if gap else "-"
 
 
 def attack_figures(result: dict) -> dict:
@@ -233,12 +232,11 @@ def steps(plan) -> int:
     return len(ATTACKS) * len(MODELS) * (2 if plan.slow_undefended else 1)
 
 
-def run_peers(bench, peers: dict) -> None:
+def run_peers(bench, peers) -> None:
     """The same attacks against Apache (prefork, worker) and nginx configured as Debian ships
     them (mod_reqtimeout as shipped), with S = 2x Apache's MaxRequestWorkers."""
-    module = peers["module"]
-    for name in peers["names"]:
-        peer = module.Peer(name, defaults="debian")
+    for name in peers.names:
+        peer = peer_servers.Peer(name, defaults="debian")
         try:
             peer.start()
         except Exception as error:  # noqa: BLE001 - the peer's own start-up problem, reported

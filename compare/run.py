@@ -1,8 +1,7 @@
-#!/usr/bin/python3
 """make compare: the three concurrency models under identical load, and the article's claims
 checked against what this machine measures.
 
-Usage: run.py --bin-dir build/bin [--quick] [--peers] [--out DIR]
+Usage: python3 -m compare --bin-dir build/bin [--quick] [--peers] [--out DIR]
 
 Starts echolab-prefork, echolab-threads and echolab-pool on loopback, runs the same scenario
 matrix against each (closed-loop throughput with echolab-load and wrk, an open-loop rate,
@@ -17,32 +16,24 @@ import sys
 import time
 from pathlib import Path
 
-import charts
-import claims
-import loadtools
-import machine as machine_info
-import peer_hook
-import probes
-import processes
-import report
-import scenarios
-import slow_clients
-from plan import make_plan
-from servers import MODELS, Server, settings_for
+from . import charts, claims, loadtools, peer_hook, probes, processes, report, scenarios, slow_clients
+from . import machine as machine_info
+from .plan import Plan, make_plan
+from .servers import MODELS, Server, settings_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BINARIES = ("echolab-prefork", "echolab-threads", "echolab-pool", "echolab-load", "echolab-probe")
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python3 -m compare", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin-dir", type=Path, default=REPO / "build" / "bin",
                         help="where the echolab binaries are (default: build/bin)")
     parser.add_argument("--quick", action="store_true",
                         help="reduced matrix: 1 run per figure, short runs, a 1,000-connection hold (<3 min)")
     parser.add_argument("--peers", action="store_true",
-                        help="also load Apache httpd (prefork, worker) and nginx, via loadgen/peers/peers.py")
+                        help="also load Apache httpd (prefork, worker) and nginx, see compare/peers/")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: results/<UTC timestamp>)")
     return parser.parse_args(argv)
@@ -78,14 +69,11 @@ def preflight(quick: bool):
     return machine, capacity
 
 
-def count_steps(plan, with_wrk: bool, recycling: bool, peer_steps: int) -> int:
-    models = len(MODELS)
-    per_rep = (len(plan.concurrency) * models * (2 + (1 if with_wrk else 0))  # warm-up, echolab-load, wrk
-               + models                       # open loop
-               + models + (1 if recycling else 0)  # churn
-               + models + models + models     # hold, blocking, crash
-               + len(probes.READERS))         # probes
-    return per_rep * plan.repetitions + slow_clients.steps(plan) + peer_steps
+def progress_steps(plan: Plan, with_wrk: bool, peer_steps: int) -> int:
+    """The progress lines this run will print: the probes and the repeated matrix each
+    repetition, the slow-clients experiment once, and the peers' share."""
+    per_repetition = sum(scenario.steps(plan, with_wrk) for scenario in scenarios.REPEATED)
+    return probes.steps(plan) + per_repetition * plan.repetitions + slow_clients.steps(plan) + peer_steps
 
 
 def start_servers(bin_dir: Path, plan, log_dir: Path) -> tuple[dict, dict, Server]:
@@ -119,8 +107,8 @@ def main(argv: list[str]) -> int:
     plan = make_plan(args.quick, capacity.connections)
     peers = peer_hook.discover() if args.peers else None
     if peers is not None:
-        print(f"compare: peers: {', '.join(peers['names']) if peers['available'] else ''}"
-              f"{'; ' if peers['available'] and peers['message'] else ''}{peers['message']}", flush=True)
+        print(f"compare: peers: {', '.join(peers.names)}{'; ' if peers.names and peers.message else ''}"
+              f"{peers.message}", flush=True)
     wrk_script = REPO / "loadgen" / "wrk" / "json_report.lua"
     if not loadtools.wrk_available():
         print("compare: wrk is not installed; the wrk rows are skipped (Debian package wrk)", flush=True)
@@ -130,29 +118,25 @@ def main(argv: list[str]) -> int:
     print(f"compare: {'quick' if plan.quick else 'full'} run, {plan.repetitions} run(s) per figure, "
           f"hold of {plan.hold_connections:,} connections; writing {out_dir}", flush=True)
 
-    peer_steps = peer_hook.steps(peers, plan) if peers and peers["available"] else 0
+    peer_steps = peer_hook.steps(peers, plan) if peers and peers.available else 0
     try:
         main_servers, fault_servers, recycling = start_servers(bin_dir, plan, out_dir / "logs")
     except RuntimeError as error:  # the servers already started are stopped at exit
         sys.exit(f"compare: {error}")
     bench = scenarios.Bench(plan, bin_dir, out_dir / "raw", out_dir / "logs", wrk_script, main_servers, fault_servers,
-                            recycling, count_steps(plan, bool(loadtools.wrk_available()), True, peer_steps))
+                            recycling, progress_steps(plan, bool(loadtools.wrk_available()), peer_steps))
     try:
         # The probes first, while the machine is as quiet as this run will leave it.
         probes.run_probes(bin_dir / "echolab-probe", plan, out_dir / "raw", bench.recorder, bench.failures,
                           bench.progress)
         for rep in range(plan.repetitions):
-            scenarios.closed_loop(bench, rep)
-            scenarios.open_loop(bench, rep)
-            scenarios.hold(bench, rep)
-            scenarios.churn(bench, rep)
-            scenarios.blocking(bench, rep)
-            scenarios.crash(bench, rep)
-            if peers and peers["available"]:
+            for scenario in scenarios.REPEATED:
+                scenario.run(bench, rep)
+            if peers and peers.available:
                 peer_hook.run_peers(bench, peers, rep)
         # Once, not per repetition: its spread comes from the per-second rates of each window.
         slow_clients.slow_clients(bench, 0)
-        if peers and peers["available"]:
+        if peers and peers.available:
             slow_clients.run_peers(bench, peers)
     finally:
         commands = {s.name: s.command for s in [*main_servers.values(), *fault_servers.values(), recycling]}
@@ -169,32 +153,15 @@ def main(argv: list[str]) -> int:
     except (RuntimeError, OSError) as error:
         bench.failures.append(f"charts: {error}")
         chart_paths = []
-    results = {
-        "tool": "echolab compare",
-        "started_utc": started_utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "mode": "quick" if plan.quick else "full",
-        "runtime_s": time.monotonic() - started,
-        "machine": machine.to_json(),
-        "capacity": {"connections": capacity.connections, "limits": capacity.limits, "reasons": capacity.reasons},
-        "plan": plan.to_json(),
-        "open_loop_rate": bench.open_loop_rate,
-        "servers": commands,
-        "scenarios": bench.recorder.to_json(),
-        "claims": [c.to_json() for c in claim_list],
-        "charts": chart_paths,
-        "peers": ({k: v for k, v in peers.items() if k != "module"} if peers is not None else None),
-        "failures": bench.failures,
-    }
-    markdown = report.render(results, bench.recorder, plan, claim_list, chart_paths)
-    report.write(out_dir, results, markdown)
+    results = report.Results(
+        started_utc=started_utc.strftime("%Y-%m-%d %H:%M:%S UTC"), quick=plan.quick,
+        runtime_s=time.monotonic() - started, machine=machine, capacity=capacity, plan=plan, open_loop_rate=bench.open_loop_rate, servers=commands, recorder=bench.recorder,
+        claims=claim_list, charts=chart_paths, peers=peers, failures=bench.failures)
+    report.write(out_dir, results)
     print()
     print(report.terminal_summary(bench.recorder, plan, claim_list))
-    print(f"compare: {results['runtime_s'] / 60:.1f} minutes; report: {out_dir / 'report.md'}", flush=True)
+    print(f"compare: {results.runtime_s / 60:.1f} minutes; report: {out_dir / 'report.md'}", flush=True)
     if bench.failures:
         print(f"compare: {len(bench.failures)} failure(s), listed at the end of the report", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -7,9 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from figures import Recorder
-from plan import Plan
-from scenarios import MODELS
+from .figures import Recorder
+from .plan import Plan
+from .scenarios import MODELS
 
 COLORS = {"prefork": "#d95f02", "threads": "#1b9e77", "pool": "#7570b3"}
 OTHER_COLORS = ("#4477aa", "#ccbb44", "#aa3377", "#66ccee")

@@ -5,15 +5,14 @@ every model into the Recorder."""
 
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import keepalive
-import loadtools
-import machine
-import metrics
-from figures import Recorder
-from plan import Plan
-from servers import LOOPBACK, MODELS, Server
+from . import keepalive, loadtools, machine, metrics
+from .figures import Recorder
+from .plan import Plan
+from .servers import LOOPBACK, MODELS, Server
 
 # A fork-per-connection prefork (every child exits after one connection), run only in the churn
 # scenario: it is where process creation cost reaches the client.
@@ -127,7 +126,7 @@ def closed_loop(bench: Bench, rep: int) -> None:
             base = ["--connections", str(connections), "--threads", str(plan.load_threads)]
             # Unrecorded: lets prefork fork the children this level needs, as a server in
             # production has them; every model gets the same warm-up.
-            bench.attempt(rep, f"warm-up c={connections}", model, lambda: _throughput_summary(load_figures(
+            bench.attempt(rep, f"warm-up c={connections}", model, lambda: throughput_summary(load_figures(
                 bench.run_load(server, base + ["--duration", f"{plan.warmup_s:g}s"],
                                bench.run_name("warmup", connections, model, rep), plan.warmup_s))))
 
@@ -136,7 +135,7 @@ def closed_loop(bench: Bench, rep: int) -> None:
                                         bench.run_name("closed", connections, model, rep), plan.duration_s)
                 figures = load_figures(result)
                 bench.recorder.add("closed_loop", ("echolab-load", connections), model, figures)
-                return _throughput_summary(figures)
+                return throughput_summary(figures)
 
             bench.attempt(rep, f"closed loop c={connections} echolab-load", model, measure_echolab_load)
             if loadtools.wrk_available():
@@ -147,12 +146,12 @@ def closed_loop(bench: Bench, rep: int) -> None:
                     figures = load_figures(result)
                     bench.recorder.add("closed_loop", ("wrk", connections), model, figures,
                                        note=f"wrk latency from {result.get('source')}")
-                    return _throughput_summary(figures)
+                    return throughput_summary(figures)
 
                 bench.attempt(rep, f"closed loop c={connections} wrk", model, measure_wrk)
 
 
-def _throughput_summary(figures: dict) -> str:
+def throughput_summary(figures: dict) -> str:
     errors = figures.get("errors") or 0
     return (f"{figures['requests_per_second']:>10,.0f} req/s  p50 {_ms(figures.get('p50_us'))}  "
             f"p99 {_ms(figures.get('p99_us'))}" + (f"  errors {errors:,.0f}" if errors else ""))
@@ -189,7 +188,7 @@ def open_loop(bench: Bench, rep: int) -> None:
                                     bench.run_name("open", model, rep), plan.duration_s)
             figures = load_figures(result)
             bench.recorder.add("open_loop", (rate,), model, figures)
-            return _throughput_summary(figures)
+            return throughput_summary(figures)
 
         bench.attempt(rep, f"open loop {rate or 0:,.0f} req/s", model, measure)
 
@@ -216,7 +215,7 @@ def churn(bench: Bench, rep: int) -> None:
             figures["connect_p50_us"] = (result.get("connect_us") or {}).get("p50")
             figures.update(spawn_figures(before, after, result["requests"]))
             bench.recorder.add("churn", (plan.churn_connections,), model, figures)
-            return (_throughput_summary(figures).replace("req/s", "conn/s") +
+            return (throughput_summary(figures).replace("req/s", "conn/s") +
                     (f"  spawns {figures['spawns']:,.0f}" if figures["spawns"] is not None else ""))
 
         bench.attempt(rep, "churn (new connection/request)", model, measure)
@@ -424,3 +423,25 @@ def _delta(before: metrics.Scrape, after: metrics.Scrape | None, name: str) -> f
         return None
     first, last = before.total(name), after.total(name)
     return None if first is None or last is None else last - first
+
+
+# -- the repeated matrix ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario of the repeated matrix, and how many progress steps (bench.attempt calls)
+    it makes per repetition, given the plan and whether wrk is installed."""
+
+    run: Callable[[Bench, int], None]
+    steps: Callable[[Plan, bool], int]
+
+
+# In the order they run, each repetition; run.py runs this list and counts its progress from it.
+REPEATED = (
+    Scenario(closed_loop, lambda plan, wrk: len(plan.concurrency) * len(MODELS) * (3 if wrk else 2)),
+    Scenario(open_loop, lambda plan, wrk: len(MODELS)),
+    Scenario(hold, lambda plan, wrk: len(MODELS)),
+    Scenario(churn, lambda plan, wrk: len(MODELS) + 1),  # and the fork-per-connection prefork
+    Scenario(blocking, lambda plan, wrk: len(MODELS)),
+    Scenario(crash, lambda plan, wrk: len(MODELS)),
+)

@@ -23,15 +23,21 @@ def _die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(args: list[str], log_path=None, env=None, stdout=None) -> subprocess.Popen:
+def spawn(args: list[str], log_path=None, env=None, stdout=None, preexec_fn=None) -> subprocess.Popen:
     """Starts a child in its own process group, stderr (and stdout unless given) into
-    `log_path`. Call from the main thread only: the death signal follows the thread that
-    forked."""
+    `log_path`; `preexec_fn` runs in the child before exec, after the death signal is set.
+    Call from the main thread only: the death signal follows the thread that forked."""
+
+    def child_setup() -> None:
+        _die_with_parent()
+        if preexec_fn is not None:
+            preexec_fn()
+
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         process = subprocess.Popen(args, stdout=stdout if stdout is not None else log, stderr=log,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-                                   preexec_fn=_die_with_parent)
+                                   preexec_fn=child_setup)
     finally:
         if log_path:
             log.close()

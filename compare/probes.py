@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-import processes
-from figures import Recorder
-from plan import Plan
+from . import processes
+from .figures import Recorder
+from .plan import Plan
 
 
 def _arguments(plan: Plan) -> dict[str, list[str]]:
@@ -136,6 +136,10 @@ def rmap_counts(runs: list[dict]) -> list[int]:
 READERS = {"spawn": spawn_figures, "context-switch": context_switch_figures,
            "thread-memory": thread_memory_figures, "process-memory": process_memory_figures,
            "rmap": rmap_figures}
+
+
+def steps(plan: Plan) -> int:
+    return len(READERS) * plan.repetitions
 
 
 def run_probes(binary: Path, plan: Plan, work_dir: Path, recorder: Recorder, failures: list[str],

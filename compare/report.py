@@ -2,14 +2,17 @@
 probe figures and the Claims table, each figure a median with its spread (min-max)."""
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from claims import Claim
-from figures import Recorder
-from plan import Plan
-from probes import rmap_counts
-from scenarios import MODELS, RECYCLING_PREFORK, display
-from slow_clients import ATTACK_NAMES, SETTLE_S, capacity_text, change_text
+from .claims import Claim
+from .figures import Recorder
+from .machine import Capacity, Machine
+from .peer_hook import Peers
+from .plan import Plan
+from .probes import rmap_counts
+from .scenarios import MODELS, RECYCLING_PREFORK, display
+from .slow_clients import ATTACK_NAMES, SETTLE_S, capacity_text, change_text
 
 SECTIONS = ("Machine and limits", "Throughput and latency", "Open loop", "Connection churn",
             "10,000 connections", "Blocking work", "Crash containment", "Slow clients", "Raw costs",
@@ -63,28 +66,28 @@ def _ratio_figure(numerator: dict | None, denominator: dict | None, scale: float
 
 # -- sections ---------------------------------------------------------------------------------
 
-def machine_section(machine: dict, capacity: dict, plan: Plan, servers: dict) -> str:
-    ports = machine.get("ephemeral_ports")
+def machine_section(machine: Machine, capacity: Capacity, plan: Plan, servers: dict[str, list[str]]) -> str:
+    ports = machine.ephemeral_ports
     rows = [
-        ["CPU", f"{machine['cpu_model']}" + (f", {machine['cpu_mhz']:.0f} MHz" if machine.get("cpu_mhz") else "")],
-        ["cores", f"{machine['cores_usable']} usable of {machine['cores_online']}"],
-        ["kernel", machine["kernel"]],
-        ["memory", f"{(machine.get('memory_total_bytes') or 0) / 2**30:.1f} GiB, "
-                   f"{(machine.get('memory_available_bytes') or 0) / 2**30:.1f} GiB available"],
-        ["PCID / INVPCID", f"{'yes' if machine['pcid'] else 'no'} / {'yes' if machine['invpcid'] else 'no'}"],
-        ["Meltdown mitigation", machine.get("meltdown") or "unknown"],
-        ["ulimit -n", f"{machine['open_files_soft']:,} (soft was {machine['open_files_soft_before']:,}; "
-                      f"hard {machine['open_files_hard']:,})"],
-        ["kernel.pid_max / threads-max", f"{machine.get('pid_max') or 0:,} / {machine.get('threads_max') or 0:,}"],
-        ["tasks already running", f"{machine['tasks_running']:,}"],
+        ["CPU", f"{machine.cpu_model}" + (f", {machine.cpu_mhz:.0f} MHz" if machine.cpu_mhz else "")],
+        ["cores", f"{machine.cores_usable} usable of {machine.cores_online}"],
+        ["kernel", machine.kernel],
+        ["memory", f"{(machine.memory_total_bytes or 0) / 2**30:.1f} GiB, "
+                   f"{(machine.memory_available_bytes or 0) / 2**30:.1f} GiB available"],
+        ["PCID / INVPCID", f"{'yes' if machine.pcid else 'no'} / {'yes' if machine.invpcid else 'no'}"],
+        ["Meltdown mitigation", machine.meltdown or "unknown"],
+        ["ulimit -n", f"{machine.open_files_soft:,} (soft was {machine.open_files_soft_before:,}; "
+                      f"hard {machine.open_files_hard:,})"],
+        ["kernel.pid_max / threads-max", f"{machine.pid_max or 0:,} / {machine.threads_max or 0:,}"],
+        ["tasks already running", f"{machine.tasks_running:,}"],
         ["ephemeral ports", f"{ports[0]}-{ports[1]}" if ports else "unknown"],
-        ["net.core.somaxconn / tcp_tw_reuse", f"{machine.get('somaxconn')} / {machine.get('tcp_tw_reuse')}"],
+        ["net.core.somaxconn / tcp_tw_reuse", f"{machine.somaxconn} / {machine.tcp_tw_reuse}"],
     ]
     text = "## Machine and limits\n\n" + table(["", "this machine"], rows) + "\n\n"
-    if capacity["reasons"]:
+    if capacity.reasons:
         text += (f"**Scaled down:** the {plan.hold_wanted:,}-connection hold becomes "
                  f"{plan.hold_connections:,} connections, because:\n\n")
-        text += "\n".join(f"- {reason}" for reason in capacity["reasons"]) + "\n\n"
+        text += "\n".join(f"- {reason}" for reason in capacity.reasons) + "\n\n"
         if plan.concurrency[-1] < 1000:
             text += f"- closed-loop levels: {', '.join(str(c) for c in plan.concurrency)} connections\n\n"
     else:
@@ -235,8 +238,8 @@ def crash_section(recorder: Recorder, plan: Plan) -> str:
                    "lost counted (metrics)"], rows) + "\n")
 
 
-def slow_clients_section(recorder: Recorder, plan: Plan, peers: dict | None) -> str:
-    peer_models = (peers or {}).get("models", {})
+def slow_clients_section(recorder: Recorder, plan: Plan, peers: Peers | None) -> str:
+    peer_models = peers.models if peers else {}
     capacity = lambda model: capacity_text(model, plan) or f"as Debian ships it ({peer_models.get(model, '')})"
     normal_rows, server_rows = [], []
     for row in recorder.rows("slow_clients"):
@@ -308,7 +311,7 @@ def probes_section(recorder: Recorder) -> str:
         process, thread = fig("context-switch", f"{prefix}process_ns"), fig("context-switch", f"{prefix}thread_ns")
         extra = recorder.difference("probe", ("context-switch",), "machine", f"{prefix}extra_cycles", _cycles)
         switch_rows.append([label, cell(process, "ns"), cell(thread, "ns"), cell(_ratio_figure(process, thread), "ratio"),
-                            extra["text"] if extra else "-"])
+                            extra.text if extra else "-"])
     memory_rows = []
     for label, stack in (("thread, default stack", "default_stack"), ("thread, small stack", "small_stack")):
         size = fig("thread-memory", f"{stack}_kib")
@@ -359,7 +362,7 @@ def rmap_table(recorder: Recorder) -> str:
         fig = lambda name: recorder.figure("probe", ("rmap",), "machine", f"{name}_at_{count}")
         gap = recorder.difference("probe", ("rmap",), "machine", f"difference_ns_at_{count}", ns_per_page)
         rows.append([f"{count:,}", cell(fig("process_ns"), "ns_page"), cell(fig("thread_ns"), "ns_page"),
-                     cell(_ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap["text"] if gap else "-"])
+                     cell(_ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap.text if gap else "-"])
     return text + table(["N", "N processes", "N threads", "process/thread", "process minus thread"], rows) + "\n"
 
 
@@ -370,25 +373,25 @@ def claims_section(claims: list[Claim]) -> str:
             "from the figures above.\n\n" + table(["claim (article)", "measured here", "verdict", "why"], rows) + "\n")
 
 
-def peers_section(peers: dict | None, recorder: Recorder) -> str:
+def peers_section(peers: Peers | None, recorder: Recorder) -> str:
     if peers is None:
         return ""
     text = ("## Peers (production servers, same load)\n\n"
             "Each production server that implements a model, under the closed-loop matrix above "
             "(GET /hello, answered with the same \"Hello, World!\" body). The echolab column repeats the model's "
             "figure from the closed-loop table of this run, measured before the peers.\n\n")
-    if not peers.get("available"):
-        return text + peers.get("message", "Peers unavailable.") + "\n"
+    if not peers.available:
+        return text + (peers.message or "Peers unavailable.") + "\n"
     rows = []
     for row in recorder.rows("peers"):
         tool, connections = row
         for name in recorder.models("peers", row):
             fig = lambda n: recorder.figure("peers", row, name, n)
-            model = peers["models"].get(name, "")
+            model = peers.models.get(name, "")
             ours = recorder.figure("closed_loop", row, model, "requests_per_second")
             rows.append([tool, f"{connections:,}", f"{name} ({model})", cell(fig("requests_per_second")),
                          cell(ours), cell(fig("p50_us"), "us"), cell(fig("p99_us"), "us"), cell(fig("errors"))])
-    return text + (peers.get("message", "") + "\n\n" if peers.get("message") else "") + table(
+    return text + (peers.message + "\n\n" if peers.message else "") + table(
         ["tool", "connections", "peer (model)", "peer requests/s", "echolab requests/s", "peer p50", "peer p99",
          "peer errors"], rows) + "\n"
 
@@ -405,19 +408,56 @@ def failures_section(failures: list[str]) -> str:
     return "## Failures\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"
 
 
-def render(results: dict, recorder: Recorder, plan: Plan, claims: list[Claim], charts: list[str]) -> str:
-    machine = results["machine"]
+@dataclass
+class Results:
+    """What one comparison run found; results.json is its JSON, report.md its rendering."""
+
+    started_utc: str
+    quick: bool
+    runtime_s: float
+    machine: Machine
+    capacity: Capacity
+    plan: Plan
+    open_loop_rate: float | None
+    servers: dict[str, list[str]]  # name -> command line
+    recorder: Recorder
+    claims: list[Claim]
+    charts: list[str]
+    peers: Peers | None
+    failures: list[str]
+
+    def to_json(self) -> dict:
+        return {
+            "tool": "echolab compare",
+            "started_utc": self.started_utc,
+            "mode": "quick" if self.quick else "full",
+            "runtime_s": self.runtime_s,
+            "machine": self.machine.to_json(),
+            "capacity": asdict(self.capacity),
+            "plan": self.plan.to_json(),
+            "open_loop_rate": self.open_loop_rate,
+            "servers": self.servers,
+            "scenarios": self.recorder.to_json(),
+            "claims": [claim.to_json() for claim in self.claims],
+            "charts": self.charts,
+            "peers": self.peers.to_json() if self.peers is not None else None,
+            "failures": self.failures,
+        }
+
+
+def render(results: Results) -> str:
+    machine, plan, recorder = results.machine, results.plan, results.recorder
     header = (f"# echolab compare: processes vs threads, measured\n\n"
-              f"{results['started_utc']}, {'quick' if plan.quick else 'full'} run, "
-              f"{results['runtime_s'] / 60:.1f} minutes, on {machine['cpu_model']} "
-              f"({machine['cores_usable']} cores), {machine['kernel']}. "
+              f"{results.started_utc}, {'quick' if plan.quick else 'full'} run, "
+              f"{results.runtime_s / 60:.1f} minutes, on {machine.cpu_model} "
+              f"({machine.cores_usable} cores), {machine.kernel}. "
               "How to read each figure: docs/reading-the-report.md.\n")
-    parts = [header, machine_section(machine, results["capacity"], plan, results["servers"]),
+    parts = [header, machine_section(machine, results.capacity, plan, results.servers),
              closed_loop_section(recorder), open_loop_section(recorder), churn_section(recorder),
              hold_section(recorder, plan), blocking_section(recorder, plan), crash_section(recorder, plan),
-             slow_clients_section(recorder, plan, results.get("peers")), probes_section(recorder),
-             claims_section(claims), peers_section(results.get("peers"), recorder),
-             charts_section(charts), failures_section(results["failures"])]
+             slow_clients_section(recorder, plan, results.peers), probes_section(recorder),
+             claims_section(results.claims), peers_section(results.peers, recorder),
+             charts_section(results.charts), failures_section(results.failures)]
     return "\n".join(p for p in parts if p)
 
 
@@ -428,6 +468,6 @@ def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str
                       claims_section(claims)])
 
 
-def write(out_dir: Path, results: dict, markdown: str) -> None:
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
-    (out_dir / "report.md").write_text(markdown)
+def write(out_dir: Path, results: Results) -> None:
+    (out_dir / "results.json").write_text(json.dumps(results.to_json(), indent=2, sort_keys=False) + "\n")
+    (out_dir / "report.md").write_text(render(results))

@@ -3,6 +3,7 @@ spread (min-max) beside it, so one noisy run on a shared machine cannot decide a
 
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 
 
 def summarize(values: list[float | None]) -> dict | None:
@@ -13,7 +14,19 @@ def summarize(values: list[float | None]) -> dict | None:
     return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
 
 
-def difference(median: float | None, low: float | None, high: float | None, render) -> dict | None:
+@dataclass(frozen=True)
+class Difference:
+    """A process-minus-thread difference: its median, the spread low-high, whether the spread
+    covers zero, and its text for the report."""
+
+    median: float
+    low: float
+    high: float
+    within_noise: bool
+    text: str
+
+
+def difference(median: float | None, low: float | None, high: float | None, render) -> Difference | None:
     """A difference of two measured figures (process minus thread), with the spread of the
     per-repetition differences (low, high). When that spread covers zero the difference is
     inside the noise: its text says "no difference within +/-X", never a figure, and
@@ -26,7 +39,7 @@ def difference(median: float | None, low: float | None, high: float | None, rend
         text = f"no difference within ±{render(max(abs(low), abs(high)))}"
     else:
         text = f"{render(median)} ({render(low)} to {render(high)})"
-    return {"median": median, "low": low, "high": high, "within_noise": within_noise, "text": text}
+    return Difference(median, low, high, within_noise, text)
 
 
 def median_of(figure: dict | None) -> float | None:
@@ -59,7 +72,7 @@ class Recorder:
     def median(self, scenario: str, row: tuple, model: str, name: str) -> float | None:
         return median_of(self.figure(scenario, row, model, name))
 
-    def difference(self, scenario: str, row: tuple, model: str, name: str, render) -> dict | None:
+    def difference(self, scenario: str, row: tuple, model: str, name: str, render) -> Difference | None:
         """The difference recorded as `name` (the median of each run's per-sample differences)
         with `name`_low and `name`_high (each run's extremes), over every run."""
         low, high = self.figure(scenario, row, model, f"{name}_low"), self.figure(scenario, row, model, f"{name}_high")

@@ -5,9 +5,9 @@ two-part claim holds or that it holds only under a condition the text names."""
 
 from dataclasses import asdict, dataclass, field
 
-from figures import Recorder
-from probes import rmap_counts
-from scenarios import MODELS
+from .figures import Difference, Recorder
+from .probes import rmap_counts
+from .scenarios import MODELS
 
 HOLDS, DOES_NOT_HOLD, PARTLY, NOT_MEASURED = "holds", "does not hold", "partly", "not measured"
 ARTICLE_CONNECTIONS = 10_000  # the article's interview scenario
@@ -22,7 +22,7 @@ class Claim:
     why: str
     # Each process-minus-thread difference behind the claim (figures.difference): median, the
     # spread low-high, and whether the spread covers zero.
-    differences: dict = field(default_factory=dict)
+    differences: dict[str, Difference | None] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -61,7 +61,7 @@ class Figures:
         rows = self.recorder.rows(scenario)
         return self.recorder.median(scenario, rows[0], model, name) if rows else None
 
-    def probe_difference(self, probe: str, name: str, render) -> dict | None:
+    def probe_difference(self, probe: str, name: str, render) -> Difference | None:
         return self.recorder.difference("probe", (probe,), "machine", name, render)
 
     def probe_runs(self, probe: str, name: str) -> list[float | None]:
@@ -223,22 +223,22 @@ def tlb_flush(f: Figures, pcid: bool, meltdown: str | None) -> Claim:
                      "the context-switch probe gave no cycle figure (no nominal clock known)")
     differences = {"extra_cycles": extra, "touching_extra_cycles": touching}
     pcid_text = "PCID present" if pcid else "no PCID"
-    measured = f"process minus thread switch: {extra['text']}"
+    measured = f"process minus thread switch: {extra.text}"
     if touching is not None:
-        measured += f"; with a touched working set: {touching['text']}"
+        measured += f"; with a touched working set: {touching.text}"
     measured += f"; {pcid_text}" + (f", Meltdown: {meltdown}" if meltdown else "")
     pcid_why = ("with PCID the TLB keeps entries tagged by address space, so a switch between "
                 "processes need not flush it" if pcid else
                 "without PCID every address-space switch flushes the TLB")
     verdict = lambda v, why: Claim("tlb_flush", claim, measured, v, why, differences)
     noise = disagreement(f.probe_runs("context-switch", "extra_cycles"), 1000, 2000, cycles)
-    touching_in_range = touching is not None and not touching["within_noise"] and in_range(touching["median"], 1000, 2000)
-    if extra["within_noise"]:
+    touching_in_range = touching is not None and not touching.within_noise and in_range(touching.median, 1000, 2000)
+    if extra.within_noise:
         if touching_in_range:
             return verdict(PARTLY, f"only once a working set must be refilled after the switch; {pcid_why}")
         return verdict(DOES_NOT_HOLD, "a process switch and a thread switch cost the same within the noise "
                                       f"of the samples: {pcid_why}")
-    if in_range(extra["median"], 1000, 2000):
+    if in_range(extra.median, 1000, 2000):
         if pcid:
             # Two claims in one: the cost is in the range, but the flush is not what happens.
             return verdict(PARTLY, f"the extra cost is in the range, but {pcid_why}: what a process switch pays "
@@ -246,9 +246,9 @@ def tlb_flush(f: Figures, pcid: bool, meltdown: str | None) -> Claim:
         return verdict(HOLDS, f"within the range: {pcid_why}" + noise)
     if touching_in_range:
         return verdict(PARTLY, f"only once a working set must be refilled after the switch; {pcid_why}" + noise)
-    if extra["median"] <= 0:
+    if extra.median <= 0:
         return verdict(DOES_NOT_HOLD, f"a process switch cost no more than a thread switch here: {pcid_why}" + noise)
-    direction = "fewer" if extra["median"] < 1000 else "more"
+    direction = "fewer" if extra.median < 1000 else "more"
     return verdict(DOES_NOT_HOLD, f"{direction} cycles here: {pcid_why}" + noise)
 
 
@@ -333,7 +333,7 @@ def address_spaces(f: Figures, article: int) -> Claim:
     if walk is not None:
         process_ns, thread_ns = (f.probe("rmap", f"{m}_ns_at_{count}") for m in ("process", "thread"))
         parts.append(f"reverse-map walk per page: {ns_per_page(process_ns)} at {count:,} processes, "
-                     f"{ns_per_page(thread_ns)} at {count:,} threads (process minus thread: {walk['text']})")
+                     f"{ns_per_page(thread_ns)} at {count:,} threads (process minus thread: {walk.text})")
     mm = mm_threads_text(f)
     if mm:
         parts.append(mm)
@@ -345,7 +345,7 @@ def address_spaces(f: Figures, article: int) -> Claim:
         return verdict(DOES_NOT_HOLD, "prefork did not run one process per held connection")
     if walk is None:
         return verdict(PARTLY, "one address space per connection; the rmap probe gave no walk figure")
-    if walk["within_noise"] or walk["median"] <= 0:
+    if walk.within_noise or walk.median <= 0:
         return verdict(PARTLY, "one address space per connection, but the kernel's walk of a shared page cost no "
                                "more with processes than with threads within the noise")
     return verdict(HOLDS, "each address space holds its own mapping of every page the children share, and every "

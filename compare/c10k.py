@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """make c10k MODEL=prefork: the 10,000-connection scenario against one server.
 
 Ramps echolab-load to --connections over --ramp, holds them all (each sends one request per
@@ -6,7 +5,7 @@ Ramps echolab-load to --connections over --ramp, holds them all (each sends one 
 costs: memory per connection (RSS and PSS), processes, threads, context switches per second,
 and the latency of the requests made during the hold. The same measurement as the hold of
 `make compare`, for one model at a time. Usage:
-  c10k.py --model threads [--connections 10000 --ramp 10 --hold 20] [--bin-dir build/bin]"""
+  python3 -m compare.c10k --model threads [--connections 10000 --ramp 10 --hold 20] [--bin-dir build/bin]"""
 
 import argparse
 import dataclasses
@@ -15,21 +14,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-import machine as machine_info
-import processes
-import scenarios
-from plan import make_plan
-from servers import MODELS, Server, settings_for
+from . import machine as machine_info
+from . import processes, scenarios
+from .plan import make_plan
+from .servers import MODELS, Server, settings_for
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python3 -m compare.c10k", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=MODELS, required=True)
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds to open them all")
     parser.add_argument("--hold", type=float, default=20.0, help="seconds to hold them")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between requests")
-    parser.add_argument("--bin-dir", type=Path, default=Path(__file__).resolve().parents[2] / "build" / "bin")
+    parser.add_argument("--bin-dir", type=Path, default=Path(__file__).resolve().parents[1] / "build" / "bin")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     return parser.parse_args(argv)
 

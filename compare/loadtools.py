@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import processes
+from . import processes
 
 PERCENTILE_KEYS = ("p50", "p90", "p99", "p99_9", "p99_99", "max")
 

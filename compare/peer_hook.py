@@ -1,60 +1,51 @@
 """--peers: the production servers that implement each model (Apache httpd with mpm_prefork and
 mpm_worker, nginx), put under the same closed-loop load as echolab's servers. They come from
-loadgen/peers/peers.py; when that script or the servers are missing, the report says so."""
+compare/peers/servers.py; when the servers are not installed, the report says so."""
 
-import importlib.util
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import loadtools
-from scenarios import Bench, load_figures, _throughput_summary
-
-PEER_SCRIPT = Path(__file__).resolve().parents[1] / "peers" / "peers.py"
+from . import loadtools, slow_clients
+from .peers import servers as peer_servers
+from .scenarios import Bench, load_figures, throughput_summary
 
 
-def load_peer_module():
-    """loadgen/peers/peers.py as a module, or (None, why not)."""
-    if not PEER_SCRIPT.exists():
-        return None, f"peers unavailable: {PEER_SCRIPT} does not exist"
-    spec = importlib.util.spec_from_file_location("echolab_peers", PEER_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as error:  # a broken peer script must not stop the comparison
-        return None, f"peers unavailable: {PEER_SCRIPT} failed to load ({error})"
-    if not all(hasattr(module, name) for name in ("available", "Peer", "PEERS")):
-        return None, f"peers unavailable: {PEER_SCRIPT} lacks available(), Peer or PEERS"
-    return module, None
+@dataclass
+class Peers:
+    """The peers this run can load: the installed ones, the echolab model each implements, and
+    what the report says about the ones missing."""
+
+    available: bool
+    names: list[str] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+
+    def to_json(self) -> dict:
+        return {"available": self.available, "names": self.names, "models": self.models,
+                "message": self.message}
 
 
-def discover() -> dict:
-    """{"available": bool, "names": [...], "models": {name: model}, "message": str}."""
-    module, problem = load_peer_module()
-    if module is None:
-        return {"available": False, "names": [], "models": {}, "message": problem}
-    names = list(module.available())
-    missing = [name for name in module.PEERS if name not in names]
+def discover() -> Peers:
+    names = peer_servers.available()
+    if not names:
+        return Peers(False, message="peers unavailable: neither apache2 nor nginx is installed "
+                                    "(`scripts/install-deps.sh --peers` installs them)")
+    missing = [name for name in peer_servers.PEERS if name not in names]
     message = ("" if not missing else
                f"not installed here: {', '.join(missing)} (install with `scripts/install-deps.sh --peers`)")
-    if not names:
-        return {"available": False, "names": [], "models": {},
-                "message": "peers unavailable: neither apache2 nor nginx is installed "
-                           "(`scripts/install-deps.sh --peers` installs them)"}
-    return {"available": True, "names": names, "models": {n: module.PEERS[n] for n in names},
-            "message": message, "module": module}
+    return Peers(True, names, {name: peer_servers.PEERS[name] for name in names}, message)
 
 
-def steps(peers: dict, bench_plan) -> int:
+def steps(peers: Peers, bench_plan) -> int:
     per_level = 2 + (1 if loadtools.wrk_available() else 0)
-    slow = len(peers["names"]) * 2  # the slow-clients experiment's two attacks
-    return len(peers["names"]) * len(bench_plan.concurrency) * per_level * bench_plan.repetitions + slow
+    slow = len(peers.names) * len(slow_clients.ATTACKS)
+    return len(peers.names) * len(bench_plan.concurrency) * per_level * bench_plan.repetitions + slow
 
 
-def run_peers(bench: Bench, peers: dict, rep: int) -> None:
+def run_peers(bench: Bench, peers: Peers, rep: int) -> None:
     """The closed-loop matrix against every available peer, recorded as scenario "peers"."""
-    module = peers["module"]
     plan = bench.plan
-    for name in peers["names"]:
-        peer = module.Peer(name)
+    for name in peers.names:
+        peer = peer_servers.Peer(name)
         try:
             peer.start()
         except Exception as error:  # the peer's own start-up problem, reported, not fatal
@@ -72,12 +63,12 @@ def run_peers(bench: Bench, peers: dict, rep: int) -> None:
                                                   timeout_s=duration_s + 60).result()
 
                 bench.attempt(rep, f"peer warm-up c={connections}", name,
-                              lambda: _throughput_summary(load_figures(run(plan.warmup_s, "peer-warmup"))))
+                              lambda: throughput_summary(load_figures(run(plan.warmup_s, "peer-warmup"))))
 
                 def measure_load() -> str:
                     figures = load_figures(run(plan.duration_s, "peer-closed"))
                     bench.recorder.add("peers", ("echolab-load", connections), name, figures)
-                    return _throughput_summary(figures)
+                    return throughput_summary(figures)
 
                 bench.attempt(rep, f"peer c={connections} echolab-load", name, measure_load)
                 if loadtools.wrk_available():
@@ -87,7 +78,7 @@ def run_peers(bench: Bench, peers: dict, rep: int) -> None:
                                                bench.run_name("peer-wrk", name, connections, rep)).result()
                         figures = load_figures(result)
                         bench.recorder.add("peers", ("wrk", connections), name, figures)
-                        return _throughput_summary(figures)
+                        return throughput_summary(figures)
 
                     bench.attempt(rep, f"peer c={connections} wrk", name, measure_wrk)
         finally:

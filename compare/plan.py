@@ -58,7 +58,8 @@ QUICK_HOLD = 1_000
 
 
 def make_plan(quick: bool, connection_capacity: int) -> Plan:
-    """The full plan fits in 20 minutes on two cores; the quick one in under 3."""
+    """The full plan or the quick one. How long each takes follows from these durations:
+    docs/compare.md, section Time."""
     wanted = QUICK_HOLD if quick else FULL_HOLD
     allowed = max(min(wanted, connection_capacity), 10)
     concurrency = sorted({min(c, connection_capacity) for c in (100, 1000)})

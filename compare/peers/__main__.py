@@ -1,12 +1,10 @@
-#!/usr/bin/env python3
 """Each echolab model beside the production server that implements the same model, under
 the same wrk load on loopback: req/s, p50, p99 and errors at several connection counts,
-medians of repeated runs. Usage: benchmark.py --bin-dir build/bin [--connections 100,1000,10000]
+medians of repeated runs. Usage: python3 -m compare.peers --bin-dir build/bin [--connections 100,1000,10000]
 [--busy-loops N]"""
 
 import argparse
 import contextlib
-import re
 import resource
 import statistics
 import subprocess
@@ -16,38 +14,28 @@ import threading
 import time
 from pathlib import Path
 
-from peers import Peer, available
-import processes  # the compare runner's, via peers' path
-from servers import MODELS, Server, settings_for
+from .. import loadtools, processes
+from ..servers import MODELS, Server, settings_for
+from .servers import Peer, available
+
 WARMUP_S = 3
-UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
 
 
 def url_of(server) -> str:
     return f"http://127.0.0.1:{server.port}/hello"
 
 
-def to_us(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()
-    return float(number) * UNITS_US[unit]
-
-
 def run_wrk(url: str, connections: int, seconds: int) -> dict:
     """One wrk -t2 run; the numbers parsed from its --latency report."""
-    threads = 2
-    timeout = "10s"
-    got = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
-                          f"--timeout={timeout}", "--latency", url],
+    got = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout=10s", "--latency", url],
                          capture_output=True, text=True, timeout=seconds + 60)
-    out = got.stdout
-    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    parsed = loadtools.parse_wrk_text(got.stdout)
     return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_us": to_us(re.search(r"\s50%\s+(\S+)", out).group(1)),
-        "p99_us": to_us(re.search(r"\s99%\s+(\S+)", out).group(1)),
-        "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
-        "timeouts": int(m.group(1)) if (m := re.search(r"timeout (\d+)", out)) else 0,
+        "rps": parsed["requests_per_second"],
+        "p50_us": parsed["latency_us"]["p50"],
+        "p99_us": parsed["latency_us"]["p99"],
+        "errors": parsed["errors"]["total"],
+        "timeouts": parsed["errors"]["timeout"],
     }
 
 
@@ -113,7 +101,7 @@ def busy_loops(count: int):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python3 -m compare.peers", description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", type=Path, default=Path("build/bin"))
     parser.add_argument("--connections", default="100,1000,10000")
     parser.add_argument("--seconds", type=int, default=10)

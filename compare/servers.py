@@ -3,11 +3,13 @@ settings, watched, restarted after a crash, and stopped."""
 
 import random
 import socket
+import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import processes
+from . import processes
 
 LOOPBACK = "127.0.0.1"
 MODELS = ("prefork", "threads", "pool")
@@ -65,54 +67,83 @@ def settings_for(model: str, connections: int) -> list[str]:
 
 @dataclass
 class Server:
-    """One server process (its own process group, so a prefork master's children go with it)."""
+    """One server process (its own process group, so a prefork master's children go with it),
+    on loopback ports of its own. The one launcher of echolab's servers: the compare runner's,
+    and, wrapped, the integration tests'."""
 
     name: str
     model: str
     binary: Path
     flags: list[str]
     log_dir: Path
+    metrics: bool = True                 # False: no --metrics-listen
+    env: dict[str, str] | None = None
+    preexec_fn: Callable[[], None] | None = None  # run in the child before exec, e.g. a resource limit
     port: int = 0
     metrics_port: int = 0
-    process: object = None
+    process: subprocess.Popen | None = None
     restarts: int = 0
     log_offset: int = 0
     command: list[str] = field(default_factory=list)
 
+    def choose_ports(self) -> None:
+        """Free loopback ports, and the command line that listens on them (which a caller may
+        still wrap, e.g. in prlimit, before start())."""
+        self.port = free_port()
+        self.metrics_port = free_port() if self.metrics else 0
+        self.command = [str(self.binary), "--listen", f"{LOOPBACK}:{self.port}"]
+        if self.metrics:
+            self.command += ["--metrics-listen", f"{LOOPBACK}:{self.metrics_port}"]
+        self.command += self.flags
+
     def start(self, timeout: float = 30.0) -> "Server":
-        self.port, self.metrics_port = free_port(), free_port()
-        self.command = [str(self.binary), "--listen", f"{LOOPBACK}:{self.port}",
-                        "--metrics-listen", f"{LOOPBACK}:{self.metrics_port}", *self.flags]
+        if not self.command:
+            self.choose_ports()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self.process = processes.spawn(self.command, log_path=self.log_path)
+        self.process = processes.spawn(self.command, log_path=self.log_path, env=self.env,
+                                       preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout
         # The ports listen before /metrics has its handler (a scrape in between is a 404):
         # the start line, written once everything serves, is the readiness signal.
-        while not (listening(self.port) and listening(self.metrics_port) and self.started()):
+        while not self.ready():
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with status {self.process.returncode} before "
-                                   f"listening; see {self.log_dir / (self.name + '.log')}")
+                                   f"listening; see {self.log_path}:\n{self.log_text()[-2000:]}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} is not listening on {self.port} after {timeout}s")
+                raise RuntimeError(f"{self.name} is not ready on {self.port} after {timeout}s; "
+                                   f"see {self.log_path}:\n{self.log_text()[-2000:]}")
             time.sleep(0.01)
         return self
+
+    def ready(self) -> bool:
+        return (listening(self.port) and (not self.metrics or listening(self.metrics_port))
+                and self.started())
 
     @property
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
+    def log_text(self) -> str:
+        """What this start wrote to the log (a restart appends to the same log)."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self.log_offset)
+                return log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def started(self) -> bool:
-        """True once this start's line is in the log (a restart appends to the same log)."""
-        with open(self.log_path, "rb") as log:
-            log.seek(self.log_offset)
-            return b"event=start " in log.read()
+        """True once this start's line is in the log."""
+        return "event=start " in self.log_text()
 
     def restart(self) -> None:
-        """Starts the server again after it died, as a supervisor (systemd, Kubernetes) would."""
+        """Starts the server again after it died, as a supervisor (systemd, Kubernetes) would,
+        on new ports."""
         if self.process is not None:
             processes.stop(self.process, grace_s=1)
         self.restarts += 1
+        self.choose_ports()
         self.start()
 
     def alive(self) -> bool:

@@ -1,0 +1,201 @@
+"""Fast checks of the compare runner's pure functions (no server, no load): the Prometheus text
+parser and histogram quantiles, the wrk summary parser, the verdict of a claim whose spread
+covers zero, and the progress count derived from the plan."""
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from compare import claims, probes, run, scenarios, slow_clients
+from compare.figures import Recorder
+from compare.loadtools import parse_wrk_text
+from compare.metrics import Scrape, bucket_delta, histogram_quantile, parse_exposition
+from compare.plan import make_plan
+
+# -- the Prometheus text exposition format ----------------------------------------------------
+
+EXPOSITION = """\
+# HELP echolab_requests_total Requests answered.
+# TYPE echolab_requests_total counter
+echolab_requests_total{model="pool",status="200"} 1027 1700000000000
+echolab_requests_total{model="pool",status="400"} 3
+# TYPE echolab_request_seconds histogram
+echolab_request_seconds_bucket{le="0.001"} 10
+echolab_request_seconds_bucket{le="0.01"} 30
+echolab_request_seconds_bucket{le="+Inf"} 40
+echolab_request_seconds_count 40
+echolab_note{text="a \\"quoted\\" back\\\\slash\\nline"} 1
+"""
+
+
+def test_the_exposition_parser_reads_labels_escapes_timestamps_and_families():
+    samples, families = parse_exposition(EXPOSITION)
+    assert families == {"echolab_requests_total", "echolab_request_seconds"}
+    assert samples[0] == ("echolab_requests_total", {"model": "pool", "status": "200"}, 1027.0)
+    assert samples[4] == ("echolab_request_seconds_bucket", {"le": "+Inf"}, 40.0)
+    assert samples[-1][1] == {"text": 'a "quoted" back\\slash\nline'}
+    scrape = Scrape(samples, taken_at=0.0, took_s=0.0, families=families)
+    assert scrape.total("echolab_requests_total") == 1030
+    assert scrape.total("echolab_requests_total", status="400") == 3
+    assert scrape.total("echolab_absent_total") is None
+    assert scrape.buckets("echolab_request_seconds") == [(0.001, 10.0), (0.01, 30.0), (math.inf, 40.0)]
+
+
+@pytest.mark.parametrize("line", ["echolab_x{le=0.1} 1", "echolab_x", "echolab_x{a=\"b\"} one"])
+def test_a_malformed_sample_line_is_an_error(line):
+    with pytest.raises(ValueError):
+        parse_exposition(line)
+
+
+def test_histogram_quantile_interpolates_inside_the_bucket_as_promql_does():
+    buckets = [(0.001, 10.0), (0.01, 30.0), (math.inf, 40.0)]
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.0055)  # rank 20: halfway through 0.001-0.01
+    assert histogram_quantile(0.25, buckets) == pytest.approx(0.001)  # rank 10: the first bucket's top
+    assert histogram_quantile(0.05, buckets) == pytest.approx(0.0002)  # the first bucket starts at 0
+    assert histogram_quantile(0.9, buckets) == 0.01  # in +Inf: the last finite bound is all we know
+    assert histogram_quantile(0.5, []) is None
+    assert histogram_quantile(0.5, [(0.1, 0.0), (math.inf, 0.0)]) is None
+
+
+def test_bucket_delta_counts_only_what_happened_between_two_scrapes():
+    before = Scrape(parse_exposition('h_bucket{le="1"} 5\nh_bucket{le="+Inf"} 6\n')[0], 0.0, 0.0)
+    after = Scrape(parse_exposition('h_bucket{le="1"} 7\nh_bucket{le="+Inf"} 10\n')[0], 1.0, 0.0)
+    assert bucket_delta(before, after, "h") == [(1.0, 2.0), (math.inf, 4.0)]
+    assert bucket_delta(None, after, "h") == [(1.0, 7.0), (math.inf, 10.0)]
+
+
+# -- wrk's own summary ------------------------------------------------------------------------
+
+WRK_SUMMARY = """\
+Running 2s test @ http://127.0.0.1:20001/hello
+  2 threads and 100 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.52ms  611.20us  12.34ms   81.25%
+    Req/Sec    32.10k     2.05k   36.00k    70.00%
+  Latency Distribution
+     50%    1.41ms
+     75%    1.80ms
+     90%  850.00us
+     99%    1.02s
+  127830 requests in 2.00s, 14.99MB read
+  Socket errors: connect 0, read 3, write 1, timeout 2
+  Non-2xx or 3xx responses: 4
+Requests/sec:  63915.00
+Transfer/sec:      7.49MB
+"""
+
+
+def test_the_wrk_summary_gives_rate_latency_in_microseconds_and_every_error():
+    result = parse_wrk_text(WRK_SUMMARY)
+    assert result["requests_per_second"] == 63915.0
+    assert result["requests"] == 127830 and result["duration_s"] == 2.0
+    assert result["latency_us"] == {"p50": 1410.0, "p90": 850.0, "p99": 1_020_000.0, "max": 12_340.0}
+    assert result["errors"] == {"connect": 0, "read": 3, "write": 1, "timeout": 2, "status": 4, "total": 10}
+
+
+def test_a_clean_wrk_run_has_no_errors_and_a_run_without_a_rate_is_refused():
+    clean = "\n".join(line for line in WRK_SUMMARY.splitlines() if "errors" not in line and "Non-2xx" not in line)
+    assert parse_wrk_text(clean)["errors"]["total"] == 0
+    with pytest.raises(ValueError, match="Requests/sec"):
+        parse_wrk_text(WRK_SUMMARY.replace("Requests/sec", "Rate"))
+
+
+# -- claim verdicts ---------------------------------------------------------------------------
+
+def context_switch_recorder(*runs: tuple[float, float, float]) -> Recorder:
+    recorder = Recorder()
+    for median, low, high in runs:
+        recorder.add("probe", ("context-switch",), "machine",
+                     {"extra_cycles": median, "extra_cycles_low": low, "extra_cycles_high": high})
+    return recorder
+
+
+def test_a_switch_cost_whose_spread_covers_zero_is_no_difference_and_the_claim_does_not_hold():
+    claim = claims.tlb_flush(claims.Figures(context_switch_recorder((1500, -300, 2500))), pcid=True, meltdown=None)
+    assert claim.verdict == claims.DOES_NOT_HOLD
+    assert "no difference within ±2,500 cycles" in claim.measured
+    assert "1,500" not in claim.measured  # a median inside the noise is not shown as a figure
+    assert claim.differences["extra_cycles"].within_noise is True
+
+
+def test_a_switch_cost_clear_of_zero_and_in_the_article_range_holds_without_pcid():
+    recorder = context_switch_recorder((1500, 1200, 1800), (1400, 1100, 1700))
+    without_pcid = claims.tlb_flush(claims.Figures(recorder), pcid=False, meltdown=None)
+    assert without_pcid.verdict == claims.HOLDS
+    assert "1,450 cycles (1,100 cycles to 1,800 cycles)" in without_pcid.measured
+    # With PCID the cost is in the range but no flush happens: half the claim.
+    assert claims.tlb_flush(claims.Figures(recorder), pcid=True, meltdown=None).verdict == claims.PARTLY
+
+
+def test_a_claim_without_its_figure_is_not_measured():
+    assert claims.tlb_flush(claims.Figures(Recorder()), pcid=True, meltdown=None).verdict == claims.NOT_MEASURED
+
+
+# -- the plan and the progress count ----------------------------------------------------------
+
+class CountingBench:
+    """Just enough of scenarios.Bench to walk a scenario's loops: counts the steps it would
+    measure, measures nothing."""
+
+    def __init__(self, plan):
+        self.plan, self.recorder = plan, Recorder()
+        self.main = {model: SimpleNamespace(binary=Path("/nonexistent")) for model in scenarios.MODELS}
+        self.fault = dict(self.main)
+        self.recycling = SimpleNamespace(binary=Path("/nonexistent"))
+        self.open_loop_rate = None
+        self.log_dir = Path("/nonexistent")
+        self.extra_servers, self.failures = {}, []
+        self.steps = 0
+
+    def attempt(self, rep, label, model, measure) -> None:
+        self.steps += 1
+
+    def ensure_alive(self, server) -> None:
+        pass
+
+    def run_name(self, *parts) -> str:
+        return "-".join(map(str, parts))
+
+
+class IdleServer:
+    """Stands in for a slow-clients server: starts and stops without a process."""
+
+    def __init__(self, name, *args):
+        self.name, self.port, self.metrics_url, self.command = name, 0, "", []
+
+    def start(self):
+        return self
+
+    def stop(self):
+        return 0
+
+
+@pytest.mark.parametrize("quick", [True, False])
+@pytest.mark.parametrize("with_wrk", [True, False])
+def test_the_progress_count_is_what_the_scenarios_attempt(monkeypatch, quick, with_wrk):
+    plan = make_plan(quick, 10_000)
+    monkeypatch.setattr(scenarios.loadtools, "wrk_available", lambda: "/usr/bin/wrk" if with_wrk else None)
+    monkeypatch.setattr(slow_clients, "Server", IdleServer)
+    repeated = 0
+    for scenario in scenarios.REPEATED:
+        bench = CountingBench(plan)
+        scenario.run(bench, 0)
+        assert bench.steps == scenario.steps(plan, with_wrk), scenario.run.__name__
+        repeated += bench.steps
+    bench = CountingBench(plan)
+    slow_clients.slow_clients(bench, 0)
+    assert bench.steps == slow_clients.steps(plan)
+    expected = (len(probes.READERS) + repeated) * plan.repetitions + bench.steps
+    assert run.progress_steps(plan, with_wrk, peer_steps=7) == expected + 7
+
+
+def test_the_full_plan_repeats_three_times_and_the_quick_one_once_with_a_smaller_hold():
+    full, quick = make_plan(False, 10_000), make_plan(True, 10_000)
+    assert (full.repetitions, quick.repetitions) == (3, 1)
+    assert (full.hold_connections, quick.hold_connections) == (10_000, 1_000)
+    assert full.concurrency == quick.concurrency == [100, 1000]
+    # A machine that allows fewer connections scales the hold and the concurrency down.
+    scaled = make_plan(False, 500)
+    assert scaled.hold_connections == 500 and scaled.concurrency == [100, 500]
