@@ -12,7 +12,7 @@ PEERS_FLAGS ?=
 COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-load echolab-probe
 enabled = $(filter 1 yes true,$(1))
 
-.PHONY: all deps build release test compare peers c10k up down load unit integration asan tsan fuzz bench format format-check tidy compare clean
+.PHONY: all deps build release test compare peers c10k up down load unit integration asan tsan fuzz bench format format-check tidy clean
 
 all: build
 
@@ -63,12 +63,19 @@ fuzz: asan
 	$(ASAN_BUILD)/tests/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  $(ASAN_BUILD)/fuzz-corpus tests/fuzz/corpus/session
 
-# The main job: every model under the same load, the article's claims beside the figures.
-# A Release build of its own, so the test build (RelWithDebInfo) is left alone.
-compare: deps
-	$(if $(call enabled,$(PEERS)),scripts/install-deps.sh --peers)
+# The measured binaries: a Release build of their own, so the test build (RelWithDebInfo) is
+# left alone. $(call release_build,targets) configures it and builds just those targets.
+define release_build
 	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
-	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target $(COMPARE_TARGETS)
+	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target $(1)
+endef
+
+release: deps
+	$(call release_build,$(COMPARE_TARGETS))
+
+# The main job: every model under the same load, the article's claims beside the figures.
+compare: release
+	$(if $(call enabled,$(PEERS)),scripts/install-deps.sh --peers)
 	/usr/bin/python3 -m compare --bin-dir $(RELEASE_BUILD)/bin \
 	  $(if $(call enabled,$(QUICK)),--quick) $(if $(call enabled,$(PEERS)),--peers)
 
@@ -79,8 +86,7 @@ CONNECTIONS ?= 10000
 RAMP ?= 10
 HOLD ?= 20
 c10k: deps
-	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
-	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target echolab-$(MODEL) echolab-load
+	$(call release_build,echolab-$(MODEL) echolab-load)
 	/usr/bin/python3 -m compare.c10k --bin-dir $(RELEASE_BUILD)/bin --model $(MODEL) \
 	  --connections $(CONNECTIONS) --ramp $(RAMP) --hold $(HOLD)
 
@@ -88,8 +94,7 @@ c10k: deps
 # connections, medians of 3. PEERS_FLAGS go to the runner, e.g. "--busy-loops 2 --only pool,nginx".
 peers: deps
 	scripts/install-deps.sh --peers
-	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
-	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target echolab-prefork echolab-threads echolab-pool
+	$(call release_build,echolab-prefork echolab-threads echolab-pool)
 	/usr/bin/python3 -m compare.peers --bin-dir $(RELEASE_BUILD)/bin $(PEERS_FLAGS)
 
 # The Docker Compose stack (docs/stack.md): starts an engine where none runs, builds offline.

@@ -40,17 +40,4 @@ void report_feed(Observer& observer, Protocol protocol, const FeedResult& result
   }
 }
 
-// For code paths that report nowhere (unit tests, probes).
-class NullObserver final : public ServerObserver {
- public:
-  void connection_accepted() override {}
-  void connection_closed() override {}
-  void connection_rejected() override {}
-  void bytes_received(std::size_t /*bytes*/) override {}
-  void bytes_sent(std::size_t /*bytes*/) override {}
-  void requests_served(Protocol /*protocol*/, std::size_t /*count*/, double /*seconds*/) override {}
-  void request_error(int /*status*/) override {}
-  void connection_timed_out(TimeoutKind /*kind*/) override {}
-};
-
 }  // namespace echolab

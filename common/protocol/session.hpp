@@ -21,7 +21,9 @@ enum class RequestPhase { idle, header, body };
 
 // What one call to Session::feed() produced, for the driver to act on and to report.
 struct FeedResult {
-  std::size_t requests = 0;         // responses queued by this call (every status)
+  // Responses queued by this call (every status). Raw echo has no requests: there it counts
+  // the chunks echoed, one per call that received bytes.
+  std::size_t requests = 0;
   std::vector<int> error_statuses;  // the non-2xx statuses among them (400, 404, 413, ...)
   std::vector<FaultAction> faults;  // to carry out before the output is sent
 };

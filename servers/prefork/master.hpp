@@ -37,7 +37,7 @@ class Master {
   // What the master alone knows about the child in a slot.
   struct ChildRecord {
     pid_t pid = 0;
-    bool retire_requested = false;  // sent SIGTERM to shrink the idle pool
+    bool retire_requested = false;  // sent SIGUSR1 to shrink the idle pool
     bool killed_by_master = false;  // sent SIGKILL when the shutdown timed out
     bool spawn_recorded = false;    // its fork-to-ready time is in the spawn histogram
   };

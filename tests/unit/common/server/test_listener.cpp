@@ -6,7 +6,6 @@
 
 #include <system_error>
 
-#include "common/server/stop_signal.hpp"
 
 namespace echolab {
 namespace {
@@ -31,15 +30,6 @@ TEST(Listener, BusyPortIsAnErrorNamingTheEndpoint) {
 
 TEST(Listener, UnresolvableHostIsAnError) {
   EXPECT_THROW(open_listener({"no.such.host.invalid", 0}, 16), std::system_error);
-}
-
-TEST(StopSignal, BroadcastIsSeenByEveryone) {
-  StopSignal stop;
-  EXPECT_FALSE(stop.stopped());
-  stop.broadcast();
-  EXPECT_TRUE(stop.stopped());
-  EXPECT_TRUE(stop.stopped());  // level, not edge: every poller sees it
-  stop.broadcast();             // idempotent
 }
 
 }  // namespace
