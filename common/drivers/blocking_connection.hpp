@@ -9,7 +9,7 @@
 
 #include <chrono>
 
-#include "common/drivers/observer.hpp"
+#include "common/metrics/observer.hpp"
 #include "common/protocol/client_deadline.hpp"
 #include "common/protocol/protocol_config.hpp"
 

@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "common/drivers/observer.hpp"
+#include "common/metrics/observer.hpp"
 #include "common/metrics/metrics.hpp"
 #include "common/metrics/worker_counters.hpp"
 

@@ -9,7 +9,6 @@
 #include "common/server/log.hpp"
 #include "common/server/server_main.hpp"
 #include "common/server/shutdown_signals.hpp"
-#include "servers/pool/pool_connection.hpp"
 
 namespace echolab {
 namespace {
@@ -125,7 +124,7 @@ void PoolServer::run_thread(asio::io_context& context,
 }
 
 // Shared mode: the socket stays on the one io_context, any of whose N threads may run its
-// handlers (PoolConnection serializes them). Per-thread mode: it moves to the next context
+// handlers (AsyncConnection serializes them). Per-thread mode: it moves to the next context
 // round-robin. Accepted on the acceptor's context and moved after, rather than accepted
 // straight into the other context: an accept still pending at exit would otherwise hold a
 // socket of a context destroyed before it.
@@ -190,7 +189,7 @@ void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket 
 }
 
 void PoolServer::serve(asio::ip::tcp::socket socket) {
-  auto connection = std::make_shared<PoolConnection>(in_next_context(std::move(socket)), *this);
+  auto connection = std::make_shared<AsyncConnection>(in_next_context(std::move(socket)), *this);
   {
     const std::lock_guard lock(connections_mutex_);
     connections_.emplace(connection.get(), connection);
@@ -199,7 +198,7 @@ void PoolServer::serve(asio::ip::tcp::socket socket) {
   connection->start();
 }
 
-void PoolServer::connection_ended(PoolConnection* connection) {
+void PoolServer::connection_ended(AsyncConnection* connection) {
   metrics_.connection_closed();
   const std::lock_guard lock(connections_mutex_);
   connections_.erase(connection);
@@ -213,7 +212,7 @@ void PoolServer::connection_ended(PoolConnection* connection) {
 // --shutdown-timeout passes).
 void PoolServer::shut_down() {
   stopping_ = true;
-  std::vector<std::shared_ptr<PoolConnection>> open;
+  std::vector<std::shared_ptr<AsyncConnection>> open;
   {
     const std::lock_guard lock(connections_mutex_);
     log_event("shutdown", {{"phase", "draining"}, {"connections", connections_.size()}});

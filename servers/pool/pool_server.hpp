@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/drivers/async_connection.hpp"
 #include "common/metrics/striped_metrics.hpp"
 #include "common/server/server_options.hpp"
 
@@ -25,9 +26,7 @@ struct PoolOptions {
   bool context_per_thread = false;
 };
 
-class PoolConnection;
-
-class PoolServer {
+class PoolServer final : public AsyncConnectionHost {
  public:
   PoolServer(asio::io_context& io, const PoolOptions& options, StripedMetrics& metrics,
              int listen_fd);
@@ -36,11 +35,11 @@ class PoolServer {
   // (open_shutdown_signalfd()), then drains; returns the exit code.
   int run(int signal_fd);
 
-  // Called by connections.
-  [[nodiscard]] const ServerOptions& options() const { return options_.server; }
-  [[nodiscard]] StripedMetrics& metrics() { return metrics_; }
-  [[nodiscard]] bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
-  void connection_ended(PoolConnection* connection);
+  // AsyncConnectionHost: called by connections.
+  [[nodiscard]] const ServerOptions& options() const override { return options_.server; }
+  [[nodiscard]] StripedMetrics& metrics() override { return metrics_; }
+  [[nodiscard]] bool stopping() const override { return stopping_.load(std::memory_order_relaxed); }
+  void connection_ended(AsyncConnection* connection) override;
 
  private:
   void accept();
@@ -68,7 +67,7 @@ class PoolServer {
   std::size_t running_threads_ = 0;  // pool threads not yet back from run(); threads_mutex_
   std::mutex connections_mutex_;
   // Every open connection, for the shutdown to reach them; guarded by connections_mutex_.
-  std::unordered_map<PoolConnection*, std::weak_ptr<PoolConnection>> connections_;
+  std::unordered_map<AsyncConnection*, std::weak_ptr<AsyncConnection>> connections_;
 };
 
 }  // namespace echolab

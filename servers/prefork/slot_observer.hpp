@@ -4,7 +4,7 @@
 
 #include <ctime>
 
-#include "common/drivers/observer.hpp"
+#include "common/metrics/observer.hpp"
 #include "servers/prefork/scoreboard.hpp"
 
 namespace echolab::prefork {

@@ -1,11 +1,10 @@
-#include "servers/pool/pool_connection.hpp"
+#include "common/drivers/async_connection.hpp"
 
 #include <new>
 
-#include "common/drivers/observer.hpp"
+#include "common/drivers/drained_read.hpp"
 #include "common/drivers/perform_fault.hpp"
-#include "servers/pool/drained_read.hpp"
-#include "servers/pool/pool_server.hpp"
+#include "common/metrics/observer.hpp"
 
 namespace echolab {
 namespace {
@@ -16,18 +15,18 @@ constexpr std::chrono::seconds kFaultRecheck{1};
 
 }  // namespace
 
-PoolConnection::PoolConnection(asio::ip::tcp::socket socket, PoolServer& server)
+AsyncConnection::AsyncConnection(asio::ip::tcp::socket socket, AsyncConnectionHost& host)
     : socket_(std::move(socket)),
       timer_(socket_.get_executor()),
-      server_(server),
-      session_(server.options().protocol),
-      deadline_(server.options().timeouts, Clock::now()) {}
+      host_(host),
+      session_(host.options().protocol),
+      deadline_(host.options().timeouts, Clock::now()) {}
 
-void PoolConnection::start() {
+void AsyncConnection::start() {
   // As in the blocking servers: no Nagle delay behind the echo's one write per read.
   asio::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-  socket_.non_blocking(true, ignored);  // write_some() below must never block a pool thread
+  socket_.non_blocking(true, ignored);  // write_some() below must never block an event loop
   // On the socket's own context: with one io_context per thread it is not the acceptor's.
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     const std::lock_guard lock(self->mutex_);
@@ -36,7 +35,7 @@ void PoolConnection::start() {
   });
 }
 
-void PoolConnection::read() {
+void AsyncConnection::read() {
   socket_.async_read_some(
       DrainedReadBuffer(buffer_.data(), buffer_.size()),
       [self = shared_from_this()](const asio::error_code& error, std::size_t bytes) {
@@ -45,8 +44,8 @@ void PoolConnection::read() {
       });
 }
 
-void PoolConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::error_code& error,
-                             std::size_t bytes) {
+void AsyncConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::error_code& error,
+                              std::size_t bytes) {
   if (error || closed_) {
     close();
     return;
@@ -55,7 +54,7 @@ void PoolConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::err
     read();  // dropped: the answer is out, the client is still sending
     return;
   }
-  StripedMetrics& metrics = server_.metrics();
+  StripedMetrics& metrics = host_.metrics();
   metrics.bytes_received(bytes);
   metrics.workers_changed(-1, +1);
   const bool fed = feed(bytes);
@@ -74,7 +73,7 @@ void PoolConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::err
 }
 
 // False when even the Session's 503 could not be had: the connection is given up, alone.
-bool PoolConnection::feed(std::size_t bytes) {
+bool AsyncConnection::feed(std::size_t bytes) {
   batch_started_ = Clock::now();
   try {
     pending_ = session_.feed(std::span<const char>(buffer_.data(), bytes));
@@ -89,7 +88,7 @@ bool PoolConnection::feed(std::size_t bytes) {
 // on_write() then runs in this same handler instead of being queued as a completion, which
 // saves a round trip through the io_context's queue (and its lock) per request. What the
 // socket does not take at once goes out asynchronously, under the send deadline.
-void PoolConnection::write_output() {
+void AsyncConnection::write_output() {
   const std::string& output = session_.output();
   asio::error_code error;
   const std::size_t sent = socket_.write_some(asio::buffer(output), error);
@@ -106,7 +105,7 @@ void PoolConnection::write_output() {
 // The slow path: the client is not keeping up. One write at a time rather than
 // asio::async_write, so that each piece the client takes is reported to the send deadline
 // (a reader that keeps --min-rate is never cut; one that stops is, at its deadline).
-void PoolConnection::write_rest(std::size_t sent) {
+void AsyncConnection::write_rest(std::size_t sent) {
   const std::string& output = session_.output();
   socket_.async_write_some(
       asio::buffer(output.data() + sent, output.size() - sent),
@@ -121,8 +120,8 @@ void PoolConnection::write_rest(std::size_t sent) {
       });
 }
 
-void PoolConnection::on_write(const asio::error_code& error, std::size_t bytes) {
-  StripedMetrics& metrics = server_.metrics();
+void AsyncConnection::on_write(const asio::error_code& error, std::size_t bytes) {
+  StripedMetrics& metrics = host_.metrics();
   metrics.bytes_sent(bytes);
   session_.output_sent(bytes);
   const Clock::time_point now = Clock::now();
@@ -133,7 +132,7 @@ void PoolConnection::on_write(const asio::error_code& error, std::size_t bytes) 
     close();
   } else if (session_.close_after_flush()) {
     pending_.error_statuses.empty() ? close() : linger();
-  } else if (server_.stopping() && session_.idle() && !bytes_waiting()) {
+  } else if (host_.stopping() && session_.idle() && !bytes_waiting()) {
     close();  // draining: nothing more was received, so nothing is left unanswered
   } else {
     arm_timer_if_earlier();
@@ -141,11 +140,11 @@ void PoolConnection::on_write(const asio::error_code& error, std::size_t bytes) 
   }
 }
 
-// A fault blocks this pool thread on purpose, as a slow call in a handler would: that is the
-// lesson of /sleep. The lock is let go meanwhile, so that the timer and the shutdown do not
-// block a second pool thread behind it; the flag tells them a request is in progress.
+// A fault blocks this event-loop thread on purpose, as a slow call in a handler would: that is
+// the lesson of /sleep. The lock is let go meanwhile, so that the timer and the shutdown do not
+// block a second thread of the loop behind it; the flag tells them a request is in progress.
 // Nothing else can run: the read/write chain has no operation in flight.
-void PoolConnection::perform_faults(std::unique_lock<std::mutex>& lock) {
+void AsyncConnection::perform_faults(std::unique_lock<std::mutex>& lock) {
   if (pending_.faults.empty()) {
     return;
   }
@@ -161,7 +160,7 @@ void PoolConnection::perform_faults(std::unique_lock<std::mutex>& lock) {
 // Asio's deadline pattern: the timer is moved only to an earlier time; when it fires it looks
 // at the deadline then in force and waits again if that is later. A keep-alive request read
 // and answered whole moves the deadline later, so it costs no timer operation.
-void PoolConnection::arm_timer(Clock::time_point at) {
+void AsyncConnection::arm_timer(Clock::time_point at) {
   timer_at_ = at;
   timer_.expires_at(at);
   timer_.async_wait([self = shared_from_this()](const asio::error_code& error) {
@@ -172,13 +171,13 @@ void PoolConnection::arm_timer(Clock::time_point at) {
   });
 }
 
-void PoolConnection::arm_timer_if_earlier() {
+void AsyncConnection::arm_timer_if_earlier() {
   if (const Clock::time_point next = deadline_.next().at; next < timer_at_) {
     arm_timer(next);
   }
 }
 
-void PoolConnection::on_timer() {
+void AsyncConnection::on_timer() {
   if (closed_) {
     return;
   }
@@ -201,8 +200,8 @@ void PoolConnection::on_timer() {
 
 // The client was too slow. A request it had begun is answered 408, in one attempt: no
 // waiting on a client that is already late.
-void PoolConnection::time_out(TimeoutKind kind) {
-  StripedMetrics& metrics = server_.metrics();
+void AsyncConnection::time_out(TimeoutKind kind) {
+  StripedMetrics& metrics = host_.metrics();
   metrics.connection_timed_out(kind);
   if (kind == TimeoutKind::send) {
     close();
@@ -223,15 +222,15 @@ void PoolConnection::time_out(TimeoutKind kind) {
 // with unread bytes would reset the connection and could destroy the answer before the
 // client reads it, so the sending side is shut and what arrives is dropped until the client
 // closes or --linger-timeout passes (nginx's lingering close).
-void PoolConnection::linger() {
+void AsyncConnection::linger() {
   lingering_ = true;
   asio::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-  arm_timer(Clock::now() + server_.options().timeouts.linger);
+  arm_timer(Clock::now() + host_.options().timeouts.linger);
   read();
 }
 
-void PoolConnection::close_if_idle() {
+void AsyncConnection::close_if_idle() {
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     const std::lock_guard lock(self->mutex_);
     // Bytes already received are a request to answer: the pending read takes them, and
@@ -243,12 +242,12 @@ void PoolConnection::close_if_idle() {
   });
 }
 
-bool PoolConnection::bytes_waiting() const {
+bool AsyncConnection::bytes_waiting() const {
   asio::error_code error;
   return socket_.available(error) > 0;
 }
 
-void PoolConnection::close() {
+void AsyncConnection::close() {
   if (std::exchange(closed_, true)) {
     return;
   }
@@ -256,7 +255,7 @@ void PoolConnection::close() {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   timer_.cancel();
-  server_.connection_ended(this);
+  host_.connection_ended(this);
 }
 
 }  // namespace echolab

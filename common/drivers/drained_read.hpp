@@ -1,5 +1,5 @@
-// A read buffer that tells Asio's reactor what a short read means on a TCP socket, so that the
-// pool makes two system calls per request, as nginx does, instead of three.
+// A read buffer that tells Asio's reactor what a short read means on a TCP socket, so that an
+// AsyncConnection makes two system calls per request, as nginx does, instead of three.
 //
 // Asio reads speculatively: async_read_some first tries recv() and waits for epoll only if
 // that finds nothing. A request/response client sends nothing until it has its answer, so the
@@ -29,7 +29,7 @@ namespace echolab {
 #if ASIO_VERSION == 102201
 
 // A MutableBufferSequence of one buffer, a type of its own so that the specialization below
-// applies to the pool's reads and nothing else.
+// applies to AsyncConnection's reads and nothing else.
 class DrainedReadBuffer {
  public:
   using value_type = asio::mutable_buffer;

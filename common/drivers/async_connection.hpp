@@ -1,7 +1,8 @@
-// One connection of the pool server: a chain of asynchronous reads and writes, beside a
+// One connection on an Asio io_context: a chain of asynchronous reads and writes, beside a
 // second chain, the deadline timer (common/protocol/client_deadline.hpp: idle, header, body and
-// send timeouts). Any of the N pool threads may run either, so a mutex makes the connection's
-// handlers take turns.
+// send timeouts). Any thread running the io_context may run either, so a mutex makes the
+// connection's handlers take turns. The asynchronous counterpart of blocking_connection: a
+// server that runs event loops (the pool) owns these through an AsyncConnectionHost.
 #pragma once
 
 #include <asio.hpp>
@@ -9,16 +10,33 @@
 #include <memory>
 #include <mutex>
 
+#include "common/metrics/striped_metrics.hpp"
 #include "common/protocol/client_deadline.hpp"
 #include "common/protocol/session.hpp"
+#include "common/server/server_options.hpp"
 
 namespace echolab {
 
-class PoolServer;
+class AsyncConnection;
 
-class PoolConnection : public std::enable_shared_from_this<PoolConnection> {
+// What a connection needs of the server that owns it. The server outlives its connections.
+class AsyncConnectionHost {
  public:
-  PoolConnection(asio::ip::tcp::socket socket, PoolServer& server);
+  [[nodiscard]] virtual const ServerOptions& options() const = 0;
+  // StripedMetrics itself, not a ServerObserver: a final class, so the counting on every read
+  // and write is direct calls.
+  [[nodiscard]] virtual StripedMetrics& metrics() = 0;
+  // True once a graceful shutdown began: a connection closes after its current answer.
+  [[nodiscard]] virtual bool stopping() const = 0;
+  virtual void connection_ended(AsyncConnection* connection) = 0;
+
+ protected:
+  ~AsyncConnectionHost() = default;
+};
+
+class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
+ public:
+  AsyncConnection(asio::ip::tcp::socket socket, AsyncConnectionHost& host);
 
   void start();
   void close_if_idle();  // on shutdown: only between requests, and nothing received
@@ -44,14 +62,14 @@ class PoolConnection : public std::enable_shared_from_this<PoolConnection> {
   void close();
 
   // Why not a strand, Asio's usual answer: a strand routes every completion through its own
-  // queue, and measured at 1,000 connections that cost a fifth of the throughput (79k
-  // against 101k req/s, medians of 3). The read/write chain has one operation in flight at a
-  // time; only the deadline timer (rare) and the shutdown's close_if_idle (once) can meet
-  // it, so this lock is almost never contended.
+  // queue, and measured in the pool at 1,000 connections that cost a quarter of the
+  // throughput (73k against 99k req/s, medians of 3; docs/architecture.md). The read/write
+  // chain has one operation in flight at a time; only the deadline timer (rare) and the
+  // shutdown's close_if_idle (once) can meet it, so this lock is almost never contended.
   std::mutex mutex_;
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;
-  PoolServer& server_;
+  AsyncConnectionHost& host_;
   Session session_;
   ClientDeadline deadline_;
   Clock::time_point timer_at_;  // when the timer fires; it is moved only to an earlier time
