@@ -16,8 +16,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "common/metrics/observer.hpp"
 #include "common/metrics/metrics.hpp"
+#include "common/metrics/observer.hpp"
 #include "common/metrics/worker_counters.hpp"
 
 namespace echolab {

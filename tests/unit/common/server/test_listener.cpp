@@ -6,7 +6,6 @@
 
 #include <system_error>
 
-
 namespace echolab {
 namespace {
 
