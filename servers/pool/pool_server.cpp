@@ -32,7 +32,8 @@ PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, Striped
       options_(options),
       metrics_(metrics),
       acceptor_(io, protocol_of(listen_fd), listen_fd),
-      accept_retry_(io) {
+      accept_retry_(io),
+      accept_policy_(options.server.max_connections) {
   if (options_.threads == 0) {
     options_.threads = std::max(1u, std::thread::hardware_concurrency());
   }
@@ -158,9 +159,13 @@ void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket 
     return;
   }
   if (error) {
-    // Out of descriptors: back off briefly rather than spin on a full table.
-    log_error("limit_reached", {{"limit", "accept"}, {"error", error.message()}});
-    accept_retry_.expires_after(std::chrono::milliseconds(10));
+    if (accept_policy_.failed(error.value()) == AcceptFailure::retry) {
+      accept();
+      return;
+    }
+    // Out of descriptors or memory: pause rather than spin on a full table (and keep trying
+    // after any other failure too: the pool has no other way to serve).
+    accept_retry_.expires_after(kAcceptPause);
     accept_retry_.async_wait([this](const asio::error_code&) { accept(); });
     return;
   }
@@ -170,20 +175,16 @@ void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket 
     serve(std::move(socket));
     return;
   }
-  if (std::unique_lock lock(connections_mutex_);
-      connections_.size() >= options_.server.max_connections) {
-    lock.unlock();
+  std::unique_lock lock(connections_mutex_);
+  const std::size_t open = connections_.size();
+  lock.unlock();
+  if (!accept_policy_.admit(open)) {
     asio::error_code ignored;
     socket.close(ignored);
     metrics_.connection_rejected();
-    if (!std::exchange(logged_full_, true)) {
-      log_event("limit_reached",
-                {{"limit", "max-connections"}, {"value", options_.server.max_connections}});
-    }
     accept();
     return;
   }
-  logged_full_ = false;
   serve(std::move(socket));
   accept();
 }

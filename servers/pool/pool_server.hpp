@@ -16,6 +16,7 @@
 
 #include "common/drivers/async_connection.hpp"
 #include "common/metrics/striped_metrics.hpp"
+#include "common/server/accept_policy.hpp"
 #include "common/server/server_options.hpp"
 
 namespace echolab {
@@ -61,7 +62,7 @@ class PoolServer final : public AsyncConnectionHost {
   asio::ip::tcp::acceptor acceptor_;
   asio::steady_timer accept_retry_;
   std::atomic<bool> stopping_ = false;
-  bool logged_full_ = false;  // one limit_reached line per episode, not per connection
+  AcceptPolicy accept_policy_;  // touched by the accept handler only
   std::mutex threads_mutex_;
   std::condition_variable threads_returned_;
   std::size_t running_threads_ = 0;  // pool threads not yet back from run(); threads_mutex_

@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <csignal>
 #include <exception>
+#include <thread>
 
+#include "common/server/accept_policy.hpp"
 #include "common/server/log.hpp"
 #include "common/server/shutdown_signals.hpp"
 #include "servers/prefork/slot_observer.hpp"
@@ -80,26 +82,25 @@ void follow_master(pid_t master_pid) {
 // Blocking accept(): the kernel queues every child on the socket's wait queue as an
 // exclusive waiter and wakes exactly one per connection, so 10,000 idle children cost nothing
 // when a connection arrives (Apache's children poll() the listener and all wake: a herd).
-int accept_connection(int listener_fd) {
+int accept_connection(int listener_fd, AcceptPolicy& policy) {
   for (;;) {
     const int fd = accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0 || leaving()) {
+    if (fd >= 0) {
+      policy.accepted();
       return fd;
     }
-    switch (errno) {
-      case EINTR:
-      case ECONNABORTED:
-      case EPROTO:
+    const int error = errno;
+    if (leaving()) {
+      return -1;
+    }
+    switch (policy.failed(error)) {
+      case AcceptFailure::retry:
         continue;
-      case EAGAIN:  // the master's shutdown made the listener non-blocking; our SIGTERM follows
-      case EMFILE:
-      case ENFILE:
-      case ENOBUFS:
-      case ENOMEM:
-        usleep(10'000);  // out of a resource: leave the connection to another child a moment
+      case AcceptFailure::pause:  // out of a resource: leave the connection to another child
+        std::this_thread::sleep_for(kAcceptPause);  // (EAGAIN: the master's shutdown began)
         continue;
-      default:
-        log_error("accept_failed", {{"errno", errno}});
+      case AcceptFailure::fatal:
+        log_error("accept_failed", {{"errno", error}});
         return -1;
     }
   }
@@ -138,9 +139,10 @@ int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
   connection_settings.wait_mask = &no_signals;
   connection_settings.stop_requested = &stop_requested;
   SlotObserver observer(slot);
+  AcceptPolicy accept_policy;  // no cap: a child serves one connection at a time
   std::size_t served = 0;
   while (!leaving()) {
-    const int connection = accept_connection(setup.listener_fd);
+    const int connection = accept_connection(setup.listener_fd, accept_policy);
     if (connection < 0) {
       if (!leaving()) {
         return 1;

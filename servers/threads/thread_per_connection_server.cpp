@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "common/server/log.hpp"
 #include "common/server/server_main.hpp"
@@ -36,7 +37,7 @@ struct ThreadPerConnectionServer::ThreadStart {
 
 ThreadPerConnectionServer::ThreadPerConnectionServer(const ThreadsOptions& options,
                                                      StripedMetrics& metrics)
-    : options_(options), metrics_(metrics) {
+    : options_(options), metrics_(metrics), accept_policy_(options.server.max_connections) {
   connection_settings_.protocol = options.server.protocol;
   connection_settings_.timeouts = options.server.timeouts;
   connection_settings_.stop_fd = stop_.fd();
@@ -44,7 +45,6 @@ ThreadPerConnectionServer::ThreadPerConnectionServer(const ThreadsOptions& optio
 }
 
 int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
-  bool logged_full = false;
   for (;;) {
     if (!wait_for_free_thread(signal_fd)) {
       break;
@@ -61,22 +61,16 @@ int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
     }
     const int client_fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (client_fd < 0) {
-      if (errno == EMFILE || errno == ENFILE) {
-        log_error("limit_reached", {{"limit", "open files"}, {"error", std::strerror(errno)}});
-        usleep(10'000);  // let connections finish instead of spinning on a full table
+      if (accept_policy_.failed(errno) != AcceptFailure::retry) {
+        std::this_thread::sleep_for(kAcceptPause);  // let connections finish, don't spin
       }
       continue;
     }
-    if (std::lock_guard lock(mutex_); active_threads_ >= options_.server.max_connections) {
+    if (!accept_policy_.admit(open_connections())) {
       close(client_fd);
       metrics_.connection_rejected();
-      if (!std::exchange(logged_full, true)) {
-        log_event("limit_reached",
-                  {{"limit", "max-connections"}, {"value", options_.server.max_connections}});
-      }
       continue;
     }
-    logged_full = false;
     start_thread(client_fd, connection_settings_);
   }
   // The listener is the acceptor's alone: non-blocking now, to take what is still queued.
@@ -86,6 +80,11 @@ int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
   close(listen_fd);
   drain();
   return 0;
+}
+
+std::size_t ThreadPerConnectionServer::open_connections() {
+  const std::lock_guard lock(mutex_);
+  return active_threads_;
 }
 
 // --max-threads: while every thread is busy, stop accepting, so new connections wait in the

@@ -10,6 +10,7 @@
 
 #include "common/drivers/blocking_connection.hpp"
 #include "common/metrics/striped_metrics.hpp"
+#include "common/server/accept_policy.hpp"
 #include "common/server/server_options.hpp"
 #include "common/server/stop_signal.hpp"
 
@@ -39,6 +40,7 @@ class ThreadPerConnectionServer {
   int watch_socket(int client_fd);
   void unwatch_socket(int watch_fd);
   void drain();
+  [[nodiscard]] std::size_t open_connections();
 
   ThreadsOptions options_;
   StripedMetrics& metrics_;
@@ -52,6 +54,7 @@ class ThreadPerConnectionServer {
   // left at its deadline; guarded by mutex_.
   std::unordered_set<int> watched_sockets_;
   bool thread_start_failing_ = false;  // the acceptor's own: one log line per episode
+  AcceptPolicy accept_policy_;         // the acceptor's own
 };
 
 }  // namespace echolab

@@ -273,3 +273,32 @@ def test_shutdown_answers_the_requests_still_in_the_listen_queue(model):
         assert server.process.wait(timeout=10) == 0
         if model != "pool":  # the pool's acceptor may take it first, when its thread is free
             assert "phase=queue served=1" in server.log()
+
+
+def _open_file_limit(limit: int):
+    def apply():
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("model", ["threads", "pool"])
+def test_out_of_descriptors_the_server_pauses_logs_once_and_serves_again(model):
+    """With its descriptor table full, accept() fails with EMFILE for every queued connection:
+    the server pauses instead of spinning, logs the shortage once for the whole episode, and
+    serves again once connections close."""
+    with Server(model, "--max-connections", "1000", "--idle-timeout", "30s",
+                preexec_fn=_open_file_limit(64)) as server:
+        held = []
+        try:
+            for _ in range(80):  # more than the table holds; the rest wait in the backlog
+                held.append(socket.create_connection((LOOPBACK, server.port), timeout=5))
+            server.wait_for_log('limit="open files"')
+            time.sleep(0.5)  # 50 pauses' worth of retries
+            assert server.alive()
+        finally:
+            for conn in held:
+                conn.close()
+        reply = http_exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 200") and GREETING in reply
+        assert server.log().count('limit="open files"') == 1, server.log()
