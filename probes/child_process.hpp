@@ -4,10 +4,10 @@
 #pragma once
 
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/posix/die_with_parent.hpp"
 #include "probes/probe_error.hpp"
 
 namespace echolab::probe {
@@ -41,8 +41,7 @@ ChildProcess fork_child(Body&& body) {
   const pid_t pid = ::fork();
   if (pid < 0) throw_system_error("fork");
   if (pid == 0) {
-    // The second check covers a parent that died before prctl took effect.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(1);
+    if (!die_with_parent(SIGKILL, parent)) ::_exit(1);
     int exit_code = 1;
     try {
       exit_code = body();

@@ -1,7 +1,6 @@
 #include "servers/prefork/child.hpp"
 
 #include <fcntl.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include <exception>
 #include <thread>
 
+#include "common/posix/die_with_parent.hpp"
 #include "common/server/accept_policy.hpp"
 #include "common/server/log.hpp"
 #include "common/server/shutdown_signals.hpp"
@@ -73,9 +73,8 @@ void install_signal_handlers() {
 // The child ends with its master: SIGTERM makes it stop as if asked, so a connection it
 // holds is closed at its next idle point.
 void follow_master(pid_t master_pid) {
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != master_pid) {
-    stop_requested = 1;  // the master died before the line above
+  if (!die_with_parent(SIGTERM, master_pid)) {
+    stop_requested = 1;  // the master is already gone
   }
 }
 

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <memory>
 
 #include "common/metrics/metrics.hpp"
+#include "common/posix/die_with_parent.hpp"
 #include "common/server/log.hpp"
 
 namespace echolab::prefork {
@@ -73,8 +73,7 @@ pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreb
     for (const int fd : setup.fds_to_close) {
       close(fd);
     }
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != setup.master_pid) {
+    if (!die_with_parent(SIGTERM, setup.master_pid)) {
       _exit(0);
     }
     static_cast<void>(signal(SIGINT, SIG_IGN));  // the master turns Ctrl-C into an orderly stop

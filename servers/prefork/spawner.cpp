@@ -14,6 +14,7 @@
 #include <string>
 #include <type_traits>
 
+#include "common/posix/die_with_parent.hpp"
 #include "common/server/log.hpp"
 #include "servers/prefork/scoreboard.hpp"
 #include "servers/prefork/spare_server_policy.hpp"
@@ -154,13 +155,13 @@ void Spawner::exited() {
 
 int run_spawner(int control_fd) {
   // The master's signals stay blocked (exec keeps the mask): the children unblock them once
-  // their handlers exist. The spawner itself stops when the master closes the socket or dies.
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // their handlers exist. The spawner itself stops when the master closes the socket or dies
+  // (a master gone before the setup arrives closes the socket: recv() returns 0).
   prctl(PR_SET_NAME, "echolab-spawner");  // not "exe", the name of /proc/self/exe
   set_log_model("prefork");
   SpawnerSetup setup{};
   if (recv(control_fd, &setup, sizeof(setup), 0) != static_cast<ssize_t>(sizeof(setup)) ||
-      getppid() != setup.child.master_pid) {
+      !die_with_parent(SIGKILL, setup.child.master_pid)) {
     return 1;
   }
   setup.child.not_a_socket_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
