@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "common/drivers/perform_fault.hpp"
+#include "common/posix/unique_fd.hpp"
 #include "common/protocol/session.hpp"
 
 namespace echolab {
@@ -236,7 +237,7 @@ ConnectionEnd BlockingConnection::serve() {
 
 ConnectionEnd serve_blocking_connection(int socket_fd, const BlockingConnectionSettings& settings,
                                         ServerObserver& observer) {
-  const std::unique_ptr<int, void (*)(int*)> closer(&socket_fd, [](int* fd) { close(*fd); });
+  const UniqueFd owner(socket_fd);  // the connection is this function's to close
   // An echo answers each read with one write; with Nagle on, a short write behind a long one
   // would wait for the client's delayed ACK (40 ms). Fails harmlessly on non-TCP sockets.
   const int one = 1;

@@ -255,7 +255,7 @@ class ProcStatsCollectable final : public prometheus::Collectable {
 // probe socket to the same endpoint recovers it ("Address already in use", ...).
 [[noreturn]] void explain_bind_failure(const Endpoint& endpoint) {
   try {
-    ::close(open_listener(endpoint, 1));
+    static_cast<void>(open_listener(endpoint, 1));  // closed at once: only its error matters
   } catch (const std::system_error& error) {
     throw std::runtime_error(std::string("metrics endpoint: ") + error.what());
   }

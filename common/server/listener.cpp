@@ -3,7 +3,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <memory>
 #include <system_error>
@@ -16,29 +15,25 @@ namespace {
                           std::string(what) + " " + endpoint.to_string());
 }
 
-int bind_and_listen(const addrinfo& address, const Endpoint& endpoint, int backlog) {
-  const int fd = socket(address.ai_family, address.ai_socktype | SOCK_CLOEXEC, address.ai_protocol);
-  if (fd < 0) {
+UniqueFd bind_and_listen(const addrinfo& address, const Endpoint& endpoint, int backlog) {
+  UniqueFd fd(socket(address.ai_family, address.ai_socktype | SOCK_CLOEXEC, address.ai_protocol));
+  if (!fd) {
     fail(errno, endpoint, "socket for");
   }
   const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, address.ai_addr, address.ai_addrlen) != 0) {
-    const int error = errno;
-    close(fd);
-    fail(error, endpoint, "cannot bind");
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd.get(), address.ai_addr, address.ai_addrlen) != 0) {
+    fail(errno, endpoint, "cannot bind");
   }
-  if (listen(fd, backlog) != 0) {
-    const int error = errno;
-    close(fd);
-    fail(error, endpoint, "cannot listen on");
+  if (listen(fd.get(), backlog) != 0) {
+    fail(errno, endpoint, "cannot listen on");
   }
   return fd;
 }
 
 }  // namespace
 
-int open_listener(const Endpoint& endpoint, int backlog) {
+UniqueFd open_listener(const Endpoint& endpoint, int backlog) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

@@ -1,13 +1,14 @@
 // Opens the listening TCP socket every server accepts on.
 #pragma once
 
+#include "common/posix/unique_fd.hpp"
 #include "common/server/server_options.hpp"
 
 namespace echolab {
 
 // A bound, listening socket (SO_REUSEADDR, close-on-exec). Throws std::system_error with
 // the endpoint in the message when the address cannot be resolved, bound or listened on.
-int open_listener(const Endpoint& endpoint, int backlog);
+[[nodiscard]] UniqueFd open_listener(const Endpoint& endpoint, int backlog);
 
 // The port a listening socket is bound to (useful after binding port 0).
 std::uint16_t local_port(int socket_fd);

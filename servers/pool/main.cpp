@@ -27,9 +27,9 @@ int main(int argc, char** argv) {
       log_error("limit_warning", {{"problem", problem}});
     }
     asio::io_context io;
-    const int listen_fd = open_listener(options.server.listen, options.server.backlog);
+    UniqueFd listener = open_listener(options.server.listen, options.server.backlog);
     StripedMetrics metrics(Model::pool);
-    PoolServer server(io, options, metrics, listen_fd);
+    PoolServer server(io, options, metrics, listener.release());  // the acceptor owns it
     const MetricsEndpoint metrics_endpoint(
         options.server.metrics_listen,
         {metrics.collectable(), make_proc_stats_collectable(Model::pool, this_process)});

@@ -71,8 +71,8 @@ int main(int argc, char** argv) {
     if (worker_cap == 0) {
       return 1;
     }
-    const int listener = echolab::open_listener(options.server.listen, options.server.backlog);
-    Master master(options, worker_cap, listener);
+    Master master(options, worker_cap,
+                  echolab::open_listener(options.server.listen, options.server.backlog));
     return master.run();
   });
 }

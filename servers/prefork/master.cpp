@@ -55,15 +55,15 @@ double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
 
 }  // namespace
 
-Master::Master(const PreforkOptions& options, std::size_t worker_cap, int listener_fd)
+Master::Master(const PreforkOptions& options, std::size_t worker_cap, UniqueFd listener)
     : options_(options),
       worker_cap_(worker_cap),
-      listener_fd_(listener_fd),
-      not_a_socket_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)),
+      listener_(std::move(listener)),
+      not_a_socket_(open("/dev/null", O_RDONLY | O_CLOEXEC)),
       master_pid_(getpid()),
       scoreboard_(worker_cap),
       children_(worker_cap) {
-  if (not_a_socket_fd_ < 0) {
+  if (!not_a_socket_) {
     throw std::system_error(errno, std::generic_category(), "open /dev/null");
   }
   // Sized once: a rehash while thousands of children share the master's pages copy-on-write
@@ -72,19 +72,12 @@ Master::Master(const PreforkOptions& options, std::size_t worker_cap, int listen
   for (std::size_t slot = 0; slot < worker_cap; ++slot) {
     free_slots_.push(slot);
   }
-  child_setup_.listener_fd = listener_fd_;
-  child_setup_.not_a_socket_fd = not_a_socket_fd_;
+  child_setup_.listener_fd = listener_.get();
+  child_setup_.not_a_socket_fd = not_a_socket_.get();
   child_setup_.master_pid = master_pid_;
   child_setup_.connection.protocol = options_.server.protocol;
   child_setup_.connection.timeouts = options_.server.timeouts;
   child_setup_.max_connections = options_.max_connections_per_child;
-}
-
-Master::~Master() {
-  close(not_a_socket_fd_);
-  if (listener_fd_ >= 0) {
-    close(listener_fd_);
-  }
 }
 
 int Master::run() {
@@ -151,7 +144,7 @@ int Master::wait_for_signal(std::chrono::milliseconds timeout) {
 
 void Master::launch_metrics_process() {
   MetricsProcessSetup setup{
-      options_.server.metrics_listen, master_pid_, {listener_fd_, not_a_socket_fd_}};
+      options_.server.metrics_listen, master_pid_, {listener_.get(), not_a_socket_.get()}};
   metrics_pid_ = start_metrics_process(setup, scoreboard_);
 }
 
@@ -294,7 +287,7 @@ void Master::record_spawn_time(std::size_t slot_index) {
 
 WorkerCounts Master::count_workers() {
   WorkerCounts counts;
-  counts.waiting = accept_queue_length(listener_fd_);
+  counts.waiting = accept_queue_length(listener_.get());
   const std::size_t used = scoreboard_.slots_in_use();
   for (std::size_t slot = 0; slot < used; ++slot) {
     if (children_[slot].pid == 0) {
@@ -389,9 +382,8 @@ int Master::shut_down(int signal_number) {
                          {"timeout_ms", options_.server.shutdown_timeout.count()}});
   // Non-blocking for every child at once (a flag of the open socket they share), so that
   // each can take the connections still queued without blocking once the queue is empty.
-  fcntl(listener_fd_, F_SETFL, fcntl(listener_fd_, F_GETFL) | O_NONBLOCK);
-  close(listener_fd_);
-  listener_fd_ = -1;
+  fcntl(listener_.get(), F_SETFL, fcntl(listener_.get(), F_GETFL) | O_NONBLOCK);
+  listener_.reset();
   spawner_.stop();
   signal_live_children(SIGTERM);
   while (live_children_ > 0) {

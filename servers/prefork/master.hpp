@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/posix/unique_fd.hpp"
 #include "servers/prefork/child.hpp"
 #include "servers/prefork/prefork_options.hpp"
 #include "servers/prefork/scoreboard.hpp"
@@ -25,8 +26,7 @@ namespace echolab::prefork {
 class Master {
  public:
   // `worker_cap` is --max-workers after the connection cap and the system limits.
-  Master(const PreforkOptions& options, std::size_t worker_cap, int listener_fd);
-  ~Master();
+  Master(const PreforkOptions& options, std::size_t worker_cap, UniqueFd listener);
   Master(const Master&) = delete;
   Master& operator=(const Master&) = delete;
 
@@ -63,8 +63,8 @@ class Master {
 
   PreforkOptions options_;
   std::size_t worker_cap_;
-  int listener_fd_;
-  int not_a_socket_fd_;
+  UniqueFd listener_;
+  UniqueFd not_a_socket_;  // /dev/null, for children to put in the listener's place
   pid_t master_pid_;
   sigset_t master_signals_{};
   Scoreboard scoreboard_;

@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
          check_capacity(options.server.max_connections, options.max_threads)) {
       log_error("limit_warning", {{"problem", problem}});
     }
-    const int listen_fd = open_listener(options.server.listen, options.server.backlog);
+    UniqueFd listener = open_listener(options.server.listen, options.server.backlog);
     StripedMetrics metrics(Model::threads);
     const MetricsEndpoint metrics_endpoint(
         options.server.metrics_listen,
@@ -62,6 +62,6 @@ int main(int argc, char** argv) {
                         {"max_threads", options.max_threads},
                         {"fault_injection", options.server.protocol.fault_injection}});
     ThreadPerConnectionServer server(options, metrics);
-    return server.run(listen_fd, signal_fd);
+    return server.run(std::move(listener), signal_fd);
   });
 }

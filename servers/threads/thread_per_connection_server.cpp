@@ -44,7 +44,8 @@ ThreadPerConnectionServer::ThreadPerConnectionServer(const ThreadsOptions& optio
   queued_settings_ = settings_for_queued(connection_settings_);
 }
 
-int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
+int ThreadPerConnectionServer::run(UniqueFd listener, int signal_fd) {
+  const int listen_fd = listener.get();
   for (;;) {
     if (!wait_for_free_thread(signal_fd)) {
       break;
@@ -77,7 +78,7 @@ int ThreadPerConnectionServer::run(int listen_fd, int signal_fd) {
   fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
   take_queued_connections(listen_fd,
                           [this](int client_fd) { start_thread(client_fd, queued_settings_); });
-  close(listen_fd);
+  listener.reset();
   drain();
   return 0;
 }

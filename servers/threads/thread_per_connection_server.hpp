@@ -10,6 +10,7 @@
 
 #include "common/drivers/blocking_connection.hpp"
 #include "common/metrics/striped_metrics.hpp"
+#include "common/posix/unique_fd.hpp"
 #include "common/server/accept_policy.hpp"
 #include "common/server/server_options.hpp"
 #include "common/server/stop_signal.hpp"
@@ -27,7 +28,7 @@ class ThreadPerConnectionServer {
   ThreadPerConnectionServer(const ThreadsOptions& options, StripedMetrics& metrics);
 
   // Accepts until a shutdown signal arrives on `signal_fd`, then drains; returns the exit code.
-  int run(int listen_fd, int signal_fd);
+  int run(UniqueFd listener, int signal_fd);
 
  private:
   struct ThreadStart;

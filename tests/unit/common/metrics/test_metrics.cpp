@@ -382,8 +382,8 @@ TEST(MetricsEndpoint, ServesEveryCollectableOnTheBoundPort) {
 }
 
 TEST(MetricsEndpoint, ABindFailureNamesTheEndpointAndTheReason) {
-  const int taken = open_listener(parse_endpoint("127.0.0.1:0"), 1);
-  const std::string address = "127.0.0.1:" + std::to_string(local_port(taken));
+  const UniqueFd taken = open_listener(parse_endpoint("127.0.0.1:0"), 1);
+  const std::string address = "127.0.0.1:" + std::to_string(local_port(taken.get()));
   try {
     const MetricsEndpoint endpoint(parse_endpoint(address), {});
     ADD_FAILURE() << "bound a port already in use";
@@ -392,7 +392,6 @@ TEST(MetricsEndpoint, ABindFailureNamesTheEndpointAndTheReason) {
     EXPECT_NE(message.find(address), std::string::npos) << message;
     EXPECT_NE(message.find("in use"), std::string::npos) << message;
   }
-  close(taken);
 }
 
 }  // namespace

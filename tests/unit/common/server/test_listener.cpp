@@ -10,25 +10,24 @@ namespace echolab {
 namespace {
 
 TEST(Listener, BindsAnEphemeralLoopbackPort) {
-  const int fd = open_listener({"127.0.0.1", 0}, 16);
-  EXPECT_GT(local_port(fd), 0);
-  close(fd);
+  const UniqueFd fd = open_listener({"127.0.0.1", 0}, 16);
+  EXPECT_GT(local_port(fd.get()), 0);
 }
 
 TEST(Listener, BusyPortIsAnErrorNamingTheEndpoint) {
-  const int fd = open_listener({"127.0.0.1", 0}, 16);
-  const Endpoint taken{"127.0.0.1", local_port(fd)};
+  const UniqueFd fd = open_listener({"127.0.0.1", 0}, 16);
+  const Endpoint taken{"127.0.0.1", local_port(fd.get())};
   try {
-    open_listener(taken, 16);
+    static_cast<void>(open_listener(taken, 16));
     ADD_FAILURE() << "a second bind succeeded";
   } catch (const std::system_error& error) {
     EXPECT_NE(std::string(error.what()).find(taken.to_string()), std::string::npos);
   }
-  close(fd);
 }
 
 TEST(Listener, UnresolvableHostIsAnError) {
-  EXPECT_THROW(open_listener({"no.such.host.invalid", 0}, 16), std::system_error);
+  EXPECT_THROW(static_cast<void>(open_listener({"no.such.host.invalid", 0}, 16)),
+               std::system_error);
 }
 
 }  // namespace
