@@ -46,7 +46,9 @@ bool bytes_waiting(int socket_fd) {
 void linger_close(int socket_fd, std::chrono::milliseconds linger, char* buffer) {
   shutdown(socket_fd, SHUT_WR);
   const Clock::time_point deadline = Clock::now() + linger;
-  for (;;) {
+  // Checked before each wait: past the deadline ppoll() still reports bytes a client keeps
+  // sending, and the loop would never end.
+  while (Clock::now() < deadline) {
     pollfd fd{socket_fd, POLLIN, 0};
     const timespec timeout = until(deadline);
     const int ready = ppoll(&fd, 1, &timeout, nullptr);
@@ -79,7 +81,8 @@ class BlockingConnection {
   Wait wait_for_client();
   ConnectionEnd time_out();
   std::optional<ConnectionEnd> answer(const FeedResult& result, Clock::time_point started);
-  bool send_output();
+  enum class Sent { all, timed_out, failed };
+  Sent send_output();
 
   int socket_fd_;
   const BlockingConnectionSettings& settings_;
@@ -118,14 +121,15 @@ Wait BlockingConnection::wait_for_client() {
 }
 
 // Sends the whole output, waiting for the client to take it no longer than the send
-// deadline allows. MSG_DONTWAIT: a send that blocked could outlast every deadline.
-bool BlockingConnection::send_output() {
+// deadline allows. MSG_DONTWAIT: a send that blocked could outlast every deadline. A client
+// that is gone (EPIPE, ECONNRESET) is a failure, not a slow reader.
+BlockingConnection::Sent BlockingConnection::send_output() {
   std::string_view bytes = session_.output();
   if (bytes.empty()) {
-    return true;
+    return Sent::all;
   }
   std::size_t total = 0;
-  bool complete = true;
+  Sent outcome = Sent::all;
   bool waited = false;
   while (!bytes.empty()) {
     const ssize_t sent = send(socket_fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -143,20 +147,23 @@ bool BlockingConnection::send_output() {
     if (!std::exchange(waited, true)) {
       deadline_.sending(Clock::now());
     }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      outcome = Sent::failed;
+      break;
+    }
     pollfd fd{socket_fd_, POLLOUT, 0};
     const timespec timeout = until(deadline_.next().at);
-    if ((errno != EAGAIN && errno != EWOULDBLOCK) ||
-        (ppoll(&fd, 1, &timeout, settings_.wait_mask) == 0)) {
-      complete = false;
+    if (ppoll(&fd, 1, &timeout, settings_.wait_mask) == 0) {
+      outcome = Sent::timed_out;
       break;
     }
   }
   observer_.bytes_sent(total);
   session_.output_sent(total);
-  if (complete) {
+  if (outcome == Sent::all) {
     deadline_.send_done(Clock::now());
   }
-  return complete;
+  return outcome;
 }
 
 // The client was too slow: a request it had begun is answered 408 (one attempt, no waiting
@@ -186,9 +193,14 @@ std::optional<ConnectionEnd> BlockingConnection::answer(const FeedResult& result
   for (const FaultAction& fault : result.faults) {
     perform(fault);
   }
-  if (!send_output()) {
-    observer_.connection_timed_out(TimeoutKind::send);
-    return ConnectionEnd::timed_out;
+  switch (send_output()) {
+    case Sent::all:
+      break;
+    case Sent::timed_out:
+      observer_.connection_timed_out(TimeoutKind::send);
+      return ConnectionEnd::timed_out;
+    case Sent::failed:
+      return ConnectionEnd::io_error;
   }
   report_feed(observer_, session_.protocol(), result,
               std::chrono::duration<double>(Clock::now() - started).count());

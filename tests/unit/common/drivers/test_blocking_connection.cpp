@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <future>
 #include <optional>
@@ -193,6 +194,61 @@ TEST(BlockingConnection, AnErrorAnswerIsFollowedByALingeringClose) {
   EXPECT_EQ(served.get(), ConnectionEnd::protocol_error);
   EXPECT_EQ(observer.last_error, 413);
   EXPECT_NE(read_until_closed(pair.client).find("413"), std::string::npos);
+}
+
+// A client that leaves before its answer is sent is a failed connection, not a slow reader:
+// no send timeout is counted, and the worker is free at once.
+TEST(BlockingConnection, AClientGoneBeforeItsAnswerIsAnErrorNotASendTimeout) {
+  Pair pair;
+  CountingObserver observer;
+  BlockingConnectionSettings settings;
+  settings.timeouts.send = std::chrono::seconds(30);
+  const std::string body(512 * 1024, 'x');
+  const std::string request =
+      "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  auto served = std::async(std::launch::async, [&] {
+    return serve_blocking_connection(pair.server, settings, observer);
+  });
+  for (std::size_t sent = 0; sent < request.size();) {
+    const ssize_t n = write(pair.client, request.data() + sent, request.size() - sent);
+    ASSERT_GT(n, 0);
+    sent += static_cast<std::size_t>(n);
+  }
+  shutdown(pair.client, SHUT_RDWR);  // gone without reading the echo
+  ASSERT_EQ(served.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(served.get(), ConnectionEnd::io_error);
+  EXPECT_FALSE(observer.timed_out.has_value());
+}
+
+// The lingering close ends at its deadline even when the client never stops sending.
+TEST(BlockingConnection, TheLingeringCloseEndsThoughTheClientKeepsSending) {
+  Pair pair;
+  CountingObserver observer;
+  BlockingConnectionSettings settings;
+  settings.protocol.limits.max_body_bytes = 10;
+  settings.timeouts.linger = std::chrono::milliseconds(100);
+  std::atomic<bool> done{false};
+  std::thread flood([&] {
+    const std::string head = "POST / HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n";
+    const std::string more(64 * 1024, 'y');
+    if (write(pair.client, head.data(), head.size()) < 0) {
+      return;
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!done.load() && std::chrono::steady_clock::now() < until &&
+           send(pair.client, more.data(), more.size(), MSG_NOSIGNAL) > 0) {
+    }
+  });
+  auto served = std::async(std::launch::async, [&] {
+    return serve_blocking_connection(pair.server, settings, observer);
+  });
+  // Without the deadline the loop would read for as long as the flood lasts (5 s).
+  const auto status = served.wait_for(std::chrono::seconds(3));
+  done = true;
+  flood.join();
+  ASSERT_EQ(status, std::future_status::ready);
+  EXPECT_EQ(served.get(), ConnectionEnd::protocol_error);
+  EXPECT_EQ(observer.last_error, 413);
 }
 
 TEST(BlockingConnection, StopClosesAnIdleConnectionButFinishesARequestInFlight) {
