@@ -124,13 +124,15 @@ void AsyncConnection::on_write(const asio::error_code& error, std::size_t bytes)
   StripedMetrics& metrics = host_.metrics();
   metrics.bytes_sent(bytes);
   session_.output_sent(bytes);
+  if (error || closed_) {
+    close();  // the answers did not reach the client: nothing to report as served
+    return;
+  }
   const Clock::time_point now = Clock::now();
   deadline_.send_done(now);
   report_feed(metrics, session_.protocol(), pending_,
               std::chrono::duration<double>(now - batch_started_).count());
-  if (error || closed_) {
-    close();
-  } else if (session_.close_after_flush()) {
+  if (session_.close_after_flush()) {
     pending_.error_statuses.empty() ? close() : linger();
   } else if (host_.stopping() && session_.idle() && !bytes_waiting()) {
     close();  // draining: nothing more was received, so nothing is left unanswered

@@ -449,3 +449,23 @@ def test_idle_and_slow_connections_do_not_stall_the_metrics_endpoint(model):
                 conn.close()
         # The slow request was dropped at the endpoint's request timeout (1 s), not served.
         assert 0.5 < outcome.get("cut_after", 99) < 3, outcome
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_an_answer_the_client_never_took_is_not_counted_as_served(model):
+    """A client sends a 32 MiB POST and leaves without reading its echo: the write fails, and
+    the request is counted nowhere (neither served nor as a send timeout)."""
+    with Server(model, "--max-body-bytes", str(64 * 1024 * 1024)) as server:
+        body = b"x" * (32 * 1024 * 1024)
+        with socket.create_connection((LOOPBACK, server.port), timeout=10) as conn:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+            conn.sendall(body)
+            time.sleep(0.2)  # the server has begun its answer
+        # Closed with unread bytes: a reset for the server's write.
+        final = eventually(lambda: scrape(server),
+                           lambda now: now.value("echolab_connections_active") == 0
+                           and now.value("echolab_connections_accepted_total") == 1)
+        assert final.value("echolab_requests_total", protocol="http") == 0, final.text
+        timed_out = final.series("echolab_connections_timed_out_total", kind="send")
+        assert all(value == 0 for _, value in timed_out), final.text
