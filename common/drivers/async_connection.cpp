@@ -133,7 +133,7 @@ void AsyncConnection::on_write(const asio::error_code& error, std::size_t bytes)
   report_feed(metrics, session_.protocol(), pending_,
               std::chrono::duration<double>(now - batch_started_).count());
   if (session_.close_after_flush()) {
-    pending_.error_statuses.empty() ? close() : linger();
+    pending_.error_statuses.empty() ? close() : linger(ReadInFlight::no);
   } else if (host_.stopping() && session_.idle() && !bytes_waiting()) {
     close();  // draining: nothing more was received, so nothing is left unanswered
   } else {
@@ -180,10 +180,13 @@ void AsyncConnection::arm_timer_if_earlier() {
 }
 
 void AsyncConnection::on_timer() {
-  if (closed_) {
+  const Clock::time_point now = Clock::now();
+  // A completion that was already queued when arm_timer() moved the timer: the wait for
+  // timer_at_ is still pending, and this one must not act (it would end a lingering close
+  // early, resetting the answer it protects).
+  if (closed_ || now < timer_at_) {
     return;
   }
-  const Clock::time_point now = Clock::now();
   if (lingering_) {
     close();
     return;
@@ -217,19 +220,21 @@ void AsyncConnection::time_out(TimeoutKind kind) {
   asio::error_code error;
   metrics.bytes_sent(socket_.write_some(asio::buffer(session_.output()), error));
   report_feed(metrics, session_.protocol(), result, 0.0);
-  linger();
+  linger(ReadInFlight::yes);  // the timer fired while the read chain waited for the client
 }
 
 // After an error answer: the client may still be sending (a body over the limit). Closing
 // with unread bytes would reset the connection and could destroy the answer before the
 // client reads it, so the sending side is shut and what arrives is dropped until the client
 // closes or --linger-timeout passes (nginx's lingering close).
-void AsyncConnection::linger() {
+void AsyncConnection::linger(ReadInFlight read_in_flight) {
   lingering_ = true;
   asio::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   arm_timer(Clock::now() + host_.options().timeouts.linger);
-  read();
+  if (read_in_flight == ReadInFlight::no) {
+    read();  // else that read drops what comes (on_read sees lingering_): one read at a time
+  }
 }
 
 void AsyncConnection::close_if_idle() {

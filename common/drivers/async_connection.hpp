@@ -57,7 +57,8 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   void arm_timer_if_earlier();
   void on_timer();
   void time_out(TimeoutKind kind);
-  void linger();
+  enum class ReadInFlight { no, yes };
+  void linger(ReadInFlight read_in_flight);
   [[nodiscard]] bool bytes_waiting() const;  // received by the kernel, not yet read
   void close();
 
