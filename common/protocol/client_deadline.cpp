@@ -1,5 +1,7 @@
 #include "common/protocol/client_deadline.hpp"
 
+#include <utility>
+
 namespace echolab {
 
 std::string_view to_string(TimeoutKind kind) {
@@ -47,9 +49,13 @@ void ClientDeadline::sending(Clock::time_point now) {
 void ClientDeadline::sent(std::size_t bytes) { sent_bytes_ += bytes; }
 
 void ClientDeadline::send_done(Clock::time_point now) {
-  sending_ = false;
+  const bool waited = std::exchange(sending_, false);
   if (phase_ == RequestPhase::idle) {
     idle_since_ = now;  // keep-alive: the client may take its time from the answer on
+  } else if (waited) {
+    // A pipelined request already begun: while its client was reading the answer slowly (at
+    // --min-rate), it could not be read; its header or body time runs from the answer's end.
+    phase_started_ = now;
   }
 }
 

@@ -53,6 +53,8 @@ class ClientDeadline {
   // Bytes the client took while the answer waited (those the socket buffer took at once
   // earn nothing: they say nothing of the client's rate).
   void sent(std::size_t bytes);
+  // The answer is out: the idle time, or a pipelined request's own time if the send waited,
+  // runs from `now`.
   void send_done(Clock::time_point now);
 
   [[nodiscard]] Deadline next() const;

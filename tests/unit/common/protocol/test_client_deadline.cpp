@@ -89,5 +89,24 @@ TEST(ClientDeadline, KindsHaveTheirMetricLabels) {
   EXPECT_EQ(to_string(TimeoutKind::send), "send");
 }
 
+// A pipelined request begun in the same read as the one being answered: the time its client
+// spends reading a slow answer is not taken from the next request's header time.
+TEST(ClientDeadline, APipelinedHeaderSectionStartsItsClockWhenASlowAnswerIsDone) {
+  ClientDeadline deadline(timeouts(), t0);
+  deadline.received(40, RequestPhase::header, true, t0);  // one answered, the next begun
+  deadline.sending(t0 + milliseconds(1));
+  deadline.sent(8'000);
+  deadline.send_done(t0 + milliseconds(8'000));
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::header);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(8'000 + 10'000));
+}
+
+TEST(ClientDeadline, AnAnswerSentAtOnceLeavesThePipelinedHeaderClockAlone) {
+  ClientDeadline deadline(timeouts(), t0);
+  deadline.received(40, RequestPhase::header, true, t0);
+  deadline.send_done(t0 + milliseconds(2));
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(10'000));
+}
+
 }  // namespace
 }  // namespace echolab
