@@ -166,6 +166,9 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
                  ("latency p99 during the hold", "hold_p99_us", "us", 0),
                  ("latency p99.9 during the hold", "hold_p99_9_us", "us", 0),
                  ("connect p99 (ramp)", "connect_p99_us", "us", 0),
+                 ("connect max (ramp): longest wait for an accept", "connect_max_us", "us", 0),
+                 ("connections arriving/s (ramp)", "connections_arriving_per_s", "number", 0),
+                 ("workers started/s (ramp to hold)", "workers_started_per_s", "number", 0),
                  ("slowest /metrics scrape", "scrape_max_s", "number", 2),
                  ("kernel mm threads CPU (% of one CPU)", "mm_threads_cpu_percent", "percent1", 1),
                  ("of which kdamond", "kdamond_cpu_percent", "percent1", 1),
@@ -181,7 +184,9 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
              "PSS shares each page among the processes mapping it, so it is the honest sum for forked children. "
              "Kernel mm threads are kdamond, kswapd, kcompactd and khugepaged, whose page checks walk every "
              "address space that maps a page; their CPU and the machine's user/system split are read at the "
-             "first and last scrape of the hold.\n\n")
+             "first and last scrape of the hold. Workers started/s counts `echolab_worker_spawn_seconds` "
+             "from the idle scrape to the first scrape of the hold: prefork's children forked by its "
+             "spare-server policy, one thread per connection for threads, none for the pool.\n\n")
     if plan.hold_connections < plan.hold_wanted:
         intro += (f"**Held {plan.hold_connections:,} connections, not {plan.hold_wanted:,}**"
                   f"{' (quick run)' if plan.quick else ' (limits: see above)'}.\n\n")

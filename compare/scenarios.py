@@ -288,6 +288,7 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
     readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads)
     result = run.result()
     figures = hold_figures(idle, [scrape for scrape, _, _ in readings], result)
+    figures.update(ramp_figures(idle, readings[0][0] if readings else None, plan))
     if len(readings) >= 2:
         (_, first, first_at), (_, last, last_at) = readings[0], readings[-1]
         figures.update(machine.kernel_cpu_figures(first, last, last_at - first_at))
@@ -322,8 +323,28 @@ def hold_figures(idle: metrics.Scrape, samples: list[metrics.Scrape], result: di
     for key in ("p50", "p99", "p99_9", "max"):
         figures[f"hold_{key}_us"] = hold_latency.get(key)
     figures["connect_p99_us"] = (result.get("connect_us") or {}).get("p99")
+    # The longest any connection waited for its accept (prefork: for a free child).
+    figures["connect_max_us"] = (result.get("connect_us") or {}).get("max")
     figures["hold_requests"] = result.get("hold_requests")
     figures["errors"] = (result.get("errors") or {}).get("total", 0)
+    return figures
+
+
+def ramp_figures(idle: metrics.Scrape, first_of_hold: metrics.Scrape | None, plan) -> dict:
+    """How the server's workers kept up with the ramp: workers it started per second (prefork:
+    children forked by the spare-server policy; threads: one per connection; the pool: none)
+    between the idle scrape and the first scrape of the hold, against connections arriving
+    per second."""
+    figures = {"connections_arriving_per_s": plan.hold_connections / plan.ramp_s if plan.ramp_s else None,
+               "workers_started": None, "workers_started_per_s": None}
+    if first_of_hold is None:
+        return figures
+    before = idle.total(f"{SPAWN_HISTOGRAM}_count") or 0.0
+    after = first_of_hold.total(f"{SPAWN_HISTOGRAM}_count")
+    elapsed = first_of_hold.taken_at - idle.taken_at
+    if after is not None and elapsed > 0:
+        figures["workers_started"] = after - before
+        figures["workers_started_per_s"] = (after - before) / elapsed
     return figures
 
 

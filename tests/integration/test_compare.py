@@ -303,3 +303,21 @@ def test_free_port_never_hands_out_a_port_twice():
     ports = [free_port() for _ in range(3000)]
     assert len(set(ports)) == len(ports)
     assert all(20000 <= port < 32000 for port in ports)
+
+
+def test_the_ramp_shows_workers_started_against_connections_arriving(quick_run):
+    """prefork forks children during the ramp (its spare-server policy), threads start one
+    per connection, the pool none; the longest wait for an accept is reported beside the p99."""
+    out_dir, _, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    plan = results["plan"]
+    for model in MODELS:
+        arriving = figure(results, "hold", model, "connections_arriving_per_s")
+        assert arriving == pytest.approx(plan["hold_connections"] / plan["ramp_s"]), model
+        assert figure(results, "hold", model, "connect_max_us") >= \
+            figure(results, "hold", model, "connect_p99_us") > 0, model
+    assert figure(results, "hold", "prefork", "workers_started") > 0
+    assert figure(results, "hold", "threads", "workers_started") >= 0.9 * plan["hold_connections"]
+    assert figure(results, "hold", "pool", "workers_started") == 0
+    report = (out_dir / "report.md").read_text()
+    assert "workers started/s (ramp to hold)" in report

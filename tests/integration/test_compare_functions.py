@@ -199,3 +199,27 @@ def test_the_full_plan_repeats_three_times_and_the_quick_one_once_with_a_smaller
     # A machine that allows fewer connections scales the hold and the concurrency down.
     scaled = make_plan(False, 500)
     assert scaled.hold_connections == 500 and scaled.concurrency == [100, 500]
+
+
+def _scrape_at(text: str, taken_at: float) -> Scrape:
+    samples, families = parse_exposition(text)
+    return Scrape(samples=samples, taken_at=taken_at, took_s=0.0, families=families)
+
+
+def test_the_ramp_figures_set_workers_started_per_second_against_connections_arriving():
+    plan = SimpleNamespace(hold_connections=1000, ramp_s=2.0)
+    idle = _scrape_at('echolab_worker_spawn_seconds_count{model="prefork"} 10\n', 100.0)
+    held = _scrape_at('echolab_worker_spawn_seconds_count{model="prefork"} 1010\n', 104.0)
+    figures = scenarios.ramp_figures(idle, held, plan)
+    assert figures["connections_arriving_per_s"] == 500
+    assert figures["workers_started"] == 1000
+    assert figures["workers_started_per_s"] == 250
+
+
+def test_a_server_without_a_spawn_histogram_has_no_ramp_workers_figure():
+    plan = SimpleNamespace(hold_connections=1000, ramp_s=2.0)
+    idle = _scrape_at('echolab_connections_active{model="pool"} 0\n', 100.0)
+    held = _scrape_at('echolab_connections_active{model="pool"} 1000\n', 104.0)
+    figures = scenarios.ramp_figures(idle, held, plan)
+    assert figures["workers_started_per_s"] is None
+    assert scenarios.ramp_figures(idle, None, plan)["workers_started"] is None
