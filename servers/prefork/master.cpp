@@ -143,8 +143,10 @@ int Master::wait_for_signal(std::chrono::milliseconds timeout) {
 }
 
 void Master::launch_metrics_process() {
-  MetricsProcessSetup setup{
-      options_.server.metrics_listen, master_pid_, {listener_.get(), not_a_socket_.get()}};
+  // A restarted metrics process is forked after the spawner: it must not keep its socket.
+  MetricsProcessSetup setup{options_.server.metrics_listen,
+                            master_pid_,
+                            {listener_.get(), not_a_socket_.get(), spawner_.control_fd()}};
   metrics_pid_ = start_metrics_process(setup, scoreboard_);
 }
 

@@ -71,7 +71,9 @@ pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreb
   if (pid == 0) {
     close(ready[0]);
     for (const int fd : setup.fds_to_close) {
-      close(fd);
+      if (fd >= 0) {
+        close(fd);
+      }
     }
     if (!die_with_parent(SIGTERM, setup.master_pid)) {
       _exit(0);

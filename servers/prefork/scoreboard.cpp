@@ -25,9 +25,14 @@ struct Scoreboard::Header {
 
 namespace {
 
+std::size_t page_size() {
+  static const auto size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
 std::size_t page_round_up(std::size_t bytes) {
-  constexpr std::size_t kPage = 4096;
-  return (bytes + kPage - 1) / kPage * kPage;
+  const std::size_t page = page_size();
+  return (bytes + page - 1) / page * page;
 }
 
 }  // namespace
@@ -69,9 +74,9 @@ ScoreboardSlot& Scoreboard::map_one_slot(int scoreboard_fd, std::size_t index) {
   // it: 10,000 children each mapping the whole scoreboard made each of its pages cost 10,000
   // steps, for memory reclaim and for DAMON's access sampling alike. Mapped one slot each, a
   // page is covered by the dozen children whose slots lie on it.
-  constexpr std::size_t kPage = 4096;
+  const std::size_t page = page_size();
   const std::size_t offset = page_round_up(sizeof(Header)) + index * sizeof(ScoreboardSlot);
-  const std::size_t first_page = offset / kPage * kPage;
+  const std::size_t first_page = offset / page * page;
   const std::size_t length = page_round_up(offset + sizeof(ScoreboardSlot)) - first_page;
   void* pages = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, scoreboard_fd,
                      static_cast<off_t>(first_page));

@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <array>
@@ -34,6 +35,9 @@ static_assert(std::is_trivially_copyable_v<SpawnerSetup>);
 // A request is up to this many slot numbers; the reply one pid (or -errno) per slot.
 constexpr std::size_t kMostPerRequest = kMaxSpawnRate;
 constexpr char kReady = 'R';
+// How long the master waits for the spawner's reply: a spawner that neither answers nor
+// exits (stopped, stuck) must not hold the master, and with it every shutdown, forever.
+constexpr timeval kReplyTimeout{.tv_sec = 5, .tv_usec = 0};
 
 bool send_all(int fd, const void* bytes, std::size_t size) {
   return send(fd, bytes, size, MSG_NOSIGNAL) == static_cast<ssize_t>(size);
@@ -111,6 +115,7 @@ bool Spawner::launch(const ChildSetup& setup, int scoreboard_fd, std::size_t slo
   }
   pid_ = pid;
   control_fd_ = ends[0];
+  setsockopt(control_fd_, SOL_SOCKET, SO_RCVTIMEO, &kReplyTimeout, sizeof(kReplyTimeout));
   const SpawnerSetup message{setup, scoreboard_fd, slot_count};
   char ready = 0;
   if (!send_all(control_fd_, &message, sizeof(message)) || recv(control_fd_, &ready, 1, 0) != 1 ||

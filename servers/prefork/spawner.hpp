@@ -42,6 +42,9 @@ class Spawner {
   // Closes the control socket: the spawner exits, and the master reaps it as any child.
   void stop();
   [[nodiscard]] pid_t pid() const { return pid_; }
+  // The master's end of the control socket (-1 for none): no other process may hold it, or
+  // the spawner would not see the master close it.
+  [[nodiscard]] int control_fd() const { return control_fd_; }
   // The master reaped it.
   void exited();
 
