@@ -16,6 +16,7 @@
 #include <prometheus/metric_family.h>
 
 #include "common/metrics/proc_stats.hpp"
+#include "common/posix/unique_fd.hpp"
 #include "common/server/listener.hpp"
 
 namespace echolab {
@@ -301,10 +302,10 @@ void knock(const Endpoint& endpoint) {
                   std::to_string(endpoint.port).c_str(), &hints, &found) != 0) {
     return;
   }
-  const int fd = ::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
-    [[maybe_unused]] const int connected = ::connect(fd, found->ai_addr, found->ai_addrlen);
-    ::close(fd);
+  const UniqueFd knock(::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, 0));
+  if (knock) {
+    [[maybe_unused]] const int connected =
+        ::connect(knock.get(), found->ai_addr, found->ai_addrlen);
   }
   freeaddrinfo(found);
 }

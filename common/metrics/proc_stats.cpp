@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/posix/unique_fd.hpp"
+
 namespace echolab {
 namespace {
 
@@ -39,18 +41,17 @@ constexpr std::uint64_t kBytesPerKiB = 1024;
 // The whole of a small /proc file, or nothing when it cannot be opened or read: the
 // process is gone (ENOENT, ESRCH), or the file refuses, as smaps_rollup does for a zombie.
 std::optional<std::string_view> read_proc_file(const char* path, FileBuffer& buffer) {
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  const UniqueFd file(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!file) {
     return std::nullopt;
   }
   std::size_t length = 0;
   while (length < buffer.size()) {
-    const ssize_t count = ::read(fd, buffer.data() + length, buffer.size() - length);
+    const ssize_t count = ::read(file.get(), buffer.data() + length, buffer.size() - length);
     if (count < 0 && errno == EINTR) {
       continue;
     }
     if (count < 0) {
-      ::close(fd);
       return std::nullopt;
     }
     if (count == 0) {
@@ -58,7 +59,6 @@ std::optional<std::string_view> read_proc_file(const char* path, FileBuffer& buf
     }
     length += static_cast<std::size_t>(count);
   }
-  ::close(fd);
   return std::string_view(buffer.data(), length);
 }
 
