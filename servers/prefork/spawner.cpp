@@ -36,8 +36,11 @@ static_assert(std::is_trivially_copyable_v<SpawnerSetup>);
 constexpr std::size_t kMostPerRequest = kMaxSpawnRate;
 constexpr char kReady = 'R';
 // How long the master waits for the spawner's reply: a spawner that neither answers nor
-// exits (stopped, stuck) must not hold the master, and with it every shutdown, forever.
-constexpr timeval kReplyTimeout{.tv_sec = 5, .tv_usec = 0};
+// exits (stopped, stuck) must not hold the master, and with it every shutdown, forever. Far
+// above what a batch takes on a loaded machine (a full batch forks at about 900/s at the
+// 10,000-connection ramp): giving up on a spawner that is merely slow would leave the
+// children it forked meanwhile unknown to the master.
+constexpr timeval kReplyTimeout{.tv_sec = 30, .tv_usec = 0};
 
 bool send_all(int fd, const void* bytes, std::size_t size) {
   return send(fd, bytes, size, MSG_NOSIGNAL) == static_cast<ssize_t>(size);
