@@ -162,6 +162,9 @@ int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
 }  // namespace
 
 void run_child(const ChildSetup& setup, ScoreboardSlot& slot) {
+  // The master learns the pid from the spawner's reply; this copy is for a spawner that died
+  // before replying, so the master can still find the child (see Master::spawn).
+  slot.pid.store(getpid(), std::memory_order_release);
   listener_in_child = setup.listener_fd;
   not_a_socket_in_child = setup.not_a_socket_fd;
   queue_in_child = fcntl(setup.listener_fd, F_DUPFD_CLOEXEC, 0);

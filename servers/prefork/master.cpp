@@ -118,6 +118,7 @@ int Master::run() {
     if (signal_number == SIGCHLD) {
       reap_children();
     }
+    confirm_unconfirmed_children();
     maintain_spares();
   }
 }
@@ -167,12 +168,45 @@ std::size_t Master::spawn(std::size_t count) {
   }
   const std::vector<pid_t> pids = spawner_.spawn(slots);
   std::size_t spawned = 0;
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    const pid_t pid = i < pids.size() ? pids[i] : -EPIPE;  // the spawner went away
-    record_spawned(slots[i], pid);
-    spawned += pid > 0 ? 1 : 0;
+  for (std::size_t i = 0; i < pids.size(); ++i) {
+    record_spawned(slots[i], pids[i]);
+    spawned += pids[i] > 0 ? 1 : 0;
+  }
+  // The spawner went away mid-batch: it may have forked children for these slots before it
+  // died, whose pids never came. Each child writes its pid into its slot; the slot is held
+  // until it does, or until kUnconfirmedGrace says no child is coming.
+  const auto since = std::chrono::steady_clock::now();
+  for (std::size_t i = pids.size(); i < slots.size(); ++i) {
+    unconfirmed_slots_.push_back({slots[i], since});
   }
   return spawned;
+}
+
+void Master::confirm_unconfirmed_children() {
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(unconfirmed_slots_, [this, now](const UnconfirmedSlot& entry) {
+    const pid_t pid = scoreboard_.slot(entry.slot).pid.load(std::memory_order_acquire);
+    if (pid > 0) {
+      record_spawned(entry.slot, pid);
+      return true;
+    }
+    if (now - entry.since > kUnconfirmedGrace) {
+      record_spawned(entry.slot, -EPIPE);
+      return true;
+    }
+    return false;
+  });
+}
+
+// A child of a batch the spawner never answered exited before it was confirmed.
+void Master::forget_unconfirmed_child(pid_t pid) {
+  std::erase_if(unconfirmed_slots_, [this, pid](const UnconfirmedSlot& entry) {
+    if (scoreboard_.slot(entry.slot).pid.load(std::memory_order_acquire) != pid) {
+      return false;
+    }
+    record_spawned(entry.slot, -EPIPE);
+    return true;
+  });
 }
 
 void Master::record_spawned(std::size_t slot, pid_t pid_or_error) {
@@ -225,6 +259,8 @@ void Master::on_process_exit(pid_t pid, int status) {
     const std::size_t slot = found->second;
     slot_of_pid_.erase(found);
     on_child_exit(slot, status);
+  } else {
+    forget_unconfirmed_child(pid);
   }
 }
 

@@ -49,6 +49,8 @@ class Master {
   bool launch_spawner();
   std::size_t spawn(std::size_t count);
   void record_spawned(std::size_t slot, pid_t pid_or_error);
+  void confirm_unconfirmed_children();
+  void forget_unconfirmed_child(pid_t pid);
   void reap_children();
   void on_process_exit(pid_t pid, int status);
   void on_child_exit(std::size_t slot_index, int status);
@@ -74,6 +76,14 @@ class Master {
 
   std::vector<ChildRecord> children_;  // indexed like the scoreboard's slots
   std::unordered_map<pid_t, std::size_t> slot_of_pid_;
+  // Slots of a batch the spawner died in before replying, until their child shows up.
+  struct UnconfirmedSlot {
+    std::size_t slot;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::vector<UnconfirmedSlot> unconfirmed_slots_;
+  // Longer than any child takes from fork to its first line of run_child().
+  static constexpr std::chrono::seconds kUnconfirmedGrace{5};
   // Lowest free slot first, so live children stay packed at the front of the scoreboard
   // and every scan stops early.
   std::priority_queue<std::size_t, std::vector<std::size_t>, std::greater<>> free_slots_;
