@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "common/posix/unique_fd.hpp"
 
@@ -27,7 +28,11 @@ ProcPath proc_path(pid_t pid, std::string_view name) {
   ProcPath path{};
   constexpr std::string_view kProc = "/proc/";
   char* out = std::copy(kProc.begin(), kProc.end(), path.data());
-  out = std::to_chars(out, path.data() + path.size(), pid).ptr;
+  const auto [end_of_pid, error] = std::to_chars(out, path.data() + path.size() - 1, pid);
+  if (error != std::errc{}) {
+    return ProcPath{};  // cannot happen for a pid; an empty path fails to open
+  }
+  out = end_of_pid;
   *out++ = '/';
   const auto room = static_cast<std::size_t>(path.data() + path.size() - out - 1);
   const std::string_view fitting = name.substr(0, room);  // names used here always fit
