@@ -1,6 +1,7 @@
 """Starts echolab's real binaries on loopback for integration tests, and stops them after."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,7 +16,7 @@ BIN_DIR = Path(os.environ.get("ECHOLAB_BIN_DIR", Path(__file__).resolve().parent
 SOURCE_DIR = Path(os.environ.get("ECHOLAB_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 LOG_DIR = Path(os.environ.get("ECHOLAB_TEST_LOGS", "/tmp/echolab-test-logs"))
 __all__ = ["BIN_DIR", "SOURCE_DIR", "LOOPBACK", "MODELS", "Server", "free_port", "http_exchange",
-           "process_table", "run", "wait_for_port"]
+           "process_table", "run", "run_wrk", "wait_for_port"]
 
 
 def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | None = None) -> None:
@@ -124,3 +125,24 @@ def http_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes:
 def run(*cmd: str, timeout: float = 60.0, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Runs a client (curl, ab, wrk, echolab-load) and returns its captured output."""
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
+
+
+def run_wrk(*args: str, seconds: int, attempts: int = 2) -> str:
+    """Runs `wrk -d{seconds}s *args` and returns its report, checked for a clean exit.
+
+    wrk stops at its first timer tick after the duration, so a report whose run lasted more than
+    a second past it means wrk itself was not scheduled (a stall of the machine, seen once as an
+    11 s gap on a shared CI host): its latencies and "timeout" errors then measure the stall, not
+    the server, and the run is repeated. A server that stalls neither lengthens wrk's run nor
+    counts as an error (wrk counts only answers that come late), so callers check the number of
+    requests served as well as the errors."""
+    for attempt in range(1, attempts + 1):
+        got = run("wrk", f"-d{seconds}s", *args, timeout=seconds + 60)
+        assert got.returncode == 0, got.stderr
+        value, unit = re.search(r"requests in ([\d.]+)(ms|s|m)\b", got.stdout).groups()
+        lasted_s = float(value) * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+        if lasted_s <= seconds + 1.0:
+            return got.stdout
+        print(f"wrk was not scheduled for {lasted_s - seconds:.1f} s (attempt {attempt}): "
+              f"its report measures the stall, not the server\n{got.stdout}")
+    raise AssertionError(f"wrk stalled in each of {attempts} runs")

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from harness import LOOPBACK, MODELS, SOURCE_DIR, free_port, http_exchange
+from harness import LOOPBACK, MODELS, SOURCE_DIR, free_port, http_exchange, run_wrk
 from test_dashboards import (open_idle_connections, provoke_a_bad_request_and_a_raw_echo, start_load,
                              stop_traffic, targets_up, wait_for_dashboard_data)
 
@@ -216,16 +216,13 @@ def test_every_server_answers_wrk_through_its_published_port(stack):
     _, ports = stack
     for model in MODELS:
         # wrk's default timeout (2 s) is as long as the run; a longer one keeps a scheduling
-        # hiccup of a busy CI machine from counting as an error, while a hung server still fails.
-        result = subprocess.run(["wrk", "-t2", "-c20", "-d2s", "--timeout", "5s",
-                                 f"http://{LOOPBACK}:{ports[model]}/"],
-                                capture_output=True, text=True, timeout=30, check=False)
-        assert result.returncode == 0, result.stderr
-        requests = int(re.search(r"(\d+) requests in", result.stdout).group(1))
-        assert requests > 100, f"{model}: {result.stdout}"
-        errors = re.findall(r"Non-2xx.*|Socket errors.*", result.stdout)
-        assert not errors, f"{model} through its published port: {errors}\n{result.stdout}"
-        rate = re.search(r"Requests/sec:\s*(\S+)", result.stdout).group(1)
+        # hiccup of a busy CI machine from counting as an error.
+        report = run_wrk("-t2", "-c20", "--timeout", "5s", f"http://{LOOPBACK}:{ports[model]}/", seconds=2)
+        requests = int(re.search(r"(\d+) requests in", report).group(1))
+        assert requests > 100, f"{model}: {report}"
+        errors = re.findall(r"Non-2xx.*|Socket errors.*", report)
+        assert not errors, f"{model} through its published port: {errors}\n{report}"
+        rate = re.search(r"Requests/sec:\s*(\S+)", report).group(1)
         print(f"{model}: {rate} req/s in the stack")
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness import LOOPBACK, MODELS, SOURCE_DIR, Server, http_exchange, run
+from harness import LOOPBACK, MODELS, SOURCE_DIR, Server, http_exchange, run, run_wrk
 
 GREETING = b"Hello, World!"
 POST_ECHO_LUA = str(SOURCE_DIR / "loadgen" / "wrk" / "post_echo.lua")
@@ -99,13 +99,11 @@ def test_ab_keep_alive_has_no_failures(server):
 
 @pytest.mark.parametrize("script", [None, POST_ECHO_LUA], ids=["get", "post-echo"])
 def test_wrk_has_no_errors(server, script):
-    args = ["wrk", "-t2", "-c100", "-d3s"] + (["-s", script] if script else []) + [server.url("/")]
-    got = run(*args, timeout=30)
-    assert got.returncode == 0, got.stderr
-    assert "Socket errors" not in got.stdout, got.stdout
-    assert "Non-2xx" not in got.stdout, got.stdout
-    requests = int(re.search(r"(\d+) requests in", got.stdout).group(1))
-    assert requests > 1000, got.stdout
+    report = run_wrk("-t2", "-c100", *(["-s", script] if script else []), server.url("/"), seconds=3)
+    assert "Socket errors" not in report, report
+    assert "Non-2xx" not in report, report
+    requests = int(re.search(r"(\d+) requests in", report).group(1))
+    assert requests > 1000, report
 
 
 def test_thousand_concurrent_keep_alive_connections(server):
