@@ -74,11 +74,9 @@ void AsyncConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::er
   const bool fed = feed(bytes);
   perform_faults(lock);
   metrics.workers_changed(+1, -1);
-  if (!fed) {
-    close();
-  } else if (!session_.output().empty()) {
+  if (fed && !session_.output().empty()) {
     write_output();
-  } else if (session_.close_after_flush()) {
+  } else if (!fed || session_.close_after_flush()) {
     close();
   } else {
     arm_timer_if_earlier();

@@ -392,8 +392,8 @@ TEST(SessionState, AMovedSessionKeepsParsing) {
 // holds only its base size.
 TEST(SessionState, BuffersShrinkBackAfterALargeBody) {
   Session session(config_with());
-  const std::string body(512 * 1024, 'b');
-  const Exchange exchange = converse(session, post(body), 16 * 1024);
+  const std::string body(std::size_t{512} * 1024, 'b');
+  const Exchange exchange = converse(session, post(body), std::size_t{16} * 1024);
   EXPECT_EQ(exchange.requests, 1u);
   EXPECT_FALSE(exchange.closed);
   EXPECT_LE(session.output().capacity(), 16u * 1024);
