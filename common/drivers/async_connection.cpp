@@ -22,6 +22,18 @@ AsyncConnection::AsyncConnection(asio::ip::tcp::socket socket, AsyncConnectionHo
       session_(host.options().protocol),
       deadline_(host.options().timeouts, Clock::now()) {}
 
+// An exception that left a handler would leave io_context::run() and end the thread running
+// the loop, and with it the whole server: out of memory ends this connection only, as it ends
+// only its own connection in the blocking driver.
+template <typename Work>
+void AsyncConnection::closing_on_out_of_memory(Work work) {
+  try {
+    work();
+  } catch (const std::bad_alloc&) {
+    close();
+  }
+}
+
 void AsyncConnection::start() {
   // As in the blocking servers: no Nagle delay behind the echo's one write per read.
   asio::error_code ignored;
@@ -30,8 +42,10 @@ void AsyncConnection::start() {
   // On the socket's own context: with one io_context per thread it is not the acceptor's.
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     const std::lock_guard lock(self->mutex_);
-    self->arm_timer(self->deadline_.next().at);
-    self->read();
+    self->closing_on_out_of_memory([&self] {
+      self->arm_timer(self->deadline_.next().at);
+      self->read();
+    });
   });
 }
 
@@ -40,7 +54,7 @@ void AsyncConnection::read() {
       DrainedReadBuffer(buffer_.data(), buffer_.size()),
       [self = shared_from_this()](const asio::error_code& error, std::size_t bytes) {
         std::unique_lock lock(self->mutex_);
-        self->on_read(lock, error, bytes);
+        self->closing_on_out_of_memory([&] { self->on_read(lock, error, bytes); });
       });
 }
 
@@ -60,11 +74,9 @@ void AsyncConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::er
   const bool fed = feed(bytes);
   perform_faults(lock);
   metrics.workers_changed(+1, -1);
-  if (!fed) {
-    close();
-  } else if (!session_.output().empty()) {
+  if (fed && !session_.output().empty()) {
     write_output();
-  } else if (session_.close_after_flush()) {
+  } else if (!fed || session_.close_after_flush()) {
     close();
   } else {
     arm_timer_if_earlier();
@@ -112,11 +124,13 @@ void AsyncConnection::write_rest(std::size_t sent) {
       [self = shared_from_this(), sent](const asio::error_code& error, std::size_t written) {
         const std::lock_guard write_lock(self->mutex_);
         self->deadline_.sent(written);
-        if (!error && !self->closed_ && sent + written < self->session_.output().size()) {
-          self->write_rest(sent + written);
-        } else {
-          self->on_write(error, sent + written);
-        }
+        self->closing_on_out_of_memory([&] {
+          if (!error && !self->closed_ && sent + written < self->session_.output().size()) {
+            self->write_rest(sent + written);
+          } else {
+            self->on_write(error, sent + written);
+          }
+        });
       });
 }
 
@@ -168,7 +182,7 @@ void AsyncConnection::arm_timer(Clock::time_point at) {
   timer_.async_wait([self = shared_from_this()](const asio::error_code& error) {
     if (!error) {
       const std::lock_guard lock(self->mutex_);
-      self->on_timer();
+      self->closing_on_out_of_memory([&self] { self->on_timer(); });
     }
   });
 }

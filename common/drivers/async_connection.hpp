@@ -45,6 +45,8 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   using Clock = std::chrono::steady_clock;
 
   // Each runs with mutex_ held.
+  template <typename Work>
+  void closing_on_out_of_memory(Work work);
   void read();
   void on_read(std::unique_lock<std::mutex>& lock, const asio::error_code& error,
                std::size_t bytes);

@@ -39,7 +39,7 @@ void spin_for(std::chrono::microseconds duration) {
 
 }  // namespace
 
-void perform(const FaultAction& action) {
+void perform(const FaultAction& action) noexcept {
   switch (action.kind) {
     case FaultAction::Kind::crash:
       crash_with_sigsegv();

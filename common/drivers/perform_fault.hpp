@@ -8,6 +8,6 @@
 namespace echolab {
 
 // SIGSEGV, a blocking sleep, or a CPU spin.
-void perform(const FaultAction& action);
+void perform(const FaultAction& action) noexcept;
 
 }  // namespace echolab

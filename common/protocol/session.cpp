@@ -184,12 +184,12 @@ class Session::HttpParser {
     static const llhttp_settings_t shared = [] {
       llhttp_settings_t s;
       llhttp_settings_init(&s);
-      s.on_url = &HttpParser::on_url;
-      s.on_header_field = &HttpParser::on_header_field;
-      s.on_header_value = &HttpParser::on_header_value;
+      s.on_url = &HttpParser::guarded<&HttpParser::on_url>;
+      s.on_header_field = &HttpParser::guarded<&HttpParser::on_header_field>;
+      s.on_header_value = &HttpParser::guarded<&HttpParser::on_header_value>;
       s.on_headers_complete = &HttpParser::on_headers_complete;
       s.on_chunk_header = &HttpParser::on_chunk_header;
-      s.on_body = &HttpParser::on_body;
+      s.on_body = &HttpParser::guarded<&HttpParser::on_body>;
       s.on_message_complete = &HttpParser::on_message_complete;
       return s;
     }();
@@ -198,18 +198,32 @@ class Session::HttpParser {
 
   static HttpParser& self(llhttp_t* parser) { return *static_cast<HttpParser*>(parser->data); }
 
+  // llhttp is C: no exception may unwind through its frames. A callback that runs out of
+  // memory stops the parser through its own error path instead, and the request is answered
+  // 503 after the answers already queued in this feed (which an exception reaching
+  // Session::feed would drop). The callbacks without data allocate nothing and are noexcept.
+  template <int (HttpParser::*callback)(const char*, std::size_t)>
+  static int guarded(llhttp_t* parser, const char* at, std::size_t length) noexcept {
+    HttpParser& p = self(parser);
+    try {
+      return (p.*callback)(at, length);
+    } catch (const std::bad_alloc&) {
+      p.release_body();
+      return p.fail_with(503);
+    }
+  }
+
   // Returns HPE_USER to stop the parser with `status` as the answer.
   int fail_with(int status) {
     error_status_ = status;
     return HPE_USER;
   }
 
-  static int on_url(llhttp_t* parser, const char* at, std::size_t length) {
-    HttpParser& p = self(parser);
-    if (p.url_.size() + length > p.config_.limits.max_header_bytes) {
-      return p.fail_with(431);
+  int on_url(const char* at, std::size_t length) {
+    if (url_.size() + length > config_.limits.max_header_bytes) {
+      return fail_with(431);
     }
-    p.url_.append(at, length);
+    url_.append(at, length);
     return HPE_OK;
   }
 
@@ -219,65 +233,55 @@ class Session::HttpParser {
     return trailer_bytes_ > config_.limits.max_header_bytes ? fail_with(431) : HPE_OK;
   }
 
-  static int on_header_field(llhttp_t* parser, const char* at, std::size_t length) {
-    HttpParser& p = self(parser);
-    if (p.in_trailers_) {
-      return p.count_trailer(length);
+  int on_header_field(const char* at, std::size_t length) {
+    if (in_trailers_) {
+      return count_trailer(length);
     }
-    if (p.field_complete_) {
-      p.field_.clear();
-      p.field_complete_ = false;
+    if (field_complete_) {
+      field_.clear();
+      field_complete_ = false;
     }
     // Only short names matter ("expect"); longer ones are kept as a prefix, never grown.
-    p.field_.append(at, std::min(length, 16 - std::min<std::size_t>(16, p.field_.size())));
+    field_.append(at, std::min(length, 16 - std::min<std::size_t>(16, field_.size())));
     return HPE_OK;
   }
 
-  static int on_header_value(llhttp_t* parser, const char* at, std::size_t length) {
-    HttpParser& p = self(parser);
-    if (p.in_trailers_) {
-      return p.count_trailer(length);
+  int on_header_value(const char* at, std::size_t length) {
+    if (in_trailers_) {
+      return count_trailer(length);
     }
-    p.field_complete_ = true;
-    if (p.field_.size() == 6 && strncasecmp(p.field_.data(), "expect", 6) == 0) {
-      p.expect_continue_ = length >= 12 && strncasecmp(at, "100-continue", 12) == 0;
+    field_complete_ = true;
+    if (field_.size() == 6 && strncasecmp(field_.data(), "expect", 6) == 0) {
+      expect_continue_ = length >= 12 && strncasecmp(at, "100-continue", 12) == 0;
     }
     return HPE_OK;
   }
 
-  static int on_headers_complete(llhttp_t* parser) {
+  static int on_headers_complete(llhttp_t* parser) noexcept {
     HttpParser& p = self(parser);
     p.pause_ = Pause::headers_complete;
     return HPE_PAUSED;
   }
 
   // The chunk of size zero ends the body; what follows it are trailers.
-  static int on_chunk_header(llhttp_t* parser) {
+  static int on_chunk_header(llhttp_t* parser) noexcept {
     HttpParser& p = self(parser);
     p.in_trailers_ = parser->content_length == 0;
     return HPE_OK;
   }
 
-  static int on_body(llhttp_t* parser, const char* at, std::size_t length) {
-    HttpParser& p = self(parser);
-    p.body_bytes_ += length;
-    if (p.body_bytes_ > p.config_.limits.max_body_bytes) {
-      return p.fail_with(413);
+  int on_body(const char* at, std::size_t length) {
+    body_bytes_ += length;
+    if (body_bytes_ > config_.limits.max_body_bytes) {
+      return fail_with(413);
     }
-    if (p.echo_body_) {
-      // An exception must not unwind through llhttp's C frames: the failure is turned into
-      // the parser's own error path, and the Session answers 503.
-      try {
-        p.body_.append(at, length);
-      } catch (const std::bad_alloc&) {
-        p.release_body();
-        return p.fail_with(503);
-      }
+    if (echo_body_) {
+      body_.append(at, length);
     }
     return HPE_OK;
   }
 
-  static int on_message_complete(llhttp_t* parser) {
+  static int on_message_complete(llhttp_t* parser) noexcept {
     HttpParser& p = self(parser);
     p.pause_ = Pause::message_complete;
     return HPE_PAUSED;

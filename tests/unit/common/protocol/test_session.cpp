@@ -2,12 +2,52 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 
+namespace {
+
+// Allocations of at least this many bytes fail while it is not 0: an out-of-memory condition
+// that strikes where a test chooses (a long URL, a large body), and nowhere else.
+std::atomic<std::size_t> fail_allocations_from{0};
+
+}  // namespace
+
+void* operator new(std::size_t size) {
+  const std::size_t limit = fail_allocations_from.load(std::memory_order_relaxed);
+  if (limit != 0 && size >= limit) {
+    throw std::bad_alloc();
+  }
+  if (void* memory = std::malloc(size == 0 ? 1 : size)) {  // NOLINT(*-no-malloc)
+    return memory;
+  }
+  throw std::bad_alloc();
+}
+// GCC sees free() of memory from operator new where it inlines these: here they are a pair.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void operator delete(void* memory) noexcept { std::free(memory); }  // NOLINT(*-no-malloc)
+void operator delete(void* memory, std::size_t /*size*/) noexcept {
+  std::free(memory);  // NOLINT(*-no-malloc)
+}
+#pragma GCC diagnostic pop
+
 namespace echolab {
 namespace {
+
+class LargeAllocationsFail {
+ public:
+  explicit LargeAllocationsFail(std::size_t from) { fail_allocations_from = from; }
+  ~LargeAllocationsFail() { fail_allocations_from = 0; }
+  LargeAllocationsFail(const LargeAllocationsFail&) = delete;
+  LargeAllocationsFail& operator=(const LargeAllocationsFail&) = delete;
+  LargeAllocationsFail(LargeAllocationsFail&&) = delete;
+  LargeAllocationsFail& operator=(LargeAllocationsFail&&) = delete;
+};
 
 constexpr std::string_view kGetResponse =
     "HTTP/1.1 200 OK\r\nServer: echolab\r\nContent-Type: text/plain\r\nContent-Length: "
@@ -352,8 +392,8 @@ TEST(SessionState, AMovedSessionKeepsParsing) {
 // holds only its base size.
 TEST(SessionState, BuffersShrinkBackAfterALargeBody) {
   Session session(config_with());
-  const std::string body(512 * 1024, 'b');
-  const Exchange exchange = converse(session, post(body), 16 * 1024);
+  const std::string body(std::size_t{512} * 1024, 'b');
+  const Exchange exchange = converse(session, post(body), std::size_t{16} * 1024);
   EXPECT_EQ(exchange.requests, 1u);
   EXPECT_FALSE(exchange.closed);
   EXPECT_LE(session.output().capacity(), 16u * 1024);
@@ -394,6 +434,35 @@ TEST(SessionHttpLimits, TrailersCountAgainstTheHeaderLimit) {
   }
   const Exchange over = converse(big + "\r\n", config);
   EXPECT_EQ(over.errors, std::vector<int>{431});
+}
+
+// Out of memory inside a parser callback (C code calling C++) is answered 503 through the
+// parser's own error path: the answers queued before it in the same read are still sent.
+FeedResult feed_with_large_allocations_failing(Session& session, const std::string& input) {
+  const LargeAllocationsFail out_of_memory(2048);
+  return session.feed(std::span<const char>(input.data(), input.size()));
+}
+
+TEST(SessionOutOfMemory, InTheUrlAnswers503AfterTheAnswersBeforeIt) {
+  Session session(config_with());
+  const std::string input =
+      "GET / HTTP/1.1\r\n\r\nGET /" + std::string(4000, 'a') + " HTTP/1.1\r\n\r\n";
+  const FeedResult result = feed_with_large_allocations_failing(session, input);
+  EXPECT_EQ(result.requests, 2u);
+  EXPECT_EQ(result.error_statuses, std::vector<int>{503});
+  EXPECT_TRUE(session.output().starts_with(kGetResponse));
+  EXPECT_EQ(status_line(session.output().substr(kGetResponse.size())),
+            "HTTP/1.1 503 Service Unavailable");
+  EXPECT_TRUE(session.close_after_flush());
+}
+
+TEST(SessionOutOfMemory, InTheBodyAnswers503AfterTheAnswersBeforeIt) {
+  Session session(config_with());
+  const std::string input = "GET / HTTP/1.1\r\n\r\n" + post(std::string(4000, 'b'));
+  const FeedResult result = feed_with_large_allocations_failing(session, input);
+  EXPECT_EQ(result.error_statuses, std::vector<int>{503});
+  EXPECT_TRUE(session.output().starts_with(kGetResponse));
+  EXPECT_TRUE(session.close_after_flush());
 }
 
 }  // namespace
