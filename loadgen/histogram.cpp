@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace echolab::load {
 namespace {
@@ -12,6 +14,8 @@ namespace {
 constexpr unsigned kSubBucketBits = 7;
 constexpr std::uint64_t kSubBuckets = std::uint64_t{1} << kSubBucketBits;  // 128
 constexpr std::uint64_t kExactLimit = kSubBuckets * 2;                     // 256
+static_assert(kSubBuckets == LatencyHistogram::kSubBuckets);
+static_assert(kExactLimit == LatencyHistogram::kExactBelow);
 
 }  // namespace
 
@@ -53,6 +57,39 @@ void LatencyHistogram::merge(const LatencyHistogram& other) {
   min_ = std::min(min_, other.min_);
   max_ = std::max(max_, other.max_);
   sum_ += other.sum_;
+}
+
+LatencyHistogram LatencyHistogram::restore(std::span<const Bucket> buckets, const Exact& exact) {
+  LatencyHistogram histogram;
+  for (const Bucket& bucket : buckets) {
+    const std::uint64_t value = std::min(bucket.highest_value, kHighestTrackable);
+    const std::size_t index = index_of(value);
+    if (highest_equivalent(index) != bucket.highest_value) {
+      throw std::invalid_argument(std::to_string(bucket.highest_value) +
+                                  " is not the upper edge of a bucket");
+    }
+    if (histogram.counts_[index] != 0) {
+      throw std::invalid_argument("bucket " + std::to_string(bucket.highest_value) + " twice");
+    }
+    histogram.counts_[index] = bucket.count;
+    histogram.count_ += bucket.count;
+  }
+  if (histogram.count_ > 0) {
+    histogram.min_ = exact.min;
+    histogram.max_ = exact.max;
+    histogram.sum_ = exact.sum;
+  }
+  return histogram;
+}
+
+std::vector<LatencyHistogram::Bucket> LatencyHistogram::non_empty_buckets() const {
+  std::vector<Bucket> buckets;
+  for (std::size_t i = 0; i < counts_.size(); ++i) {
+    if (counts_[i] != 0) {
+      buckets.push_back({.highest_value = highest_equivalent(i), .count = counts_[i]});
+    }
+  }
+  return buckets;
 }
 
 double LatencyHistogram::mean() const {

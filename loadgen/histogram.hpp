@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace echolab::load {
@@ -22,7 +23,27 @@ class LatencyHistogram {
   // A reported value exceeds the true one by at most this fraction of it.
   static constexpr double kRelativePrecision = 1.0 / 128;
 
+  // The layout, written with every histogram so that a reader can refuse one it cannot add.
+  static constexpr std::uint64_t kExactBelow = 256;  // values below get a counter each
+  static constexpr std::uint64_t kSubBuckets = 128;  // counters per power of two above
+
+  // One counter, named by the highest value it holds (its upper edge).
+  struct Bucket {
+    std::uint64_t highest_value = 0;
+    std::uint64_t count = 0;
+  };
+  // What the counters alone lose: the exact extremes and the sum behind mean().
+  struct Exact {
+    std::uint64_t min = 0;
+    std::uint64_t max = 0;
+    double sum = 0;
+  };
+
   LatencyHistogram();
+
+  // A histogram as written by non_empty_buckets() and exact(); throws std::invalid_argument
+  // when a bucket's value is not an upper edge of this layout or appears twice.
+  static LatencyHistogram restore(std::span<const Bucket> buckets, const Exact& exact);
 
   void record(std::uint64_t value);
   void merge(const LatencyHistogram& other);
@@ -31,6 +52,9 @@ class LatencyHistogram {
   [[nodiscard]] std::uint64_t min() const { return count_ == 0 ? 0 : min_; }
   [[nodiscard]] std::uint64_t max() const { return max_; }
   [[nodiscard]] double mean() const;
+  [[nodiscard]] Exact exact() const { return {.min = min(), .max = max_, .sum = sum_}; }
+  // The counters that are not zero, lowest values first: the histogram without loss.
+  [[nodiscard]] std::vector<Bucket> non_empty_buckets() const;
 
   // The smallest recorded value v such that `percentile` % of the values are <= v, as the
   // upper edge of its sub-bucket (never below the true value, never above max()).

@@ -65,6 +65,15 @@ bool LoadOptions::sends_payload() const {
   return protocol == WireProtocol::raw || method == HttpMethod::post;
 }
 
+std::size_t LoadOptions::shard_connections() const { return shard.connections_of(connections); }
+
+std::optional<double> LoadOptions::shard_rate() const {
+  if (!rate) {
+    return std::nullopt;
+  }
+  return *rate * static_cast<double>(shard_connections()) / static_cast<double>(connections);
+}
+
 Target parse_target(std::string_view text) {
   Target target;
   std::string_view port_text;
@@ -135,6 +144,35 @@ void add_attack_options(CLI::App& app, LoadOptions& options, OptionalDurations& 
                "never reads a reply; reports how long until the server closed it");
 }
 
+// A run described once and started by several processes on several machines.
+void add_distributed_options(CLI::App& app, LoadOptions& options) {
+  app.add_option_function<std::string>(
+         "--shard",
+         [&options](const std::string& text) {
+           try {
+             options.shard = parse_shard(text);
+           } catch (const std::invalid_argument& error) {
+             throw CLI::ValidationError("--shard", error.what());
+           }
+         },
+         "Run shard I of N (e.g. 2/3): every I/N connection of -c, and the same share of --rate; "
+         "merge the N results with `echolab-load merge`")
+      ->type_name("I/N");
+  app.add_option_function<std::string>(
+         "--start-at",
+         [&options](const std::string& text) {
+           try {
+             options.start_at = parse_start_at(text, WallClock::now());
+           } catch (const std::invalid_argument& error) {
+             throw CLI::ValidationError("--start-at", error.what());
+           }
+         },
+         "Wait until this wall-clock time before connecting, so that replicas measure the same "
+         "window: Unix seconds (1764821400.5) or ISO 8601 UTC (2026-12-04T04:10:00Z), at most "
+         "an hour ahead")
+      ->type_name("TIME");
+}
+
 void add_options(CLI::App& app, LoadOptions& options, WordOptions& words,
                  OptionalDurations& durations) {
   const auto count_range = CLI::Range(std::size_t{1}, std::size_t{10'000'000});
@@ -188,6 +226,7 @@ void add_options(CLI::App& app, LoadOptions& options, WordOptions& words,
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))
       ->capture_default_str();
   add_attack_options(app, options, durations);
+  add_distributed_options(app, options);
   app.add_option("--json", options.json_path, "Write the result as JSON to this file");
   app.add_flag("-q,--quiet", options.quiet, "No progress line on stderr");
 }
@@ -274,6 +313,11 @@ std::optional<std::string> conflict_in(const CLI::App& app, const LoadOptions& o
   if (options.timeout.count() <= 0) {
     return "--timeout must be more than 0";
   }
+  if (options.shard_connections() == 0) {
+    return "--shard " + options.shard.to_string() + " has no connection: -c " +
+           std::to_string(options.connections) + " is fewer than " +
+           std::to_string(options.shard.count) + " shards";
+  }
   return std::nullopt;
 }
 
@@ -324,7 +368,7 @@ CommandLine parse_command_line(const std::vector<std::string>& arguments) {
     result.message = *conflict;
     return result;
   }
-  options.threads = std::min(options.threads, options.connections);
+  options.threads = std::min(options.threads, options.shard_connections());
   result.options = std::move(options);
   return result;
 }

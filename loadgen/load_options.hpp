@@ -9,6 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "loadgen/shard.hpp"
+#include "loadgen/start_time.hpp"
+
 namespace echolab::load {
 
 enum class WireProtocol { http, raw };
@@ -60,6 +63,9 @@ struct LoadOptions {
   bool never_read = false;
   std::string json_path;
   bool quiet = false;
+  // This process's part of the run; `connections` and `rate` describe the whole run.
+  Shard shard;
+  std::optional<WallClock::time_point> start_at;  // wait for this moment before connecting
 
   [[nodiscard]] LoopMode mode() const;
   [[nodiscard]] AttackMode attack() const;
@@ -67,6 +73,10 @@ struct LoadOptions {
   [[nodiscard]] std::chrono::nanoseconds run_time() const;
   // True when a request carries the payload (raw echo, or HTTP POST).
   [[nodiscard]] bool sends_payload() const;
+  // The connections this process opens: its shard's share of `connections`.
+  [[nodiscard]] std::size_t shard_connections() const;
+  // This process's share of --rate: each connection keeps the rate it has in the whole run.
+  [[nodiscard]] std::optional<double> shard_rate() const;
 };
 
 // "HOST:PORT" or "[V6]:PORT"; throws std::invalid_argument naming what is wrong.

@@ -5,6 +5,8 @@
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <fstream>
 #include <iomanip>
@@ -49,7 +51,9 @@ class LoadRun {
   explicit LoadRun(RunPlan plan) : plan_(std::move(plan)) {}
 
   RunReport execute() {
+    wait_for_start();
     plan_.start = Clock::now();
+    window_start_ = WallClock::now();
     plan_.hold_start = plan_.start + plan_.options.ramp;
     for (std::size_t i = 0; i < plan_.options.threads; ++i) {
       workers_.push_back(std::make_unique<LoadWorker>(plan_, gauge_, i, plan_.options.threads));
@@ -59,6 +63,7 @@ class LoadRun {
     }
     watch_until_done();
     const auto stopped = Clock::now();
+    window_end_ = WallClock::now();
     for (auto& worker : workers_) {
       worker->stop(stopped);
     }
@@ -69,6 +74,22 @@ class LoadRun {
   }
 
  private:
+  // Replicas started with the same --start-at measure the same window. The wall clock is
+  // read again after each sleep, so a clock stepped meanwhile (NTP) still starts on time.
+  void wait_for_start() const {
+    const auto& start_at = plan_.options.start_at;
+    if (!start_at || WallClock::now() >= *start_at) {
+      return;
+    }
+    if (!plan_.options.quiet) {
+      std::cerr << "echolab-load: waiting until " + iso8601_utc(*start_at) + " to start\n";
+    }
+    while (WallClock::now() < *start_at) {
+      std::this_thread::sleep_for(
+          std::min<WallClock::duration>(*start_at - WallClock::now(), std::chrono::seconds(1)));
+    }
+  }
+
   void watch_until_done() {
     asio::io_context io(1);
     asio::steady_timer end_of_run(io, plan_.start + plan_.options.run_time());
@@ -135,6 +156,8 @@ class LoadRun {
     result.hold_s = plan_.options.hold ? seconds_between(plan_.hold_start, stopped) : 0.0;
     result.connections_open_peak = static_cast<std::uint64_t>(gauge_.peak());
     result.interrupted = interrupted_;
+    result.window_start = window_start_;
+    result.window_end = window_end_;
     return result;
   }
 
@@ -145,6 +168,8 @@ class LoadRun {
   std::uint64_t last_requests_ = 0;
   bool interrupted_ = false;
   bool finished_ = false;
+  WallClock::time_point window_start_{};
+  WallClock::time_point window_end_{};
 };
 
 }  // namespace
@@ -155,8 +180,9 @@ int run_load(const LoadOptions& options) {
     return refuse_to_start("cannot ignore SIGPIPE");
   }
 
-  const auto limits = current_limits(descriptors_needed(options.connections, options.threads));
-  if (const auto problem = limits_problem(limits, options.connections, options.threads)) {
+  const std::size_t connections = options.shard_connections();
+  const auto limits = current_limits(descriptors_needed(connections, options.threads));
+  if (const auto problem = limits_problem(limits, connections, options.threads)) {
     return refuse_to_start(*problem);
   }
   std::string why;

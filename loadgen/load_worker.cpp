@@ -15,9 +15,14 @@ LoadWorker::LoadWorker(const RunPlan& plan, ConnectionGauge& gauge, std::size_t 
       context_{.plan = plan, .io = io_, .gauge = gauge},
       ramp_timer_(io_),
       sweep_timer_(io_) {
+  // Connections keep their index in the whole run (of which this process may be a shard), so
+  // that their ramp times and open-loop phases are those of the whole run.
   const std::size_t total = plan.options.connections;
+  const Shard& shard = plan.options.shard;
   const bool attack = plan.options.attack() != AttackMode::none;
-  for (std::size_t index = worker_index; index < total; index += worker_count) {
+  for (std::size_t nth = worker_index; nth < plan.options.shard_connections();
+       nth += worker_count) {
+    const std::size_t index = shard.global_index(nth);
     if (attack) {
       connections_.push_back(std::make_unique<AttackConnection>(context_));
     } else {

@@ -15,9 +15,6 @@
 namespace echolab::load {
 namespace {
 
-// Members stay in the order they are added, the order docs/loadgen.md describes.
-using Json = nlohmann::ordered_json;
-
 struct Percentile {
   const char* json_key;
   const char* label;
@@ -42,6 +39,61 @@ double seconds(std::chrono::nanoseconds time) {
   return std::chrono::duration<double>(time).count();
 }
 
+// The histogram without loss: its exact extremes and sum, and its non-empty counters as
+// [highest value, count] pairs, in nanoseconds.
+Json buckets_json(const LatencyHistogram& histogram) {
+  const auto exact = histogram.exact();
+  Json buckets = Json::array();
+  for (const auto& bucket : histogram.non_empty_buckets()) {
+    buckets.push_back(Json::array({bucket.highest_value, bucket.count}));
+  }
+  return {{"count", histogram.count()},
+          {"min", exact.min},
+          {"max", exact.max},
+          {"sum", exact.sum},
+          {"buckets", std::move(buckets)}};
+}
+
+Json histograms_json(const RunReport& report) {
+  return {{"layout", histogram_layout_json()},
+          {"latency_ns", buckets_json(report.stats.latency_ns)},
+          {"connect_ns", buckets_json(report.stats.connect_ns)},
+          {"hold_latency_ns",
+           report.options.hold ? buckets_json(report.stats.hold_latency_ns) : Json(nullptr)}};
+}
+
+Json window_json(WallClock::time_point start, WallClock::time_point end) {
+  return {{"start_unix_s", unix_seconds(start)},
+          {"end_unix_s", unix_seconds(end)},
+          {"start", iso8601_utc(start)},
+          {"end", iso8601_utc(end)}};
+}
+
+Json shard_json(const LoadOptions& options) {
+  if (options.shard.whole()) {
+    return nullptr;
+  }
+  return {{"index", std::uint64_t{options.shard.index}},
+          {"count", std::uint64_t{options.shard.count}},
+          {"connections_total", std::uint64_t{options.connections}},
+          {"rate_total", options.rate ? Json(*options.rate) : Json(nullptr)}};
+}
+
+Json merged_from_json(const RunReport& report) {
+  if (report.merged_from.empty()) {
+    return nullptr;
+  }
+  Json parts = Json::array();
+  for (const MergedPart& part : report.merged_from) {
+    parts.push_back({{"file", part.file},
+                     {"shard", part.shard ? Json(part.shard->to_string()) : Json(nullptr)},
+                     {"connections", part.connections},
+                     {"requests", part.requests},
+                     {"window", window_json(part.window_start, part.window_end)}});
+  }
+  return parts;
+}
+
 Json to_json(const LatencyHistogram& histogram) {
   Json json = {{"count", histogram.count()},
                {"min", microseconds(histogram.min())},
@@ -52,6 +104,17 @@ Json to_json(const LatencyHistogram& histogram) {
   json["max"] = microseconds(histogram.max());
   return json;
 }
+
+}  // namespace
+
+Json histogram_layout_json() {
+  return {{"unit", "ns"},
+          {"exact_below", LatencyHistogram::kExactBelow},
+          {"sub_buckets", LatencyHistogram::kSubBuckets},
+          {"highest_trackable", LatencyHistogram::kHighestTrackable}};
+}
+
+namespace {
 
 // The few figures of a distribution an attack reports, converted by `unit`.
 template <typename Unit>
@@ -73,7 +136,7 @@ Json attack_json(const RunReport& report) {
       {"mode", to_string(options.attack())},
       {"interval_s", options.slow_headers_interval ? Json(seconds(*options.slow_headers_interval))
                                                    : Json(nullptr)},
-      {"connections", std::uint64_t{options.connections}},
+      {"connections", std::uint64_t{options.shard_connections()}},
       {"connects", report.stats.connects},
       {"held_ms", summary_json(attack.held_ns, [](std::uint64_t ns) { return milliseconds(ns); })},
       {"closed_by_server", attack.closed_by_server},
@@ -93,11 +156,11 @@ void add_options(Json& json, const LoadOptions& options) {
   json["path"] = http ? Json(options.path) : Json(nullptr);
   json["mode"] = options.attack() == AttackMode::none ? to_string(options.mode())
                                                       : to_string(options.attack());
-  json["connections"] = std::uint64_t{options.connections};
+  json["connections"] = std::uint64_t{options.shard_connections()};
   json["threads"] = std::uint64_t{options.threads};
   json["pipeline"] = std::uint64_t{options.pipeline};
   json["payload_bytes"] = std::uint64_t{options.sends_payload() ? options.payload_bytes : 0};
-  json["rate"] = options.rate ? Json(*options.rate) : Json(nullptr);
+  json["rate"] = options.rate ? Json(*options.shard_rate()) : Json(nullptr);
   json["ramp_s"] = seconds(options.ramp);
   json["interval_s"] = options.hold ? Json(seconds(options.interval)) : Json(nullptr);
   json["timeout_s"] = seconds(options.timeout);
@@ -105,6 +168,7 @@ void add_options(Json& json, const LoadOptions& options) {
   json["max_response_bytes"] = http && options.attack() == AttackMode::none
                                    ? Json(std::uint64_t{options.max_response_bytes})
                                    : Json(nullptr);
+  json["shard"] = shard_json(options);
 }
 
 // printf formatting into a string, for the few lines of the summary that need it.
@@ -163,6 +227,17 @@ void write_attack_lines(std::ostream& out, const LoadStats& stats) {
   }
 }
 
+void write_window_lines(std::ostream& out, const RunReport& report) {
+  out << "  window       " << iso8601_utc(report.window_start) << " to "
+      << iso8601_utc(report.window_end) << '\n';
+  for (const MergedPart& part : report.merged_from) {
+    out << "    " << part.file << ": "
+        << (part.shard ? "shard " + part.shard->to_string() + ", " : std::string())
+        << part.connections << " connections, " << part.requests << " requests, "
+        << iso8601_utc(part.window_start) << " to " << iso8601_utc(part.window_end) << '\n';
+  }
+}
+
 std::string describe_run(const LoadOptions& options) {
   // Built with append(): GCC 12 at -O3 reports a false -Wrestrict on chains of operator+.
   std::string text(to_string(options.protocol));
@@ -183,13 +258,19 @@ std::string describe_run(const LoadOptions& options) {
   } else {
     text += ", " + std::string(kModeText[static_cast<std::size_t>(options.mode())]);
   }
-  text += ", " + std::to_string(options.connections) + " connections, " +
-          std::to_string(options.threads) + " threads";
+  if (options.shard.whole()) {
+    text += ", " + std::to_string(options.connections) + " connections, ";
+  } else {
+    text += ", shard " + options.shard.to_string() + ": " +
+            std::to_string(options.shard_connections()) + " of " +
+            std::to_string(options.connections) + " connections, ";
+  }
+  text += std::to_string(options.threads) + " threads";
   if (options.pipeline > 1) {
     text += ", pipeline " + std::to_string(options.pipeline);
   }
   if (options.rate) {
-    text += ", " + std::to_string(std::llround(*options.rate)) + " requests/s scheduled";
+    text += ", " + std::to_string(std::llround(*options.shard_rate())) + " requests/s scheduled";
   }
   if (options.new_connection_per_request) {
     text += ", a new connection per request";
@@ -237,6 +318,7 @@ void write_json(std::ostream& out, const RunReport& report) {
   Json json = {{"tool", "echolab-load"}};
   add_options(json, report.options);
   json["duration_s"] = std::round(report.duration_s * 1e6) / 1e6;
+  json["window"] = window_json(report.window_start, report.window_end);
   json["requests"] = stats.requests;
   json["requests_per_second"] = std::round(report.requests_per_second() * 10) / 10;
   json["bytes"] = stats.bytes_received;
@@ -264,6 +346,8 @@ void write_json(std::ostream& out, const RunReport& report) {
       first_errors[to_string(kind)] = stats.first_error[static_cast<std::size_t>(kind)];
     }
   }
+  json["merged_from"] = merged_from_json(report);
+  json["histograms"] = histograms_json(report);
   // The request path comes from the command line and may hold bytes that are not UTF-8: they
   // are replaced, where the library would otherwise throw after the run has been done.
   out << json.dump(2, ' ', false, Json::error_handler_t::replace) << '\n';
@@ -278,6 +362,7 @@ void write_summary(std::ostream& out, const RunReport& report) {
   out << "  " << human_bytes(stats.bytes_received) << " received, " << human_bytes(stats.bytes_sent)
       << " sent, " << stats.connects << " connects, peak " << report.connections_open_peak
       << " open\n";
+  write_window_lines(out, report);
   write_histogram_line(out, "latency     ", stats.latency_ns);
   write_histogram_line(out, "connect     ", stats.connect_ns);
   if (report.options.hold) {

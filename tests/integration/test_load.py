@@ -435,7 +435,7 @@ def test_help_lists_every_option():
     for option in ("--protocol", "--method", "--path", "--payload", "--connections", "--threads",
                    "--duration", "--ramp", "--hold", "--interval", "--pipeline", "--rate",
                    "--timeout", "--new-connection-per-request", "--max-response-bytes",
-                   "--slow-headers", "--never-read", "--json", "--quiet"):
+                   "--slow-headers", "--never-read", "--json", "--quiet", "--shard", "--start-at"):
         assert option in done.stdout, option
 
 
@@ -450,3 +450,116 @@ def test_too_low_ulimit_fails_fast_with_advice(tmp_path):
     assert result is None
     assert "ulimit -n" in stderr, stderr
     assert time.monotonic() - started < 5
+
+
+def run_shards(port: int, tmp_path: Path, shards: int, *args: str) -> list[dict]:
+    """Runs `shards` echolab-load processes, shard 1/N to N/N of one run, started together
+    with --start-at; returns their --json results."""
+    start_at = f"{time.time() + 1.5:.6f}"
+    paths = [tmp_path / f"shard-{i}.json" for i in range(1, shards + 1)]
+    loads = [subprocess.Popen([LOAD, "-q", *args, "--shard", f"{i}/{shards}", "--start-at",
+                               start_at, "--json", str(path), f"{LOOPBACK}:{port}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, path in enumerate(paths, start=1)]
+    for load in loads:
+        _, stderr = load.communicate(timeout=60)
+        assert load.returncode == 0, stderr
+    results = [json.loads(path.read_text()) for path in paths]
+    for result in results:
+        assert_clean(0, result, "")
+        # Nobody starts before --start-at, and all start within a few tens of milliseconds of it.
+        assert float(start_at) - 0.001 <= result["window"]["start_unix_s"] < float(start_at) + 0.2
+    return results
+
+
+def merge(*files: Path, output: Path | None = None) -> subprocess.CompletedProcess:
+    extra = ["--output", str(output)] if output else []
+    return subprocess.run([LOAD, "merge", *map(str, files), *extra], capture_output=True,
+                          text=True, timeout=30, check=False)
+
+
+@pytest.fixture(scope="module")
+def threads_server():
+    with Server("threads") as running:
+        yield running
+
+
+def test_two_shards_merged_agree_with_one_run(threads_server, tmp_path):
+    run = ("-c", "8", "-t", "2", "-d", "2s")
+    shards = run_shards(threads_server.port, tmp_path, 2, *run)
+    assert [shard["shard"]["index"] for shard in shards] == [1, 2]
+    assert [shard["connections"] for shard in shards] == [4, 4]
+    assert all(shard["shard"]["connections_total"] == 8 for shard in shards)
+
+    merged_path = tmp_path / "merged.json"
+    done = merge(tmp_path / "shard-1.json", tmp_path / "shard-2.json", output=merged_path)
+    assert done.returncode == 0, done.stderr
+    assert "shard 1/2" in done.stdout and "shard 2/2" in done.stdout  # the summary
+    merged = json.loads(merged_path.read_text())
+    assert_consistent(merged)
+    assert merged["requests"] == sum(shard["requests"] for shard in shards)
+    assert merged["connects"] == sum(shard["connects"] for shard in shards) == 8
+    assert merged["connections"] == 8 and merged["shard"] is None
+    assert merged["errors"]["total"] == 0
+    assert merged["window"]["start_unix_s"] == min(s["window"]["start_unix_s"] for s in shards)
+    assert merged["window"]["end_unix_s"] == max(s["window"]["end_unix_s"] for s in shards)
+    assert [part["shard"] for part in merged["merged_from"]] == ["1/2", "2/2"]
+    # A quantile of the pooled samples lies between the shards' own quantiles: an average of
+    # the shards' percentiles would too, but the counts and maxima below would not match it.
+    for key in ("p50", "p99"):
+        values = [shard["latency_us"][key] for shard in shards]
+        assert min(values) <= merged["latency_us"][key] <= max(values), key
+    assert merged["latency_us"]["max"] == max(shard["latency_us"]["max"] for shard in shards)
+    buckets = merged["histograms"]["latency_ns"]["buckets"]
+    assert sum(count for _, count in buckets) == merged["requests"]
+
+    # Without --output the JSON goes to stdout, the summary to stderr.
+    done = merge(tmp_path / "shard-1.json", tmp_path / "shard-2.json")
+    assert done.returncode == 0 and json.loads(done.stdout)["requests"] == merged["requests"]
+    assert "requests/s" in done.stderr
+
+    code, single, _, stderr = echolab_load(tmp_path, threads_server.port, "-q", *run)
+    assert_clean(code, single, stderr)
+    assert single["connections"] == merged["connections"] and single["shard"] is None
+    ratio = merged["requests_per_second"] / single["requests_per_second"]
+    print(f"\nsingle run: {single['requests_per_second']:.0f} req/s, "
+          f"p50 {single['latency_us']['p50']} us, p99 {single['latency_us']['p99']} us"
+          f"\nmerged 2 shards: {merged['requests_per_second']:.0f} req/s, "
+          f"p50 {merged['latency_us']['p50']} us, p99 {merged['latency_us']['p99']} us"
+          f" (throughput ratio {ratio:.2f})")
+    # Two processes against one on a shared 2-core machine: the same load, not the same figure.
+    assert 0.5 <= ratio <= 2.0
+
+
+def test_merge_refuses_results_of_different_runs_in_one_line(threads_server, tmp_path):
+    code, result, _, stderr = echolab_load(tmp_path, threads_server.port, "-q", "-c", "2",
+                                           "-d", "500ms")
+    assert_clean(code, result, stderr)
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps(result))
+    other = tmp_path / "other-target.json"
+    other.write_text(json.dumps({**result, "target": f"{LOOPBACK}:1"}))
+    not_a_result = tmp_path / "notes.txt"
+    not_a_result.write_text("requests: 12\n")
+    for files, mentioned in (((first, other), (str(other), '"target"')),
+                             ((first, not_a_result), (str(not_a_result), "echolab-load result"))):
+        done = merge(*files)
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == ""
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        for text in mentioned:
+            assert text in done.stderr, done.stderr
+
+
+def test_shard_and_start_at_usage_errors_exit_2_with_one_line():
+    past = f"{time.time() - 60:.3f}"
+    for args, mentioned in ((["--shard", "0/3"], "--shard"), (["--shard", "4/3"], "--shard"),
+                            (["--shard", "1/0"], "--shard"), (["--shard", "x"], "--shard"),
+                            (["--shard", "3/3", "-c", "2"], "--shard"),
+                            (["--start-at", past], "--start-at"),
+                            (["--start-at", "2999-01-01T00:00:00Z"], "--start-at")):
+        done = subprocess.run([LOAD, *args, "127.0.0.1:1"], capture_output=True, text=True,
+                              timeout=10)
+        assert done.returncode == 2, args
+        assert mentioned in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 namespace echolab::load {
@@ -161,6 +162,37 @@ TEST(LatencyHistogram, MergingAnEmptyHistogramChangesNothing) {
   EXPECT_EQ(histogram.count(), 1u);
   EXPECT_EQ(histogram.min(), 50'000u);
   EXPECT_EQ(histogram.max(), 50'000u);
+}
+
+TEST(LatencyHistogram, RestoredFromItsNonEmptyBucketsItIsTheSame) {
+  LatencyHistogram original;
+  for (const std::uint64_t value :
+       std::vector<std::uint64_t>{0U, 7U, 255U, 256U, 1'000U, 123'456U, 987'654'321U,
+                                  LatencyHistogram::kHighestTrackable + 5}) {
+    original.record(value);
+    original.record(value);
+  }
+  const auto buckets = original.non_empty_buckets();
+  EXPECT_EQ(buckets.size(), 8u);
+  const LatencyHistogram restored = LatencyHistogram::restore(buckets, original.exact());
+  EXPECT_EQ(restored.count(), original.count());
+  EXPECT_EQ(restored.min(), original.min());
+  EXPECT_EQ(restored.max(), original.max());
+  EXPECT_DOUBLE_EQ(restored.mean(), original.mean());
+  for (double p = 0; p <= 100; p += 0.5) {
+    EXPECT_EQ(restored.value_at_percentile(p), original.value_at_percentile(p)) << p;
+  }
+}
+
+TEST(LatencyHistogram, RestoreRefusesAValueThatIsNoBucketEdgeOrABucketTwice) {
+  using Bucket = LatencyHistogram::Bucket;
+  const std::vector<Bucket> not_an_edge = {{.highest_value = 256, .count = 1}};  // 256-257
+  EXPECT_THROW(LatencyHistogram::restore(not_an_edge, {}), std::invalid_argument);
+  const std::vector<Bucket> twice = {{.highest_value = 257, .count = 1},
+                                     {.highest_value = 257, .count = 2}};
+  EXPECT_THROW(LatencyHistogram::restore(twice, {}), std::invalid_argument);
+  const std::vector<Bucket> beyond = {{.highest_value = UINT64_MAX, .count = 1}};
+  EXPECT_THROW(LatencyHistogram::restore(beyond, {}), std::invalid_argument);
 }
 
 }  // namespace
