@@ -4,34 +4,18 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 
 #include "probes/probe_error.hpp"
 
 namespace echolab::probe {
-namespace {
-
-void close_fd(int& fd) noexcept {
-  if (fd < 0) return;
-  // Linux releases the descriptor even when close() reports EINTR, so it is never retried.
-  (void)::close(fd);
-  fd = -1;
-}
-
-}  // namespace
-
 Pipe::Pipe() {
-  if (::pipe2(fds_, O_CLOEXEC) != 0) throw_system_error("pipe2");
+  std::array<int, 2> ends{};
+  if (::pipe2(ends.data(), O_CLOEXEC) != 0) throw_system_error("pipe2");
+  read_.reset(ends[0]);
+  write_.reset(ends[1]);
 }
-
-Pipe::~Pipe() {
-  close_read();
-  close_write();
-}
-
-void Pipe::close_read() noexcept { close_fd(fds_[0]); }
-
-void Pipe::close_write() noexcept { close_fd(fds_[1]); }
 
 bool write_byte(int fd, char byte) noexcept {
   for (;;) {

@@ -5,24 +5,22 @@
 
 #include <chrono>
 
+#include "common/posix/unique_fd.hpp"
+
 namespace echolab::probe {
 
 class Pipe {
  public:
   Pipe();
-  ~Pipe();
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-  Pipe(Pipe&&) = delete;
-  Pipe& operator=(Pipe&&) = delete;
 
-  int read_fd() const { return fds_[0]; }
-  int write_fd() const { return fds_[1]; }
-  void close_read() noexcept;
-  void close_write() noexcept;
+  int read_fd() const { return read_.get(); }
+  int write_fd() const { return write_.get(); }
+  void close_read() noexcept { read_.reset(); }
+  void close_write() noexcept { write_.reset(); }
 
  private:
-  int fds_[2] = {-1, -1};
+  UniqueFd read_;
+  UniqueFd write_;
 };
 
 // Both retry on EINTR and report failure (or end of file) by returning false. They only make

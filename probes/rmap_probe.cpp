@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/posix/unique_fd.hpp"
 #include "probes/anonymous_pages.hpp"
 #include "probes/idle_children.hpp"
 #include "probes/idle_threads.hpp"
@@ -38,26 +39,17 @@ class MappedFile {
   MappedFile(const std::string& directory, std::size_t pages)
       : pages_(pages), bytes_(pages * AnonymousPages::page_size()) {
     require_disk_filesystem(directory);
-    fd_ = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd_ < 0) throw_system_error("open a temporary file in " + directory);
-    if (::ftruncate(fd_, static_cast<off_t>(bytes_)) != 0) {
-      close_file();
-      throw_system_error("ftruncate");
-    }
-    void* mapping = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-    if (mapping == MAP_FAILED) {
-      close_file();
-      throw_system_error("mmap of the temporary file");
-    }
+    file_.reset(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!file_) throw_system_error("open a temporary file in " + directory);
+    if (::ftruncate(file_.get(), static_cast<off_t>(bytes_)) != 0) throw_system_error("ftruncate");
+    void* mapping = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, file_.get(), 0);
+    if (mapping == MAP_FAILED) throw_system_error("mmap of the temporary file");
     data_ = static_cast<volatile char*>(mapping);
     // The first write-back allocates the file's blocks; later ones only write them.
     dirty_every_page();
     wait_for_write_back();
   }
-  ~MappedFile() {
-    (void)::munmap(const_cast<char*>(data_), bytes_);
-    close_file();
-  }
+  ~MappedFile() { (void)::munmap(const_cast<char*>(data_), bytes_); }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
   MappedFile(MappedFile&&) = delete;
@@ -80,7 +72,7 @@ class MappedFile {
   double write_back_ns_per_page() {
     dirty_every_page();
     const auto start = Clock::now();
-    if (::sync_file_range(fd_, 0, static_cast<off_t>(bytes_), SYNC_FILE_RANGE_WRITE) != 0) {
+    if (::sync_file_range(file_.get(), 0, static_cast<off_t>(bytes_), SYNC_FILE_RANGE_WRITE) != 0) {
       throw_system_error("sync_file_range");
     }
     const std::chrono::duration<double, std::nano> elapsed = Clock::now() - start;
@@ -106,17 +98,12 @@ class MappedFile {
   }
 
   void wait_for_write_back() const {
-    if (::fdatasync(fd_) != 0) throw_system_error("fdatasync");
-  }
-
-  void close_file() noexcept {
-    (void)::close(fd_);
-    fd_ = -1;
+    if (::fdatasync(file_.get()) != 0) throw_system_error("fdatasync");
   }
 
   std::size_t pages_;
   std::size_t bytes_;
-  int fd_ = -1;
+  UniqueFd file_;
   volatile char* data_ = nullptr;
   mutable volatile char last_sum_ = 0;
 };

@@ -247,9 +247,9 @@ ConnectionEnd BlockingConnection::serve() {
 
 }  // namespace
 
-ConnectionEnd serve_blocking_connection(int socket_fd, const BlockingConnectionSettings& settings,
+ConnectionEnd serve_blocking_connection(UniqueFd socket, const BlockingConnectionSettings& settings,
                                         ServerObserver& observer) {
-  const UniqueFd owner(socket_fd);  // the connection is this function's to close
+  const int socket_fd = socket.get();
   // An echo answers each read with one write; with Nagle on, a short write behind a long one
   // would wait for the client's delayed ACK (40 ms). Fails harmlessly on non-TCP sockets.
   const int one = 1;

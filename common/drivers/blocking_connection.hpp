@@ -10,6 +10,7 @@
 #include <chrono>
 
 #include "common/metrics/observer.hpp"
+#include "common/posix/unique_fd.hpp"
 #include "common/protocol/client_deadline.hpp"
 #include "common/protocol/protocol_config.hpp"
 
@@ -37,8 +38,8 @@ BlockingConnectionSettings settings_for_queued(BlockingConnectionSettings settin
 
 enum class ConnectionEnd { client_closed, timed_out, protocol_error, shutdown, io_error };
 
-// Takes ownership of `socket_fd` and closes it before returning.
-ConnectionEnd serve_blocking_connection(int socket_fd, const BlockingConnectionSettings& settings,
+// Serves the connection until it ends, and closes it.
+ConnectionEnd serve_blocking_connection(UniqueFd socket, const BlockingConnectionSettings& settings,
                                         ServerObserver& observer);
 
 }  // namespace echolab

@@ -9,6 +9,7 @@
 
 #include <csignal>
 #include <system_error>
+#include <utility>
 
 #include "common/server/log.hpp"
 
@@ -49,24 +50,23 @@ void log_nothing_to_reload() {
                        {"note", "no configuration file: still serving"}});
 }
 
-std::size_t take_queued_connections(int listen_fd, const std::function<void(int)>& serve) {
+std::size_t take_queued_connections(int listen_fd, const std::function<void(UniqueFd)>& serve) {
   std::size_t served = 0;
   std::size_t closed = 0;
   for (;;) {
-    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd connection(accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!connection) {
       if (errno == EINTR || errno == ECONNABORTED) {
         continue;
       }
       break;  // EAGAIN: the queue is empty (or a limit: what is left gets what it gets)
     }
     int waiting = 0;
-    if (ioctl(fd, FIONREAD, &waiting) == 0 && waiting > 0) {
-      serve(fd);
+    if (ioctl(connection.get(), FIONREAD, &waiting) == 0 && waiting > 0) {
+      serve(std::move(connection));
       ++served;
     } else {
-      close(fd);
-      ++closed;
+      ++closed;  // by `connection`, here
     }
   }
   if (served + closed > 0) {

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <functional>
 
+#include "common/posix/unique_fd.hpp"
+
 namespace echolab {
 
 // Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (threads started afterwards inherit
@@ -26,6 +28,6 @@ void log_nothing_to_reload();
 // So each server takes what is queued (`listen_fd` must be non-blocking by then): a
 // connection whose request bytes have arrived goes to `serve`, which owns it; one with none
 // is closed at once, a FIN (nothing unread, so no reset). Returns how many went to `serve`.
-std::size_t take_queued_connections(int listen_fd, const std::function<void(int)>& serve);
+std::size_t take_queued_connections(int listen_fd, const std::function<void(UniqueFd)>& serve);
 
 }  // namespace echolab

@@ -8,8 +8,10 @@
 #include <csignal>
 #include <exception>
 #include <thread>
+#include <utility>
 
 #include "common/posix/die_with_parent.hpp"
+#include "common/posix/unique_fd.hpp"
 #include "common/server/accept_policy.hpp"
 #include "common/server/log.hpp"
 #include "common/server/shutdown_signals.hpp"
@@ -81,16 +83,16 @@ void follow_master(pid_t master_pid) {
 // Blocking accept(): the kernel queues every child on the socket's wait queue as an
 // exclusive waiter and wakes exactly one per connection, so 10,000 idle children cost nothing
 // when a connection arrives (Apache's children poll() the listener and all wake: a herd).
-int accept_connection(int listener_fd, AcceptPolicy& policy) {
+UniqueFd accept_connection(int listener_fd, AcceptPolicy& policy) {
   for (;;) {
-    const int fd = accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) {
+    UniqueFd connection(accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (connection) {
       policy.accepted();
-      return fd;
+      return connection;
     }
     const int error = errno;
     if (leaving()) {
-      return -1;
+      return {};
     }
     switch (policy.failed(error)) {
       case AcceptFailure::retry:
@@ -100,16 +102,16 @@ int accept_connection(int listener_fd, AcceptPolicy& policy) {
         continue;
       case AcceptFailure::fatal:
         log_error("accept_failed", {{"errno", error}});
-        return -1;
+        return {};
     }
   }
 }
 
-void serve_connection(int connection, const BlockingConnectionSettings& settings,
+void serve_connection(UniqueFd connection, const BlockingConnectionSettings& settings,
                       ScoreboardSlot& slot, SlotObserver& observer) {
   slot.state.store(WorkerState::busy, std::memory_order_relaxed);
   observer.connection_accepted();
-  serve_blocking_connection(connection, settings, observer);
+  serve_blocking_connection(std::move(connection), settings, observer);
   observer.connection_closed();
   slot.state.store(WorkerState::idle, std::memory_order_relaxed);
 }
@@ -126,8 +128,8 @@ void serve_queued_connections(const ChildSetup& setup, ScoreboardSlot& slot,
     return;
   }
   const BlockingConnectionSettings settings = settings_for_queued(setup.connection);
-  take_queued_connections(queue_in_child, [&](int connection) {
-    serve_connection(connection, settings, slot, observer);
+  take_queued_connections(queue_in_child, [&](UniqueFd connection) {
+    serve_connection(std::move(connection), settings, slot, observer);
   });
 }
 
@@ -141,15 +143,15 @@ int serve_until_stopped(const ChildSetup& setup, ScoreboardSlot& slot) {
   AcceptPolicy accept_policy;  // no cap: a child serves one connection at a time
   std::size_t served = 0;
   while (!leaving()) {
-    const int connection = accept_connection(setup.listener_fd, accept_policy);
-    if (connection < 0) {
+    UniqueFd connection = accept_connection(setup.listener_fd, accept_policy);
+    if (!connection) {
       if (!leaving()) {
         return 1;
       }
       break;
     }
     sigprocmask(SIG_BLOCK, &stop_signal_only, nullptr);
-    serve_connection(connection, connection_settings, slot, observer);
+    serve_connection(std::move(connection), connection_settings, slot, observer);
     sigprocmask(SIG_UNBLOCK, &stop_signal_only, nullptr);  // a stop that came lands here
     if (setup.max_connections != 0 && ++served >= setup.max_connections) {
       return 0;  // recycled: the master sees a clean exit it did not ask for and replaces it

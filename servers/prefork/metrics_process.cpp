@@ -5,12 +5,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <csignal>
 #include <exception>
 #include <memory>
+#include <utility>
 
 #include "common/metrics/metrics.hpp"
 #include "common/posix/die_with_parent.hpp"
+#include "common/posix/unique_fd.hpp"
 #include "common/server/log.hpp"
 
 namespace echolab::prefork {
@@ -19,7 +22,7 @@ namespace {
 constexpr int kReadyTimeoutMs = 10'000;
 
 [[noreturn]] void serve_metrics(const MetricsProcessSetup& setup, Scoreboard& scoreboard,
-                                int ready_fd) {
+                                UniqueFd ready) {
   try {
     scoreboard.make_read_only();
     ServerMetrics metrics(Model::prefork);
@@ -37,8 +40,8 @@ constexpr int kReadyTimeoutMs = 10'000;
         });
     const MetricsEndpoint endpoint(setup.endpoint, {collectable, proc_stats});
     log_event("metrics_started", {{"listen", setup.endpoint.to_string()}});
-    [[maybe_unused]] const auto written = write(ready_fd, "1", 1);
-    close(ready_fd);
+    [[maybe_unused]] const auto written = write(ready.get(), "1", 1);
+    ready.reset();
     // SIGTERM is blocked (inherited from the master), so it waits here for sigwait().
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -62,14 +65,16 @@ bool wait_until_ready(int ready_fd) {
 }  // namespace
 
 pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreboard) {
-  int ready[2];
-  if (pipe2(ready, O_CLOEXEC) != 0) {
+  std::array<int, 2> ends{};
+  if (pipe2(ends.data(), O_CLOEXEC) != 0) {
     log_error("metrics_failed", {{"error", "pipe2"}, {"errno", errno}});
     return -1;
   }
+  UniqueFd ready_read(ends[0]);
+  UniqueFd ready_write(ends[1]);
   const pid_t pid = fork();
   if (pid == 0) {
-    close(ready[0]);
+    ready_read.reset();
     for (const int fd : setup.fds_to_close) {
       if (fd >= 0) {
         close(fd);
@@ -80,17 +85,14 @@ pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreb
     }
     static_cast<void>(signal(SIGINT, SIG_IGN));  // the master turns Ctrl-C into an orderly stop
     static_cast<void>(signal(SIGHUP, SIG_IGN));  // the master answers a hangup
-    serve_metrics(setup, scoreboard, ready[1]);
+    serve_metrics(setup, scoreboard, std::move(ready_write));
   }
-  close(ready[1]);
+  ready_write.reset();
   if (pid < 0) {
     log_error("metrics_failed", {{"error", "fork"}, {"errno", errno}});
-    close(ready[0]);
     return -1;
   }
-  const bool ready_now = wait_until_ready(ready[0]);
-  close(ready[0]);
-  if (!ready_now) {
+  if (!wait_until_ready(ready_read.get())) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     return -1;

@@ -14,6 +14,7 @@
 #include <exception>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "common/posix/die_with_parent.hpp"
 #include "common/server/log.hpp"
@@ -97,12 +98,14 @@ bool Spawner::launch(const ChildSetup& setup, int scoreboard_fd, std::size_t slo
     log_error("spawner_failed", {{"error", "socketpair"}, {"errno", errno}});
     return false;
   }
-  const std::string control = std::to_string(ends[1]);
+  UniqueFd master_end(ends[0]);
+  UniqueFd spawner_end(ends[1]);
+  const std::string control = std::to_string(spawner_end.get());
   const pid_t pid = fork();
   if (pid == 0) {
     // What the spawner needs survives the exec; everything else the master holds is
     // close-on-exec.
-    for (const int fd : {ends[1], setup.listener_fd, scoreboard_fd}) {
+    for (const int fd : {spawner_end.get(), setup.listener_fd, scoreboard_fd}) {
       fcntl(fd, F_SETFD, 0);
     }
     // /proc/self/exe, not a path: the same binary even if the file was replaced meanwhile,
@@ -110,19 +113,18 @@ bool Spawner::launch(const ChildSetup& setup, int scoreboard_fd, std::size_t slo
     execl("/proc/self/exe", "echolab-prefork", kSpawnerFlag, control.c_str(), nullptr);
     _exit(127);
   }
-  close(ends[1]);
+  spawner_end.reset();
   if (pid < 0) {
     log_error("spawner_failed", {{"error", "fork"}, {"errno", errno}});
-    close(ends[0]);
     return false;
   }
   pid_ = pid;
-  control_fd_ = ends[0];
-  setsockopt(control_fd_, SOL_SOCKET, SO_RCVTIMEO, &kReplyTimeout, sizeof(kReplyTimeout));
+  control_ = std::move(master_end);
+  setsockopt(control_.get(), SOL_SOCKET, SO_RCVTIMEO, &kReplyTimeout, sizeof(kReplyTimeout));
   const SpawnerSetup message{setup, scoreboard_fd, slot_count};
   char ready = 0;
-  if (!send_all(control_fd_, &message, sizeof(message)) || recv(control_fd_, &ready, 1, 0) != 1 ||
-      ready != kReady) {
+  if (!send_all(control_.get(), &message, sizeof(message)) ||
+      recv(control_.get(), &ready, 1, 0) != 1 || ready != kReady) {
     log_error("spawner_failed", {{"error", "no ready reply"}, {"pid", pid_}});
     stop();  // it exits, if it ever started; the master reaps it
     return false;
@@ -134,12 +136,12 @@ std::vector<pid_t> Spawner::spawn(std::span<const std::uint32_t> slots) {
   std::vector<pid_t> pids;
   pids.reserve(slots.size());
   std::array<std::int32_t, kMostPerRequest> reply{};
-  while (control_fd_ >= 0 && pids.size() < slots.size()) {
+  while (control_ && pids.size() < slots.size()) {
     const auto request =
         slots.subspan(pids.size(), std::min(slots.size() - pids.size(), kMostPerRequest));
     const std::size_t reply_bytes = request.size() * sizeof(std::int32_t);
-    if (!send_all(control_fd_, request.data(), request.size_bytes()) ||
-        recv(control_fd_, reply.data(), reply_bytes, 0) != static_cast<ssize_t>(reply_bytes)) {
+    if (!send_all(control_.get(), request.data(), request.size_bytes()) ||
+        recv(control_.get(), reply.data(), reply_bytes, 0) != static_cast<ssize_t>(reply_bytes)) {
       log_error("spawner_failed", {{"error", "no reply"}, {"pid", pid_}});
       stop();
       break;
@@ -149,12 +151,7 @@ std::vector<pid_t> Spawner::spawn(std::span<const std::uint32_t> slots) {
   return pids;
 }
 
-void Spawner::stop() {
-  if (control_fd_ >= 0) {
-    close(control_fd_);
-    control_fd_ = -1;
-  }
-}
+void Spawner::stop() { control_.reset(); }
 
 void Spawner::exited() {
   stop();

@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "common/posix/unique_fd.hpp"
 #include "servers/prefork/child.hpp"
 
 namespace echolab::prefork {
@@ -44,13 +45,13 @@ class Spawner {
   [[nodiscard]] pid_t pid() const { return pid_; }
   // The master's end of the control socket (-1 for none): no other process may hold it, or
   // the spawner would not see the master close it.
-  [[nodiscard]] int control_fd() const { return control_fd_; }
+  [[nodiscard]] int control_fd() const { return control_.get(); }
   // The master reaped it.
   void exited();
 
  private:
   pid_t pid_ = -1;
-  int control_fd_ = -1;
+  UniqueFd control_;
 };
 
 // Spawner side, from main() when argv[1] is kSpawnerFlag: serves the master's requests until

@@ -29,8 +29,8 @@ constexpr std::chrono::milliseconds kStartRetry{100};
 
 struct ThreadPerConnectionServer::ThreadStart {
   ThreadPerConnectionServer* server;
-  int client_fd;
-  int watch_fd;  // a second descriptor of the socket, for the shutdown to cut; -1 for none
+  UniqueFd client;
+  int watch_fd;  // the number of the socket's watched duplicate (watch_socket); -1 for none
   const BlockingConnectionSettings* settings;
   std::chrono::steady_clock::time_point created;
 };
@@ -60,24 +60,23 @@ int ThreadPerConnectionServer::run(UniqueFd listener, int signal_fd) {
     if (fds[0].revents == 0) {
       continue;  // a SIGHUP: the listener is blocking, accept() would wait for a connection
     }
-    const int client_fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client_fd < 0) {
+    UniqueFd client(accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!client) {
       if (accept_policy_.failed(errno) != AcceptFailure::retry) {
         std::this_thread::sleep_for(kAcceptPause);  // let connections finish, don't spin
       }
       continue;
     }
     if (!accept_policy_.admit(open_connections())) {
-      close(client_fd);
       metrics_.connection_rejected();
-      continue;
+      continue;  // `client` closes it
     }
-    start_thread(client_fd, connection_settings_);
+    start_thread(std::move(client), connection_settings_);
   }
   // The listener is the acceptor's alone: non-blocking now, to take what is still queued.
   fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
-  take_queued_connections(listen_fd,
-                          [this](int client_fd) { start_thread(client_fd, queued_settings_); });
+  take_queued_connections(
+      listen_fd, [this](UniqueFd client) { start_thread(std::move(client), queued_settings_); });
   listener.reset();
   drain();
   return 0;
@@ -106,10 +105,10 @@ bool ThreadPerConnectionServer::wait_for_free_thread(int signal_fd) {
   return true;
 }
 
-void ThreadPerConnectionServer::start_thread(int client_fd,
+void ThreadPerConnectionServer::start_thread(UniqueFd client,
                                              const BlockingConnectionSettings& settings) {
   auto start = std::make_unique<ThreadStart>(
-      ThreadStart{this, client_fd, -1, &settings, std::chrono::steady_clock::now()});
+      ThreadStart{this, std::move(client), -1, &settings, std::chrono::steady_clock::now()});
   pthread_attr_t attributes;
   pthread_attr_init(&attributes);
   pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
@@ -119,13 +118,12 @@ void ThreadPerConnectionServer::start_thread(int client_fd,
   {
     const std::lock_guard lock(mutex_);
     ++active_threads_;
-    start->watch_fd = watch_socket(client_fd);
+    start->watch_fd = watch_socket(start->client.get());
   }
   pthread_t thread{};
   const int error = pthread_create(&thread, &attributes, &thread_main, start.get());
   pthread_attr_destroy(&attributes);
-  if (error != 0) {
-    close(client_fd);
+  if (error != 0) {  // `start` still owns the connection, and closes it
     metrics_.connection_rejected();
     back_off_after_failed_start(start->watch_fd, error);
     return;
@@ -158,7 +156,7 @@ void* ThreadPerConnectionServer::thread_main(void* start) {
   return nullptr;
 }
 
-void ThreadPerConnectionServer::serve(const ThreadStart& start) {
+void ThreadPerConnectionServer::serve(ThreadStart& start) {
   // Counted here rather than by the acceptor: a connection no thread could be started for
   // is rejected, not accepted.
   metrics_.connection_accepted();
@@ -166,7 +164,7 @@ void ThreadPerConnectionServer::serve(const ThreadStart& start) {
   metrics_.worker_spawned(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start.created).count());
   metrics_.workers_changed(0, +1);
-  serve_blocking_connection(start.client_fd, *start.settings, metrics_);
+  serve_blocking_connection(std::move(start.client), *start.settings, metrics_);
   metrics_.connection_closed();
   metrics_.workers_changed(0, -1);
   const std::lock_guard lock(mutex_);
@@ -181,18 +179,17 @@ void ThreadPerConnectionServer::serve(const ThreadStart& start) {
 // once the thread is done with the socket. Out of descriptors, a connection is left unwatched:
 // the deadline then ends it with the process. Called with mutex_ held.
 int ThreadPerConnectionServer::watch_socket(int client_fd) {
-  const int watch_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 0);
-  if (watch_fd >= 0) {
-    watched_sockets_.insert(watch_fd);
+  UniqueFd watch(fcntl(client_fd, F_DUPFD_CLOEXEC, 0));
+  if (!watch) {
+    return -1;
   }
+  const int watch_fd = watch.get();
+  watched_sockets_.emplace(watch_fd, std::move(watch));
   return watch_fd;
 }
 
 void ThreadPerConnectionServer::unwatch_socket(int watch_fd) {
-  if (watch_fd >= 0) {
-    watched_sockets_.erase(watch_fd);
-    close(watch_fd);
-  }
+  watched_sockets_.erase(watch_fd);  // closes the duplicate
 }
 
 // Idle connections close at once on the stop broadcast; requests in flight finish, up to
@@ -209,7 +206,7 @@ void ThreadPerConnectionServer::drain() {
     log_event("shutdown", {{"phase", "timeout"},
                            {"threads_left", active_threads_},
                            {"sockets_cut", watched_sockets_.size()}});
-    for (const int watch_fd : watched_sockets_) {
+    for (const auto& [watch_fd, duplicate] : watched_sockets_) {
       ::shutdown(watch_fd, SHUT_RDWR);
     }
     if (!thread_exited_.wait_for(lock, kGraceAfterCut, all_exited)) {

@@ -6,7 +6,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "common/drivers/blocking_connection.hpp"
 #include "common/metrics/striped_metrics.hpp"
@@ -35,9 +35,9 @@ class ThreadPerConnectionServer {
   static void* thread_main(void* start);
 
   bool wait_for_free_thread(int signal_fd);
-  void start_thread(int client_fd, const BlockingConnectionSettings& settings);
+  void start_thread(UniqueFd client, const BlockingConnectionSettings& settings);
   void back_off_after_failed_start(int watch_fd, int error);
-  void serve(const ThreadStart& start);
+  void serve(ThreadStart& start);
   int watch_socket(int client_fd);
   void unwatch_socket(int watch_fd);
   void drain();
@@ -51,9 +51,9 @@ class ThreadPerConnectionServer {
   std::mutex mutex_;
   std::condition_variable thread_exited_;
   std::size_t active_threads_ = 0;  // guarded by mutex_
-  // A duplicate descriptor of every connection's socket, for the shutdown to cut what is
-  // left at its deadline; guarded by mutex_.
-  std::unordered_set<int> watched_sockets_;
+  // A duplicate descriptor of every connection's socket, by its number, for the shutdown to
+  // cut what is left at its deadline; guarded by mutex_.
+  std::unordered_map<int, UniqueFd> watched_sockets_;
   bool thread_start_failing_ = false;  // the acceptor's own: one log line per episode
   AcceptPolicy accept_policy_;         // the acceptor's own
 };

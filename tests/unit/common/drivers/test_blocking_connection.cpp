@@ -4,13 +4,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <future>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 
+#include "common/posix/unique_fd.hpp"
 #include "common/server/stop_signal.hpp"
 
 namespace echolab {
@@ -37,20 +40,16 @@ class CountingObserver final : public ServerObserver {
   std::optional<TimeoutKind> timed_out;
 };
 
+// The test's end and the server's end of a connection; the server's is handed to the driver.
 struct Pair {
-  int client = -1;
-  int server = -1;
+  UniqueFd client;
+  UniqueFd server;
   Pair() {
-    int fds[2];
-    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-    client = fds[0];
-    server = fds[1];
+    std::array<int, 2> fds{};
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds.data()), 0);
+    client.reset(fds[0]);
+    server.reset(fds[1]);
   }
-  ~Pair() { close(client); }
-  Pair(const Pair&) = delete;
-  Pair& operator=(const Pair&) = delete;
-  Pair(Pair&&) = delete;
-  Pair& operator=(Pair&&) = delete;
 };
 
 std::string read_until_closed(int fd) {
@@ -67,11 +66,11 @@ TEST(BlockingConnection, ServesRequestsAndReportsThem) {
   Pair pair;
   CountingObserver observer;
   const std::string request = "GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n";
-  ASSERT_EQ(write(pair.client, request.data(), request.size()),
+  ASSERT_EQ(write(pair.client.get(), request.data(), request.size()),
             static_cast<ssize_t>(request.size()));
-  const ConnectionEnd end = serve_blocking_connection(pair.server, {}, observer);
+  const ConnectionEnd end = serve_blocking_connection(std::move(pair.server), {}, observer);
   EXPECT_EQ(end, ConnectionEnd::client_closed);
-  const std::string reply = read_until_closed(pair.client);
+  const std::string reply = read_until_closed(pair.client.get());
   EXPECT_EQ(observer.requests, 2u);
   EXPECT_EQ(observer.received, request.size());
   EXPECT_EQ(observer.sent, reply.size());
@@ -81,8 +80,9 @@ TEST(BlockingConnection, ProtocolErrorClosesWithTheStatus) {
   Pair pair;
   CountingObserver observer;
   const std::string bad = "GET / HTTP/1.1\r\nno colon\r\n\r\n";
-  ASSERT_GT(write(pair.client, bad.data(), bad.size()), 0);
-  EXPECT_EQ(serve_blocking_connection(pair.server, {}, observer), ConnectionEnd::protocol_error);
+  ASSERT_GT(write(pair.client.get(), bad.data(), bad.size()), 0);
+  EXPECT_EQ(serve_blocking_connection(std::move(pair.server), {}, observer),
+            ConnectionEnd::protocol_error);
   EXPECT_EQ(observer.last_error, 400);
 }
 
@@ -92,8 +92,9 @@ TEST(BlockingConnection, IdleTimeoutEndsAQuietConnection) {
   BlockingConnectionSettings settings;
   settings.timeouts.idle = std::chrono::milliseconds(50);
   const std::string request = "GET / HTTP/1.1\r\n\r\n";
-  ASSERT_GT(write(pair.client, request.data(), request.size()), 0);
-  EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer), ConnectionEnd::timed_out);
+  ASSERT_GT(write(pair.client.get(), request.data(), request.size()), 0);
+  EXPECT_EQ(serve_blocking_connection(std::move(pair.server), settings, observer),
+            ConnectionEnd::timed_out);
   EXPECT_EQ(observer.timed_out, TimeoutKind::idle);
   EXPECT_EQ(observer.requests, 1U);
 }
@@ -104,7 +105,8 @@ TEST(BlockingConnection, AConnectionThatSendsNothingHasTheHeaderTimeout) {
   CountingObserver observer;
   BlockingConnectionSettings settings;
   settings.timeouts.header = std::chrono::milliseconds(50);
-  EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer), ConnectionEnd::timed_out);
+  EXPECT_EQ(serve_blocking_connection(std::move(pair.server), settings, observer),
+            ConnectionEnd::timed_out);
   EXPECT_EQ(observer.timed_out, TimeoutKind::header);
   EXPECT_EQ(observer.last_error, 0);  // nothing was asked: closed without an answer
 }
@@ -118,20 +120,20 @@ TEST(BlockingConnection, HeaderTimeoutAnswers408ThoughHeaderLinesKeepComing) {
   settings.timeouts.header = std::chrono::milliseconds(300);
   settings.timeouts.linger = std::chrono::milliseconds(50);
   auto served = std::async(std::launch::async, [&] {
-    return serve_blocking_connection(pair.server, settings, observer);
+    return serve_blocking_connection(std::move(pair.server), settings, observer);
   });
   const std::string head = "GET / HTTP/1.1\r\nHost: x\r\n";
-  ASSERT_GT(write(pair.client, head.data(), head.size()), 0);
+  ASSERT_GT(write(pair.client.get(), head.data(), head.size()), 0);
   for (int line = 0;
        line < 10 && served.wait_for(std::chrono::milliseconds(60)) == std::future_status::timeout;
        ++line) {
-    static_cast<void>(write(pair.client, "X-a: b\r\n", 8));
+    static_cast<void>(write(pair.client.get(), "X-a: b\r\n", 8));
   }
   ASSERT_EQ(served.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(served.get(), ConnectionEnd::timed_out);
   EXPECT_EQ(observer.timed_out, TimeoutKind::header);
   EXPECT_EQ(observer.last_error, 408);
-  EXPECT_NE(read_until_closed(pair.client).find("408 Request Timeout"), std::string::npos);
+  EXPECT_NE(read_until_closed(pair.client.get()).find("408 Request Timeout"), std::string::npos);
 }
 
 TEST(BlockingConnection, BodyTimeoutCutsABodyThatStopsComing) {
@@ -141,10 +143,11 @@ TEST(BlockingConnection, BodyTimeoutCutsABodyThatStopsComing) {
   settings.timeouts.body = std::chrono::milliseconds(100);
   settings.timeouts.linger = std::chrono::milliseconds(50);
   const std::string head = "POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc";
-  ASSERT_GT(write(pair.client, head.data(), head.size()), 0);
-  EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer), ConnectionEnd::timed_out);
+  ASSERT_GT(write(pair.client.get(), head.data(), head.size()), 0);
+  EXPECT_EQ(serve_blocking_connection(std::move(pair.server), settings, observer),
+            ConnectionEnd::timed_out);
   EXPECT_EQ(observer.timed_out, TimeoutKind::body);
-  EXPECT_NE(read_until_closed(pair.client).find("408"), std::string::npos);
+  EXPECT_NE(read_until_closed(pair.client.get()).find("408"), std::string::npos);
 }
 
 // A client that sends requests and never reads: once both socket buffers are full, the
@@ -156,7 +159,7 @@ TEST(BlockingConnection, SendTimeoutFreesTheWorkerOfAClientThatNeverReads) {
   settings.timeouts.send = std::chrono::milliseconds(200);
   settings.timeouts.min_rate = 0;
   auto served = std::async(std::launch::async, [&] {
-    return serve_blocking_connection(pair.server, settings, observer);
+    return serve_blocking_connection(std::move(pair.server), settings, observer);
   });
   std::string body(64 * 1024, 'x');
   const std::string request =
@@ -164,7 +167,7 @@ TEST(BlockingConnection, SendTimeoutFreesTheWorkerOfAClientThatNeverReads) {
   for (int sent = 0;
        sent < 200 && served.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout;
        ++sent) {
-    if (send(pair.client, request.data(), request.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+    if (send(pair.client.get(), request.data(), request.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
@@ -182,18 +185,18 @@ TEST(BlockingConnection, AnErrorAnswerIsFollowedByALingeringClose) {
   settings.protocol.limits.max_body_bytes = 10;
   settings.timeouts.linger = std::chrono::milliseconds(300);
   const std::string head = "POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n";
-  ASSERT_GT(write(pair.client, head.data(), head.size()), 0);
+  ASSERT_GT(write(pair.client.get(), head.data(), head.size()), 0);
   auto served = std::async(std::launch::async, [&] {
-    return serve_blocking_connection(pair.server, settings, observer);
+    return serve_blocking_connection(std::move(pair.server), settings, observer);
   });
   // Still sending after the answer: the server reads on, so the writes go through.
   const std::string more(1000, 'y');
   for (int i = 0; i < 20; ++i) {
-    EXPECT_EQ(write(pair.client, more.data(), more.size()), 1000);
+    EXPECT_EQ(write(pair.client.get(), more.data(), more.size()), 1000);
   }
   EXPECT_EQ(served.get(), ConnectionEnd::protocol_error);
   EXPECT_EQ(observer.last_error, 413);
-  EXPECT_NE(read_until_closed(pair.client).find("413"), std::string::npos);
+  EXPECT_NE(read_until_closed(pair.client.get()).find("413"), std::string::npos);
 }
 
 // A client that leaves before its answer is sent is a failed connection, not a slow reader:
@@ -207,14 +210,14 @@ TEST(BlockingConnection, AClientGoneBeforeItsAnswerIsAnErrorNotASendTimeout) {
   const std::string request =
       "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   auto served = std::async(std::launch::async, [&] {
-    return serve_blocking_connection(pair.server, settings, observer);
+    return serve_blocking_connection(std::move(pair.server), settings, observer);
   });
   for (std::size_t sent = 0; sent < request.size();) {
-    const ssize_t n = write(pair.client, request.data() + sent, request.size() - sent);
+    const ssize_t n = write(pair.client.get(), request.data() + sent, request.size() - sent);
     ASSERT_GT(n, 0);
     sent += static_cast<std::size_t>(n);
   }
-  shutdown(pair.client, SHUT_RDWR);  // gone without reading the echo
+  shutdown(pair.client.get(), SHUT_RDWR);  // gone without reading the echo
   ASSERT_EQ(served.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   EXPECT_EQ(served.get(), ConnectionEnd::io_error);
   EXPECT_FALSE(observer.timed_out.has_value());
@@ -231,16 +234,16 @@ TEST(BlockingConnection, TheLingeringCloseEndsThoughTheClientKeepsSending) {
   std::thread flood([&] {
     const std::string head = "POST / HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n";
     const std::string more(64 * 1024, 'y');
-    if (write(pair.client, head.data(), head.size()) < 0) {
+    if (write(pair.client.get(), head.data(), head.size()) < 0) {
       return;
     }
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!done.load() && std::chrono::steady_clock::now() < until &&
-           send(pair.client, more.data(), more.size(), MSG_NOSIGNAL) > 0) {
+           send(pair.client.get(), more.data(), more.size(), MSG_NOSIGNAL) > 0) {
     }
   });
   auto served = std::async(std::launch::async, [&] {
-    return serve_blocking_connection(pair.server, settings, observer);
+    return serve_blocking_connection(std::move(pair.server), settings, observer);
   });
   // Without the deadline the loop would read for as long as the flood lasts (5 s).
   const auto status = served.wait_for(std::chrono::seconds(3));
@@ -258,15 +261,15 @@ TEST(BlockingConnection, StopClosesAnIdleConnectionButFinishesARequestInFlight) 
   BlockingConnectionSettings settings;
   settings.stop_fd = stop.fd();
   const std::string head = "GET / HTTP/1.1\r\n";
-  ASSERT_GT(write(pair.client, head.data(), head.size()), 0);
+  ASSERT_GT(write(pair.client.get(), head.data(), head.size()), 0);
   auto served = std::async(std::launch::async, [&] {
-    return serve_blocking_connection(pair.server, settings, observer);
+    return serve_blocking_connection(std::move(pair.server), settings, observer);
   });
   // The request is half-read: a stop must not cut it off.
   EXPECT_EQ(served.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
   stop.broadcast();
   EXPECT_EQ(served.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
-  ASSERT_GT(write(pair.client, "\r\n", 2), 0);
+  ASSERT_GT(write(pair.client.get(), "\r\n", 2), 0);
   EXPECT_EQ(served.get(), ConnectionEnd::shutdown);
   EXPECT_EQ(observer.requests, 1U);
 }
@@ -299,7 +302,7 @@ class SignalStoppedConnection {
       settings.wait_mask = &wait_mask_;
       settings.stop_requested = &stop_flag;
       started.set_value(pthread_self());
-      ended_.set_value(serve_blocking_connection(pair.server, settings, observer_));
+      ended_.set_value(serve_blocking_connection(std::move(pair.server), settings, observer_));
     });
     serving_thread_ = handle.get();
   }
@@ -345,28 +348,29 @@ TEST(BlockingConnection, AStopAnswersARequestAlreadyReceivedBeforeClosing) {
   settings.stop_fd = stop.fd();
   stop.broadcast();
   const std::string two = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
-  ASSERT_GT(write(pair.client, two.data(), two.size()), 0);
-  EXPECT_EQ(serve_blocking_connection(pair.server, settings, observer), ConnectionEnd::shutdown);
+  ASSERT_GT(write(pair.client.get(), two.data(), two.size()), 0);
+  EXPECT_EQ(serve_blocking_connection(std::move(pair.server), settings, observer),
+            ConnectionEnd::shutdown);
   EXPECT_EQ(observer.requests, 2U);
-  const std::string answers = read_until_closed(pair.client);
+  const std::string answers = read_until_closed(pair.client.get());
   EXPECT_NE(answers.find("200 OK"), answers.rfind("200 OK"));
 }
 
 TEST(BlockingConnection, AStopSignalLetsARequestInFlightFinish) {
   Pair pair;
   const std::string head = "GET / HTTP/1.1\r\n";
-  ASSERT_GT(write(pair.client, head.data(), head.size()), 0);
+  ASSERT_GT(write(pair.client.get(), head.data(), head.size()), 0);
   SignalStoppedConnection connection(pair);
   EXPECT_EQ(connection.ended().wait_for(std::chrono::milliseconds(100)),
             std::future_status::timeout);
   connection.stop();  // the request is half-read: it must not be cut off
   EXPECT_EQ(connection.ended().wait_for(std::chrono::milliseconds(100)),
             std::future_status::timeout);
-  ASSERT_GT(write(pair.client, "\r\n", 2), 0);
+  ASSERT_GT(write(pair.client.get(), "\r\n", 2), 0);
   ASSERT_EQ(connection.ended().wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(connection.ended().get(), ConnectionEnd::shutdown);
   EXPECT_EQ(connection.requests(), 1U);
-  EXPECT_NE(read_until_closed(pair.client).find("200 OK"), std::string::npos);
+  EXPECT_NE(read_until_closed(pair.client.get()).find("200 OK"), std::string::npos);
 }
 
 }  // namespace
