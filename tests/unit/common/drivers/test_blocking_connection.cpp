@@ -161,7 +161,7 @@ TEST(BlockingConnection, SendTimeoutFreesTheWorkerOfAClientThatNeverReads) {
   auto served = std::async(std::launch::async, [&] {
     return serve_blocking_connection(std::move(pair.server), settings, observer);
   });
-  std::string body(64 * 1024, 'x');
+  std::string body(std::size_t{64} * 1024, 'x');
   const std::string request =
       "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   for (int sent = 0;
@@ -206,7 +206,7 @@ TEST(BlockingConnection, AClientGoneBeforeItsAnswerIsAnErrorNotASendTimeout) {
   CountingObserver observer;
   BlockingConnectionSettings settings;
   settings.timeouts.send = std::chrono::seconds(30);
-  const std::string body(512 * 1024, 'x');
+  const std::string body(std::size_t{512} * 1024, 'x');
   const std::string request =
       "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   auto served = std::async(std::launch::async, [&] {
@@ -233,7 +233,7 @@ TEST(BlockingConnection, TheLingeringCloseEndsThoughTheClientKeepsSending) {
   std::atomic<bool> done{false};
   std::thread flood([&] {
     const std::string head = "POST / HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n";
-    const std::string more(64 * 1024, 'y');
+    const std::string more(std::size_t{64} * 1024, 'y');
     if (write(pair.client.get(), head.data(), head.size()) < 0) {
       return;
     }
