@@ -13,7 +13,13 @@ packages=(
   # clients, checks and reports
   wrk apache2-utils curl prometheus gnuplot-nox python3 python3-pytest procps iproute2 strace
   slowhttptest
+  # the dashboard schema check (npm installs its pinned TypeScript tooling)
+  nodejs
 )
+# Node.js packaged outside Debian (NodeSource) bundles npm and conflicts with Debian's npm.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(npm)
+fi
 peers=0
 for option in "$@"; do
   case "$option" in
