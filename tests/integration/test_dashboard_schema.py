@@ -88,6 +88,18 @@ def break_colour_mode(dashboard: dict) -> None:
     first_panel(dashboard)["fieldConfig"]["defaults"]["color"] = {"mode": "palette"}
 
 
+def break_legend_mode(dashboard: dict) -> None:
+    first_panel(dashboard, "timeseries")["options"]["legend"] = {"displayMode": "tables"}
+
+
+def break_query_ref_id(dashboard: dict) -> None:
+    first_panel(dashboard)["targets"][0]["refId"] = 1
+
+
+def break_bar_gauge_mode(dashboard: dict) -> None:
+    first_panel(dashboard, "bargauge")["options"]["displayMode"] = "bars"
+
+
 # One dashboard per mistake: (what is broken, the JSON path the error must name, the message).
 MISTAKES = {
     "grid-height": (break_grid_height, r"panels\[\d+\](\.panels\[\d+\])?\.gridPos\.h",
@@ -99,6 +111,12 @@ MISTAKES = {
                       "Type 'string' is not assignable to type 'boolean'"),
     "colour-mode": (break_colour_mode, r"panels\[\d+\](\.panels\[\d+\])?\.fieldConfig\.defaults\.color\.mode",
                     "Type '\"palette\"' is not assignable"),
+    "legend-mode": (break_legend_mode, r"panels\[\d+\](\.panels\[\d+\])?\.options\.legend\.displayMode",
+                    "Type '\"tables\"' is not assignable"),
+    "query-ref-id": (break_query_ref_id, r"panels\[\d+\](\.panels\[\d+\])?\.targets\[0\]\.refId",
+                     "Type 'number' is not assignable to type 'string'"),
+    "bar-gauge-mode": (break_bar_gauge_mode, r"panels\[\d+\](\.panels\[\d+\])?\.options\.displayMode",
+                       "Type '\"bars\"' is not assignable"),
 }
 
 
