@@ -9,7 +9,9 @@
 set -euo pipefail
 
 source_dir=$(cd "$(dirname "$0")/.." && pwd)
-tool_dir=$source_dir/scripts/dashboard-schema
+# A copy of the tooling elsewhere may be named (the tests use one to install into a scratch
+# directory).
+tool_dir=${ECHOLAB_SCHEMA_TOOL_DIR:-$source_dir/scripts/dashboard-schema}
 
 for tool in node npm; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -32,7 +34,7 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
   registry=$(cd "$tool_dir" && npm config get registry)
   if ! (cd "$tool_dir" && npm ci --no-audit --no-fund --loglevel=error \
           --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=5000 --fetch-timeout=30000 >&2); then
-    echo "check-dashboard-schema: 'npm ci' in scripts/dashboard-schema failed: the pinned" \
+    echo "check-dashboard-schema: 'npm ci' in $tool_dir failed: the pinned" \
          "@grafana/schema and typescript could not be installed (is the npm registry" \
          "$registry reachable?)" >&2
     exit 3

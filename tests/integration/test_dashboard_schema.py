@@ -2,7 +2,9 @@
 release of the stack's Grafana image), type-checked by TypeScript: Grafana need not run."""
 
 import json
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,9 +25,9 @@ def dashboard_files() -> list[Path]:
     return sorted(DASHBOARD_DIR.glob("*.json"))
 
 
-def check(*files: Path) -> subprocess.CompletedProcess:
+def check(*files: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run([str(SCRIPT), *map(str, files)], capture_output=True, text=True,
-                            timeout=CHECK_TIMEOUT_S)
+                            timeout=CHECK_TIMEOUT_S, env=env)
     if result.returncode == REGISTRY_UNREACHABLE:
         pytest.fail("the schema tooling could not be installed, so no dashboard was checked:\n"
                     + result.stderr[-3000:])
@@ -139,3 +141,18 @@ def test_a_field_of_the_wrong_type_fails_the_check_naming_the_field(tmp_path):
         errors = errors_of(result.stdout, f"{name}.json")
         assert len(errors) == 1, f"{name}: {errors}\n{output}"
         assert re.match(rf"{field}: .*{re.escape(message)}", errors[0]), f"{name}: {errors[0]}"
+
+
+def test_an_unreachable_registry_is_reported_as_such(tmp_path):
+    """A copy of the tooling with nothing installed, an empty npm cache and a registry on a
+    loopback port nobody listens on: the script must say that it could not install, not that
+    a dashboard failed (the tests above turn that into a failure with this message)."""
+    tool_copy = tmp_path / "dashboard-schema"
+    shutil.copytree(TOOL_DIR, tool_copy, ignore=shutil.ignore_patterns("node_modules"))
+    unreachable = "http://127.0.0.1:9/"
+    env = dict(os.environ, ECHOLAB_SCHEMA_TOOL_DIR=str(tool_copy), npm_config_registry=unreachable,
+               npm_config_cache=str(tmp_path / "npm-cache"), npm_config_offline="false")
+    result = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == REGISTRY_UNREACHABLE, result.stdout + result.stderr
+    assert f"is the npm registry {unreachable} reachable?" in result.stderr, result.stderr
+    assert "ok " not in result.stdout and "FAIL" not in result.stdout
