@@ -8,7 +8,8 @@
 //
 // Usage: node check.mjs DASHBOARD.json...
 // Prints "ok <file>" or "FAIL <file>" and one "  <path>: <message>" line per error for each;
-// exits 1 when any dashboard fails, 2 on a usage or read error.
+// exits 1 when any dashboard fails (unreadable JSON included), 2 on a usage error or an
+// error in dashboard-json.ts or the installed types.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,13 +61,14 @@ if (files.length === 0) {
 // The generated modules live in memory beside dashboard-json.ts, so that concurrent runs
 // share no files and nothing is left behind.
 const modules = new Map();
+const unreadable = [];
 for (const [index, file] of files.entries()) {
   let dashboard;
   try {
     dashboard = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (error) {
-    console.error(`FAIL ${file}: ${error.message}`);
-    process.exit(2);
+    unreadable.push(`FAIL ${file}\n  (file): ${error.message}`);
+    continue;
   }
   const modulePath = path.join(toolDir, `generated-${index}-${path.basename(file, '.json')}.ts`);
   modules.set(modulePath, { file, ...toModule(dashboard) });
@@ -100,7 +102,8 @@ for (const diagnostic of [...global, ...program.getSemanticDiagnostics(), ...pro
   errors.get(path.resolve(diagnostic.file.fileName)).push(`${module.paths[line] || '(dashboard)'}: ${message}`);
 }
 
-let failed = 0;
+let failed = unreadable.length;
+for (const line of unreadable) console.log(line);
 for (const [modulePath, { file }] of modules) {
   const found = errors.get(modulePath);
   console.log(`${found.length ? 'FAIL' : 'ok  '} ${file}`);
