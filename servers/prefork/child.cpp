@@ -13,7 +13,7 @@
 #include "common/server/accept_policy.hpp"
 #include "common/server/log.hpp"
 #include "common/server/shutdown_signals.hpp"
-#include "servers/prefork/slot_observer.hpp"
+#include "common/metrics/slot_observer.hpp"
 
 namespace echolab::prefork {
 namespace {

@@ -17,7 +17,7 @@
 #include "common/posix/unique_fd.hpp"
 #include "servers/prefork/child.hpp"
 #include "servers/prefork/prefork_options.hpp"
-#include "servers/prefork/scoreboard.hpp"
+#include "common/metrics/scoreboard.hpp"
 #include "servers/prefork/spare_server_policy.hpp"
 #include "servers/prefork/spawner.hpp"
 

@@ -17,7 +17,7 @@
 
 #include "common/posix/die_with_parent.hpp"
 #include "common/server/log.hpp"
-#include "servers/prefork/scoreboard.hpp"
+#include "common/metrics/scoreboard.hpp"
 #include "servers/prefork/spare_server_policy.hpp"
 
 namespace echolab::prefork {

@@ -1,4 +1,4 @@
-#include "servers/prefork/scoreboard.hpp"
+#include "common/metrics/scoreboard.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,9 +11,9 @@
 
 #include <numeric>
 
-#include "servers/prefork/slot_observer.hpp"
+#include "common/metrics/slot_observer.hpp"
 
-namespace echolab::prefork {
+namespace echolab {
 namespace {
 
 std::uint64_t bucket_total(const MetricsTotals& totals) {
@@ -266,4 +266,4 @@ TEST(Scoreboard, AChildCountsItsOwnContextSwitches) {
 }
 
 }  // namespace
-}  // namespace echolab::prefork
+}  // namespace echolab
