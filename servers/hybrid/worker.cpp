@@ -88,9 +88,15 @@ void HybridWorker::wait_for_signal() {
                              if (error == asio::error::operation_aborted) {
                                return;
                              }
-                             if (!stopping_) {
-                               shut_down();
-                             }
+                             // Behind the completions already queued: a read that took a
+                             // request's bytes off a socket (Asio reads speculatively when it
+                             // starts one) must reach its Session before the shutdown looks
+                             // for idle connections, or that request would look like none.
+                             asio::post(io_, [this] {
+                               if (!stopping_) {
+                                 shut_down();
+                               }
+                             });
                            });
 }
 
