@@ -170,3 +170,13 @@ def test_both_port_sharing_modes_serve_on_every_worker(flags, sharing):
             for conn in clients:
                 conn.close()
         assert server.terminate() == 0
+
+
+def test_workers_and_the_metrics_process_die_with_a_killed_master():
+    with Server("hybrid", "--workers", "2") as server:
+        processes = children(server)
+        assert len(processes) == 3
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=5)
+        left = eventually(lambda: children(server), lambda now: not now)
+        assert not left, f"outlived the master: {left}"
