@@ -32,8 +32,8 @@ class ServerObserver {
 };
 
 // Reports what one Session::feed() answered, once its output has been sent: `count` requests
-// that took `seconds` to handle, and their error statuses. A template so that the pool's
-// final StripedMetrics is called directly on its hot path.
+// that took `seconds` to handle, and their error statuses. A template so that a caller that
+// knows its observer's final type calls it directly.
 template <typename Observer>
 void report_feed(Observer& observer, Protocol protocol, const FeedResult& result, double seconds) {
   if (result.requests > 0) {

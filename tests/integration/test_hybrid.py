@@ -180,3 +180,27 @@ def test_workers_and_the_metrics_process_die_with_a_killed_master():
         server.process.wait(timeout=5)
         left = eventually(lambda: children(server), lambda now: not now)
         assert not left, f"outlived the master: {left}"
+
+
+def test_max_connections_holds_across_the_workers():
+    with Server("hybrid", "--workers", "2", "--max-connections", "10") as server:
+        held = [socket.create_connection((LOOPBACK, server.port), timeout=5) for _ in range(10)]
+        try:
+            for conn in held:  # one by one: each is counted in its worker's slot before the next
+                assert served(conn)
+            over = socket.create_connection((LOOPBACK, server.port), timeout=5)
+            assert not served(over)  # closed unanswered, whichever worker took it
+            over.close()
+            metrics = eventually(lambda: scrape(server), lambda m: m.value(
+                "echolab_connections_rejected_total", model="hybrid") == 1)
+            assert metrics.value("echolab_connections_rejected_total", model="hybrid") == 1
+            assert metrics.value("echolab_connections_active", model="hybrid") == 10
+            held.pop().close()
+            eventually(lambda: scrape(server), lambda m: m.value(
+                "echolab_connections_active", model="hybrid") == 9)
+            again = socket.create_connection((LOOPBACK, server.port), timeout=5)
+            assert served(again)
+            again.close()
+        finally:
+            for conn in held:
+                conn.close()
