@@ -9,11 +9,11 @@
 #include <exception>
 #include <thread>
 
+#include "common/metrics/slot_observer.hpp"
 #include "common/posix/die_with_parent.hpp"
 #include "common/server/accept_policy.hpp"
 #include "common/server/log.hpp"
 #include "common/server/shutdown_signals.hpp"
-#include "common/metrics/slot_observer.hpp"
 
 namespace echolab::prefork {
 namespace {

@@ -15,9 +15,9 @@
 #include <string>
 #include <type_traits>
 
+#include "common/metrics/scoreboard.hpp"
 #include "common/posix/die_with_parent.hpp"
 #include "common/server/log.hpp"
-#include "common/metrics/scoreboard.hpp"
 #include "servers/prefork/spare_server_policy.hpp"
 
 namespace echolab::prefork {
