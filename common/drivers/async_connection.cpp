@@ -68,7 +68,7 @@ void AsyncConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::er
     read();  // dropped: the answer is out, the client is still sending
     return;
   }
-  StripedMetrics& metrics = host_.metrics();
+  ServerObserver& metrics = host_.metrics();
   metrics.bytes_received(bytes);
   metrics.workers_changed(-1, +1);
   const bool fed = feed(bytes);
@@ -135,7 +135,7 @@ void AsyncConnection::write_rest(std::size_t sent) {
 }
 
 void AsyncConnection::on_write(const asio::error_code& error, std::size_t bytes) {
-  StripedMetrics& metrics = host_.metrics();
+  ServerObserver& metrics = host_.metrics();
   metrics.bytes_sent(bytes);
   session_.output_sent(bytes);
   if (error || closed_) {
@@ -220,7 +220,7 @@ void AsyncConnection::on_timer() {
 // The client was too slow. A request it had begun is answered 408, in one attempt: no
 // waiting on a client that is already late.
 void AsyncConnection::time_out(TimeoutKind kind) {
-  StripedMetrics& metrics = host_.metrics();
+  ServerObserver& metrics = host_.metrics();
   metrics.connection_timed_out(kind);
   if (kind == TimeoutKind::send) {
     close();

@@ -2,7 +2,8 @@
 // second chain, the deadline timer (common/protocol/client_deadline.hpp: idle, header, body and
 // send timeouts). Any thread running the io_context may run either, so a mutex makes the
 // connection's handlers take turns. The asynchronous counterpart of blocking_connection: a
-// server that runs event loops (the pool) owns these through an AsyncConnectionHost.
+// server that runs event loops (the pool, the hybrid workers) owns these through an
+// AsyncConnectionHost.
 #pragma once
 
 #include <asio.hpp>
@@ -10,7 +11,7 @@
 #include <memory>
 #include <mutex>
 
-#include "common/metrics/striped_metrics.hpp"
+#include "common/metrics/observer.hpp"
 #include "common/protocol/client_deadline.hpp"
 #include "common/protocol/session.hpp"
 #include "common/server/server_options.hpp"
@@ -23,9 +24,9 @@ class AsyncConnection;
 class AsyncConnectionHost {
  public:
   [[nodiscard]] virtual const ServerOptions& options() const = 0;
-  // StripedMetrics itself, not a ServerObserver: a final class, so the counting on every read
-  // and write is direct calls.
-  [[nodiscard]] virtual StripedMetrics& metrics() = 0;
+  // One virtual call per event: the pool counts into its stripes, a hybrid worker into its
+  // scoreboard slot.
+  [[nodiscard]] virtual ServerObserver& metrics() = 0;
   // True once a graceful shutdown began: a connection closes after its current answer.
   [[nodiscard]] virtual bool stopping() const = 0;
   virtual void connection_ended(AsyncConnection* connection) = 0;

@@ -25,11 +25,15 @@ class ServerObserver {
   virtual void request_error(int status) = 0;
   // The connection was closed because the client was too slow (or gone quiet).
   virtual void connection_timed_out(TimeoutKind kind) = 0;
+  // An event-loop worker (a pool thread, a hybrid process) going busy around the handling of
+  // a completion and idle after it. The blocking servers know their workers' states without
+  // it, and ignore it.
+  virtual void workers_changed(int /*idle_delta*/, int /*busy_delta*/) {}
 };
 
 // Reports what one Session::feed() answered, once its output has been sent: `count` requests
-// that took `seconds` to handle, and their error statuses. A template so that the pool's
-// final StripedMetrics is called directly on its hot path.
+// that took `seconds` to handle, and their error statuses. A template so that a caller that
+// knows its observer's final type calls it directly.
 template <typename Observer>
 void report_feed(Observer& observer, Protocol protocol, const FeedResult& result, double seconds) {
   if (result.requests > 0) {

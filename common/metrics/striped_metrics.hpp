@@ -36,7 +36,7 @@ class StripedMetrics final : public ServerObserver {
   void connection_timed_out(TimeoutKind kind) override;
 
   void worker_spawned(double seconds);  // thread start until the worker is ready
-  void workers_changed(int idle_delta, int busy_delta);
+  void workers_changed(int idle_delta, int busy_delta) override;
 
   // Every counter and gauge at this instant, summed over the stripes.
   [[nodiscard]] MetricsTotals totals() const;

@@ -15,13 +15,18 @@ namespace {
                           std::string(what) + " " + endpoint.to_string());
 }
 
-UniqueFd bind_and_listen(const addrinfo& address, const Endpoint& endpoint, int backlog) {
+UniqueFd bind_and_listen(const addrinfo& address, const Endpoint& endpoint, int backlog,
+                         ListenerSharing sharing) {
   UniqueFd fd(socket(address.ai_family, address.ai_socktype | SOCK_CLOEXEC, address.ai_protocol));
   if (!fd) {
     fail(errno, endpoint, "socket for");
   }
   const int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (sharing == ListenerSharing::reuse_port &&
+      setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    fail(errno, endpoint, "SO_REUSEPORT for");
+  }
   if (bind(fd.get(), address.ai_addr, address.ai_addrlen) != 0) {
     fail(errno, endpoint, "cannot bind");
   }
@@ -33,7 +38,7 @@ UniqueFd bind_and_listen(const addrinfo& address, const Endpoint& endpoint, int 
 
 }  // namespace
 
-UniqueFd open_listener(const Endpoint& endpoint, int backlog) {
+UniqueFd open_listener(const Endpoint& endpoint, int backlog, ListenerSharing sharing) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -46,7 +51,7 @@ UniqueFd open_listener(const Endpoint& endpoint, int backlog) {
                             "cannot resolve " + endpoint.to_string() + ": " + gai_strerror(status));
   }
   const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found, &freeaddrinfo);
-  return bind_and_listen(*addresses, endpoint, backlog);
+  return bind_and_listen(*addresses, endpoint, backlog, sharing);
 }
 
 std::uint16_t local_port(int socket_fd) {

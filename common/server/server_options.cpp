@@ -41,6 +41,8 @@ std::string_view to_string(Model model) {
       return "threads";
     case Model::pool:
       return "pool";
+    case Model::hybrid:
+      return "hybrid";
   }
   return "unknown";
 }

@@ -23,7 +23,7 @@ struct Endpoint {
 // Parses "HOST:PORT" or "[V6]:PORT"; throws std::invalid_argument naming what is wrong.
 Endpoint parse_endpoint(std::string_view text);
 
-enum class Model { prefork, threads, pool };
+enum class Model { prefork, threads, pool, hybrid };
 std::string_view to_string(Model model);
 
 struct ServerOptions {
@@ -37,7 +37,7 @@ struct ServerOptions {
   ProtocolConfig protocol;
 };
 
-// Defaults for one model: its ports (8081/9101, 8082/9102, 8083/9103) and the rest.
+// Defaults for one model: its ports (8081/9101, 8082/9102, 8083/9103, 8084/9104) and the rest.
 ServerOptions default_options(Model model);
 
 // Adds --listen, --metrics-listen, the client timeouts (--idle-timeout, --header-timeout,

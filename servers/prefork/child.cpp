@@ -10,12 +10,12 @@
 #include <thread>
 #include <utility>
 
+#include "common/metrics/slot_observer.hpp"
 #include "common/posix/die_with_parent.hpp"
 #include "common/posix/unique_fd.hpp"
 #include "common/server/accept_policy.hpp"
 #include "common/server/log.hpp"
 #include "common/server/shutdown_signals.hpp"
-#include "servers/prefork/slot_observer.hpp"
 
 namespace echolab::prefork {
 namespace {

@@ -8,7 +8,7 @@
 #include <cstddef>
 
 #include "common/drivers/blocking_connection.hpp"
-#include "servers/prefork/scoreboard.hpp"
+#include "common/metrics/scoreboard.hpp"
 
 namespace echolab::prefork {
 

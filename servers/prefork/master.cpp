@@ -15,10 +15,10 @@
 #include <system_error>
 #include <vector>
 
+#include "common/metrics/metrics_process.hpp"
 #include "common/server/duration.hpp"
 #include "common/server/log.hpp"
 #include "common/server/shutdown_signals.hpp"
-#include "servers/prefork/metrics_process.hpp"
 
 namespace echolab::prefork {
 namespace {
@@ -145,7 +145,8 @@ int Master::wait_for_signal(std::chrono::milliseconds timeout) {
 
 void Master::launch_metrics_process() {
   // A restarted metrics process is forked after the spawner: it must not keep its socket.
-  MetricsProcessSetup setup{options_.server.metrics_listen,
+  MetricsProcessSetup setup{Model::prefork,
+                            options_.server.metrics_listen,
                             master_pid_,
                             {listener_.get(), not_a_socket_.get(), spawner_.control_fd()}};
   metrics_pid_ = start_metrics_process(setup, scoreboard_);
@@ -211,7 +212,7 @@ void Master::forget_unconfirmed_child(pid_t pid) {
 
 void Master::record_spawned(std::size_t slot, pid_t pid_or_error) {
   if (pid_or_error <= 0) {
-    scoreboard_.fold_dead_child(slot, false, false);
+    scoreboard_.fold_dead_child(slot, false, 0);
     free_slots_.push(slot);
     if (!fork_failing_) {  // once per episode: a limit hit stays hit for a while
       log_error("fork_failed",
@@ -272,7 +273,7 @@ void Master::on_child_exit(std::size_t slot_index, int status) {
   // normally, so a child killed by a signal was killed by a fault (or by someone else).
   const bool crashed = WIFSIGNALED(status) && !child.killed_by_master;
   const bool connection_lost = crashed && state == WorkerState::busy;
-  scoreboard_.fold_dead_child(slot_index, crashed, connection_lost);
+  scoreboard_.fold_dead_child(slot_index, crashed, connection_lost ? 1 : 0);
   children_[slot_index] = ChildRecord{};
   free_slots_.push(slot_index);
   --live_children_;

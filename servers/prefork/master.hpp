@@ -14,10 +14,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/metrics/scoreboard.hpp"
 #include "common/posix/unique_fd.hpp"
 #include "servers/prefork/child.hpp"
 #include "servers/prefork/prefork_options.hpp"
-#include "servers/prefork/scoreboard.hpp"
 #include "servers/prefork/spare_server_policy.hpp"
 #include "servers/prefork/spawner.hpp"
 

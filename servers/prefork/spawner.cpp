@@ -16,9 +16,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/metrics/scoreboard.hpp"
 #include "common/posix/die_with_parent.hpp"
 #include "common/server/log.hpp"
-#include "servers/prefork/scoreboard.hpp"
 #include "servers/prefork/spare_server_policy.hpp"
 
 namespace echolab::prefork {

@@ -26,6 +26,7 @@ SMALL = {
     "prefork": ("--start-servers", "3", "--min-spare", "2", "--max-spare", "6"),
     "threads": (),
     "pool": ("--threads", "3"),
+    "hybrid": ("--workers", "3"),
 }
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
@@ -145,7 +146,7 @@ def ab_load(server: Server, seconds: int, concurrency: int = 4) -> subprocess.Po
 def check_workers(model: str, metrics: Scrape, open_connections: int) -> None:
     idle = metrics.value("echolab_workers", model=model, state="idle")
     busy = metrics.value("echolab_workers", model=model, state="busy")
-    if model == "pool":  # the N threads, busy only while they handle bytes
+    if model in ("pool", "hybrid"):  # the N threads or processes, busy only while they handle bytes
         assert idle + busy == 3, metrics.text
     else:  # a process or thread per open connection
         assert busy == open_connections, metrics.text
@@ -268,6 +269,8 @@ def test_promtool_passes_under_load_and_proc_stats_add_up(model):
         threads = loaded.value("echolab_threads", model=model)
         if model == "prefork":  # master, metrics process, children
             assert processes >= 2 + 2
+        elif model == "hybrid":  # master, metrics process, the 3 workers
+            assert processes == 2 + 3
         else:
             assert processes == 1
             assert threads >= (4 if model == "threads" else 3)  # a thread per connection, or N

@@ -163,6 +163,7 @@ ONE_WORKER = {
     "prefork": ("--start-servers", "1", "--min-spare", "1", "--max-spare", "1", "--max-workers", "1"),
     "threads": ("--max-threads", "1"),
     "pool": ("--threads", "1"),
+    "hybrid": ("--workers", "1"),
 }
 
 

@@ -1,4 +1,5 @@
 #include "common/drivers/async_connection.hpp"
+#include "common/metrics/striped_metrics.hpp"
 
 #include <gtest/gtest.h>
 

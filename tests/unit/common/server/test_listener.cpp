@@ -25,6 +25,14 @@ TEST(Listener, BusyPortIsAnErrorNamingTheEndpoint) {
   }
 }
 
+TEST(Listener, ReusePortSocketsShareOnePortAndAnExclusiveOneCannotJoin) {
+  const UniqueFd first = open_listener({"127.0.0.1", 0}, 16, ListenerSharing::reuse_port);
+  const Endpoint shared{"127.0.0.1", local_port(first.get())};
+  const UniqueFd second = open_listener(shared, 16, ListenerSharing::reuse_port);
+  EXPECT_EQ(local_port(second.get()), shared.port);
+  EXPECT_THROW(static_cast<void>(open_listener(shared, 16)), std::system_error);
+}
+
 TEST(Listener, UnresolvableHostIsAnError) {
   EXPECT_THROW(static_cast<void>(open_listener({"no.such.host.invalid", 0}, 16)),
                std::system_error);

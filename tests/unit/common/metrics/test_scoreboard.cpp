@@ -1,4 +1,4 @@
-#include "servers/prefork/scoreboard.hpp"
+#include "common/metrics/scoreboard.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,9 +11,9 @@
 
 #include <numeric>
 
-#include "servers/prefork/slot_observer.hpp"
+#include "common/metrics/slot_observer.hpp"
 
-namespace echolab::prefork {
+namespace echolab {
 namespace {
 
 std::uint64_t bucket_total(const MetricsTotals& totals) {
@@ -145,7 +145,7 @@ TEST(Scoreboard, FoldingADeadChildKeepsEveryCounterAndFreesTheSlot) {
   board.slot(0).state = WorkerState::busy;
   const MetricsTotals before = board.sum();
 
-  board.fold_dead_child(0, /*crashed=*/true, /*connection_lost=*/true);
+  board.fold_dead_child(0, /*crashed=*/true, /*connections_lost=*/1);
   const MetricsTotals after = board.sum();
   EXPECT_EQ(after.http_requests, before.http_requests);
   EXPECT_EQ(after.bytes_sent, before.bytes_sent);
@@ -162,8 +162,38 @@ TEST(Scoreboard, FoldingADeadChildKeepsEveryCounterAndFreesTheSlot) {
   SlotObserver next(board.slot(0));
   next.requests_served(Protocol::http, 1, 0.001);
   EXPECT_EQ(board.sum().http_requests, 8u);
-  board.fold_dead_child(0, false, false);
+  board.fold_dead_child(0, false, 0);
   EXPECT_EQ(board.sum().worker_crashes, 1u);
+}
+
+TEST(Scoreboard, SlotGaugesCountTheConnectionsOfWorkersThatServeManyAndDieWithThem) {
+  Scoreboard board(2, ActiveConnections::slot_gauges);
+  for (std::size_t slot = 0; slot < 2; ++slot) {
+    board.prepare_slot(slot, monotonic_ns());
+    board.slot(slot).state = WorkerState::idle;
+  }
+  board.slot(0).connections = 5;
+  board.slot(1).connections = 3;
+  EXPECT_EQ(board.open_connections(), 8);
+  EXPECT_EQ(board.sum().connections_active, 8);
+  EXPECT_EQ(board.sum().workers_busy, 0);  // idle between completions, connections open
+
+  board.fold_dead_child(0, /*crashed=*/true, /*connections_lost=*/5);
+  const MetricsTotals after = board.sum();
+  EXPECT_EQ(after.connections_lost, 5u);
+  EXPECT_EQ(after.connections_active, 3);
+  EXPECT_EQ(board.open_connections(), 3);
+  // The slot's next worker starts with none open.
+  board.prepare_slot(0, monotonic_ns());
+  EXPECT_EQ(board.slot(0).connections.load(), 0);
+}
+
+TEST(Scoreboard, BusyWorkersAreTheActiveConnectionsOfOneConnectionChildren) {
+  Scoreboard board(2);
+  board.prepare_slot(0, monotonic_ns());
+  board.slot(0).state = WorkerState::busy;
+  board.slot(0).connections = 7;  // not read in this mode
+  EXPECT_EQ(board.sum().connections_active, 1);
 }
 
 TEST(Scoreboard, SpawnHistogramCountsEachRecordedSpawn) {
@@ -266,4 +296,4 @@ TEST(Scoreboard, AChildCountsItsOwnContextSwitches) {
 }
 
 }  // namespace
-}  // namespace echolab::prefork
+}  // namespace echolab

@@ -1,4 +1,4 @@
-#include "servers/prefork/metrics_process.hpp"
+#include "common/metrics/metrics_process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -16,7 +16,7 @@
 #include "common/posix/unique_fd.hpp"
 #include "common/server/log.hpp"
 
-namespace echolab::prefork {
+namespace echolab {
 namespace {
 
 constexpr int kReadyTimeoutMs = 10'000;
@@ -25,19 +25,18 @@ constexpr int kReadyTimeoutMs = 10'000;
                                 UniqueFd ready) {
   try {
     scoreboard.make_read_only();
-    ServerMetrics metrics(Model::prefork);
+    ServerMetrics metrics(setup.model);
     // Every scrape reports the children's counters as of that scrape.
     const auto collectable =
         make_advancing_collectable(metrics, [&scoreboard] { return scoreboard.sum(); });
     const pid_t self = getpid();
-    const auto proc_stats =
-        make_proc_stats_collectable(Model::prefork, [&scoreboard, &setup, self] {
-          ServerProcesses processes;
-          processes.inspected = {setup.master_pid, self};
-          processes.workers = scoreboard.live_workers();
-          processes.worker_switches = scoreboard.sum().worker_switches;
-          return processes;
-        });
+    const auto proc_stats = make_proc_stats_collectable(setup.model, [&scoreboard, &setup, self] {
+      ServerProcesses processes;
+      processes.inspected = {setup.master_pid, self};
+      processes.workers = scoreboard.live_workers();
+      processes.worker_switches = scoreboard.sum().worker_switches;
+      return processes;
+    });
     const MetricsEndpoint endpoint(setup.endpoint, {collectable, proc_stats});
     log_event("metrics_started", {{"listen", setup.endpoint.to_string()}});
     [[maybe_unused]] const auto written = write(ready.get(), "1", 1);
@@ -100,4 +99,4 @@ pid_t start_metrics_process(const MetricsProcessSetup& setup, Scoreboard& scoreb
   return pid;
 }
 
-}  // namespace echolab::prefork
+}  // namespace echolab

@@ -1,7 +1,8 @@
-// The prefork scoreboard: one slot per possible child in shared memory, as in Apache's
-// include/scoreboard.h. Each child writes only its own slot (state, counters, latency
-// buckets) with relaxed atomics; the master writes the header (retired totals, spawn
-// histogram, crashes) and reads every slot; the metrics process only reads.
+// The scoreboard of the multi-process servers (prefork, hybrid): one slot per possible worker
+// process in shared memory, as in Apache's include/scoreboard.h. Each worker writes only its
+// own slot (state, counters, latency buckets) with relaxed atomics; the master writes the
+// header (retired totals, spawn histogram, crashes) and reads every slot; the metrics process
+// only reads.
 //
 // prometheus-cpp cannot add up counters that live in other processes, so the metrics process
 // calls sum() at scrape time. A child that exits takes its counters with it unless the master
@@ -20,7 +21,7 @@
 #include "common/metrics/metrics.hpp"
 #include "common/metrics/worker_counters.hpp"
 
-namespace echolab::prefork {
+namespace echolab {
 
 // As Apache's SERVER_DEAD, SERVER_STARTING, SERVER_READY, SERVER_BUSY_*, SERVER_GRACEFUL.
 // A child holding a keep-alive connection is busy even between requests: one connection
@@ -35,6 +36,9 @@ struct alignas(64) ScoreboardSlot {
   std::atomic<WorkerState> state{WorkerState::dead};
   std::atomic<std::int64_t> fork_ns{0};   // CLOCK_MONOTONIC, written by the master before fork
   std::atomic<std::int64_t> ready_ns{0};  // written by the child when it can accept
+  // Open connections of a worker that serves many at once (hybrid); prefork's children leave
+  // it at 0, their busy state being their one connection.
+  std::atomic<std::int64_t> connections{0};
   // On cache lines of their own: the child writes them per request, the master reads the
   // lines above every maintenance round, and neither should slow the other.
   alignas(64) WorkerCounters counters;
@@ -44,10 +48,15 @@ static_assert(sizeof(ScoreboardSlot) <= 512, "keep a slot small: there are --max
 // CLOCK_MONOTONIC in nanoseconds: the clock of fork_ns and ready_ns, the same in every process.
 std::int64_t monotonic_ns();
 
+// Where echolab_connections_active comes from: the busy workers (a prefork child serves one
+// connection at a time) or the slots' own connection gauges (a hybrid worker serves many).
+enum class ActiveConnections { busy_workers, slot_gauges };
+
 class Scoreboard {
  public:
   // Maps the shared memory; call before any fork so every process sees the same pages.
-  explicit Scoreboard(std::size_t slot_count);
+  explicit Scoreboard(std::size_t slot_count,
+                      ActiveConnections active = ActiveConnections::busy_workers);
   ~Scoreboard();
   Scoreboard(const Scoreboard&) = delete;
   Scoreboard& operator=(const Scoreboard&) = delete;
@@ -67,9 +76,12 @@ class Scoreboard {
   // Master: observes one child's fork-to-ready time in the spawn histogram.
   void record_spawn(double seconds);
   // Master, after reaping the child of `index`: adds its counters (and the crash, and the
-  // connection lost with it) to the retired totals and frees the slot, all in one seqlock
+  // connections lost with it) to the retired totals and frees the slot, all in one seqlock
   // write section.
-  void fold_dead_child(std::size_t index, bool crashed, bool connection_lost);
+  void fold_dead_child(std::size_t index, bool crashed, std::uint64_t connections_lost);
+
+  // Any process: the connections open in every live slot's gauge (ActiveConnections::slot_gauges).
+  [[nodiscard]] std::int64_t open_connections() const;
 
   // Any process: every counter and gauge of the server at this instant.
   [[nodiscard]] MetricsTotals sum() const;
@@ -89,6 +101,7 @@ class Scoreboard {
   void add_live_slots(MetricsTotals& totals) const;
 
   std::size_t slot_count_;
+  ActiveConnections active_;
   std::size_t mapped_bytes_;
   int fd_;
   void* mapping_;
@@ -96,4 +109,4 @@ class Scoreboard {
   ScoreboardSlot* slots_;
 };
 
-}  // namespace echolab::prefork
+}  // namespace echolab

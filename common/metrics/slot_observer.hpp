@@ -5,9 +5,9 @@
 #include <ctime>
 
 #include "common/metrics/observer.hpp"
-#include "servers/prefork/scoreboard.hpp"
+#include "common/metrics/scoreboard.hpp"
 
-namespace echolab::prefork {
+namespace echolab {
 
 class SlotObserver final : public ServerObserver {
  public:
@@ -35,4 +35,4 @@ class SlotObserver final : public ServerObserver {
   timespec switches_published_at_{};
 };
 
-}  // namespace echolab::prefork
+}  // namespace echolab

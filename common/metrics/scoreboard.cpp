@@ -1,4 +1,4 @@
-#include "servers/prefork/scoreboard.hpp"
+#include "common/metrics/scoreboard.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <system_error>
 #include <thread>
 
-namespace echolab::prefork {
+namespace echolab {
 
 struct Scoreboard::Header {
   // Seqlock: odd while the master folds a dead child into the retired totals.
@@ -44,8 +44,9 @@ std::int64_t monotonic_ns() {
   return static_cast<std::int64_t>(now.tv_sec) * kNanosPerSecond + now.tv_nsec;
 }
 
-Scoreboard::Scoreboard(std::size_t slot_count)
+Scoreboard::Scoreboard(std::size_t slot_count, ActiveConnections active)
     : slot_count_(slot_count),
+      active_(active),
       mapped_bytes_(page_round_up(sizeof(Header)) +
                     page_round_up(slot_count * sizeof(ScoreboardSlot))),
       fd_(memfd_create("echolab-scoreboard", MFD_CLOEXEC)) {
@@ -114,7 +115,7 @@ void Scoreboard::record_spawn(double seconds) {
   add_single_writer(header_->spawn_ns, static_cast<std::uint64_t>(seconds * kNanosPerSecond));
 }
 
-void Scoreboard::fold_dead_child(std::size_t index, bool crashed, bool connection_lost) {
+void Scoreboard::fold_dead_child(std::size_t index, bool crashed, std::uint64_t connections_lost) {
   ScoreboardSlot& entry = slots_[index];
   const std::uint64_t sequence = header_->sequence.load(std::memory_order_relaxed);
   header_->sequence.store(sequence + 1, std::memory_order_relaxed);
@@ -124,7 +125,8 @@ void Scoreboard::fold_dead_child(std::size_t index, bool crashed, bool connectio
     entry.counters.values[i].store(0, std::memory_order_relaxed);
   }
   add_single_writer(header_->worker_crashes, crashed ? 1 : 0);
-  add_single_writer(header_->connections_lost, connection_lost ? 1 : 0);
+  add_single_writer(header_->connections_lost, connections_lost);
+  entry.connections.store(0, std::memory_order_relaxed);
   entry.pid.store(0, std::memory_order_relaxed);
   entry.state.store(WorkerState::dead, std::memory_order_relaxed);
   header_->sequence.store(sequence + 2, std::memory_order_release);
@@ -152,8 +154,24 @@ void Scoreboard::add_live_slots(MetricsTotals& totals) const {
     totals.workers_idle += state == WorkerState::idle ? 1 : 0;
     totals.workers_busy += state == WorkerState::busy ? 1 : 0;
     entry.counters.add_to(totals);
+    if (active_ == ActiveConnections::slot_gauges) {
+      totals.connections_active += entry.connections.load(std::memory_order_relaxed);
+    }
   }
-  totals.connections_active = totals.workers_busy;
+  if (active_ == ActiveConnections::busy_workers) {
+    totals.connections_active = totals.workers_busy;
+  }
+}
+
+std::int64_t Scoreboard::open_connections() const {
+  std::int64_t open = 0;
+  const std::size_t used = header_->slots_in_use.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < used; ++i) {
+    if (slots_[i].state.load(std::memory_order_relaxed) != WorkerState::dead) {
+      open += slots_[i].connections.load(std::memory_order_relaxed);
+    }
+  }
+  return open;
 }
 
 MetricsTotals Scoreboard::sum() const {
@@ -192,4 +210,4 @@ void Scoreboard::make_read_only() {
   }
 }
 
-}  // namespace echolab::prefork
+}  // namespace echolab

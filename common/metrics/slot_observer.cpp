@@ -1,8 +1,8 @@
-#include "servers/prefork/slot_observer.hpp"
+#include "common/metrics/slot_observer.hpp"
 
 #include <sys/resource.h>
 
-namespace echolab::prefork {
+namespace echolab {
 
 void SlotObserver::connection_accepted() {
   slot_.counters.add(field::connections_accepted, 1);
@@ -46,4 +46,4 @@ void SlotObserver::publish_context_switches_now_and_then() {
   }
 }
 
-}  // namespace echolab::prefork
+}  // namespace echolab

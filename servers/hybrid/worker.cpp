@@ -1,0 +1,198 @@
+#include "servers/hybrid/worker.hpp"
+
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <exception>
+
+#include "common/posix/die_with_parent.hpp"
+#include "common/server/log.hpp"
+#include "common/server/server_main.hpp"
+#include "common/server/shutdown_signals.hpp"
+
+namespace echolab::hybrid {
+namespace {
+
+asio::ip::tcp protocol_of(int listen_fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  getsockname(listen_fd, reinterpret_cast<sockaddr*>(&address), &length);
+  return address.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
+}
+
+// The master's mask (SIGCHLD, SIGTERM, SIGINT, SIGHUP blocked) is inherited: SIGTERM stays
+// blocked and arrives through a signalfd in the event loop; Ctrl-C and a hangup reach the
+// whole process group, and the master alone answers them.
+int take_signals() {
+  static_cast<void>(std::signal(SIGINT, SIG_IGN));
+  static_cast<void>(std::signal(SIGHUP, SIG_IGN));
+  static_cast<void>(std::signal(SIGPIPE, SIG_IGN));
+  sigset_t stop{};
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  return signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+}  // namespace
+
+void run_worker(const WorkerSetup& setup) {
+  for (const int fd : setup.fds_to_close) {
+    close(fd);
+  }
+  if (!die_with_parent(SIGTERM, setup.master_pid)) {
+    _exit(0);  // the master is already gone
+  }
+  ScoreboardSlot& slot = setup.scoreboard->slot(setup.slot);
+  slot.pid.store(getpid(), std::memory_order_release);
+  try {
+    const int signal_fd = take_signals();
+    if (signal_fd < 0) {
+      throw std::system_error(errno, std::generic_category(), "signalfd");
+    }
+    asio::io_context io(1);  // one thread: Asio may skip its locks
+    HybridWorker worker(io, setup, signal_fd);
+    worker.run();
+  } catch (const std::exception& error) {  // never unwind into the master's code
+    log_error("worker_failed", {{"error", error.what()}});
+    exit_without_unwinding(1);
+  }
+  slot.state.store(WorkerState::exiting, std::memory_order_relaxed);
+  exit_without_unwinding(0);
+}
+
+HybridWorker::HybridWorker(asio::io_context& io, const WorkerSetup& setup, int signal_fd)
+    : io_(io),
+      options_(*setup.options),
+      scoreboard_(*setup.scoreboard),
+      slot_(setup.scoreboard->slot(setup.slot)),
+      observer_(slot_),
+      acceptor_(io, protocol_of(setup.listener_fd), setup.listener_fd),
+      accept_retry_(io),
+      shutdown_deadline_(io),
+      signals_(io, signal_fd),
+      accept_policy_(options_.server.max_connections) {}
+
+void HybridWorker::run() {
+  accept();
+  wait_for_signal();
+  slot_.ready_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  slot_.state.store(WorkerState::idle, std::memory_order_release);
+  io_.run();
+}
+
+void HybridWorker::wait_for_signal() {
+  signals_.async_read_some(asio::buffer(signal_info_),
+                           [this](const asio::error_code& error, std::size_t) {
+                             if (error == asio::error::operation_aborted) {
+                               return;
+                             }
+                             // Behind the completions already queued: a read that took a
+                             // request's bytes off a socket (Asio reads speculatively when it
+                             // starts one) must reach its Session before the shutdown looks
+                             // for idle connections, or that request would look like none.
+                             asio::post(io_, [this] {
+                               if (!stopping_) {
+                                 shut_down();
+                               }
+                             });
+                           });
+}
+
+void HybridWorker::accept() {
+  acceptor_.async_accept([this](const asio::error_code& error, asio::ip::tcp::socket socket) {
+    on_accept(error, std::move(socket));
+  });
+}
+
+void HybridWorker::on_accept(const asio::error_code& error, asio::ip::tcp::socket socket) {
+  if (error == asio::error::operation_aborted) {
+    return;
+  }
+  if (error) {
+    if (!stopping_ && accept_policy_.failed(error.value()) == AcceptFailure::retry) {
+      accept();
+      return;
+    }
+    if (stopping_) {
+      return;
+    }
+    accept_retry_.expires_after(kAcceptPause);
+    accept_retry_.async_wait([this](const asio::error_code& waited) {
+      if (!waited) {
+        accept();
+      }
+    });
+    return;
+  }
+  if (stopping_) {
+    serve(std::move(socket));  // accepted just before the shutdown: answered like the queue
+    return;
+  }
+  // --max-connections holds for the whole server: the open connections of every worker, as
+  // their slots count them (a few may slip past it when two workers accept at once).
+  const auto open =
+      static_cast<std::size_t>(std::max<std::int64_t>(0, scoreboard_.open_connections()));
+  if (!accept_policy_.admit(open)) {
+    asio::error_code ignored;
+    socket.close(ignored);
+    observer_.connection_rejected();
+    accept();
+    return;
+  }
+  serve(std::move(socket));
+  accept();
+}
+
+void HybridWorker::serve(asio::ip::tcp::socket socket) {
+  auto connection = std::make_shared<AsyncConnection>(std::move(socket), *this);
+  connections_.emplace(connection.get(), connection);
+  observer_.connection_accepted();
+  connection->start();
+}
+
+void HybridWorker::connection_ended(AsyncConnection* connection) {
+  observer_.connection_closed();
+  connections_.erase(connection);
+  if (stopping_ && connections_.empty()) {
+    io_.stop();
+  }
+}
+
+// As the pool's: stop accepting, take the connections still queued on this worker's socket,
+// close the idle ones, let the requests in flight finish, and stop when the last connection
+// ends or --shutdown-timeout passes (the master kills a worker stuck in a handler past it).
+void HybridWorker::shut_down() {
+  stopping_ = true;
+  std::vector<std::shared_ptr<AsyncConnection>> open;
+  open.reserve(connections_.size());
+  for (const auto& [raw, weak] : connections_) {
+    if (auto connection = weak.lock()) {
+      open.push_back(std::move(connection));
+    }
+  }
+  asio::error_code ignored;
+  acceptor_.non_blocking(true, ignored);
+  const auto protocol = acceptor_.local_endpoint(ignored).protocol();
+  take_queued_connections(acceptor_.native_handle(), [this, protocol](int client_fd) {
+    serve(asio::ip::tcp::socket(io_, protocol, client_fd));
+  });
+  acceptor_.close(ignored);
+  accept_retry_.cancel();
+  for (const auto& connection : open) {
+    connection->close_if_idle();
+  }
+  if (connections_.empty()) {
+    io_.stop();
+    return;
+  }
+  shutdown_deadline_.expires_after(options_.server.shutdown_timeout);
+  shutdown_deadline_.async_wait([this](const asio::error_code& error) {
+    if (!error) {
+      io_.stop();
+    }
+  });
+}
+
+}  // namespace echolab::hybrid
