@@ -73,6 +73,15 @@ def settings_for(model: str, connections: int) -> list[str]:
     return flags
 
 
+def with_flag(flags: list[str], name: str, value: str) -> list[str]:
+    """`flags` with `name` set to `value`: replaced where it is given, added where it is not
+    (a server refuses an option given twice)."""
+    if name not in flags[:-1]:
+        return [*flags, name, value]
+    at = flags.index(name)
+    return [*flags[:at + 1], value, *flags[at + 2:]]
+
+
 def flag_value(flags: list[str], name: str) -> str | None:
     """The value that follows `name` in a server's flags (the last one, as CLI11 takes it)."""
     values = [flags[i + 1] for i, flag in enumerate(flags[:-1]) if flag == name]
