@@ -25,7 +25,7 @@ COPY tests tests
 # version and optimisation level raises must not stop the stack from building.
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF -DECHOLAB_WERROR=OFF \
  && cmake --build /build -j "$(nproc)" \
-      --target echolab-prefork echolab-threads echolab-pool echolab-load
+      --target echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-load
 
 FROM debian:bookworm-slim AS runtime
 # Only what the binaries load at run time: prometheus-cpp's pull and core libraries (which bring
@@ -36,6 +36,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin echolab
 COPY --from=build /build/bin/echolab-prefork /build/bin/echolab-threads /build/bin/echolab-pool \
+     /build/bin/echolab-hybrid \
      /build/bin/echolab-load /usr/local/bin/
 # Fails the build if a shared library the binaries need is missing from this stage.
 RUN ! ldd /usr/local/bin/echolab-* | grep 'not found'

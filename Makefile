@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 QUICK ?=
 PEERS ?=
 PEERS_FLAGS ?=
-COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-load echolab-probe
+COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-load echolab-probe
 enabled = $(filter 1 yes true,$(1))
 
 .PHONY: all deps build release test compare peers c10k up down load unit integration asan tsan fuzz bench format format-check tidy clean
@@ -51,9 +51,10 @@ asan: deps
 tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DECHOLAB_SANITIZE=thread -DECHOLAB_BENCH=OFF
-	cmake --build $(TSAN_BUILD) -j $(JOBS) --target echolab_unit_tests echolab-threads echolab-pool
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target echolab_unit_tests echolab-threads echolab-pool echolab-hybrid
 	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -L unit
-	# The two multi-threaded servers, driven by their integration tests; any report fails them.
+	# The servers with threads (hybrid's are its metrics process's), driven by their
+	# integration tests; any report fails them.
 	cd tests/integration && TSAN_OPTIONS="halt_on_error=1 exitcode=66" ECHOLAB_BIN_DIR=$(CURDIR)/$(TSAN_BUILD)/bin \
 	  /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "not prefork" test_threads_and_pool.py test_servers.py
 
@@ -79,7 +80,7 @@ compare: release
 	/usr/bin/python3 -m compare --bin-dir $(RELEASE_BUILD)/bin \
 	  $(if $(call enabled,$(QUICK)),--quick) $(if $(call enabled,$(PEERS)),--peers)
 
-# The 10,000-connection scenario against one server: MODEL=prefork|threads|pool,
+# The 10,000-connection scenario against one server: MODEL=prefork|threads|pool|hybrid,
 # CONNECTIONS (default 10000), RAMP and HOLD in seconds.
 MODEL ?= threads
 CONNECTIONS ?= 10000
@@ -94,7 +95,7 @@ c10k: deps
 # connections, medians of 3. PEERS_FLAGS go to the runner, e.g. "--busy-loops 2 --only pool,nginx".
 peers: deps
 	scripts/install-deps.sh --peers
-	$(call release_build,echolab-prefork echolab-threads echolab-pool)
+	$(call release_build,echolab-prefork echolab-threads echolab-pool echolab-hybrid)
 	/usr/bin/python3 -m compare.peers --bin-dir $(RELEASE_BUILD)/bin $(PEERS_FLAGS)
 
 # The Docker Compose stack (docs/stack.md): starts an engine where none runs, builds offline.

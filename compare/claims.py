@@ -3,11 +3,13 @@ figures; none is assumed. "holds" means the measured value falls in the article'
 "does not hold" that it falls outside (the text says which way), "partly" that one half of a
 two-part claim holds or that it holds only under a condition the text names."""
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from .figures import Difference, Recorder
 from .probes import rmap_counts
 from .scenarios import MODELS
+from .servers import EVENT_LOOP_MODELS
 
 HOLDS, DOES_NOT_HOLD, PARTLY, NOT_MEASURED = "holds", "does not hold", "partly", "not measured"
 ARTICLE_CONNECTIONS = 10_000  # the article's interview scenario
@@ -366,7 +368,7 @@ def impaired(before_rps: float | None, during_rps: float | None, errors: float |
 def slow_connection_cost(f: Figures) -> Claim:
     claim = ("What one slow connection costs: a worker for its whole timeout in prefork and threads, "
              "a socket and a buffer in the pool")
-    parts, held_models, served_pool = [], [], None
+    parts, held_models, event_loops_served = [], [], []
     for model in MODELS:
         before, during = _slow(f, "slow_headers", model, "before_rps"), _slow(f, "slow_headers", model, "during_rps")
         if before is None or during is None:
@@ -382,22 +384,58 @@ def slow_connection_cost(f: Figures) -> Claim:
         if rss_added is not None:
             text += f", {rss_added * 1024 / attackers:,.1f} KiB RSS each"
         parts.append(text)
-        if model == "pool":
-            served_pool = not hurt
+        if model in EVENT_LOOP_MODELS:
+            event_loops_served.append(not hurt)
         elif hurt:
             held_models.append(model)
     measured = "; ".join(parts) + " (slow headers, defence on)"
     workers_held = held_models == ["prefork", "threads"]
-    if workers_held and served_pool:
+    event_loops_kept_serving = all(event_loops_served)
+    if workers_held and event_loops_kept_serving:
         return Claim("slow_connection_cost", claim, measured, HOLDS,
                      "with more slow connections than workers, prefork and threads starved normal clients until "
-                     "the header timeout freed a worker; the pool kept serving them, each slow connection costing it "
-                     "only memory")
-    if workers_held or served_pool:
+                     "the header timeout freed a worker; the event loops (pool, hybrid) kept serving them, each "
+                     "slow connection costing them only memory")
+    if workers_held or event_loops_kept_serving:
         return Claim("slow_connection_cost", claim, measured, PARTLY,
-                     "only " + ("the worker models were held" if workers_held else "the pool kept serving") +
+                     "only " + ("the worker models were held" if workers_held else "the event loops kept serving") +
                      "; see the slow-clients table")
     return Claim("slow_connection_cost", claim, measured, DOES_NOT_HOLD, "see the slow-clients table")
+
+
+def binomial_share_bound(clients: int, workers: int) -> float:
+    """The most connections one of `workers` event loops is expected to hold out of `clients`
+    spread at random (the kernel hashes each connection to a listener): the mean and three
+    standard deviations of the binomial."""
+    share = 1 / workers
+    return clients * share + 3 * math.sqrt(clients * share * (1 - share))
+
+
+def hybrid_tradeoff(f: Figures, clients: int | None) -> Claim:
+    claim = ("Worker processes that each run an event loop (nginx's model) buy the isolation of "
+             "processes at the memory cost of an event loop")
+    died, lost = f.scenario("crash", "hybrid", "process_died"), f.scenario("crash", "hybrid", "connections_lost")
+    workers = f.scenario("crash", "hybrid", "workers")
+    pss = {m: f.scenario("hold", m, "pss_per_connection_kib") for m in ("hybrid", "pool", "prefork")}
+    if died is None or lost is None or not workers or not clients or pss["hybrid"] is None or pss["pool"] is None:
+        return Claim("hybrid_tradeoff", claim, "-", NOT_MEASURED, "the crash or hold experiment did not run for hybrid")
+    measured = (f"one crash with {clients} clients on {workers:.0f} workers: "
+                f"{'the server died' if died >= 0.5 else 'the server lived'}, {lost:.0f} connections lost "
+                f"(the pool: all); PSS per held connection {pss['hybrid']:.1f} KiB against the pool's "
+                f"{pss['pool']:.1f} KiB" + (f" and prefork's {pss['prefork']:.0f} KiB" if pss["prefork"] else ""))
+    isolated = died < 0.5 and lost <= binomial_share_bound(clients, round(workers))
+    memory_of_a_loop = pss["hybrid"] <= 1.1 * pss["pool"]
+    if isolated and memory_of_a_loop:
+        return Claim("hybrid_tradeoff", claim, measured, HOLDS,
+                     "a crash cost only the dead worker's share of the connections, and a connection cost "
+                     "within 10 % of the pool's memory")
+    if isolated:
+        return Claim("hybrid_tradeoff", claim, measured, PARTLY,
+                     f"a crash cost only one worker's share, but a connection cost "
+                     f"{pss['hybrid'] / pss['pool']:.2f}x the pool's memory (each worker's own heap and "
+                     "libraries, spread over the connections held)")
+    return Claim("hybrid_tradeoff", claim, measured, DOES_NOT_HOLD,
+                 "a crash cost more than one worker's share of the connections: see the crash table")
 
 
 def evaluate(recorder: Recorder, crash_clients: int, pcid: bool, meltdown: str | None,
@@ -406,4 +444,5 @@ def evaluate(recorder: Recorder, crash_clients: int, pcid: bool, meltdown: str |
     return [process_creation(f), thread_creation(f), creation_ratio(f),
             crash_containment(f, crash_clients), switch_ratio(f), tlb_flush(f, pcid, meltdown),
             stack_size(f), ten_thousand(f, ARTICLE_CONNECTIONS, hold_connections, quick),
-            address_spaces(f, ARTICLE_CONNECTIONS), slow_connection_cost(f)]
+            address_spaces(f, ARTICLE_CONNECTIONS), slow_connection_cost(f),
+            hybrid_tradeoff(f, crash_clients)]

@@ -24,6 +24,7 @@ class Plan:
     blocking_sleep_connections: int
     sleep_ms: int
     crash_clients: int
+    blast_workers: list[int]     # hybrid's --workers in the blast-radius experiment
     spawn_samples: int
     spawn_parent_mib: int
     switch_samples: int
@@ -37,7 +38,7 @@ class Plan:
     # The slow-clients experiment (run once, after the repeated matrix): S attack connections
     # beside a few normal keep-alive clients, against servers with a stated worker capacity.
     slow_capacity: int            # prefork --max-workers, threads --max-threads
-    slow_pool_threads: int        # pool --threads
+    slow_pool_threads: int        # pool --threads, hybrid --workers
     slow_attackers: int           # S, more than every model's capacity
     slow_peer_attackers: int      # S against Apache and nginx: 2x Debian's MaxRequestWorkers 150
     slow_normal_connections: int
@@ -68,7 +69,8 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
                   hold_connections=allowed, interval_s=1.0, blocking_get_connections=100,
                   blocking_sleep_connections=16, sleep_ms=20, slow_capacity=64, slow_pool_threads=2,
                   slow_attackers=128, slow_peer_attackers=300, slow_normal_connections=20,
-                  slow_header_interval_s=0.5, slow_client_timeout_s=5.0, slow_recovery_limit_s=5.0)
+                  slow_header_interval_s=0.5, slow_client_timeout_s=5.0, slow_recovery_limit_s=5.0,
+                  blast_workers=[1, 2, 4])
     if quick:
         return Plan(**common, repetitions=1, duration_s=2.0, warmup_s=1.0, ramp_s=2.0, hold_s=4.0,
                     crash_clients=20, spawn_samples=50, spawn_parent_mib=64, switch_samples=3,

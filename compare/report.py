@@ -243,6 +243,31 @@ def crash_section(recorder: Recorder, plan: Plan) -> str:
                    "lost counted (metrics)"], rows) + "\n")
 
 
+def blast_radius_section(recorder: Recorder, plan: Plan) -> str:
+    """What one crash costs against what the isolation costs: hybrid with 1, 2 and 4 worker
+    processes beside the other models' crash and closed-loop figures."""
+    if not recorder.rows("blast_radius"):
+        return ""
+    connections = plan.concurrency[0]
+    rows = []
+    for (workers,) in recorder.rows("blast_radius"):
+        fig = lambda name: recorder.figure("blast_radius", (workers,), "hybrid", name)
+        rows.append([f"hybrid, --workers {workers}", cell(fig("requests_per_second")),
+                     cell(fig("connections_lost")), cell(fig("time_to_serve_ms"), "ms", 1)])
+    for model in MODELS:
+        if model == "hybrid":
+            continue
+        crash = lambda name: recorder.figure("crash", (plan.crash_clients,), model, name)
+        rate = recorder.figure("closed_loop", ("echolab-load", connections), model, "requests_per_second")
+        rows.append([model, cell(rate), cell(crash("connections_lost")), cell(crash("time_to_serve_ms"), "ms", 1)])
+    return ("## Blast radius: what one crash loses, and what isolation costs\n\n"
+            f"hybrid's worker processes each hold the connections the kernel gave them: one crash "
+            f"loses that worker's share, about 1/N of the {plan.crash_clients} clients. Requests/s: "
+            f"echolab-load, {connections:,} connections, closed loop (the other models' from the "
+            "throughput table).\n\n" +
+            table(["server", "requests/s", "connections lost to one crash", "serving again after"], rows) + "\n")
+
+
 def slow_clients_section(recorder: Recorder, plan: Plan, peers: Peers | None) -> str:
     peer_models = peers.models if peers else {}
     capacity = lambda model: capacity_text(model, plan) or f"as Debian ships it ({peer_models.get(model, '')})"
@@ -271,7 +296,8 @@ def slow_clients_section(recorder: Recorder, plan: Plan, peers: Peers | None) ->
     intro = (f"S attack connections beside {plan.slow_normal_connections} normal keep-alive clients "
              f"(echolab-load closed loop, `--timeout {plan.slow_client_timeout_s:g}s`). Worker capacity as "
              f"configured for this experiment: prefork `--max-workers {plan.slow_capacity}`, threads "
-             f"`--max-threads {plan.slow_capacity}`, pool `--threads {plan.slow_pool_threads}`; S = "
+             f"`--max-threads {plan.slow_capacity}`, pool `--threads {plan.slow_pool_threads}`, hybrid "
+             f"`--workers {plan.slow_pool_threads}`; S = "
              f"{plan.slow_attackers} (2x {plan.slow_capacity}). Defence: `--header-timeout {plan.slow_timeout_s:g}s "
              f"--send-timeout {plan.slow_timeout_s:g}s` (the rest at the defaults: `--min-rate 500`, "
              "`--idle-timeout 30s`); \"defence off\" sets both to 10 minutes. Slow headers: a header line every "
@@ -460,7 +486,7 @@ def render(results: Results) -> str:
     parts = [header, machine_section(machine, results.capacity, plan, results.servers),
              closed_loop_section(recorder), open_loop_section(recorder), churn_section(recorder),
              hold_section(recorder, plan), blocking_section(recorder, plan), crash_section(recorder, plan),
-             slow_clients_section(recorder, plan, results.peers), probes_section(recorder),
+             blast_radius_section(recorder, plan), slow_clients_section(recorder, plan, results.peers), probes_section(recorder),
              claims_section(results.claims), peers_section(results.peers, recorder),
              charts_section(results.charts), failures_section(results.failures)]
     return "\n".join(p for p in parts if p)

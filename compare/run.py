@@ -22,7 +22,7 @@ from .plan import Plan, make_plan
 from .servers import MODELS, Server, settings_for
 
 REPO = Path(__file__).resolve().parents[1]
-BINARIES = ("echolab-prefork", "echolab-threads", "echolab-pool", "echolab-load", "echolab-probe")
+BINARIES = ("echolab-prefork", "echolab-threads", "echolab-pool", "echolab-hybrid", "echolab-load", "echolab-probe")
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:

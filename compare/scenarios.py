@@ -12,7 +12,7 @@ from pathlib import Path
 from . import keepalive, loadtools, machine, metrics
 from .figures import Recorder
 from .plan import Plan
-from .servers import LOOPBACK, MODELS, Server
+from .servers import HYBRID_WORKERS, LOOPBACK, MODELS, Server, flag_value, with_flag
 
 # A fork-per-connection prefork (every child exits after one connection), run only in the churn
 # scenario: it is where process creation cost reaches the client.
@@ -396,32 +396,78 @@ def crash(bench: Bench, rep: int) -> None:
         bench.ensure_alive(server)
 
         def measure(model=model, server=server) -> str:
-            bench.wait_idle(server)
-            before = metrics.scrape(server.metrics_url)
-            with keepalive.KeepAliveClients(LOOPBACK, server.port, plan.crash_clients) as clients:
-                crashed_at = time.monotonic()
-                connection_died = keepalive.send_crash(LOOPBACK, server.port)
-                died, served_at = _recover(server, deadline=time.monotonic() + 15)
-                survived = clients.still_served()
-            after = metrics.scrape(server.metrics_url) if not died else None
-            figures = {
-                "clients": plan.crash_clients,
-                "crash_connection_closed": 1 if connection_died else 0,
-                "process_died": 1 if died else 0,
-                "connections_lost": plan.crash_clients - survived,
-                "connections_survived": survived,
-                "time_to_serve_ms": (served_at - crashed_at) * 1000 if served_at else None,
-                "crashes_counted": _delta(before, after, "echolab_worker_crashes_total"),
-                "lost_counted": _delta(before, after, "echolab_connections_lost_total"),
-            }
+            figures = crash_once(bench, server)
             bench.recorder.add("crash", (plan.crash_clients,), model, figures)
-            if died:
-                return (f"process died, all {plan.crash_clients} connections lost; restarted, serving "
-                        f"again after {figures['time_to_serve_ms'] or 0:,.0f} ms")
-            return (f"process lives, {figures['connections_lost']} of {plan.crash_clients} connections lost; "
-                    f"serving after {figures['time_to_serve_ms'] or 0:,.1f} ms")
+            return crash_summary(figures)
 
         bench.attempt(rep, "crash (one GET /crash)", model, measure)
+
+
+def crash_once(bench: Bench, server: Server) -> dict:
+    """Connects the plan's keep-alive clients, crashes the worker of one more connection with
+    a real SIGSEGV, and counts the clients still served afterwards."""
+    clients_wanted = bench.plan.crash_clients
+    bench.wait_idle(server)
+    before = metrics.scrape(server.metrics_url)
+    with keepalive.KeepAliveClients(LOOPBACK, server.port, clients_wanted) as clients:
+        crashed_at = time.monotonic()
+        connection_died = keepalive.send_crash(LOOPBACK, server.port)
+        died, served_at = _recover(server, deadline=time.monotonic() + 15)
+        survived = clients.still_served()
+    after = metrics.scrape(server.metrics_url) if not died else None
+    return {
+        "clients": clients_wanted,
+        "crash_connection_closed": 1 if connection_died else 0,
+        "process_died": 1 if died else 0,
+        "connections_lost": clients_wanted - survived,
+        "connections_survived": survived,
+        "time_to_serve_ms": (served_at - crashed_at) * 1000 if served_at else None,
+        "workers": int(flag_value(server.flags, "--workers") or 0) or None,
+        "crashes_counted": _delta(before, after, "echolab_worker_crashes_total"),
+        "lost_counted": _delta(before, after, "echolab_connections_lost_total"),
+    }
+
+
+def crash_summary(figures: dict) -> str:
+    clients = figures["clients"]
+    if figures["process_died"]:
+        return (f"process died, all {clients} connections lost; restarted, serving "
+                f"again after {figures['time_to_serve_ms'] or 0:,.0f} ms")
+    return (f"process lives, {figures['connections_lost']} of {clients} connections lost; "
+            f"serving after {figures['time_to_serve_ms'] or 0:,.1f} ms")
+
+
+# -- blast radius -----------------------------------------------------------------------------
+
+def blast_radius(bench: Bench, rep: int) -> None:
+    """hybrid with 1, 2, 4 worker processes: the throughput each pays (closed loop at the first
+    concurrency level) and the connections one crash loses. The other models' rows are their
+    closed-loop and crash figures, and so is hybrid's at its default worker count, measured
+    already in this repetition."""
+    plan = bench.plan
+    connections = plan.concurrency[0]
+    fault = bench.fault["hybrid"]
+    for workers in plan.blast_workers:
+        if workers == HYBRID_WORKERS:  # what settings_for() gives every hybrid instance
+            crashed = bench.recorder.runs("crash", (plan.crash_clients,), "hybrid")
+            served = bench.recorder.runs("closed_loop", ("echolab-load", connections), "hybrid")
+            if crashed and served:
+                bench.recorder.add("blast_radius", (workers,), "hybrid",
+                                   {**crashed[-1], "requests_per_second": served[-1]["requests_per_second"]})
+            continue
+        flags = with_flag(fault.flags, "--workers", str(workers))
+
+        def measure(workers=workers, flags=flags) -> str:
+            with Server(f"hybrid-{workers}-workers", "hybrid", fault.binary, flags, bench.log_dir) as server:
+                bench.extra_servers[server.name] = server.command
+                result = bench.run_load(server, ["--connections", str(connections), "--threads",
+                                                 str(plan.load_threads), "--duration", f"{plan.duration_s:g}s"],
+                                        bench.run_name("blast", workers, rep), plan.duration_s)
+                figures = {**crash_once(bench, server), "requests_per_second": load_figures(result)["requests_per_second"]}
+            bench.recorder.add("blast_radius", (workers,), "hybrid", figures)
+            return f"{figures['requests_per_second']:>9,.0f} req/s; " + crash_summary(figures)
+
+        bench.attempt(rep, f"blast radius (--workers {workers})", "hybrid", measure)
 
 
 def _recover(server: Server, deadline: float) -> tuple[bool, float | None]:
@@ -465,4 +511,5 @@ REPEATED = (
     Scenario(churn, lambda plan, wrk: len(MODELS) + 1),  # and the fork-per-connection prefork
     Scenario(blocking, lambda plan, wrk: len(MODELS)),
     Scenario(crash, lambda plan, wrk: len(MODELS)),
+    Scenario(blast_radius, lambda plan, wrk: len([w for w in plan.blast_workers if w != HYBRID_WORKERS])),
 )

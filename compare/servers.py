@@ -1,6 +1,7 @@
 """The echolab servers under comparison: started on free loopback ports with the same
 settings, watched, restarted after a crash, and stopped."""
 
+import os
 import random
 import socket
 import subprocess
@@ -12,7 +13,12 @@ from pathlib import Path
 from . import processes
 
 LOOPBACK = "127.0.0.1"
-MODELS = ("prefork", "threads", "pool")
+MODELS = ("prefork", "threads", "pool", "hybrid")
+# The models whose workers each run an event loop: a slow connection costs them a socket and a
+# buffer, not a worker.
+EVENT_LOOP_MODELS = ("pool", "hybrid")
+# hybrid's default: one event-loop process per CPU.
+HYBRID_WORKERS = os.cpu_count() or 1
 
 
 _ports_handed_out: set[int] = set()
@@ -53,7 +59,7 @@ def listening(port: int) -> bool:
 
 
 def settings_for(model: str, connections: int) -> list[str]:
-    """The flags that make the three models comparable: the same connection cap everywhere
+    """The flags that make the models comparable: the same connection cap everywhere
     (enough for the hold), and each model's worker cap at least that high. Everything else
     stays at the servers' defaults, which are what the docs describe."""
     cap = str(connections + 64)
@@ -62,7 +68,24 @@ def settings_for(model: str, connections: int) -> list[str]:
         flags += ["--max-workers", cap]
     elif model == "threads":
         flags += ["--max-threads", cap]
+    elif model == "hybrid":
+        flags += ["--workers", str(HYBRID_WORKERS)]  # said, so that the report can say it
     return flags
+
+
+def with_flag(flags: list[str], name: str, value: str) -> list[str]:
+    """`flags` with `name` set to `value`: replaced where it is given, added where it is not
+    (a server refuses an option given twice)."""
+    if name not in flags[:-1]:
+        return [*flags, name, value]
+    at = flags.index(name)
+    return [*flags[:at + 1], value, *flags[at + 2:]]
+
+
+def flag_value(flags: list[str], name: str) -> str | None:
+    """The value that follows `name` in a server's flags (the last one, as CLI11 takes it)."""
+    values = [flags[i + 1] for i, flag in enumerate(flags[:-1]) if flag == name]
+    return values[-1] if values else None
 
 
 @dataclass

@@ -30,13 +30,15 @@ def server_flags(model: str, plan, defended: bool) -> list[str]:
              "--idle-timeout", "30s", "--header-timeout", timeout, "--send-timeout", timeout]
     capacity = {"prefork": ["--max-workers", str(plan.slow_capacity)],
                 "threads": ["--max-threads", str(plan.slow_capacity)],
-                "pool": ["--threads", str(plan.slow_pool_threads)]}
+                "pool": ["--threads", str(plan.slow_pool_threads)],
+                "hybrid": ["--workers", str(plan.slow_pool_threads)]}
     return flags + capacity[model]
 
 
 def capacity_text(model: str, plan) -> str:
     return {"prefork": f"{plan.slow_capacity} processes", "threads": f"{plan.slow_capacity} threads",
-            "pool": f"{plan.slow_pool_threads} threads"}.get(model, "")
+            "pool": f"{plan.slow_pool_threads} threads",
+            "hybrid": f"{plan.slow_pool_threads} worker processes"}.get(model, "")
 
 
 def attack_options(attack: str, plan, connections: int, seconds: float, path: str) -> list[str]:

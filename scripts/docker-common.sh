@@ -17,8 +17,8 @@ engine_answers() {
   docker version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
 
-# The services that build an image: threads, pool and load run the image prefork builds, so
-# building it once is enough (a `compose build` of every service would compile it four times
+# The services that build an image: threads, pool, hybrid and load run the image prefork builds,
+# so building it once is enough (a `compose build` of every service would compile it five times
 # whenever the sources change in between).
 ECHOLAB_BUILT_SERVICES=(prefork prometheus)
 

@@ -11,14 +11,14 @@ source "$here/docker-common.sh"
 "$here/docker-engine.sh" start
 "$here/docker-build.sh"
 
-services=(prefork threads pool prometheus grafana)
+services=(prefork threads pool hybrid prometheus grafana)
 grafana_image=$(compose config | awk '/^  grafana:/ { in_grafana = 1; next }
                                       /^  [^ ]/ { in_grafana = 0 }
                                       in_grafana && $1 == "image:" { print $2; exit }')
 if ! docker image inspect "$grafana_image" >/dev/null 2>&1 && ! compose pull grafana; then
   echo "docker-up: $grafana_image is not available and cannot be pulled (no registry?);" \
     "starting the stack without Grafana" >&2
-  services=(prefork threads pool prometheus)
+  services=(prefork threads pool hybrid prometheus)
 fi
 compose up -d "${services[@]}"
 
@@ -30,6 +30,7 @@ echolab is up:
   prefork     http://$host:${ECHOLAB_PREFORK_PORT:-8081}/   metrics http://$host:${ECHOLAB_PREFORK_METRICS_PORT:-9101}/metrics
   threads     http://$host:${ECHOLAB_THREADS_PORT:-8082}/   metrics http://$host:${ECHOLAB_THREADS_METRICS_PORT:-9102}/metrics
   pool        http://$host:${ECHOLAB_POOL_PORT:-8083}/   metrics http://$host:${ECHOLAB_POOL_METRICS_PORT:-9103}/metrics
+  hybrid      http://$host:${ECHOLAB_HYBRID_PORT:-8084}/   metrics http://$host:${ECHOLAB_HYBRID_METRICS_PORT:-9104}/metrics
   Prometheus  http://$host:${ECHOLAB_PROMETHEUS_PORT:-9090}/
 MSG
 if [[ " ${services[*]} " == *" grafana "* ]]; then

@@ -1,6 +1,6 @@
 """The production servers that implement each of echolab's models, started on loopback
 ports of their own: Apache httpd with mpm_prefork (prefork), with mpm_worker (threads), and
-nginx (an event loop per worker, like pool). Installed by `scripts/install-deps.sh --peers`."""
+nginx (worker processes that each run an event loop: hybrid). Installed by `scripts/install-deps.sh --peers`."""
 
 import os
 import shutil
@@ -16,11 +16,15 @@ from ..servers import free_port
 HERE = Path(__file__).resolve().parent
 GREETING = "Hello, World!"
 
+# nginx's worker processes in the benchmark, and echolab-hybrid's --workers beside it: the same
+# model with the same number of event loops, one per CPU (nginx's `auto`, hybrid's default).
+NGINX_WORKERS = os.cpu_count() or 1
+
 # peer name -> (the echolab model it implements, how to start it)
 PEERS = {
     "apache-prefork": "prefork",
     "apache-worker": "threads",
-    "nginx": "pool",
+    "nginx": "hybrid",
 }
 
 
@@ -79,7 +83,7 @@ class Peer:
             (self.workdir / "httpd.conf").write_text(conf)
             return ["/usr/sbin/apache2", "-f", str(self.workdir / "httpd.conf"), "-DFOREGROUND"]
         conf = _fill(f"nginx{self.suffix}.conf.in", {
-            "PORT": str(self.port), "WORKDIR": str(self.workdir),
+            "PORT": str(self.port), "WORKDIR": str(self.workdir), "WORKERS": str(NGINX_WORKERS),
             "USER_LINE": "user www-data;" if root else "",
         })
         (self.workdir / "nginx.conf").write_text(conf)

@@ -10,14 +10,11 @@ from pathlib import Path
 
 from compare import servers
 from compare.processes import proc_stat_fields
-from compare.servers import LOOPBACK, free_port, listening
+from compare.servers import LOOPBACK, MODELS, free_port, listening
 
 BIN_DIR = Path(os.environ.get("ECHOLAB_BIN_DIR", Path(__file__).resolve().parents[2] / "build" / "bin"))
 SOURCE_DIR = Path(os.environ.get("ECHOLAB_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 LOG_DIR = Path(os.environ.get("ECHOLAB_TEST_LOGS", "/tmp/echolab-test-logs"))
-# Every model the shared tests run on: the compare runner's, and hybrid, which the tests cover
-# before the compare scenarios and the compose deployment do.
-MODELS = (*servers.MODELS, "hybrid")
 __all__ = ["BIN_DIR", "SOURCE_DIR", "LOOPBACK", "MODELS", "Server", "free_port", "http_exchange",
            "process_table", "run", "run_wrk", "wait_for_port"]
 

@@ -16,11 +16,12 @@ from harness import BIN_DIR, MODELS, SOURCE_DIR, free_port
 PYTHON = "/usr/bin/python3"
 VERDICTS = {"holds", "does not hold", "partly", "not measured"}
 SECTIONS = ("## Machine and limits", "## Throughput and latency", "## Open loop", "## Connection churn",
-            "## 10,000 connections", "## Blocking work", "## Crash containment", "## Slow clients",
+            "## 10,000 connections", "## Blocking work", "## Crash containment", "## Blast radius",
+            "## Slow clients",
             "## Raw costs", "## Claims", "## Charts")
 CLAIM_KEYS = ("process_creation", "thread_creation", "creation_ratio", "crash_containment",
               "switch_ratio", "tlb_flush", "stack_size", "ten_thousand", "address_spaces",
-              "slow_connection_cost")
+              "slow_connection_cost", "hybrid_tradeoff")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -180,8 +181,34 @@ def test_crash_outcomes_are_the_ones_measured(quick_run):
     for model in ("threads", "pool"):
         assert figure(results, "crash", model, "process_died") == 1
         assert figure(results, "crash", model, "connections_lost") == clients
+    # hybrid's master lives; the dead worker's share goes with it, and the rest are served.
+    assert figure(results, "crash", "hybrid", "process_died") == 0
+    assert figure(results, "crash", "hybrid", "crashes_counted") == 1
+    workers = figure(results, "crash", "hybrid", "workers")
+    assert workers == os.cpu_count()
+    if workers > 1:
+        assert figure(results, "crash", "hybrid", "connections_lost") < clients
     for model in MODELS:
         assert figure(results, "crash", model, "time_to_serve_ms") > 0
+
+
+def test_blast_radius_shrinks_with_the_workers(quick_run):
+    """One worker loses every client to a crash, as the pool does; with more workers the
+    master lives and the survivors are served; each row has its throughput."""
+    out_dir, _, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    plan = results["plan"]
+    clients = plan["crash_clients"]
+    lost = {w: figure(results, "blast_radius", "hybrid", "connections_lost", [w]) for w in plan["blast_workers"]}
+    assert plan["blast_workers"] == [1, 2, 4]
+    assert lost[1] == clients
+    assert lost[4] < clients and lost[2] < clients
+    for workers in plan["blast_workers"]:
+        assert figure(results, "blast_radius", "hybrid", "process_died", [workers]) == 0
+        assert figure(results, "blast_radius", "hybrid", "requests_per_second", [workers]) > 100
+    section = (out_dir / "report.md").read_text().split("## Blast radius", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]  # below the header
+    assert len(rows) == len(plan["blast_workers"]) + len(MODELS) - 1, section
 
 
 def test_verdicts_follow_from_the_measured_numbers(quick_run):
@@ -257,8 +284,10 @@ def test_slow_clients_are_cut_by_the_timeouts_and_the_pool_keeps_serving(quick_r
     # A worker blocked on a client that never reads is freed by the send timeout.
     for model in ("prefork", "threads"):
         assert slow("never_read", model, "timed_out_send") > 0, model
-    # The pool's two threads are never held by a slow head: its normal clients are served.
-    assert slow("slow_headers", "pool", "during_rps") > 0.3 * slow("slow_headers", "pool", "before_rps")
+    # The event loops (the pool's two threads, hybrid's workers) are never held by a slow head:
+    # their normal clients are served.
+    for model in ("pool", "hybrid"):
+        assert slow("slow_headers", model, "during_rps") > 0.3 * slow("slow_headers", model, "before_rps"), model
     assert slow("slow_headers", "prefork", "processes") > 1
     report = (out_dir / "report.md").read_text()
     section = report.split("## Slow clients", 1)[1].split("\n## ", 1)[0]

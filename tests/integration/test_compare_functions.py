@@ -129,6 +129,25 @@ def test_a_switch_cost_clear_of_zero_and_in_the_article_range_holds_without_pcid
     assert claims.tlb_flush(claims.Figures(recorder), pcid=True, meltdown=None).verdict == claims.PARTLY
 
 
+def hybrid_recorder(lost: int, hybrid_pss: float, pool_pss: float = 20.0) -> Recorder:
+    recorder = Recorder()
+    recorder.add("crash", (50,), "hybrid", {"process_died": 0, "connections_lost": lost, "workers": 2})
+    for model, pss in (("hybrid", hybrid_pss), ("pool", pool_pss), ("prefork", 64.0)):
+        recorder.add("hold", (1000,), model, {"pss_per_connection_kib": pss})
+    return recorder
+
+
+def test_the_hybrid_claim_holds_for_one_workers_share_at_an_event_loops_memory():
+    # 2 workers, 50 clients: the kernel's spread allows 25 + 3 x 3.5 = 35.6 on one worker.
+    assert claims.binomial_share_bound(50, 2) == pytest.approx(35.61, abs=0.01)
+    assert claims.hybrid_tradeoff(claims.Figures(hybrid_recorder(27, 21.0)), 50).verdict == claims.HOLDS
+    # Isolated, but each worker's own heap weighs on a connection: half the claim.
+    assert claims.hybrid_tradeoff(claims.Figures(hybrid_recorder(27, 30.0)), 50).verdict == claims.PARTLY
+    # More than one worker's share lost: the isolation was not there.
+    assert claims.hybrid_tradeoff(claims.Figures(hybrid_recorder(50, 21.0)), 50).verdict == claims.DOES_NOT_HOLD
+    assert claims.hybrid_tradeoff(claims.Figures(Recorder()), 50).verdict == claims.NOT_MEASURED
+
+
 def test_a_claim_without_its_figure_is_not_measured():
     assert claims.tlb_flush(claims.Figures(Recorder()), pcid=True, meltdown=None).verdict == claims.NOT_MEASURED
 
@@ -141,7 +160,7 @@ class CountingBench:
 
     def __init__(self, plan):
         self.plan, self.recorder = plan, Recorder()
-        self.main = {model: SimpleNamespace(binary=Path("/nonexistent")) for model in scenarios.MODELS}
+        self.main = {model: SimpleNamespace(binary=Path("/nonexistent"), flags=[]) for model in scenarios.MODELS}
         self.fault = dict(self.main)
         self.recycling = SimpleNamespace(binary=Path("/nonexistent"))
         self.open_loop_rate = None

@@ -21,8 +21,8 @@ from test_dashboards import (open_idle_connections, provoke_a_bad_request_and_a_
 
 SCRIPTS = SOURCE_DIR / "scripts"
 PROJECT = "echolabtest"
-SERVER_PORTS = {"prefork": (8081, 9101), "threads": (8082, 9102), "pool": (8083, 9103)}
-STACK = ("prefork", "threads", "pool", "prometheus")
+SERVER_PORTS = {"prefork": (8081, 9101), "threads": (8082, 9102), "pool": (8083, 9103), "hybrid": (8084, 9104)}
+STACK = (*MODELS, "prometheus")
 # deploy/prometheus/prometheus.yml scrapes every 2 s; Grafana's $__rate_interval is four scrapes.
 RATE_INTERVAL = "8s"
 LOAD_SECONDS = 30
@@ -175,7 +175,7 @@ def test_servers_get_identical_limits_in_the_resolved_configuration(compose_inst
     assert reference["cpus"] == 0.5 and reference["init"] is True and reference["mem_limit"]
     assert reference["ulimits"]["nofile"] == {"soft": 12345, "hard": 12345}
     assert "net.core.somaxconn" in reference["sysctls"]
-    for model in ("threads", "pool"):
+    for model in MODELS:
         assert {key: resolved[model].get(key) for key in fair} == reference, model
     for model, (port, metrics_port) in SERVER_PORTS.items():
         command = resolved[model]["command"]
@@ -209,7 +209,7 @@ def test_servers_run_as_non_root_under_init_with_the_same_limits(stack):
         assert host["Init"] is True, model
         configs[model] = (host["NanoCpus"], host["Memory"], str(host["Ulimits"]), host["Sysctls"])
         assert host["NanoCpus"] > 0 and host["Memory"] > 0, model
-    assert configs["threads"] == configs["prefork"] == configs["pool"]
+    assert all(config == configs["prefork"] for config in configs.values()), configs
 
 
 def test_every_server_answers_wrk_through_its_published_port(stack):

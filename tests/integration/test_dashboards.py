@@ -48,9 +48,10 @@ RATE_FUNCTIONS = {"rate", "irate", "increase"}
 # Panels that draw text or links rather than series carry no unit.
 UNITLESS_PANEL_TYPES = {"row", "text", "dashlist", "news"}
 # Spawn latency is shown only for the models that spawned a worker in the window; the pool
-# creates its threads once, at start, before any window that follows the first scrape.
+# creates its threads once, at start, before any window that follows the first scrape, and
+# hybrid its worker processes.
 SPAWN_LATENCY = re.compile(r"echolab_worker_spawn_seconds_bucket")
-SPAWNS_ONLY_AT_START = {"pool"}
+SPAWNS_ONLY_AT_START = {"pool", "hybrid"}
 
 # What every dashboard shows, however it is laid out: the rate of each of these counters summed
 # by at least these labels (the clients cut for being too slow, by timeout; the connections
@@ -226,7 +227,7 @@ def test_every_panel_has_a_unit(path):
 
 
 @pytest.mark.parametrize("path", dashboard_files(), ids=lambda p: p.name)
-def test_dashboard_has_a_model_variable_with_the_three_models(path):
+def test_dashboard_has_a_model_variable_with_every_model(path):
     variables = {v["name"]: v for v in json.loads(path.read_text())["templating"]["list"]}
     assert "model" in variables
     values = {option["value"] for option in variables["model"]["options"]}
