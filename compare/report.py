@@ -186,7 +186,7 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
              "address space that maps a page; their CPU and the machine's user/system split are read at the "
              "first and last scrape of the hold. Workers started/s counts `echolab_worker_spawn_seconds` "
              "from the idle scrape to the first scrape of the hold: prefork's children forked by its "
-             "spare-server policy, one thread per connection for threads, none for the pool.\n\n")
+             "spare-server policy, one thread per connection for threads, none for the pool and hybrid.\n\n")
     if plan.hold_connections < plan.hold_wanted:
         intro += (f"**Held {plan.hold_connections:,} connections, not {plan.hold_wanted:,}**"
                   f"{' (quick run)' if plan.quick else ' (limits: see above)'}.\n\n")
