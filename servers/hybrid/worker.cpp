@@ -8,6 +8,7 @@
 #include <exception>
 
 #include "common/posix/die_with_parent.hpp"
+#include "common/posix/unique_fd.hpp"
 #include "common/server/log.hpp"
 #include "common/server/server_main.hpp"
 #include "common/server/shutdown_signals.hpp"
@@ -175,8 +176,8 @@ void HybridWorker::shut_down() {
   asio::error_code ignored;
   acceptor_.non_blocking(true, ignored);
   const auto protocol = acceptor_.local_endpoint(ignored).protocol();
-  take_queued_connections(acceptor_.native_handle(), [this, protocol](int client_fd) {
-    serve(asio::ip::tcp::socket(io_, protocol, client_fd));
+  take_queued_connections(acceptor_.native_handle(), [this, protocol](UniqueFd client) {
+    serve(asio::ip::tcp::socket(io_, protocol, client.release()));  // the socket owns it now
   });
   acceptor_.close(ignored);
   accept_retry_.cancel();
