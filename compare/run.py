@@ -1,4 +1,4 @@
-"""make compare: the three concurrency models under identical load, and the article's claims
+"""make compare: the four concurrency models under identical load, and the article's claims
 checked against what this machine measures.
 
 Usage: python3 -m compare --bin-dir build/bin [--quick] [--peers] [--out DIR]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make up: builds and starts echolab's stack (three servers, Prometheus, Grafana).
+# make up: builds and starts echolab's stack (four servers, Prometheus, Grafana).
 # Starts a Docker engine first where none runs, and builds the Debian base image offline where
 # no registry is reachable. Where Grafana's image is neither present nor pullable, everything
 # else still comes up, and it says so.

@@ -1,4 +1,4 @@
-"""make compare QUICK=1, for real: the three servers under real load, the probes, and a report
+"""make compare QUICK=1, for real: every server under real load, the probes, and a report
 whose structure, figures and verdicts are checked. Also: Ctrl-C in the middle of a run leaves
 no process behind."""
 

@@ -1,4 +1,4 @@
-"""echolab-load against the three servers, run as a user would type it.
+"""echolab-load against the servers, run as a user would type it.
 
 Every test reads the --json result, so the fields scripts rely on are checked along the way.
 """

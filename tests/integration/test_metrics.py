@@ -368,7 +368,7 @@ def prometheus_api(port: int, path: str, **query: str) -> dict:
     return answer["data"]
 
 
-def test_a_real_prometheus_scrapes_all_three_servers():
+def test_a_real_prometheus_scrapes_every_server():
     servers = [Server(model, *SMALL[model]) for model in MODELS]
     prometheus = None
     with tempfile.TemporaryDirectory(prefix="echolab-prometheus-") as workdir:
@@ -394,7 +394,7 @@ def test_a_real_prometheus_scrapes_all_three_servers():
                     return {entry["metric"]["model"]: float(entry["value"][1])
                             for entry in result["result"]}
 
-                measured = eventually(rates, lambda found: len(found) == 3 and all(
+                measured = eventually(rates, lambda found: len(found) == len(MODELS) and all(
                     rate > 0 for rate in found.values()), timeout=15)
                 health = {target["labels"]["instance"]: target["health"] for target in
                           prometheus_api(port, "targets")["activeTargets"]}
