@@ -5,11 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstring>
-#include <ctime>
 
 #include "common/metrics/metrics_process.hpp"
-#include "common/server/duration.hpp"
 #include "common/server/listener.hpp"
 #include "common/server/log.hpp"
 #include "common/server/shutdown_signals.hpp"
@@ -25,13 +24,7 @@ constexpr std::chrono::milliseconds kTick{100};
 // rather than in a tight fork loop.
 constexpr std::chrono::seconds kRespawnBackoff{1};
 constexpr std::chrono::seconds kStartTimeout{10};
-constexpr std::chrono::seconds kMetricsStopTimeout{2};
 constexpr std::chrono::milliseconds kShutdownPoll{50};
-
-const char* signal_name(int signal_number) {
-  const char* name = sigabbrev_np(signal_number);
-  return name != nullptr ? name : "unknown";
-}
 
 double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
   return static_cast<double>(std::max<std::int64_t>(to_ns - from_ns, 0)) / 1e9;
@@ -63,7 +56,8 @@ int Master::listener_for(std::size_t slot) const {
 }
 
 int Master::run() {
-  block_signals();
+  block_signals({SIGCHLD, SIGTERM, SIGINT, SIGHUP});
+  static_cast<void>(std::signal(SIGPIPE, SIG_IGN));
   open_listeners();
   launch_metrics_process();
   if (metrics_pid_ < 0) {
@@ -107,21 +101,6 @@ int Master::run() {
 
 // No signal handler anywhere in the master: the signals stay blocked and are taken by
 // sigtimedwait(), so none can fall between a check and a wait. Workers inherit the mask.
-void Master::block_signals() {
-  sigemptyset(&signals_);
-  sigaddset(&signals_, SIGCHLD);
-  sigaddset(&signals_, SIGTERM);
-  sigaddset(&signals_, SIGINT);
-  sigaddset(&signals_, SIGHUP);
-  sigprocmask(SIG_BLOCK, &signals_, nullptr);
-  static_cast<void>(std::signal(SIGPIPE, SIG_IGN));
-}
-
-int Master::wait_for_signal(std::chrono::milliseconds timeout) {
-  const timespec wait = to_timespec(timeout);
-  return sigtimedwait(&signals_, nullptr, &wait);
-}
-
 void Master::launch_metrics_process() {
   MetricsProcessSetup setup{Model::hybrid, options_.server.metrics_listen, master_pid_, {}};
   for (const UniqueFd& listener : listeners_) {
@@ -289,30 +268,7 @@ int Master::shut_down(int signal_number) {
                          {"timeout_ms", options_.server.shutdown_timeout.count()}});
   listeners_.clear();
   signal_workers(SIGTERM);
-  while (live_workers_ > 0 && std::chrono::steady_clock::now() < deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    const int received =
-        wait_for_signal(std::clamp(left, std::chrono::milliseconds(1), kShutdownPoll));
-    if (received == SIGTERM || received == SIGINT) {
-      log_event("shutdown", {{"phase", "forced"}, {"signal", signal_name(received)}});
-      break;
-    }
-    reap();
-  }
-  const std::size_t killed = live_workers_;
-  if (killed > 0) {
-    signal_workers(SIGKILL);
-    int status = 0;
-    while (live_workers_ > 0) {
-      const pid_t pid = waitpid(-1, &status, 0);
-      if (pid < 0) {
-        break;
-      }
-      on_exit(pid, status);
-    }
-  }
-  stop_metrics_process();
+  const std::size_t killed = finish_shutdown(deadline, kShutdownPoll);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   log_event("shutdown", {{"phase", "done"},
@@ -321,23 +277,6 @@ int Master::shut_down(int signal_number) {
                          {"crashes", crashes_},
                          {"respawns", respawns_}});
   return 0;
-}
-
-void Master::stop_metrics_process() {
-  if (metrics_pid_ < 0) {
-    return;
-  }
-  kill(metrics_pid_, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + kMetricsStopTimeout;
-  while (metrics_pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
-    wait_for_signal(kShutdownPoll);
-    reap();
-  }
-  if (metrics_pid_ > 0) {
-    kill(metrics_pid_, SIGKILL);
-    waitpid(metrics_pid_, nullptr, 0);
-    metrics_pid_ = -1;
-  }
 }
 
 }  // namespace echolab::hybrid

@@ -14,11 +14,12 @@
 
 #include "common/metrics/scoreboard.hpp"
 #include "common/posix/unique_fd.hpp"
+#include "common/server/supervisor.hpp"
 #include "servers/hybrid/hybrid_options.hpp"
 
 namespace echolab::hybrid {
 
-class Master {
+class Master final : public Supervisor {
  public:
   Master(const HybridOptions& options, std::size_t workers);
   Master(const Master&) = delete;
@@ -36,29 +37,27 @@ class Master {
   };
 
   void open_listeners();
-  void block_signals();
-  int wait_for_signal(std::chrono::milliseconds timeout);
   void launch_metrics_process();
   [[nodiscard]] int listener_for(std::size_t slot) const;
   bool spawn(std::size_t slot);
   bool wait_until_ready(std::chrono::milliseconds timeout);
   void record_spawn_times();
-  void reap();
-  void on_exit(pid_t pid, int status);
+  // Supervisor
+  [[nodiscard]] std::size_t live_workers() const override { return live_workers_; }
+  void signal_workers(int signal_number) override;
+  void reap() override;
+  void on_exit(pid_t pid, int status) override;
+
   void on_worker_exit(std::size_t slot, int status);
   void respawn_due();
   int shut_down(int signal_number);
-  void signal_workers(int signal_number);
-  void stop_metrics_process();
 
   HybridOptions options_;
   pid_t master_pid_;
-  sigset_t signals_{};
   std::vector<UniqueFd> listeners_;  // one per worker (SO_REUSEPORT), or one shared
   Scoreboard scoreboard_;
   std::vector<Worker> workers_;  // indexed like the scoreboard's slots
   std::size_t live_workers_ = 0;
-  pid_t metrics_pid_ = -1;
   bool shutting_down_ = false;
   std::size_t crashes_ = 0;
   std::size_t respawns_ = 0;

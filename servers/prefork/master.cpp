@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "common/metrics/metrics_process.hpp"
-#include "common/server/duration.hpp"
 #include "common/server/log.hpp"
 #include "common/server/shutdown_signals.hpp"
 
@@ -30,12 +29,6 @@ constexpr std::chrono::milliseconds kMaintenanceTick{10};
 // Surplus idle children are retired at most this often (Apache's maintenance interval).
 constexpr std::chrono::seconds kRetireInterval{1};
 constexpr std::chrono::milliseconds kShutdownPoll{100};
-constexpr std::chrono::seconds kMetricsStopTimeout{2};
-
-const char* signal_name(int signal_number) {
-  const char* name = sigabbrev_np(signal_number);
-  return name != nullptr ? name : "unknown";
-}
 
 // Connections the kernel has completed and queued on the listening socket, waiting for a
 // child's accept(): for a socket in LISTEN, TCP_INFO's tcpi_unacked is the length of the
@@ -81,7 +74,10 @@ Master::Master(const PreforkOptions& options, std::size_t worker_cap, UniqueFd l
 }
 
 int Master::run() {
-  block_master_signals();
+  // Children inherit the mask and unblock it only once their own handlers are installed.
+  // SIGUSR1 is not taken by the master, but blocked so that a child forked with this mask
+  // cannot be killed by a retire request (SIGUSR1's default action) before its handler exists.
+  block_signals({SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1});
   launch_metrics_process();
   if (metrics_pid_ < 0) {
     log_error("fatal", {{"error", "the metrics process did not start"}});
@@ -116,31 +112,11 @@ int Master::run() {
     // has exited. Exits that coalesce into one SIGCHLD are all reaped by the loop, and one
     // that comes after it raises SIGCHLD again.
     if (signal_number == SIGCHLD) {
-      reap_children();
+      reap();
     }
     confirm_unconfirmed_children();
     maintain_spares();
   }
-}
-
-// The master never runs a signal handler: SIGCHLD, SIGTERM, SIGINT and SIGHUP stay blocked and are
-// taken synchronously by sigtimedwait(), so no signal can slip in between a check and a wait.
-// Children inherit the mask and unblock it only once their own handlers are installed.
-void Master::block_master_signals() {
-  sigemptyset(&master_signals_);
-  sigaddset(&master_signals_, SIGCHLD);
-  sigaddset(&master_signals_, SIGTERM);
-  // Not taken by the master, but blocked so that a child forked with this mask cannot be
-  // killed by a retire request (SIGUSR1's default action) before its handler exists.
-  sigaddset(&master_signals_, SIGUSR1);
-  sigaddset(&master_signals_, SIGINT);
-  sigaddset(&master_signals_, SIGHUP);
-  sigprocmask(SIG_BLOCK, &master_signals_, nullptr);
-}
-
-int Master::wait_for_signal(std::chrono::milliseconds timeout) {
-  const timespec wait = to_timespec(timeout);
-  return sigtimedwait(&master_signals_, nullptr, &wait);
 }
 
 void Master::launch_metrics_process() {
@@ -235,15 +211,15 @@ void Master::log_spawned(std::size_t count, const char* reason) {
   }
 }
 
-void Master::reap_children() {
+void Master::reap() {
   int status = 0;
   pid_t pid = 0;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    on_process_exit(pid, status);
+    on_exit(pid, status);
   }
 }
 
-void Master::on_process_exit(pid_t pid, int status) {
+void Master::on_exit(pid_t pid, int status) {
   if (pid == metrics_pid_) {
     on_metrics_process_exit(status);
     return;
@@ -396,7 +372,7 @@ void Master::retire_idle(std::size_t count) {
   }
 }
 
-void Master::signal_live_children(int signal_number) {
+void Master::signal_workers(int signal_number) {
   const std::size_t used = scoreboard_.slots_in_use();
   for (std::size_t slot = 0; slot < used; ++slot) {
     if (children_[slot].pid != 0) {
@@ -424,33 +400,8 @@ int Master::shut_down(int signal_number) {
   fcntl(listener_.get(), F_SETFL, fcntl(listener_.get(), F_GETFL) | O_NONBLOCK);
   listener_.reset();
   spawner_.stop();
-  signal_live_children(SIGTERM);
-  while (live_children_ > 0) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) {
-      break;
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-    const int received = wait_for_signal(std::min(left, kShutdownPoll));
-    if (received == SIGTERM || received == SIGINT) {
-      log_event("shutdown", {{"phase", "forced"}, {"signal", signal_name(received)}});
-      break;
-    }
-    reap_children();
-  }
-  const std::size_t killed = live_children_;
-  if (killed > 0) {
-    signal_live_children(SIGKILL);
-    int status = 0;
-    while (live_children_ > 0) {
-      const pid_t pid = waitpid(-1, &status, 0);
-      if (pid < 0) {
-        break;
-      }
-      on_process_exit(pid, status);
-    }
-  }
-  stop_metrics_process();
+  signal_workers(SIGTERM);
+  const std::size_t killed = finish_shutdown(deadline, kShutdownPoll);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   log_event("shutdown", {{"phase", "done"},
@@ -458,23 +409,6 @@ int Master::shut_down(int signal_number) {
                          {"killed", killed},
                          {"crashes", crashes_}});
   return 0;
-}
-
-void Master::stop_metrics_process() {
-  if (metrics_pid_ < 0) {
-    return;
-  }
-  kill(metrics_pid_, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + kMetricsStopTimeout;
-  while (metrics_pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
-    wait_for_signal(kMaintenanceTick);
-    reap_children();
-  }
-  if (metrics_pid_ > 0) {
-    kill(metrics_pid_, SIGKILL);
-    waitpid(metrics_pid_, nullptr, 0);
-    metrics_pid_ = -1;
-  }
 }
 
 }  // namespace echolab::prefork

@@ -16,6 +16,7 @@
 
 #include "common/metrics/scoreboard.hpp"
 #include "common/posix/unique_fd.hpp"
+#include "common/server/supervisor.hpp"
 #include "servers/prefork/child.hpp"
 #include "servers/prefork/prefork_options.hpp"
 #include "servers/prefork/spare_server_policy.hpp"
@@ -23,7 +24,7 @@
 
 namespace echolab::prefork {
 
-class Master {
+class Master final : public Supervisor {
  public:
   // `worker_cap` is --max-workers after the connection cap and the system limits.
   Master(const PreforkOptions& options, std::size_t worker_cap, UniqueFd listener);
@@ -42,17 +43,18 @@ class Master {
     bool spawn_recorded = false;    // its fork-to-ready time is in the spawn histogram
   };
 
-  void block_master_signals();
-  int wait_for_signal(std::chrono::milliseconds timeout);
   void launch_metrics_process();
-  void stop_metrics_process();
   bool launch_spawner();
   std::size_t spawn(std::size_t count);
   void record_spawned(std::size_t slot, pid_t pid_or_error);
   void confirm_unconfirmed_children();
   void forget_unconfirmed_child(pid_t pid);
-  void reap_children();
-  void on_process_exit(pid_t pid, int status);
+  // Supervisor
+  [[nodiscard]] std::size_t live_workers() const override { return live_children_; }
+  void signal_workers(int signal_number) override;
+  void reap() override;
+  void on_exit(pid_t pid, int status) override;
+
   void on_child_exit(std::size_t slot_index, int status);
   void on_metrics_process_exit(int status);
   void maintain_spares();
@@ -61,17 +63,14 @@ class Master {
   void record_spawn_time(std::size_t slot_index);
   void log_spawned(std::size_t count, const char* reason);
   int shut_down(int signal_number);
-  void signal_live_children(int signal_number);
 
   PreforkOptions options_;
   std::size_t worker_cap_;
   UniqueFd listener_;
   UniqueFd not_a_socket_;  // /dev/null, for children to put in the listener's place
   pid_t master_pid_;
-  sigset_t master_signals_{};
   Scoreboard scoreboard_;
   ChildSetup child_setup_;
-  pid_t metrics_pid_ = -1;
   Spawner spawner_;
 
   std::vector<ChildRecord> children_;  // indexed like the scoreboard's slots

@@ -1,0 +1,88 @@
+#include "common/server/supervisor.hpp"
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/server/duration.hpp"
+#include "common/server/log.hpp"
+
+namespace echolab {
+
+namespace {
+
+// Stopped with SIGTERM, the metrics process closes its endpoint at once; this is its grace.
+constexpr std::chrono::seconds kMetricsStopTimeout{2};
+
+}  // namespace
+
+const char* signal_name(int signal_number) {
+  const char* name = sigabbrev_np(signal_number);
+  return name != nullptr ? name : "unknown";
+}
+
+void Supervisor::block_signals(std::initializer_list<int> signals) {
+  sigemptyset(&signals_);
+  for (const int signal_number : signals) {
+    sigaddset(&signals_, signal_number);
+  }
+  sigprocmask(SIG_BLOCK, &signals_, nullptr);
+}
+
+int Supervisor::wait_for_signal(std::chrono::milliseconds timeout) {
+  const timespec wait = to_timespec(timeout);
+  return sigtimedwait(&signals_, nullptr, &wait);
+}
+
+std::size_t Supervisor::finish_shutdown(std::chrono::steady_clock::time_point deadline,
+                                        std::chrono::milliseconds poll) {
+  while (live_workers() > 0 && std::chrono::steady_clock::now() < deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    const int received = wait_for_signal(std::clamp(left, std::chrono::milliseconds(1), poll));
+    if (received == SIGTERM || received == SIGINT) {
+      log_event("shutdown", {{"phase", "forced"}, {"signal", signal_name(received)}});
+      break;
+    }
+    reap();
+  }
+  const std::size_t killed = live_workers();
+  kill_workers_left();
+  stop_metrics_process(poll);
+  return killed;
+}
+
+void Supervisor::kill_workers_left() {
+  if (live_workers() == 0) {
+    return;
+  }
+  signal_workers(SIGKILL);
+  int status = 0;
+  while (live_workers() > 0) {
+    const pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) {
+      break;
+    }
+    on_exit(pid, status);
+  }
+}
+
+void Supervisor::stop_metrics_process(std::chrono::milliseconds poll) {
+  if (metrics_pid_ < 0) {
+    return;
+  }
+  kill(metrics_pid_, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + kMetricsStopTimeout;
+  while (metrics_pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    wait_for_signal(poll);
+    reap();
+  }
+  if (metrics_pid_ > 0) {
+    kill(metrics_pid_, SIGKILL);
+    waitpid(metrics_pid_, nullptr, 0);
+    metrics_pid_ = -1;
+  }
+}
+
+}  // namespace echolab

@@ -1,0 +1,60 @@
+// What every master of worker processes (prefork, hybrid) does alike. It never runs a signal
+// handler: its signals stay blocked and are taken synchronously by sigtimedwait(), so no signal
+// can slip in between a check and a wait, and children inherit the mask. It keeps the pid of
+// the metrics process it forked. And it ends a graceful shutdown the same way: the workers,
+// already sent SIGTERM, get until the deadline; those left are killed and reaped; then the
+// metrics process is stopped. What a worker is, and what its exit means, is the model's.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <initializer_list>
+
+namespace echolab {
+
+// "TERM" for SIGTERM, for the logs.
+const char* signal_name(int signal_number);
+
+class Supervisor {
+ public:
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+ protected:
+  Supervisor() = default;
+  ~Supervisor() = default;
+  Supervisor(Supervisor&&) = delete;
+  Supervisor& operator=(Supervisor&&) = delete;
+
+  // Blocks `signals` for good (in this process and every child forked after), to be taken by
+  // wait_for_signal().
+  void block_signals(std::initializer_list<int> signals);
+  // The next blocked signal, or -1 when `timeout` passes first.
+  int wait_for_signal(std::chrono::milliseconds timeout);
+
+  // Waits for the workers (sent SIGTERM already) until `deadline`, reaping every `poll`; a
+  // second SIGTERM or SIGINT ends the wait. Then SIGKILLs those left and reaps them, and stops
+  // the metrics process. Returns how many workers were killed.
+  std::size_t finish_shutdown(std::chrono::steady_clock::time_point deadline,
+                              std::chrono::milliseconds poll);
+
+  pid_t metrics_pid_ = -1;  // set by the model's master; -1 once it is reaped (on_exit)
+
+ private:
+  [[nodiscard]] virtual std::size_t live_workers() const = 0;
+  virtual void signal_workers(int signal_number) = 0;
+  // Every child that has exited, without blocking (each through on_exit()).
+  virtual void reap() = 0;
+  // One reaped child: a worker, or the metrics process (which sets metrics_pid_ to -1).
+  virtual void on_exit(pid_t pid, int status) = 0;
+
+  void kill_workers_left();
+  void stop_metrics_process(std::chrono::milliseconds poll);
+
+  sigset_t signals_{};
+};
+
+}  // namespace echolab
