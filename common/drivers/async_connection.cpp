@@ -1,10 +1,13 @@
 #include "common/drivers/async_connection.hpp"
 
 #include <new>
+#include <utility>
 
 #include "common/drivers/drained_read.hpp"
 #include "common/drivers/perform_fault.hpp"
 #include "common/metrics/observer.hpp"
+#include "common/posix/unique_fd.hpp"
+#include "common/server/shutdown_signals.hpp"
 
 namespace echolab {
 namespace {
@@ -277,6 +280,32 @@ void AsyncConnection::close() {
   socket_.close(ignored);
   timer_.cancel();
   host_.connection_ended(this);
+}
+
+std::vector<std::shared_ptr<AsyncConnection>> still_open(const OpenConnections& open) {
+  std::vector<std::shared_ptr<AsyncConnection>> alive;
+  alive.reserve(open.size());
+  for (const auto& [raw, weak] : open) {
+    if (auto connection = weak.lock()) {
+      alive.push_back(std::move(connection));
+    }
+  }
+  return alive;
+}
+
+void take_queued_then_close_idle(asio::ip::tcp::acceptor& acceptor, asio::io_context& context,
+                                 const std::vector<std::shared_ptr<AsyncConnection>>& open,
+                                 const std::function<void(asio::ip::tcp::socket)>& serve) {
+  asio::error_code ignored;
+  acceptor.non_blocking(true, ignored);
+  const auto protocol = acceptor.local_endpoint(ignored).protocol();
+  take_queued_connections(acceptor.native_handle(), [&](UniqueFd client) {
+    serve(asio::ip::tcp::socket(context, protocol, client.release()));  // the socket owns it now
+  });
+  acceptor.close(ignored);
+  for (const auto& connection : open) {
+    connection->close_if_idle();
+  }
 }
 
 }  // namespace echolab

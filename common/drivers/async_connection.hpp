@@ -8,8 +8,11 @@
 
 #include <asio.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
+#include <vector>
 
 #include "common/metrics/observer.hpp"
 #include "common/protocol/client_deadline.hpp"
@@ -84,5 +87,20 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   bool performing_fault_ = false;  // mutex_ is let go meanwhile: a request is in progress
   std::array<char, 16 * 1024> buffer_{};
 };
+
+// A server's open connections, for its shutdown to reach them; each removes itself when it ends.
+using OpenConnections = std::unordered_map<AsyncConnection*, std::weak_ptr<AsyncConnection>>;
+
+// The connections of `open` still alive, held so that none ends under the shutdown's feet.
+std::vector<std::shared_ptr<AsyncConnection>> still_open(const OpenConnections& open);
+
+// The middle of an Asio server's graceful shutdown (the pool's, each hybrid worker's): the
+// connections still queued on `acceptor` go to `serve` first (as sockets of `context`), each with a
+// request waiting that it answers before it closes (taken before the idle ones close, or the last
+// of those to close would stop the server first); then the acceptor closes, and so does every
+// connection of `open` that is idle. Requests in flight finish.
+void take_queued_then_close_idle(asio::ip::tcp::acceptor& acceptor, asio::io_context& context,
+                                 const std::vector<std::shared_ptr<AsyncConnection>>& open,
+                                 const std::function<void(asio::ip::tcp::socket)>& serve);
 
 }  // namespace echolab

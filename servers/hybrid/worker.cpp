@@ -8,7 +8,6 @@
 #include <exception>
 
 #include "common/posix/die_with_parent.hpp"
-#include "common/posix/unique_fd.hpp"
 #include "common/server/log.hpp"
 #include "common/server/server_main.hpp"
 #include "common/server/shutdown_signals.hpp"
@@ -166,24 +165,9 @@ void HybridWorker::connection_ended(AsyncConnection* connection) {
 // ends or --shutdown-timeout passes (the master kills a worker stuck in a handler past it).
 void HybridWorker::shut_down() {
   stopping_ = true;
-  std::vector<std::shared_ptr<AsyncConnection>> open;
-  open.reserve(connections_.size());
-  for (const auto& [raw, weak] : connections_) {
-    if (auto connection = weak.lock()) {
-      open.push_back(std::move(connection));
-    }
-  }
-  asio::error_code ignored;
-  acceptor_.non_blocking(true, ignored);
-  const auto protocol = acceptor_.local_endpoint(ignored).protocol();
-  take_queued_connections(acceptor_.native_handle(), [this, protocol](UniqueFd client) {
-    serve(asio::ip::tcp::socket(io_, protocol, client.release()));  // the socket owns it now
-  });
-  acceptor_.close(ignored);
+  take_queued_then_close_idle(acceptor_, io_, still_open(connections_),
+                              [this](asio::ip::tcp::socket socket) { serve(std::move(socket)); });
   accept_retry_.cancel();
-  for (const auto& connection : open) {
-    connection->close_if_idle();
-  }
   if (connections_.empty()) {
     io_.stop();
     return;

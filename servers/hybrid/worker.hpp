@@ -67,7 +67,7 @@ class HybridWorker final : public AsyncConnectionHost {
   AcceptPolicy accept_policy_;
   bool stopping_ = false;
   // Every open connection, for the shutdown to reach them. One thread: no lock.
-  std::unordered_map<AsyncConnection*, std::weak_ptr<AsyncConnection>> connections_;
+  OpenConnections connections_;
 };
 
 }  // namespace echolab::hybrid

@@ -6,7 +6,6 @@
 #include <thread>
 #include <vector>
 
-#include "common/posix/unique_fd.hpp"
 #include "common/server/log.hpp"
 #include "common/server/server_main.hpp"
 #include "common/server/shutdown_signals.hpp"
@@ -218,26 +217,11 @@ void PoolServer::shut_down() {
   {
     const std::lock_guard lock(connections_mutex_);
     log_event("shutdown", {{"phase", "draining"}, {"connections", connections_.size()}});
-    for (const auto& [raw, weak] : connections_) {
-      if (auto connection = weak.lock()) {
-        open.push_back(std::move(connection));
-      }
-    }
+    open = still_open(connections_);
   }
-  // Taken before the idle ones close: the last of those to close would otherwise stop the
-  // pool first. Not in `open`: each has a request waiting, which it answers before it closes
-  // (on_write closes a connection that is idle once the server is stopping).
-  asio::error_code ignored;
-  acceptor_.non_blocking(true, ignored);
-  const auto protocol = acceptor_.local_endpoint(ignored).protocol();
-  take_queued_connections(acceptor_.native_handle(), [this, protocol](UniqueFd client) {
-    serve(asio::ip::tcp::socket(io_, protocol, client.release()));  // the socket owns it now
-  });
-  acceptor_.close(ignored);
+  take_queued_then_close_idle(acceptor_, io_, open,
+                              [this](asio::ip::tcp::socket socket) { serve(std::move(socket)); });
   accept_retry_.cancel();
-  for (const auto& connection : open) {
-    connection->close_if_idle();
-  }
   const std::lock_guard lock(connections_mutex_);
   if (connections_.empty()) {
     stop_all();

@@ -68,7 +68,7 @@ class PoolServer final : public AsyncConnectionHost {
   std::size_t running_threads_ = 0;  // pool threads not yet back from run(); threads_mutex_
   std::mutex connections_mutex_;
   // Every open connection, for the shutdown to reach them; guarded by connections_mutex_.
-  std::unordered_map<AsyncConnection*, std::weak_ptr<AsyncConnection>> connections_;
+  OpenConnections connections_;
 };
 
 }  // namespace echolab
