@@ -6,7 +6,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/docker-common.sh"
 
 ECHOLAB_STACK="${ECHOLAB_STACK:-echolab}"
 ECHOLAB_STACK_FILE="$ECHOLAB_ROOT/deploy/swarm/stack.yml"
+# shellcheck disable=SC2034  # read by the scripts that source this file
 ECHOLAB_SWARM_MARK="$ECHOLAB_DOCKER_STATE/swarm-initialised"
+# shellcheck disable=SC2034
 ECHOLAB_LOAD_SERVICE="${ECHOLAB_STACK}_echolab-load"
 
 swarm_state() {

@@ -33,6 +33,8 @@ if engine_answers; then
   done
   if [[ -f "$ECHOLAB_SWARM_MARK" ]]; then
     docker swarm leave --force >/dev/null
+    # The bridge `swarm init` made for the overlay networks' egress.
+    docker network rm docker_gwbridge >/dev/null 2>&1 || true
     rm -f "$ECHOLAB_SWARM_MARK"
     echo "swarm-down: left the swarm that swarm-up.sh initialised" >&2
   fi
