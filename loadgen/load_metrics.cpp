@@ -1,5 +1,6 @@
 #include "loadgen/load_metrics.hpp"
 
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -50,6 +51,7 @@ prometheus::ClientMetric counter(Labels labels, std::uint64_t value) {
 
 prometheus::ClientMetric latency_histogram(Labels labels, const LoadSeries& series) {
   auto metric = with_labels(std::move(labels));
+  metric.histogram.bucket.reserve(metrics::kRequestDurationBuckets.size() + 1);
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < metrics::kRequestDurationBuckets.size(); ++i) {
     cumulative += series.latency_buckets[i];
@@ -105,6 +107,7 @@ class LoadMetricsEndpoint::Collectable final : public prometheus::Collectable {
                       {counter(labels("outcome", "ok"), series.requests),
                        counter(labels("outcome", "error"), series.total_errors())}});
     std::vector<prometheus::ClientMetric> errors;
+    errors.reserve(kErrorKinds.size());
     for (const auto kind : kErrorKinds) {
       errors.push_back(counter(labels("kind", std::string(to_string(kind))),
                                series.errors[static_cast<std::size_t>(kind)]));
