@@ -12,7 +12,7 @@ PEERS_FLAGS ?=
 COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-load echolab-probe
 enabled = $(filter 1 yes true,$(1))
 
-.PHONY: all deps build release test compare peers c10k up down load unit integration asan tsan fuzz bench format format-check tidy clean
+.PHONY: all deps build release test compare peers c10k up down load swarm-up swarm-load swarm-down unit integration asan tsan fuzz bench format format-check tidy clean
 
 all: build
 
@@ -107,6 +107,17 @@ down:
 
 load:
 	scripts/docker-load.sh
+
+# The same stack on a Docker swarm (docs/swarm.md): servers and load replicas placed by node
+# label, a distributed echolab-load run merged into one result.
+swarm-up:
+	scripts/swarm-up.sh
+
+swarm-load:
+	scripts/swarm-load.sh
+
+swarm-down:
+	scripts/swarm-down.sh
 
 bench: build
 	$(BUILD)/bin/bench_session --benchmark_min_time=1

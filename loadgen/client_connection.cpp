@@ -94,7 +94,7 @@ void ClientConnection::fail(const asio::error_code& error, const char* during) {
 void ClientConnection::fail(ErrorKind kind, std::string_view message) {
   const bool had_progressed = state_ == State::open && progressed_since_connect_;
   context_.stats.count_error(kind, message);
-  LiveCounters::add(context_.live.errors, 1);
+  context_.live.count_error(kind);
   reconnect(had_progressed);
 }
 

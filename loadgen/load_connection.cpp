@@ -186,7 +186,7 @@ void LoadConnection::count_replies(std::size_t replies, Clock::time_point now) {
     }
   }
   stats.requests += replies;
-  LiveCounters::add(context_.live.requests, replies);
+  context_.live.count_replies(replies, latency);
   outstanding_ -= replies;
   made_progress();
 }

@@ -173,6 +173,26 @@ void add_distributed_options(CLI::App& app, LoadOptions& options) {
       ->type_name("TIME");
 }
 
+// The load generator's own series, for a Prometheus that scrapes the load beside the server.
+void add_metrics_options(CLI::App& app, LoadOptions& options) {
+  app.add_option_function<std::string>(
+         "--metrics-listen",
+         [&options](const std::string& text) {
+           try {
+             options.metrics_listen = parse_endpoint(text);
+           } catch (const std::invalid_argument& error) {
+             throw CLI::ValidationError("--metrics-listen", error.what());
+           }
+         },
+         "Serve the run's own Prometheus series (echolab_load_*) on ADDR:PORT at /metrics "
+         "(IPv4)")
+      ->type_name("ADDR:PORT");
+  add_duration(app, "--metrics-linger", options.metrics_linger,
+               "With --metrics-listen: keep serving the final totals this long after the run, "
+               "so that the last scrape sees them")
+      ->default_str("0s");
+}
+
 void add_options(CLI::App& app, LoadOptions& options, WordOptions& words,
                  OptionalDurations& durations) {
   const auto count_range = CLI::Range(std::size_t{1}, std::size_t{10'000'000});
@@ -227,6 +247,7 @@ void add_options(CLI::App& app, LoadOptions& options, WordOptions& words,
       ->capture_default_str();
   add_attack_options(app, options, durations);
   add_distributed_options(app, options);
+  add_metrics_options(app, options);
   app.add_option("--json", options.json_path, "Write the result as JSON to this file");
   app.add_flag("-q,--quiet", options.quiet, "No progress line on stderr");
 }
@@ -266,6 +287,9 @@ std::optional<std::string> conflict_in(const CLI::App& app, const LoadOptions& o
     return conflict;
   }
   const bool hold = options.hold.has_value();
+  if (given("--metrics-linger") && !options.metrics_listen) {
+    return "--metrics-linger needs --metrics-listen";
+  }
   if (hold && given("--duration")) {
     return "--hold sets the run time (ramp + hold); drop --duration";
   }

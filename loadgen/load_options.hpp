@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/server/server_options.hpp"
 #include "loadgen/shard.hpp"
 #include "loadgen/start_time.hpp"
 
@@ -66,6 +67,10 @@ struct LoadOptions {
   // This process's part of the run; `connections` and `rate` describe the whole run.
   Shard shard;
   std::optional<WallClock::time_point> start_at;  // wait for this moment before connecting
+  // The load generator's own Prometheus endpoint, up from before the start until --metrics-linger
+  // after the end, so that a scrape can see the final totals.
+  std::optional<Endpoint> metrics_listen;
+  std::chrono::nanoseconds metrics_linger{0};
 
   [[nodiscard]] LoopMode mode() const;
   [[nodiscard]] AttackMode attack() const;

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "loadgen/load_metrics.hpp"
 #include "loadgen/load_worker.hpp"
 #include "loadgen/resource_limits.hpp"
 #include "loadgen/run_report.hpp"
@@ -48,7 +49,7 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
 // Owns the threads for the length of a run and prints the progress line once a second.
 class LoadRun {
  public:
-  explicit LoadRun(RunPlan plan) : plan_(std::move(plan)) {}
+  LoadRun(RunPlan plan, LoadMetricsEndpoint* metrics) : plan_(std::move(plan)), metrics_(metrics) {}
 
   RunReport execute() {
     wait_for_start();
@@ -57,6 +58,9 @@ class LoadRun {
     plan_.hold_start = plan_.start + plan_.options.ramp;
     for (std::size_t i = 0; i < plan_.options.threads; ++i) {
       workers_.push_back(std::make_unique<LoadWorker>(plan_, gauge_, i, plan_.options.threads));
+    }
+    if (metrics_ != nullptr) {
+      metrics_->follow([this] { return live_series(); });
     }
     for (auto& worker : workers_) {
       threads_.emplace_back([&worker] { worker->run(); });
@@ -70,10 +74,32 @@ class LoadRun {
     for (auto& thread : threads_) {
       thread.join();
     }
-    return report(stopped);
+    RunReport result = report(stopped);
+    if (metrics_ != nullptr) {
+      metrics_->follow([final_series = final_series(result)] { return final_series; });
+    }
+    return result;
   }
 
  private:
+  [[nodiscard]] LoadSeries live_series() const {
+    LoadSeries series;
+    for (const auto& worker : workers_) {
+      series.add(worker->live());
+    }
+    series.connections_open = gauge_.open();
+    return series;
+  }
+
+  // The live counts once every thread has stopped, plus the connects still unanswered at the
+  // end, which only the merged report can tell from ordinary ones: the JSON's totals.
+  [[nodiscard]] LoadSeries final_series(const RunReport& result) const {
+    LoadSeries series = live_series();
+    const auto unfinished = static_cast<std::size_t>(ErrorKind::connect_unfinished);
+    series.errors[unfinished] = result.stats.errors[unfinished];
+    return series;
+  }
+
   // Replicas started with the same --start-at measure the same window. The wall clock is
   // read again after each sleep, so a clock stepped meanwhile (NTP) still starts on time.
   void wait_for_start() const {
@@ -162,6 +188,7 @@ class LoadRun {
   }
 
   RunPlan plan_;
+  LoadMetricsEndpoint* metrics_;  // null without --metrics-listen
   ConnectionGauge gauge_;
   std::vector<std::unique_ptr<LoadWorker>> workers_;
   std::vector<std::thread> threads_;
@@ -199,8 +226,18 @@ int run_load(const LoadOptions& options) {
     }
   }
 
+  // Bound before the wait for --start-at, so that a Prometheus finds it from the start.
+  std::unique_ptr<LoadMetricsEndpoint> metrics;
+  if (options.metrics_listen) {
+    try {
+      metrics = std::make_unique<LoadMetricsEndpoint>(*options.metrics_listen, options);
+    } catch (const std::runtime_error& error) {
+      return refuse_to_start(error.what());
+    }
+  }
+
   RunPlan plan{.options = options, .requests = build_requests(options), .endpoint = *endpoint};
-  LoadRun run(std::move(plan));
+  LoadRun run(std::move(plan), metrics.get());
   const RunReport report = run.execute();
 
   write_summary(std::cout, report);
@@ -215,6 +252,9 @@ int run_load(const LoadOptions& options) {
       std::cerr << "echolab-load: writing --json " << options.json_path << " failed\n";
       return 2;
     }
+  }
+  if (metrics) {
+    std::this_thread::sleep_for(options.metrics_linger);
   }
   return report.exit_status();
 }

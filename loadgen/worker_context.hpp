@@ -6,9 +6,12 @@
 #include <asio/ip/tcp.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <vector>
+
+#include "common/metrics/metrics.hpp"
 
 #include "loadgen/load_options.hpp"
 #include "loadgen/load_stats.hpp"
@@ -26,11 +29,29 @@ struct RunPlan {
   Clock::time_point hold_start{};  // start + ramp: every connection should be open from here
 };
 
-// Written only by the owning thread, read by the progress line; padded to its own cache line
-// so that two threads' counters never share one.
+// Written only by the owning thread, read by the progress line and the --metrics-listen
+// endpoint; padded to its own cache line so that two threads' counters never share one.
+// They count exactly what LoadStats counts, so the endpoint's totals equal the JSON's.
 struct alignas(64) LiveCounters {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> errors{0};
+  std::array<std::atomic<std::uint64_t>, kErrorKinds.size()> errors_by_kind{};
+  // The servers' request duration buckets (not cumulative; the last is +Inf), so that the
+  // client's view and the server's can be compared bucket for bucket.
+  std::array<std::atomic<std::uint64_t>, metrics::kRequestDurationBuckets.size() + 1>
+      latency_buckets{};
+  std::atomic<std::uint64_t> latency_sum_ns{0};
+
+  void count_replies(std::uint64_t replies, std::uint64_t latency_ns) {
+    add(requests, replies);
+    const double seconds = static_cast<double>(latency_ns) / 1e9;
+    add(latency_buckets[metrics::bucket_index(metrics::kRequestDurationBuckets, seconds)], replies);
+    add(latency_sum_ns, latency_ns * replies);
+  }
+  void count_error(ErrorKind kind) {
+    add(errors, 1);
+    add(errors_by_kind[static_cast<std::size_t>(kind)], 1);
+  }
 
   // The owner is the only writer, so a plain load and store is enough (no locked add).
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t amount) {

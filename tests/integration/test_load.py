@@ -12,11 +12,13 @@ import socketserver
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from harness import BIN_DIR, LOOPBACK, MODELS, Server, free_port
+from harness import BIN_DIR, LOOPBACK, MODELS, Server, free_port, wait_for_port
+from test_metrics import Scrape, promtool_check
 
 LOAD = str(BIN_DIR / "echolab-load")
 PERCENTILE_KEYS = ("p50", "p90", "p99", "p99_9", "p99_99", "max")
@@ -435,7 +437,8 @@ def test_help_lists_every_option():
     for option in ("--protocol", "--method", "--path", "--payload", "--connections", "--threads",
                    "--duration", "--ramp", "--hold", "--interval", "--pipeline", "--rate",
                    "--timeout", "--new-connection-per-request", "--max-response-bytes",
-                   "--slow-headers", "--never-read", "--json", "--quiet", "--shard", "--start-at"):
+                   "--slow-headers", "--never-read", "--json", "--quiet", "--shard", "--start-at",
+                   "--metrics-listen", "--metrics-linger"):
         assert option in done.stdout, option
 
 
@@ -563,3 +566,88 @@ def test_shard_and_start_at_usage_errors_exit_2_with_one_line():
         assert done.returncode == 2, args
         assert mentioned in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# --- --metrics-listen: the load generator's own Prometheus endpoint -------------------------
+
+def scrape_load(port: int) -> Scrape:
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=5) as response:
+        assert response.status == 200
+        return Scrape(response.read().decode())
+
+
+def metered_run(target_port: int, tmp_path: Path, *args: str, during_after: float = 1.0):
+    """Runs echolab-load with --metrics-listen and a linger; scrapes once `during_after` seconds
+    into the run and once after the --json result is written. Returns (exit code, result,
+    scrape during, scrape after)."""
+    metrics_port = free_port()
+    json_path = tmp_path / f"metered-{time.monotonic_ns()}.json"
+    load = subprocess.Popen([LOAD, "-q", *args, "--metrics-listen", f"{LOOPBACK}:{metrics_port}",
+                             "--metrics-linger", "5s", "--json", str(json_path),
+                             f"{LOOPBACK}:{target_port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(metrics_port, process=load)
+        time.sleep(during_after)
+        during = scrape_load(metrics_port)
+        deadline = time.monotonic() + 15
+        while not (json_path.exists() and json_path.stat().st_size):
+            assert time.monotonic() < deadline, "no --json result"
+            time.sleep(0.1)
+        time.sleep(0.2)  # written whole once the linger has begun
+        after = scrape_load(metrics_port)
+    finally:
+        load.wait(timeout=20)
+    promtool_check(during.text)
+    promtool_check(after.text)
+    return load.returncode, json.loads(json_path.read_text()), during, after
+
+
+def assert_totals_match(scrape: Scrape, result: dict) -> None:
+    assert scrape.value("echolab_load_requests_total", outcome="ok") == result["requests"]
+    assert scrape.value("echolab_load_requests_total", outcome="error") == result["errors"]["total"]
+    for kind in ERROR_KINDS:
+        assert scrape.value("echolab_load_errors_total", kind=kind) == result["errors"][kind], kind
+    assert scrape.value("echolab_load_request_duration_seconds_count") == result["requests"]
+    assert scrape.value("echolab_load_request_duration_seconds_bucket", le="+Inf") == result["requests"]
+    assert scrape.value("echolab_load_connections_open") == 0
+
+
+def test_metrics_endpoint_follows_the_run_and_ends_on_the_json_totals(threads_server, tmp_path):
+    code, result, during, after = metered_run(threads_server.port, tmp_path, "-c", "8", "-t", "2",
+                                              "-d", "3s")
+    assert code == 0
+    ok_during = during.value("echolab_load_requests_total", outcome="ok")
+    assert 0 < ok_during < result["requests"]
+    assert during.value("echolab_load_connections_open") == 8
+    assert during.value("echolab_load_request_duration_seconds_count") == ok_during
+    assert_totals_match(after, result)
+    mean_s = after.value("echolab_load_request_duration_seconds_sum") / result["requests"]
+    assert mean_s * 1e6 == pytest.approx(result["latency_us"]["mean"], rel=0.01)
+    labels = after.series("echolab_load_requests_total", outcome="ok")[0][0]
+    assert labels["target"] == f"{LOOPBACK}:{threads_server.port}"
+
+
+def test_metrics_endpoint_counts_errors_by_kind(tmp_path):
+    code, result, during, after = metered_run(free_port(), tmp_path, "-c", "2", "-d", "2s")
+    assert code == 1
+    assert during.value("echolab_load_errors_total", kind="refused") > 0
+    assert result["errors"]["refused"] > 0
+    assert_totals_match(after, result)
+
+
+def test_metrics_listen_usage_errors_exit_2_with_one_line():
+    taken = socket.socket()
+    taken.bind((LOOPBACK, 0))
+    taken.listen()
+    try:
+        for args in (["--metrics-listen", "nowhere"], ["--metrics-listen", "127.0.0.1:99999"],
+                     ["--metrics-linger", "2s"],
+                     ["--metrics-listen", f"{LOOPBACK}:{taken.getsockname()[1]}"]):
+            done = subprocess.run([LOAD, *args, "-d", "1s", "127.0.0.1:1"], capture_output=True,
+                                  text=True, timeout=10)
+            assert done.returncode == 2, (args, done.stderr)
+            assert args[0] in done.stderr, done.stderr
+            assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    finally:
+        taken.close()

@@ -160,6 +160,8 @@ TEST(ParseCommandLine, HelpListsEveryOptionAndExitsZero) {
                              "--max-response-bytes",
                              "--slow-headers",
                              "--never-read",
+                             "--metrics-listen",
+                             "--metrics-linger",
                              "--json",
                              "--quiet",
                              "HOST:PORT"}) {
@@ -223,6 +225,27 @@ TEST(ParseCommandLine, AttackModesRefuseWhatDoesNotApply) {
   expect_usage_error({"--slow-headers", "1s", "--method", "POST", "h:1"}, "--method");
   expect_usage_error({"--never-read", "--max-response-bytes", "4096", "h:1"},
                      "--max-response-bytes");
+}
+
+TEST(ParseCommandLine, MetricsListenAndLinger) {
+  const CommandLine plain = parse({"h:1"});
+  ASSERT_TRUE(plain.options.has_value());
+  EXPECT_FALSE(plain.options->metrics_listen.has_value());
+  EXPECT_EQ(plain.options->metrics_linger, std::chrono::nanoseconds{0});
+
+  const CommandLine metered =
+      parse({"--metrics-listen", "0.0.0.0:9110", "--metrics-linger", "6s", "h:1"});
+  ASSERT_TRUE(metered.options.has_value());
+  ASSERT_TRUE(metered.options->metrics_listen.has_value());
+  EXPECT_EQ(metered.options->metrics_listen->host, "0.0.0.0");
+  EXPECT_EQ(metered.options->metrics_listen->port, 9110);
+  EXPECT_EQ(metered.options->metrics_linger, std::chrono::seconds(6));
+
+  expect_usage_error({"--metrics-listen", "9110", "h:1"}, "--metrics-listen");
+  expect_usage_error({"--metrics-listen", "0.0.0.0:70000", "h:1"}, "--metrics-listen");
+  expect_usage_error({"--metrics-linger", "6s", "h:1"}, "--metrics-linger");
+  expect_usage_error({"--metrics-listen", "0.0.0.0:9110", "--metrics-linger", "later", "h:1"},
+                     "--metrics-linger");
 }
 
 }  // namespace
