@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make swarm-up: builds the images and deploys deploy/swarm/stack.yml (the three servers and
+# make swarm-up: builds the images and deploys deploy/swarm/stack.yml (the four servers and
 # Prometheus; the load service stays at 0 replicas until scripts/swarm-load.sh). Starts a
 # Docker engine where none runs. Where this engine is in no swarm, initialises a one-node swarm
 # (advertised on ECHOLAB_SWARM_ADVERTISE_ADDR, default 127.0.0.1), which swarm-down.sh leaves
@@ -41,7 +41,7 @@ fi
 
 stack_deploy
 deadline=$((SECONDS + ${ECHOLAB_SWARM_TIMEOUT:-120}))
-for service in prefork threads pool prometheus; do
+for service in prefork threads pool hybrid prometheus; do
   until [[ "$(service_replicas "${ECHOLAB_STACK}_$service")" == 1/1 ]]; do
     if ((SECONDS > deadline)); then
       echo "swarm-up: ${ECHOLAB_STACK}_$service is not running:" >&2
@@ -59,6 +59,7 @@ On the node running each server (docker stack ps $ECHOLAB_STACK):
   prefork     :${ECHOLAB_PREFORK_PORT:-8081}   metrics :${ECHOLAB_PREFORK_METRICS_PORT:-9101}
   threads     :${ECHOLAB_THREADS_PORT:-8082}   metrics :${ECHOLAB_THREADS_METRICS_PORT:-9102}
   pool        :${ECHOLAB_POOL_PORT:-8083}   metrics :${ECHOLAB_POOL_METRICS_PORT:-9103}
+  hybrid      :${ECHOLAB_HYBRID_PORT:-8084}   metrics :${ECHOLAB_HYBRID_METRICS_PORT:-9104}
   Prometheus  :${ECHOLAB_PROMETHEUS_PORT:-9090}
 
 Load it with: make swarm-load   (LOAD_REPLICAS=3 LOAD_TARGET=threads:8082 ...)

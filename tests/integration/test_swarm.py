@@ -21,7 +21,7 @@ from test_compose import SERVER_PORTS, checked, engine, inspect, script, wait_fo
 
 STACK = "echolabtest"
 STACK_FILE = SOURCE_DIR / "deploy" / "swarm" / "stack.yml"
-SERVICES = ("prefork", "threads", "pool", "prometheus")
+SERVICES = (*MODELS, "prometheus")
 REPLICAS = 3
 
 
