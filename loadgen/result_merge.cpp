@@ -356,6 +356,7 @@ int run_merge(const std::vector<std::string>& arguments) {
   RunReport merged;
   try {
     std::vector<LoadedResult> results;
+    results.reserve(files.size());
     for (const std::string& file : files) {
       results.push_back(read_result(file, read_file(file)));
     }

@@ -15,8 +15,8 @@ using std::chrono::duration_cast;
 using std::chrono::microseconds;
 
 std::optional<WallClock::time_point> from_epoch_seconds(const std::string& text) {
-  static const std::regex kEpoch(R"(\d{1,12}(\.\d{1,9})?)");
-  if (!std::regex_match(text, kEpoch)) {
+  static const std::regex epoch_seconds(R"(\d{1,12}(\.\d{1,9})?)");
+  if (!std::regex_match(text, epoch_seconds)) {
     return std::nullopt;
   }
   const long double seconds = std::stold(text);
@@ -25,9 +25,10 @@ std::optional<WallClock::time_point> from_epoch_seconds(const std::string& text)
 }
 
 std::optional<WallClock::time_point> from_iso8601(const std::string& text) {
-  static const std::regex kIso(R"((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z)");
+  static const std::regex iso8601(
+      R"((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z)");
   std::smatch parts;
-  if (!std::regex_match(text, parts, kIso)) {
+  if (!std::regex_match(text, parts, iso8601)) {
     return std::nullopt;
   }
   std::tm fields{};
