@@ -179,7 +179,8 @@ TEST(LatencyHistogram, RestoredFromItsNonEmptyBucketsItIsTheSame) {
   EXPECT_EQ(restored.min(), original.min());
   EXPECT_EQ(restored.max(), original.max());
   EXPECT_DOUBLE_EQ(restored.mean(), original.mean());
-  for (double p = 0; p <= 100; p += 0.5) {
+  for (int half_percent = 0; half_percent <= 200; ++half_percent) {
+    const double p = half_percent / 2.0;
     EXPECT_EQ(restored.value_at_percentile(p), original.value_at_percentile(p)) << p;
   }
 }

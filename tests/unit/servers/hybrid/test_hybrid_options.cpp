@@ -15,6 +15,7 @@ int parse(HybridOptions& options, std::vector<std::string> args) {
   add_hybrid_options(app, options);
   args.insert(args.begin(), "echolab-hybrid");
   std::vector<char*> argv;
+  argv.reserve(args.size());
   for (std::string& arg : args) {
     argv.push_back(arg.data());
   }
