@@ -14,12 +14,23 @@ namespace {
 using std::chrono::duration_cast;
 using std::chrono::microseconds;
 
+// The clock counts nanoseconds in 64 bits, up to the year 2262; a moment past this (the year
+// 2096) is refused before it is converted, since it could only be far more than an hour ahead.
+constexpr long double kLatestConvertibleSeconds = 4e9L;
+
+[[noreturn]] void throw_far_ahead(const std::string& text) {
+  throw std::invalid_argument("'" + text + "' is more than an hour ahead");
+}
+
 std::optional<WallClock::time_point> from_epoch_seconds(const std::string& text) {
   static const std::regex epoch_seconds(R"(\d{1,12}(\.\d{1,9})?)");
   if (!std::regex_match(text, epoch_seconds)) {
     return std::nullopt;
   }
   const long double seconds = std::stold(text);
+  if (seconds > kLatestConvertibleSeconds) {
+    throw_far_ahead(text);
+  }
   return WallClock::time_point(
       duration_cast<WallClock::duration>(std::chrono::nanoseconds(std::llroundl(seconds * 1e9L))));
 }
@@ -43,6 +54,9 @@ std::optional<WallClock::time_point> from_iso8601(const std::string& text) {
     return std::nullopt;
   }
   const std::time_t whole = timegm(&fields);
+  if (whole > static_cast<std::time_t>(kLatestConvertibleSeconds)) {
+    throw_far_ahead(text);
+  }
   const long double fraction = parts[7].matched ? std::stold("0" + parts[7].str()) : 0.0L;
   return WallClock::from_time_t(whole) +
          duration_cast<WallClock::duration>(

@@ -44,7 +44,7 @@ TEST(StartAt, RefusesTooFarAheadPassedOrUnreadable) {
 }
 
 TEST(StartAtOption, RefusesInOneLineNamingTheFlag) {
-  for (const char* bad : {"1", "x", "2999-01-01T00:00:00Z"}) {
+  for (const char* bad : {"1", "x", "2999-01-01T00:00:00Z", "999999999999"}) {
     const CommandLine result = parse_command_line({"--start-at", bad, "127.0.0.1:8082"});
     EXPECT_FALSE(result.options.has_value());
     EXPECT_EQ(result.exit_code, 2);
