@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .. import loadtools, processes
-from ..servers import MODELS, Server, settings_for
+from ..servers import MODELS, Server, settings_for, with_flag
 from .servers import NGINX_WORKERS, Peer, available
 
 WARMUP_S = 3
@@ -128,10 +128,12 @@ def main() -> int:
     keep_every_child = max(levels) + 64
 
     def echolab(model: str, name: str = "", *extra: str) -> Server:
-        model_flags = {"prefork": ["--max-spare", str(keep_every_child)],
-                       "hybrid": ["--workers", str(NGINX_WORKERS)]}.get(model, [])
-        return Server(name or model, model, args.bin_dir / f"echolab-{model}",
-                      settings_for(model, max(levels)) + model_flags + list(extra), log_dir)
+        flags = settings_for(model, max(levels)) + list(extra)
+        if model == "prefork":
+            flags = with_flag(flags, "--max-spare", str(keep_every_child))
+        elif model == "hybrid":
+            flags = with_flag(flags, "--workers", str(NGINX_WORKERS))
+        return Server(name or model, model, args.bin_dir / f"echolab-{model}", flags, log_dir)
 
     servers = [(model, lambda m=model: echolab(m)) for model in MODELS]
     # The pool's other mode, nginx's own shape: an event loop per thread, no shared reactor.

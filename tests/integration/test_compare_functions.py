@@ -13,6 +13,7 @@ from compare.figures import Recorder
 from compare.loadtools import parse_wrk_text
 from compare.metrics import Scrape, bucket_delta, histogram_quantile, parse_exposition
 from compare.plan import make_plan
+from compare.servers import flag_value, settings_for, with_flag
 
 # -- the Prometheus text exposition format ----------------------------------------------------
 
@@ -242,3 +243,12 @@ def test_a_server_without_a_spawn_histogram_has_no_ramp_workers_figure():
     figures = scenarios.ramp_figures(idle, held, plan)
     assert figures["workers_started_per_s"] is None
     assert scenarios.ramp_figures(idle, None, plan)["workers_started"] is None
+
+
+def test_a_flag_already_given_is_replaced_not_repeated():
+    """A server refuses an option given twice: the runner and the peers' benchmark set one."""
+    base = settings_for("hybrid", 1000)
+    assert flag_value(base, "--workers") is not None
+    changed = with_flag(base, "--workers", "4")
+    assert changed.count("--workers") == 1 and flag_value(changed, "--workers") == "4"
+    assert with_flag(["--a", "1"], "--b", "2") == ["--a", "1", "--b", "2"]
