@@ -34,6 +34,9 @@ class Supervisor {
   void block_signals(std::initializer_list<int> signals);
   // The next blocked signal, or -1 when `timeout` passes first.
   int wait_for_signal(std::chrono::milliseconds timeout);
+  // One turn of a master's loop: waits up to `tick` for a signal and handles it (SIGCHLD
+  // reaps, SIGHUP is logged). Returns SIGTERM or SIGINT when one asks for the shutdown, else 0.
+  int next_shutdown_signal(std::chrono::milliseconds tick);
 
   // Waits for the workers (sent SIGTERM already) until `deadline`, reaping every `poll`; a
   // second SIGTERM or SIGINT ends the wait. Then SIGKILLs those left and reaps them, and stops

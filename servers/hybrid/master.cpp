@@ -11,7 +11,6 @@
 #include "common/metrics/metrics_process.hpp"
 #include "common/server/listener.hpp"
 #include "common/server/log.hpp"
-#include "common/server/shutdown_signals.hpp"
 #include "servers/hybrid/worker.hpp"
 
 namespace echolab::hybrid {
@@ -84,23 +83,14 @@ int Master::run() {
               options_.sharing == PortSharing::reuse_port ? "reuseport" : "shared_listener"},
              {"fault_injection", options_.server.protocol.fault_injection}});
   for (;;) {
-    const int signal_number = wait_for_signal(kTick);
-    if (signal_number == SIGTERM || signal_number == SIGINT) {
-      return shut_down(signal_number);
-    }
-    if (signal_number == SIGHUP) {
-      log_nothing_to_reload();
-    }
-    if (signal_number == SIGCHLD) {
-      reap();
+    if (const int stop = next_shutdown_signal(kTick); stop != 0) {
+      return shut_down(stop);
     }
     record_spawn_times();
     respawn_due();
   }
 }
 
-// No signal handler anywhere in the master: the signals stay blocked and are taken by
-// sigtimedwait(), so none can fall between a check and a wait. Workers inherit the mask.
 void Master::launch_metrics_process() {
   MetricsProcessSetup setup{Model::hybrid, options_.server.metrics_listen, master_pid_, {}};
   for (const UniqueFd& listener : listeners_) {

@@ -17,7 +17,6 @@
 
 #include "common/metrics/metrics_process.hpp"
 #include "common/server/log.hpp"
-#include "common/server/shutdown_signals.hpp"
 
 namespace echolab::prefork {
 namespace {
@@ -98,21 +97,8 @@ int Master::run() {
                       {"fault_injection", options_.server.protocol.fault_injection}});
   next_retire_ = std::chrono::steady_clock::now() + kRetireInterval;
   for (;;) {
-    const int signal_number = wait_for_signal(kMaintenanceTick);
-    if (signal_number == SIGTERM || signal_number == SIGINT) {
-      return shut_down(signal_number);
-    }
-    // Apache restarts its children gracefully on SIGHUP to apply a new configuration; with
-    // none to apply, a restart would only cost forks, so the children are left as they are.
-    if (signal_number == SIGHUP) {
-      log_nothing_to_reload();
-    }
-    // waitpid(-1) walks every child in the kernel (wait_consider_task): at 10,000 children
-    // and a tick every 10 ms that was 5 % of the CPU under load, so reap only when a child
-    // has exited. Exits that coalesce into one SIGCHLD are all reaped by the loop, and one
-    // that comes after it raises SIGCHLD again.
-    if (signal_number == SIGCHLD) {
-      reap();
+    if (const int stop = next_shutdown_signal(kMaintenanceTick); stop != 0) {
+      return shut_down(stop);
     }
     confirm_unconfirmed_children();
     maintain_spares();
