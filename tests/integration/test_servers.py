@@ -283,12 +283,13 @@ def _open_file_limit(limit: int):
     return apply
 
 
-@pytest.mark.parametrize("model", ["threads", "pool"])
+@pytest.mark.parametrize("model", ["threads", "pool", "hybrid"])
 def test_out_of_descriptors_the_server_pauses_logs_once_and_serves_again(model):
     """With its descriptor table full, accept() fails with EMFILE for every queued connection:
     the server pauses instead of spinning, logs the shortage once for the whole episode, and
-    serves again once connections close."""
-    with Server(model, "--max-connections", "1000", "--idle-timeout", "30s",
+    serves again once connections close. (Hybrid with one worker, whose table fills.)"""
+    workers = ("--workers", "1") if model == "hybrid" else ()
+    with Server(model, *workers, "--max-connections", "1000", "--idle-timeout", "30s",
                 preexec_fn=_open_file_limit(64)) as server:
         held = []
         try:
@@ -297,9 +298,12 @@ def test_out_of_descriptors_the_server_pauses_logs_once_and_serves_again(model):
             server.wait_for_log('limit="open files"')
             time.sleep(0.5)  # 50 pauses' worth of retries
             assert server.alive()
+            # Counted while the table is still full: once the clients close, the server may
+            # take a queued connection into a freed slot and find the table full again before
+            # it has closed the rest, which is a new episode, logged again.
+            assert server.log().count('limit="open files"') == 1, server.log()
         finally:
             for conn in held:
                 conn.close()
         reply = http_exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert reply.startswith(b"HTTP/1.1 200") and GREETING in reply
-        assert server.log().count('limit="open files"') == 1, server.log()
