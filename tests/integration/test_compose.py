@@ -254,9 +254,17 @@ def test_every_dashboard_expression_returns_data_from_the_stack_under_load(stack
         time.sleep(12)  # a few 2 s scrapes under load, so that every rate has samples
         time_range = f"{int(time.monotonic() - began) + 60}s"
         problems = wait_for_dashboard_data(url, RATE_INTERVAL, time_range, timeout=LOAD_SECONDS - 15)
-        assert not problems, "\n".join(problems)
+        assert not problems, "\n".join(problems + container_stats())
     finally:
         stop_traffic(loads, held)
+
+
+def container_stats() -> list[str]:
+    """CPU, memory and process count of every container of the stack, for a failure's message."""
+    stats = subprocess.run(["docker", "stats", "--no-stream", "--format",
+                            "{{.Name}}: CPU {{.CPUPerc}}, memory {{.MemUsage}}, {{.PIDs}} processes"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    return [line for line in stats.stdout.splitlines() if line.startswith(PROJECT)]
 
 
 def test_load_profile_runs_echolab_load_inside_the_stack(stack):

@@ -159,18 +159,32 @@ def missing_data(prometheus_url: str, rate_interval: str, time_range: str) -> li
 
 def wait_for_dashboard_data(prometheus_url: str, rate_interval: str, time_range: str,
                             timeout: float) -> list[str]:
+    """The problems of missing_data once none are left or `timeout` has passed; then with what
+    Prometheus last saw of each target, since a scrape that failed explains a missing model."""
     deadline = time.monotonic() + timeout
     while True:
         problems = missing_data(prometheus_url, rate_interval, time_range)
-        if not problems or time.monotonic() > deadline:
+        if not problems:
             return problems
+        if time.monotonic() > deadline:
+            return problems + scrape_health(prometheus_url)
         time.sleep(1)
 
 
-def targets_up(prometheus_url: str) -> dict[str, str]:
+def active_targets(prometheus_url: str) -> list[dict]:
     with urllib.request.urlopen(f"{prometheus_url}/api/v1/targets", timeout=5) as response:
-        active = json.load(response)["data"]["activeTargets"]
-    return {target["labels"]["job"]: target["health"] for target in active}
+        return json.load(response)["data"]["activeTargets"]
+
+
+def targets_up(prometheus_url: str) -> dict[str, str]:
+    return {target["labels"]["job"]: target["health"] for target in active_targets(prometheus_url)}
+
+
+def scrape_health(prometheus_url: str) -> list[str]:
+    """A line per target: its health, how long its last scrape took, and its error if any."""
+    return [f"target {target['labels']['job']}: {target['health']}, last scrape "
+            f"{target['lastScrapeDuration'] * 1000:.0f} ms {target['lastError']}".rstrip()
+            for target in active_targets(prometheus_url)]
 
 
 # --- the JSON, without any server ---------------------------------------------------------
