@@ -41,5 +41,5 @@ COPY --from=build /build/bin/echolab-prefork /build/bin/echolab-threads /build/b
 # Fails the build if a shared library the binaries need is missing from this stage.
 RUN ! ldd /usr/local/bin/echolab-* | grep 'not found'
 USER echolab
-EXPOSE 8081 8082 8083 9101 9102 9103
+EXPOSE 8081 8082 8083 8084 9101 9102 9103 9104
 CMD ["echolab-pool", "--listen", "0.0.0.0:8083", "--metrics-listen", "0.0.0.0:9103"]
