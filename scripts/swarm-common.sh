@@ -25,3 +25,19 @@ service_replicas() {
   docker service ls --filter "name=$1" --format '{{.Name}} {{.Replicas}}' \
     | awk -v name="$1" '$1 == name { print $2 }'
 }
+
+# Waits, polling every INTERVAL seconds, until COMMAND... succeeds; once bash's SECONDS has
+# passed DEADLINE, prints WHY and the tasks of SERVICE and fails.
+# Usage: wait_for_tasks DEADLINE INTERVAL SERVICE WHY COMMAND...
+wait_for_tasks() {
+  local deadline=$1 interval=$2 service=$3 why=$4
+  shift 4
+  until "$@"; do
+    if ((SECONDS > deadline)); then
+      echo "$why" >&2
+      docker service ps --no-trunc "$service" >&2
+      return 1
+    fi
+    sleep "$interval"
+  done
+}

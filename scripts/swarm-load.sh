@@ -48,19 +48,14 @@ stack_deploy >/dev/null
 
 # Every task ends: Complete, or Failed (echolab-load exits 1 when it counted errors).
 deadline=$((SECONDS + start_delay + $(seconds_of "$duration") + linger_s + ${LOAD_TIMEOUT_SLACK:-60}))
-while :; do
+every_task_ended() {
+  local states ended
   states=$(docker service ps --format '{{.CurrentState}}' "$ECHOLAB_LOAD_SERVICE" | awk '{ print $1 }')
   ended=$(grep -cE '^(Complete|Failed|Rejected|Shutdown)$' <<<"$states" || true)
-  if [[ $(wc -l <<<"$states") -ge $replicas && $ended -ge $replicas ]]; then
-    break
-  fi
-  if ((SECONDS > deadline)); then
-    echo "swarm-load: the load tasks did not end in time:" >&2
-    docker service ps --no-trunc "$ECHOLAB_LOAD_SERVICE" >&2
-    exit 1
-  fi
-  sleep 1
-done
+  [[ $(wc -l <<<"$states") -ge $replicas && $ended -ge $replicas ]]
+}
+wait_for_tasks "$deadline" 1 "$ECHOLAB_LOAD_SERVICE" \
+  "swarm-load: the load tasks did not end in time:" every_task_ended
 
 rm -rf "$results"
 mkdir -p "$results"

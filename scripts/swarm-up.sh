@@ -41,15 +41,10 @@ fi
 
 stack_deploy
 deadline=$((SECONDS + ${ECHOLAB_SWARM_TIMEOUT:-120}))
+running() { [[ "$(service_replicas "$1")" == 1/1 ]]; }
 for service in prefork threads pool hybrid prometheus; do
-  until [[ "$(service_replicas "${ECHOLAB_STACK}_$service")" == 1/1 ]]; do
-    if ((SECONDS > deadline)); then
-      echo "swarm-up: ${ECHOLAB_STACK}_$service is not running:" >&2
-      docker service ps --no-trunc "${ECHOLAB_STACK}_$service" >&2
-      exit 1
-    fi
-    sleep 0.5
-  done
+  wait_for_tasks "$deadline" 0.5 "${ECHOLAB_STACK}_$service" \
+    "swarm-up: ${ECHOLAB_STACK}_$service is not running:" running "${ECHOLAB_STACK}_$service"
 done
 
 cat <<MSG

@@ -48,6 +48,15 @@ def compose_env():
     that the test neither collides with a stack the user runs nor exposes anything."""
     env = dict(os.environ, COMPOSE_PROJECT_NAME=PROJECT, ECHOLAB_BIND=LOOPBACK)
     env.pop("COMPOSE_FILE", None)
+    ports = choose_published_ports(env)
+    env["ECHOLAB_GRAFANA_PORT"] = str(free_port())
+    return env, ports
+
+
+def choose_published_ports(env: dict) -> dict[str, int]:
+    """Free ports for every server, its metrics and Prometheus, set in `env` the way the compose
+    file and the swarm stack read them (ECHOLAB_POOL_PORT, ...); returned by service
+    ("pool", "pool_metrics", "prometheus")."""
     ports = {}
     for model in MODELS:
         ports[model] = free_port()
@@ -56,8 +65,7 @@ def compose_env():
         env[f"ECHOLAB_{model.upper()}_METRICS_PORT"] = str(ports[f"{model}_metrics"])
     ports["prometheus"] = free_port()
     env["ECHOLAB_PROMETHEUS_PORT"] = str(ports["prometheus"])
-    env["ECHOLAB_GRAFANA_PORT"] = str(free_port())
-    return env, ports
+    return ports
 
 
 def compose(env: dict, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -12,12 +12,13 @@ import os
 import re
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
-from harness import LOOPBACK, MODELS, SOURCE_DIR, free_port
-from test_compose import SERVER_PORTS, checked, engine, inspect, script, wait_for_published_port  # noqa: F401
+from harness import LOOPBACK, MODELS, SOURCE_DIR
+from test_compose import (SERVER_PORTS, checked, choose_published_ports, engine, inspect,  # noqa: F401
+                          script, wait_for_published_port)
+from test_dashboards import active_targets
 
 STACK = "echolabtest"
 STACK_FILE = SOURCE_DIR / "deploy" / "swarm" / "stack.yml"
@@ -95,14 +96,7 @@ def swarm(engine):  # noqa: F811  (the engine fixture of test_compose)
 @pytest.fixture(scope="module")
 def stack(swarm):
     env = dict(os.environ, ECHOLAB_STACK=STACK, ECHOLAB_KEEP_ENGINE="1")
-    ports = {}
-    for model in MODELS:
-        ports[model] = free_port()
-        ports[f"{model}_metrics"] = free_port()
-        env[f"ECHOLAB_{model.upper()}_PORT"] = str(ports[model])
-        env[f"ECHOLAB_{model.upper()}_METRICS_PORT"] = str(ports[f"{model}_metrics"])
-    ports["prometheus"] = free_port()
-    env["ECHOLAB_PROMETHEUS_PORT"] = str(ports["prometheus"])
+    ports = choose_published_ports(env)
     try:
         began = time.monotonic()
         up = checked(script("swarm-up.sh", env=env, timeout=1500))
@@ -116,8 +110,7 @@ def stack(swarm):
 
 
 def prometheus_targets(port: int) -> list[dict]:
-    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/api/v1/targets", timeout=5) as answer:
-        return json.load(answer)["data"]["activeTargets"]
+    return active_targets(f"http://{LOOPBACK}:{port}")
 
 
 def test_every_task_runs_on_its_role_with_the_compose_limits(stack):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import MODELS, SOURCE_DIR, free_port
-from test_compose import checked, engine, script  # noqa: F401
+from harness import MODELS, SOURCE_DIR
+from test_compose import checked, choose_published_ports, engine, script  # noqa: F401
 from test_swarm import STACK_FILE, docker, swarm_state  # noqa: F401
 
 STACK = "echolabtest2n"
@@ -109,10 +109,7 @@ def two_node_swarm(second_engine):
 def test_load_replicas_on_the_second_node_load_the_servers_on_the_first(two_node_swarm, tmp_path):
     manager, worker = two_node_swarm
     env = dict(os.environ, ECHOLAB_STACK=STACK, ECHOLAB_KEEP_ENGINE="1")
-    for model in MODELS:
-        env[f"ECHOLAB_{model.upper()}_PORT"] = str(free_port())
-        env[f"ECHOLAB_{model.upper()}_METRICS_PORT"] = str(free_port())
-    env["ECHOLAB_PROMETHEUS_PORT"] = str(free_port())
+    choose_published_ports(env)
     try:
         checked(script("swarm-up.sh", env=env, timeout=1500))
         for model in MODELS:
