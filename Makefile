@@ -11,6 +11,14 @@ PEERS ?=
 PEERS_FLAGS ?=
 COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-load echolab-probe
 enabled = $(filter 1 yes true,$(1))
+# A compiler cache once `make deps` has installed ccache (looked up when a build directory is
+# configured, so a fresh machine gets it on its first build): a fresh clone compiles only what
+# no clone before it did. Paths are hashed relative to the tree (CCACHE_BASEDIR), and the
+# directory the compiler runs in is left out of the hash (CCACHE_NOHASHDIR), so that clones in
+# other directories share the cache.
+CCACHE_FLAGS = $$(command -v ccache >/dev/null && echo -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: all deps build release test compare peers c10k up down load swarm-up swarm-load swarm-down unit integration asan tsan fuzz bench format format-check tidy clean
 
@@ -20,7 +28,7 @@ deps:
 	@scripts/install-deps.sh
 
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CCACHE_FLAGS) $(CMAKE_FLAGS)
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -38,7 +46,7 @@ integration: build
 	ctest --test-dir $(BUILD) --output-on-failure -L integration
 
 asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ $(CCACHE_FLAGS) \
 	  -DECHOLAB_SANITIZE="address;undefined" -DECHOLAB_FUZZ=ON -DECHOLAB_BENCH=OFF
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target echolab_unit_tests fuzz_session echolab-threads echolab-pool
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L unit
@@ -49,7 +57,7 @@ asan: deps
 	  /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "shutdown_deadline" test_threads_and_pool.py
 
 tsan: deps
-	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ $(CCACHE_FLAGS) \
 	  -DECHOLAB_SANITIZE=thread -DECHOLAB_BENCH=OFF
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target echolab_unit_tests echolab-threads echolab-pool echolab-hybrid
 	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -L unit
@@ -67,7 +75,7 @@ fuzz: asan
 # The measured binaries: a Release build of their own, so the test build (RelWithDebInfo) is
 # left alone. $(call release_build,targets) configures it and builds just those targets.
 define release_build
-	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CMAKE_FLAGS)
+	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF $(CCACHE_FLAGS) $(CMAKE_FLAGS)
 	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target $(1)
 endef
 

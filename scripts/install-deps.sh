@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   # build
-  cmake make g++ clang clang-format clang-tidy libclang-rt-14-dev pkg-config
+  cmake make g++ clang clang-format clang-tidy libclang-rt-14-dev pkg-config ccache
   # libraries (nothing vendored, nothing downloaded at build time)
   libasio-dev node-llhttp prometheus-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev
   # clients, checks and reports
