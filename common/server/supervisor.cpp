@@ -59,8 +59,26 @@ int Supervisor::next_shutdown_signal(std::chrono::milliseconds tick) {
   }
 }
 
-std::size_t Supervisor::finish_shutdown(std::chrono::steady_clock::time_point deadline,
-                                        std::chrono::milliseconds poll) {
+Supervisor::Drained Supervisor::drain(int signal_number, std::chrono::milliseconds timeout,
+                                      std::chrono::milliseconds poll) {
+  shutting_down_ = true;
+  const auto started = std::chrono::steady_clock::now();
+  log_event("shutdown", {{"phase", "draining"},
+                         {"signal", signal_name(signal_number)},
+                         {"workers", live_workers()},
+                         {"timeout_ms", timeout.count()}});
+  stop_accepting();
+  signal_workers(SIGTERM);
+  const std::size_t killed = wait_for_workers(started + timeout, poll);
+  kill_workers_left();
+  stop_metrics_process(poll);
+  return {killed, std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)};
+}
+
+// Returns how many workers are left at the deadline (or at a second stop signal).
+std::size_t Supervisor::wait_for_workers(std::chrono::steady_clock::time_point deadline,
+                                         std::chrono::milliseconds poll) {
   while (live_workers() > 0 && std::chrono::steady_clock::now() < deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -71,10 +89,7 @@ std::size_t Supervisor::finish_shutdown(std::chrono::steady_clock::time_point de
     }
     reap();
   }
-  const std::size_t killed = live_workers();
-  kill_workers_left();
-  stop_metrics_process(poll);
-  return killed;
+  return live_workers();
 }
 
 void Supervisor::kill_workers_left() {

@@ -38,15 +38,23 @@ class Supervisor {
   // reaps, SIGHUP is logged). Returns SIGTERM or SIGINT when one asks for the shutdown, else 0.
   int next_shutdown_signal(std::chrono::milliseconds tick);
 
-  // Waits for the workers (sent SIGTERM already) until `deadline`, reaping every `poll`; a
-  // second SIGTERM or SIGINT ends the wait. Then SIGKILLs those left and reaps them, and stops
-  // the metrics process. Returns how many workers were killed.
-  std::size_t finish_shutdown(std::chrono::steady_clock::time_point deadline,
-                              std::chrono::milliseconds poll);
+  struct Drained {
+    std::size_t killed;  // workers still there at the deadline
+    std::chrono::milliseconds took;
+  };
+  // The graceful shutdown `signal_number` asked for: logs phase=draining, stops accepting
+  // (the model's stop_accepting()), sends the workers SIGTERM and waits for them until
+  // `timeout`, reaping every `poll`; a second SIGTERM or SIGINT ends the wait. Then SIGKILLs
+  // those left and reaps them, and stops the metrics process. The model logs phase=done.
+  Drained drain(int signal_number, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll);
 
-  pid_t metrics_pid_ = -1;  // set by the model's master; -1 once it is reaped (on_exit)
+  pid_t metrics_pid_ = -1;      // set by the model's master; -1 once it is reaped (on_exit)
+  bool shutting_down_ = false;  // from drain() on: an exit is no longer a crash to replace
 
  private:
+  // Closes what the workers accept from, or tells them to, before they get SIGTERM.
+  virtual void stop_accepting() = 0;
   [[nodiscard]] virtual std::size_t live_workers() const = 0;
   virtual void signal_workers(int signal_number) = 0;
   // Every child that has exited, without blocking (each through on_exit()).
@@ -54,6 +62,8 @@ class Supervisor {
   // One reaped child: a worker, or the metrics process (which sets metrics_pid_ to -1).
   virtual void on_exit(pid_t pid, int status) = 0;
 
+  std::size_t wait_for_workers(std::chrono::steady_clock::time_point deadline,
+                               std::chrono::milliseconds poll);
   void kill_workers_left();
   void stop_metrics_process(std::chrono::milliseconds poll);
 

@@ -249,24 +249,17 @@ void Master::signal_workers(int signal_number) {
 // there at --shutdown-timeout (stuck in a handler) are killed, and the master exits 0: the
 // shutdown was asked for and it is complete.
 int Master::shut_down(int signal_number) {
-  shutting_down_ = true;
-  const auto started = std::chrono::steady_clock::now();
-  const auto deadline = started + options_.server.shutdown_timeout;
-  log_event("shutdown", {{"phase", "draining"},
-                         {"signal", signal_name(signal_number)},
-                         {"workers", live_workers_},
-                         {"timeout_ms", options_.server.shutdown_timeout.count()}});
-  listeners_.clear();
-  signal_workers(SIGTERM);
-  const std::size_t killed = finish_shutdown(deadline, kShutdownPoll);
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
+  const Drained drained = drain(signal_number, options_.server.shutdown_timeout, kShutdownPoll);
   log_event("shutdown", {{"phase", "done"},
-                         {"duration_ms", took.count()},
-                         {"killed", killed},
+                         {"duration_ms", drained.took.count()},
+                         {"killed", drained.killed},
                          {"crashes", crashes_},
                          {"respawns", respawns_}});
   return 0;
 }
+
+// Once every worker has taken its queue and closed its own copy, the port refuses new
+// connections.
+void Master::stop_accepting() { listeners_.clear(); }
 
 }  // namespace echolab::hybrid

@@ -45,6 +45,7 @@ class Master final : public Supervisor {
   // Supervisor
   [[nodiscard]] std::size_t live_workers() const override { return live_workers_; }
   void signal_workers(int signal_number) override;
+  void stop_accepting() override;
   void reap() override;
   void on_exit(pid_t pid, int status) override;
 
@@ -58,7 +59,6 @@ class Master final : public Supervisor {
   Scoreboard scoreboard_;
   std::vector<Worker> workers_;  // indexed like the scoreboard's slots
   std::size_t live_workers_ = 0;
-  bool shutting_down_ = false;
   std::size_t crashes_ = 0;
   std::size_t respawns_ = 0;
 };

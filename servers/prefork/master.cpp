@@ -374,27 +374,20 @@ void Master::signal_workers(int signal_number) {
 // reap every child, then stop the metrics process. Children still there at the deadline are
 // killed, and the master still exits 0: the shutdown was asked for and it is complete.
 int Master::shut_down(int signal_number) {
-  shutting_down_ = true;
-  const auto started = std::chrono::steady_clock::now();
-  const auto deadline = started + options_.server.shutdown_timeout;
-  log_event("shutdown", {{"phase", "draining"},
-                         {"signal", signal_name(signal_number)},
-                         {"workers", live_children_},
-                         {"timeout_ms", options_.server.shutdown_timeout.count()}});
+  const Drained drained = drain(signal_number, options_.server.shutdown_timeout, kShutdownPoll);
+  log_event("shutdown", {{"phase", "done"},
+                         {"duration_ms", drained.took.count()},
+                         {"killed", drained.killed},
+                         {"crashes", crashes_}});
+  return 0;
+}
+
+void Master::stop_accepting() {
   // Non-blocking for every child at once (a flag of the open socket they share), so that
   // each can take the connections still queued without blocking once the queue is empty.
   fcntl(listener_.get(), F_SETFL, fcntl(listener_.get(), F_GETFL) | O_NONBLOCK);
   listener_.reset();
   spawner_.stop();
-  signal_workers(SIGTERM);
-  const std::size_t killed = finish_shutdown(deadline, kShutdownPoll);
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
-  log_event("shutdown", {{"phase", "done"},
-                         {"duration_ms", took.count()},
-                         {"killed", killed},
-                         {"crashes", crashes_}});
-  return 0;
 }
 
 }  // namespace echolab::prefork

@@ -52,6 +52,7 @@ class Master final : public Supervisor {
   // Supervisor
   [[nodiscard]] std::size_t live_workers() const override { return live_children_; }
   void signal_workers(int signal_number) override;
+  void stop_accepting() override;
   void reap() override;
   void on_exit(pid_t pid, int status) override;
 
@@ -89,7 +90,6 @@ class Master final : public Supervisor {
   std::size_t live_children_ = 0;
   std::size_t replacements_owed_ = 0;  // crashed or recycled children not yet replaced
   std::chrono::steady_clock::time_point next_retire_;
-  bool shutting_down_ = false;
   bool at_worker_cap_ = false;  // logged once per episode
   bool fork_failing_ = false;   // logged once per episode
   std::size_t crashes_ = 0;
