@@ -36,6 +36,15 @@ int Supervisor::wait_for_signal(std::chrono::milliseconds timeout) {
   return sigtimedwait(&signals_, nullptr, &wait);
 }
 
+int Supervisor::supervise(std::chrono::milliseconds tick) {
+  for (;;) {
+    if (const int stop = next_shutdown_signal(tick); stop != 0) {
+      return stop;
+    }
+    maintain();
+  }
+}
+
 int Supervisor::next_shutdown_signal(std::chrono::milliseconds tick) {
   const int signal_number = wait_for_signal(tick);
   switch (signal_number) {

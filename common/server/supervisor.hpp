@@ -34,9 +34,9 @@ class Supervisor {
   void block_signals(std::initializer_list<int> signals);
   // The next blocked signal, or -1 when `timeout` passes first.
   int wait_for_signal(std::chrono::milliseconds timeout);
-  // One turn of a master's loop: waits up to `tick` for a signal and handles it (SIGCHLD
-  // reaps, SIGHUP is logged). Returns SIGTERM or SIGINT when one asks for the shutdown, else 0.
-  int next_shutdown_signal(std::chrono::milliseconds tick);
+  // A master's loop: waits up to `tick` for a signal and handles it (SIGCHLD reaps, SIGHUP is
+  // logged), then calls maintain(), until SIGTERM or SIGINT asks for the shutdown; returns it.
+  int supervise(std::chrono::milliseconds tick);
 
   struct Drained {
     std::size_t killed;  // workers still there at the deadline
@@ -53,6 +53,8 @@ class Supervisor {
   bool shutting_down_ = false;  // from drain() on: an exit is no longer a crash to replace
 
  private:
+  // One turn of the master's own work (spares, respawns, spawn times), every tick.
+  virtual void maintain() = 0;
   // Closes what the workers accept from, or tells them to, before they get SIGTERM.
   virtual void stop_accepting() = 0;
   [[nodiscard]] virtual std::size_t live_workers() const = 0;
@@ -62,6 +64,8 @@ class Supervisor {
   // One reaped child: a worker, or the metrics process (which sets metrics_pid_ to -1).
   virtual void on_exit(pid_t pid, int status) = 0;
 
+  // SIGTERM or SIGINT when one asks for the shutdown, else 0 (after handling any other).
+  int next_shutdown_signal(std::chrono::milliseconds tick);
   std::size_t wait_for_workers(std::chrono::steady_clock::time_point deadline,
                                std::chrono::milliseconds poll);
   void kill_workers_left();

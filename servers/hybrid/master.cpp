@@ -82,13 +82,12 @@ int Master::run() {
              {"port_sharing",
               options_.sharing == PortSharing::reuse_port ? "reuseport" : "shared_listener"},
              {"fault_injection", options_.server.protocol.fault_injection}});
-  for (;;) {
-    if (const int stop = next_shutdown_signal(kTick); stop != 0) {
-      return shut_down(stop);
-    }
-    record_spawn_times();
-    respawn_due();
-  }
+  return shut_down(supervise(kTick));
+}
+
+void Master::maintain() {
+  record_spawn_times();
+  respawn_due();
 }
 
 void Master::launch_metrics_process() {

@@ -96,13 +96,12 @@ int Master::run() {
                       {"max_connections_per_child", options_.max_connections_per_child},
                       {"fault_injection", options_.server.protocol.fault_injection}});
   next_retire_ = std::chrono::steady_clock::now() + kRetireInterval;
-  for (;;) {
-    if (const int stop = next_shutdown_signal(kMaintenanceTick); stop != 0) {
-      return shut_down(stop);
-    }
-    confirm_unconfirmed_children();
-    maintain_spares();
-  }
+  return shut_down(supervise(kMaintenanceTick));
+}
+
+void Master::maintain() {
+  confirm_unconfirmed_children();
+  maintain_spares();
 }
 
 void Master::launch_metrics_process() {

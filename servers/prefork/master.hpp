@@ -52,6 +52,7 @@ class Master final : public Supervisor {
   // Supervisor
   [[nodiscard]] std::size_t live_workers() const override { return live_children_; }
   void signal_workers(int signal_number) override;
+  void maintain() override;
   void stop_accepting() override;
   void reap() override;
   void on_exit(pid_t pid, int status) override;
