@@ -15,13 +15,6 @@
 namespace echolab::hybrid {
 namespace {
 
-asio::ip::tcp protocol_of(int listen_fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof address;
-  getsockname(listen_fd, reinterpret_cast<sockaddr*>(&address), &length);
-  return address.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
-}
-
 // The master's mask (SIGCHLD, SIGTERM, SIGINT, SIGHUP blocked) is inherited: SIGTERM stays
 // blocked and arrives through a signalfd in the event loop; Ctrl-C and a hangup reach the
 // whole process group, and the master alone answers them.
@@ -68,14 +61,15 @@ HybridWorker::HybridWorker(asio::io_context& io, const WorkerSetup& setup, int s
       scoreboard_(*setup.scoreboard),
       slot_(setup.scoreboard->slot(setup.slot)),
       observer_(slot_),
-      acceptor_(io, protocol_of(setup.listener_fd), setup.listener_fd),
-      accept_retry_(io),
+      accept_loop_(
+          io, setup.listener_fd, options_.server.max_connections, *this,
+          [this] { return open_connections_of_every_worker(); },
+          [this](asio::ip::tcp::socket socket) { serve(std::move(socket)); }),
       shutdown_deadline_(io),
-      signals_(io, signal_fd),
-      accept_policy_(options_.server.max_connections) {}
+      signals_(io, signal_fd) {}
 
 void HybridWorker::run() {
-  accept();
+  accept_loop_.start();
   wait_for_signal();
   slot_.ready_ns.store(monotonic_ns(), std::memory_order_relaxed);
   slot_.state.store(WorkerState::idle, std::memory_order_release);
@@ -100,49 +94,10 @@ void HybridWorker::wait_for_signal() {
                            });
 }
 
-void HybridWorker::accept() {
-  acceptor_.async_accept([this](const asio::error_code& error, asio::ip::tcp::socket socket) {
-    on_accept(error, std::move(socket));
-  });
-}
-
-void HybridWorker::on_accept(const asio::error_code& error, asio::ip::tcp::socket socket) {
-  if (error == asio::error::operation_aborted) {
-    return;
-  }
-  if (error) {
-    if (!stopping_ && accept_policy_.failed(error.value()) == AcceptFailure::retry) {
-      accept();
-      return;
-    }
-    if (stopping_) {
-      return;
-    }
-    accept_retry_.expires_after(kAcceptPause);
-    accept_retry_.async_wait([this](const asio::error_code& waited) {
-      if (!waited) {
-        accept();
-      }
-    });
-    return;
-  }
-  if (stopping_) {
-    serve(std::move(socket));  // accepted just before the shutdown: answered like the queue
-    return;
-  }
-  // --max-connections holds for the whole server: the open connections of every worker, as
-  // their slots count them (a few may slip past it when two workers accept at once).
-  const auto open =
-      static_cast<std::size_t>(std::max<std::int64_t>(0, scoreboard_.open_connections()));
-  if (!accept_policy_.admit(open)) {
-    asio::error_code ignored;
-    socket.close(ignored);
-    observer_.connection_rejected();
-    accept();
-    return;
-  }
-  serve(std::move(socket));
-  accept();
+// --max-connections holds for the whole server: the open connections of every worker, as
+// their slots count them (a few may slip past it when two workers accept at once).
+std::size_t HybridWorker::open_connections_of_every_worker() const {
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, scoreboard_.open_connections()));
 }
 
 void HybridWorker::serve(asio::ip::tcp::socket socket) {
@@ -165,9 +120,7 @@ void HybridWorker::connection_ended(AsyncConnection* connection) {
 // ends or --shutdown-timeout passes (the master kills a worker stuck in a handler past it).
 void HybridWorker::shut_down() {
   stopping_ = true;
-  take_queued_then_close_idle(acceptor_, io_, still_open(connections_),
-                              [this](asio::ip::tcp::socket socket) { serve(std::move(socket)); });
-  accept_retry_.cancel();
+  accept_loop_.stop(still_open(connections_));
   if (connections_.empty()) {
     io_.stop();
     return;

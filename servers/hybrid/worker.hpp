@@ -12,9 +12,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/drivers/async_accept_loop.hpp"
 #include "common/drivers/async_connection.hpp"
 #include "common/metrics/scoreboard.hpp"
-#include "common/server/accept_policy.hpp"
 #include "servers/hybrid/hybrid_options.hpp"
 #include "servers/hybrid/worker_observer.hpp"
 
@@ -48,8 +48,7 @@ class HybridWorker final : public AsyncConnectionHost {
   void connection_ended(AsyncConnection* connection) override;
 
  private:
-  void accept();
-  void on_accept(const asio::error_code& error, asio::ip::tcp::socket socket);
+  [[nodiscard]] std::size_t open_connections_of_every_worker() const;
   void serve(asio::ip::tcp::socket socket);
   void wait_for_signal();
   void shut_down();
@@ -59,12 +58,10 @@ class HybridWorker final : public AsyncConnectionHost {
   Scoreboard& scoreboard_;
   ScoreboardSlot& slot_;
   WorkerObserver observer_;
-  asio::ip::tcp::acceptor acceptor_;
-  asio::steady_timer accept_retry_;
+  AsyncAcceptLoop accept_loop_;
   asio::steady_timer shutdown_deadline_;
   asio::posix::stream_descriptor signals_;
   std::array<char, 128> signal_info_{};  // one signalfd_siginfo
-  AcceptPolicy accept_policy_;
   bool stopping_ = false;
   // Every open connection, for the shutdown to reach them. One thread: no lock.
   OpenConnections connections_;

@@ -17,13 +17,6 @@ namespace {
 // this long after that is stuck in it (a /sleep) and is left behind.
 constexpr std::chrono::milliseconds kGraceAfterStop{250};
 
-asio::ip::tcp protocol_of(int listen_fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof address;
-  getsockname(listen_fd, reinterpret_cast<sockaddr*>(&address), &length);
-  return address.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
-}
-
 }  // namespace
 
 PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, StripedMetrics& metrics,
@@ -31,9 +24,13 @@ PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, Striped
     : io_(io),
       options_(options),
       metrics_(metrics),
-      acceptor_(io, protocol_of(listen_fd), listen_fd),
-      accept_retry_(io),
-      accept_policy_(options.server.max_connections) {
+      accept_loop_(
+          io, listen_fd, options.server.max_connections, *this,
+          [this] {
+            const std::lock_guard lock(connections_mutex_);
+            return connections_.size();
+          },
+          [this](asio::ip::tcp::socket socket) { serve(std::move(socket)); }) {
   if (options_.threads == 0) {
     options_.threads = std::max(1u, std::thread::hardware_concurrency());
   }
@@ -51,7 +48,7 @@ PoolServer::PoolServer(asio::io_context& io, const PoolOptions& options, Striped
 }
 
 int PoolServer::run(int signal_fd) {
-  accept();
+  accept_loop_.start();
   log_event("start", {{"listen", options_.server.listen.to_string()},
                       {"metrics", options_.server.metrics_listen.to_string()},
                       {"threads", options_.threads},
@@ -148,47 +145,6 @@ void PoolServer::stop_all() {
   }
 }
 
-void PoolServer::accept() {
-  acceptor_.async_accept([this](const asio::error_code& error, asio::ip::tcp::socket socket) {
-    on_accept(error, std::move(socket));
-  });
-}
-
-void PoolServer::on_accept(const asio::error_code& error, asio::ip::tcp::socket socket) {
-  if (error == asio::error::operation_aborted) {
-    return;
-  }
-  if (error) {
-    if (accept_policy_.failed(error.value()) == AcceptFailure::retry) {
-      accept();
-      return;
-    }
-    // Out of descriptors or memory: pause rather than spin on a full table (and keep trying
-    // after any other failure too: the pool has no other way to serve).
-    accept_retry_.expires_after(kAcceptPause);
-    accept_retry_.async_wait([this](const asio::error_code&) { accept(); });
-    return;
-  }
-  if (stopping()) {
-    // Accepted just before the shutdown closed the acceptor: served like the rest of the
-    // queue, rather than dropped with its request unread (a reset for the client).
-    serve(std::move(socket));
-    return;
-  }
-  std::unique_lock lock(connections_mutex_);
-  const std::size_t open = connections_.size();
-  lock.unlock();
-  if (!accept_policy_.admit(open)) {
-    asio::error_code ignored;
-    socket.close(ignored);
-    metrics_.connection_rejected();
-    accept();
-    return;
-  }
-  serve(std::move(socket));
-  accept();
-}
-
 void PoolServer::serve(asio::ip::tcp::socket socket) {
   auto connection = std::make_shared<AsyncConnection>(in_next_context(std::move(socket)), *this);
   {
@@ -219,9 +175,7 @@ void PoolServer::shut_down() {
     log_event("shutdown", {{"phase", "draining"}, {"connections", connections_.size()}});
     open = still_open(connections_);
   }
-  take_queued_then_close_idle(acceptor_, io_, open,
-                              [this](asio::ip::tcp::socket socket) { serve(std::move(socket)); });
-  accept_retry_.cancel();
+  accept_loop_.stop(open);
   const std::lock_guard lock(connections_mutex_);
   if (connections_.empty()) {
     stop_all();

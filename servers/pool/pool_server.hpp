@@ -14,9 +14,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/drivers/async_accept_loop.hpp"
 #include "common/drivers/async_connection.hpp"
 #include "common/metrics/striped_metrics.hpp"
-#include "common/server/accept_policy.hpp"
 #include "common/server/server_options.hpp"
 
 namespace echolab {
@@ -43,8 +43,6 @@ class PoolServer final : public AsyncConnectionHost {
   void connection_ended(AsyncConnection* connection) override;
 
  private:
-  void accept();
-  void on_accept(const asio::error_code& error, asio::ip::tcp::socket socket);
   void serve(asio::ip::tcp::socket socket);
   void wait_for_shutdown_signal(int signal_fd);
   bool drain();
@@ -59,10 +57,8 @@ class PoolServer final : public AsyncConnectionHost {
   std::size_t next_context_ = 0;  // touched by the accept handler only
   PoolOptions options_;
   StripedMetrics& metrics_;
-  asio::ip::tcp::acceptor acceptor_;
-  asio::steady_timer accept_retry_;
+  AsyncAcceptLoop accept_loop_;
   std::atomic<bool> stopping_ = false;
-  AcceptPolicy accept_policy_;  // touched by the accept handler only
   std::mutex threads_mutex_;
   std::condition_variable threads_returned_;
   std::size_t running_threads_ = 0;  // pool threads not yet back from run(); threads_mutex_
