@@ -101,6 +101,33 @@ std::size_t Supervisor::wait_for_workers(std::chrono::steady_clock::time_point d
   return live_workers();
 }
 
+void Supervisor::reap() {
+  int status = 0;
+  pid_t pid = 0;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    on_exit(pid, status);
+  }
+}
+
+void Supervisor::on_exit(pid_t pid, int status) {
+  if (pid == metrics_pid_) {
+    on_metrics_process_exit(status);
+  } else {
+    on_child_exit(pid, status);
+  }
+}
+
+void Supervisor::on_metrics_process_exit(int status) {
+  metrics_pid_ = -1;
+  if (shutting_down_) {
+    return;
+  }
+  log_error("metrics_exited",
+            {{"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1},
+             {"signal", WIFSIGNALED(status) ? signal_name(WTERMSIG(status)) : ""}});
+  launch_metrics_process();  // safe: a master starts no threads
+}
+
 void Supervisor::kill_workers_left() {
   if (live_workers() == 0) {
     return;

@@ -49,7 +49,11 @@ class Supervisor {
   Drained drain(int signal_number, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds poll);
 
-  pid_t metrics_pid_ = -1;      // set by the model's master; -1 once it is reaped (on_exit)
+  // Every child that has exited, without blocking: the metrics process is started again
+  // (unless the shutdown began), any other child goes to the model's on_child_exit().
+  void reap();
+
+  pid_t metrics_pid_ = -1;      // set by launch_metrics_process(); -1 once it is reaped
   bool shutting_down_ = false;  // from drain() on: an exit is no longer a crash to replace
 
  private:
@@ -59,10 +63,13 @@ class Supervisor {
   virtual void stop_accepting() = 0;
   [[nodiscard]] virtual std::size_t live_workers() const = 0;
   virtual void signal_workers(int signal_number) = 0;
-  // Every child that has exited, without blocking (each through on_exit()).
-  virtual void reap() = 0;
-  // One reaped child: a worker, or the metrics process (which sets metrics_pid_ to -1).
-  virtual void on_exit(pid_t pid, int status) = 0;
+  // Forks the metrics process and sets metrics_pid_ (-1 if it did not start).
+  virtual void launch_metrics_process() = 0;
+  // One reaped child other than the metrics process: a worker, or the model's own helper.
+  virtual void on_child_exit(pid_t pid, int status) = 0;
+
+  void on_exit(pid_t pid, int status);
+  void on_metrics_process_exit(int status);
 
   // SIGTERM or SIGINT when one asks for the shutdown, else 0 (after handling any other).
   int next_shutdown_signal(std::chrono::milliseconds tick);

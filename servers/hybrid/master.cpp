@@ -158,23 +158,7 @@ void Master::record_spawn_times() {
   }
 }
 
-void Master::reap() {
-  int status = 0;
-  pid_t pid = 0;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    on_exit(pid, status);
-  }
-}
-
-void Master::on_exit(pid_t pid, int status) {
-  if (pid == metrics_pid_) {
-    metrics_pid_ = -1;
-    if (!shutting_down_) {
-      log_error("metrics_exited", {{"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1}});
-      launch_metrics_process();  // safe: the master has no threads
-    }
-    return;
-  }
+void Master::on_child_exit(pid_t pid, int status) {
   for (std::size_t slot = 0; slot < workers_.size(); ++slot) {
     if (workers_[slot].pid == pid) {
       on_worker_exit(slot, status);

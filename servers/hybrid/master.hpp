@@ -37,7 +37,7 @@ class Master final : public Supervisor {
   };
 
   void open_listeners();
-  void launch_metrics_process();
+  void launch_metrics_process() override;
   [[nodiscard]] int listener_for(std::size_t slot) const;
   bool spawn(std::size_t slot);
   bool wait_until_ready(std::chrono::milliseconds timeout);
@@ -47,8 +47,7 @@ class Master final : public Supervisor {
   void signal_workers(int signal_number) override;
   void maintain() override;
   void stop_accepting() override;
-  void reap() override;
-  void on_exit(pid_t pid, int status) override;
+  void on_child_exit(pid_t pid, int status) override;
 
   void on_worker_exit(std::size_t slot, int status);
   void respawn_due();

@@ -196,19 +196,7 @@ void Master::log_spawned(std::size_t count, const char* reason) {
   }
 }
 
-void Master::reap() {
-  int status = 0;
-  pid_t pid = 0;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    on_exit(pid, status);
-  }
-}
-
-void Master::on_exit(pid_t pid, int status) {
-  if (pid == metrics_pid_) {
-    on_metrics_process_exit(status);
-    return;
-  }
+void Master::on_child_exit(pid_t pid, int status) {
   if (pid == spawner_.pid()) {
     spawner_.exited();  // the next spawn starts another
     if (!shutting_down_) {
@@ -220,13 +208,13 @@ void Master::on_exit(pid_t pid, int status) {
   if (found != slot_of_pid_.end()) {
     const std::size_t slot = found->second;
     slot_of_pid_.erase(found);
-    on_child_exit(slot, status);
+    on_worker_exit(slot, status);
   } else {
     forget_unconfirmed_child(pid);
   }
 }
 
-void Master::on_child_exit(std::size_t slot_index, int status) {
+void Master::on_worker_exit(std::size_t slot_index, int status) {
   record_spawn_time(slot_index);
   const ChildRecord child = children_[slot_index];
   const WorkerState state = scoreboard_.slot(slot_index).state.load(std::memory_order_acquire);
@@ -258,17 +246,6 @@ void Master::on_child_exit(std::size_t slot_index, int status) {
                                 {"reason", "failed"},
                                 {"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1}});
   }
-}
-
-void Master::on_metrics_process_exit(int status) {
-  metrics_pid_ = -1;
-  if (shutting_down_) {
-    return;
-  }
-  log_error("metrics_exited",
-            {{"status", WIFEXITED(status) ? WEXITSTATUS(status) : -1},
-             {"signal", WIFSIGNALED(status) ? signal_name(WTERMSIG(status)) : ""}});
-  launch_metrics_process();  // safe: the master still has no threads
 }
 
 void Master::record_spawn_time(std::size_t slot_index) {

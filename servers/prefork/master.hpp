@@ -43,7 +43,7 @@ class Master final : public Supervisor {
     bool spawn_recorded = false;    // its fork-to-ready time is in the spawn histogram
   };
 
-  void launch_metrics_process();
+  void launch_metrics_process() override;
   bool launch_spawner();
   std::size_t spawn(std::size_t count);
   void record_spawned(std::size_t slot, pid_t pid_or_error);
@@ -54,11 +54,9 @@ class Master final : public Supervisor {
   void signal_workers(int signal_number) override;
   void maintain() override;
   void stop_accepting() override;
-  void reap() override;
-  void on_exit(pid_t pid, int status) override;
+  void on_child_exit(pid_t pid, int status) override;
 
-  void on_child_exit(std::size_t slot_index, int status);
-  void on_metrics_process_exit(int status);
+  void on_worker_exit(std::size_t slot_index, int status);
   void maintain_spares();
   WorkerCounts count_workers();
   void retire_idle(std::size_t count);

@@ -4,7 +4,9 @@ promtool on every endpoint idle and under load, and a real Prometheus scraping a
 Each test starts the servers it needs (harness.Server) and stops them after."""
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import LOOPBACK, MODELS, Server, free_port, wait_for_port
+from harness import LOOPBACK, MODELS, Server, free_port, http_exchange, wait_for_port
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -472,3 +474,29 @@ def test_an_answer_the_client_never_took_is_not_counted_as_served(model):
         assert final.value("echolab_requests_total", protocol="http") == 0, final.text
         timed_out = final.series("echolab_connections_timed_out_total", kind="send")
         assert all(value == 0 for _, value in timed_out), final.text
+
+
+@pytest.mark.parametrize("model", ["prefork", "hybrid"])
+def test_a_killed_metrics_process_is_started_again_and_counts_go_on(model):
+    """The masters' supervisor starts a new metrics process when the old one dies; the counters
+    live in the scoreboard, so the new one reports them from where the old one left off."""
+    with Server(model, *SMALL[model]) as server:
+        for _ in range(3):
+            assert http_exchange(server.port, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200")
+        before = scrape(server).value("echolab_requests_total", model=model, protocol="http")
+        metrics_pid = int(re.search(r"pid=(\d+) event=metrics_started", server.log()).group(1))
+        os.kill(metrics_pid, signal.SIGKILL)
+        server.wait_for_log("event=metrics_exited")
+        assert "signal=KILL" in server.log()
+        after = eventually(lambda: scrape_or_none(server), lambda found: found is not None)
+        assert after is not None, server.log()
+        assert after.value("echolab_requests_total", model=model, protocol="http") >= before
+        assert server.log().count("event=metrics_started") == 2
+        assert server.alive()
+
+
+def scrape_or_none(server: Server) -> Scrape | None:
+    try:
+        return scrape(server)
+    except OSError:
+        return None
