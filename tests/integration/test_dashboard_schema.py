@@ -102,22 +102,24 @@ def break_bar_gauge_mode(dashboard: dict) -> None:
     first_panel(dashboard, "bargauge")["options"]["displayMode"] = "bars"
 
 
+# A panel's path, at the top level or inside a row.
+PANEL = r"panels\[\d+\](\.panels\[\d+\])?"
 # One dashboard per mistake: (what is broken, the JSON path the error must name, the message).
 MISTAKES = {
-    "grid-height": (break_grid_height, r"panels\[\d+\](\.panels\[\d+\])?\.gridPos\.h",
+    "grid-height": (break_grid_height, PANEL + r"\.gridPos\.h",
                     "Type 'string' is not assignable to type 'number'"),
     "refresh": (break_refresh, r"refresh", "Type 'number' is not assignable to type 'string'"),
     "variable-type": (break_variable_type, r"templating\.list\[0\]\.type",
                       "Type '\"customs\"' is not assignable"),
     "row-collapsed": (break_row_collapsed, r"panels\[\d+\]\.collapsed",
                       "Type 'string' is not assignable to type 'boolean'"),
-    "colour-mode": (break_colour_mode, r"panels\[\d+\](\.panels\[\d+\])?\.fieldConfig\.defaults\.color\.mode",
+    "colour-mode": (break_colour_mode, PANEL + r"\.fieldConfig\.defaults\.color\.mode",
                     "Type '\"palette\"' is not assignable"),
-    "legend-mode": (break_legend_mode, r"panels\[\d+\](\.panels\[\d+\])?\.options\.legend\.displayMode",
+    "legend-mode": (break_legend_mode, PANEL + r"\.options\.legend\.displayMode",
                     "Type '\"tables\"' is not assignable"),
-    "query-ref-id": (break_query_ref_id, r"panels\[\d+\](\.panels\[\d+\])?\.targets\[0\]\.refId",
+    "query-ref-id": (break_query_ref_id, PANEL + r"\.targets\[0\]\.refId",
                      "Type 'number' is not assignable to type 'string'"),
-    "bar-gauge-mode": (break_bar_gauge_mode, r"panels\[\d+\](\.panels\[\d+\])?\.options\.displayMode",
+    "bar-gauge-mode": (break_bar_gauge_mode, PANEL + r"\.options\.displayMode",
                        "Type '\"bars\"' is not assignable"),
 }
 
