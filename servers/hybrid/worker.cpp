@@ -1,7 +1,6 @@
 #include "servers/hybrid/worker.hpp"
 
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>

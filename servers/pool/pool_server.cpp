@@ -1,7 +1,6 @@
 #include "servers/pool/pool_server.hpp"
 
 #include <poll.h>
-#include <sys/socket.h>
 
 #include <thread>
 #include <vector>
