@@ -4,6 +4,9 @@
 
 #include <utility>
 
+#include "common/posix/unique_fd.hpp"
+#include "common/server/shutdown_signals.hpp"
+
 namespace echolab {
 namespace {
 
@@ -36,8 +39,17 @@ void AsyncAcceptLoop::start() {
 }
 
 void AsyncAcceptLoop::stop(const std::vector<std::shared_ptr<AsyncConnection>>& open) {
-  take_queued_then_close_idle(acceptor_, io_, open, serve_);
+  asio::error_code ignored;
+  acceptor_.non_blocking(true, ignored);
+  const auto protocol = acceptor_.local_endpoint(ignored).protocol();
+  take_queued_connections(acceptor_.native_handle(), [&](UniqueFd client) {
+    serve_(asio::ip::tcp::socket(io_, protocol, client.release()));  // the socket owns it now
+  });
+  acceptor_.close(ignored);
   retry_.cancel();
+  for (const auto& connection : open) {
+    connection->close_if_idle();
+  }
 }
 
 void AsyncAcceptLoop::on_accept(const asio::error_code& error, asio::ip::tcp::socket socket) {

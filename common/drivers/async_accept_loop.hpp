@@ -27,9 +27,11 @@ class AsyncAcceptLoop {
 
   void start();
 
-  // The shutdown's middle (take_queued_then_close_idle), once host.stopping() is true: the
-  // queued connections go to `serve`, the listener closes, the idle connections of `open`
-  // close, and no accept is tried again.
+  // The middle of the graceful shutdown, once host.stopping() is true: the connections still
+  // queued go to `serve` first, each with a request waiting that it answers before it closes
+  // (taken before the idle ones close, or the last of those to close would stop the server
+  // first); then the listener closes, no accept is tried again, and every connection of `open`
+  // that is idle closes. Requests in flight finish.
   void stop(const std::vector<std::shared_ptr<AsyncConnection>>& open);
 
  private:

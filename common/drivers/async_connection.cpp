@@ -6,8 +6,6 @@
 #include "common/drivers/drained_read.hpp"
 #include "common/drivers/perform_fault.hpp"
 #include "common/metrics/observer.hpp"
-#include "common/posix/unique_fd.hpp"
-#include "common/server/shutdown_signals.hpp"
 
 namespace echolab {
 namespace {
@@ -291,21 +289,6 @@ std::vector<std::shared_ptr<AsyncConnection>> still_open(const OpenConnections& 
     }
   }
   return alive;
-}
-
-void take_queued_then_close_idle(asio::ip::tcp::acceptor& acceptor, asio::io_context& context,
-                                 const std::vector<std::shared_ptr<AsyncConnection>>& open,
-                                 const std::function<void(asio::ip::tcp::socket)>& serve) {
-  asio::error_code ignored;
-  acceptor.non_blocking(true, ignored);
-  const auto protocol = acceptor.local_endpoint(ignored).protocol();
-  take_queued_connections(acceptor.native_handle(), [&](UniqueFd client) {
-    serve(asio::ip::tcp::socket(context, protocol, client.release()));  // the socket owns it now
-  });
-  acceptor.close(ignored);
-  for (const auto& connection : open) {
-    connection->close_if_idle();
-  }
 }
 
 }  // namespace echolab

@@ -8,7 +8,6 @@
 
 #include <asio.hpp>
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -93,14 +92,5 @@ using OpenConnections = std::unordered_map<AsyncConnection*, std::weak_ptr<Async
 
 // The connections of `open` still alive, held so that none ends under the shutdown's feet.
 std::vector<std::shared_ptr<AsyncConnection>> still_open(const OpenConnections& open);
-
-// The middle of an Asio server's graceful shutdown (the pool's, each hybrid worker's): the
-// connections still queued on `acceptor` go to `serve` first (as sockets of `context`), each with a
-// request waiting that it answers before it closes (taken before the idle ones close, or the last
-// of those to close would stop the server first); then the acceptor closes, and so does every
-// connection of `open` that is idle. Requests in flight finish.
-void take_queued_then_close_idle(asio::ip::tcp::acceptor& acceptor, asio::io_context& context,
-                                 const std::vector<std::shared_ptr<AsyncConnection>>& open,
-                                 const std::function<void(asio::ip::tcp::socket)>& serve);
 
 }  // namespace echolab

@@ -1,6 +1,5 @@
 #include "servers/hybrid/master.hpp"
 
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

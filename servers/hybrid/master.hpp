@@ -5,7 +5,6 @@
 // worker as SIGTERM, and the master exits 0 once all of them are gone.
 #pragma once
 
-#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>

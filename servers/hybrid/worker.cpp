@@ -9,7 +9,6 @@
 #include "common/posix/die_with_parent.hpp"
 #include "common/server/log.hpp"
 #include "common/server/server_main.hpp"
-#include "common/server/shutdown_signals.hpp"
 
 namespace echolab::hybrid {
 namespace {

@@ -9,7 +9,6 @@
 #include <asio.hpp>
 #include <cstddef>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "common/drivers/async_accept_loop.hpp"

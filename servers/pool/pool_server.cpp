@@ -163,7 +163,7 @@ void PoolServer::connection_ended(AsyncConnection* connection) {
   }
 }
 
-// Stop accepting, close idle connections, take the connections still queued, let requests in
+// Take the connections still queued, stop accepting, close the idle ones, let requests in
 // flight finish, and stop the pool when the last connection ends (or, from drain(), when
 // --shutdown-timeout passes).
 void PoolServer::shut_down() {

@@ -11,7 +11,6 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "common/drivers/async_accept_loop.hpp"

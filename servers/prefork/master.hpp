@@ -4,7 +4,6 @@
 // crashed and recycled ones, and keep the idle count between --min-spare and --max-spare.
 #pragma once
 
-#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
