@@ -49,10 +49,10 @@ stack_deploy >/dev/null
 # Every task ends: Complete, or Failed (echolab-load exits 1 when it counted errors).
 deadline=$((SECONDS + start_delay + $(seconds_of "$duration") + linger_s + ${LOAD_TIMEOUT_SLACK:-60}))
 every_task_ended() {
-  local states ended
-  states=$(docker service ps --format '{{.CurrentState}}' "$ECHOLAB_LOAD_SERVICE" | awk '{ print $1 }')
-  ended=$(grep -cE '^(Complete|Failed|Rejected|Shutdown)$' <<<"$states" || true)
-  [[ $(wc -l <<<"$states") -ge $replicas && $ended -ge $replicas ]]
+  local ended
+  ended=$(docker service ps --format '{{.CurrentState}}' "$ECHOLAB_LOAD_SERVICE" | awk '{ print $1 }' \
+    | grep -cE '^(Complete|Failed|Rejected|Shutdown)$' || true)
+  ((ended >= replicas))
 }
 wait_for_tasks "$deadline" 1 "$ECHOLAB_LOAD_SERVICE" \
   "swarm-load: the load tasks did not end in time:" every_task_ended

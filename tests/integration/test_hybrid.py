@@ -14,7 +14,7 @@ import time
 import pytest
 
 from harness import BIN_DIR, LOOPBACK, Server, run
-from test_metrics import eventually, promtool_check, scrape
+from test_metrics import eventually, metrics_pid, promtool_check, scrape
 from test_prefork import children
 from test_servers import GREETING, recv_http_response
 
@@ -33,8 +33,7 @@ def served(conn: socket.socket) -> bool:
 def worker_pids(server: Server) -> set[int]:
     """The workers: the master's children but the metrics process (known by the pid of its
     metrics_started line)."""
-    metrics_pid = int(re.search(r"pid=(\d+) event=metrics_started", server.log()).group(1))
-    return children(server) - {metrics_pid}
+    return children(server) - {metrics_pid(server)}
 
 
 def client_sockets(pid: int) -> int:

@@ -12,13 +12,12 @@ import socketserver
 import subprocess
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from harness import BIN_DIR, LOOPBACK, MODELS, Server, free_port, wait_for_port
-from test_metrics import Scrape, promtool_check
+from test_metrics import Scrape, promtool_check, scrape_url
 
 LOAD = str(BIN_DIR / "echolab-load")
 PERCENTILE_KEYS = ("p50", "p90", "p99", "p99_9", "p99_99", "max")
@@ -571,9 +570,7 @@ def test_shard_and_start_at_usage_errors_exit_2_with_one_line():
 # --- --metrics-listen: the load generator's own Prometheus endpoint -------------------------
 
 def scrape_load(port: int) -> Scrape:
-    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=5) as response:
-        assert response.status == 200
-        return Scrape(response.read().decode())
+    return scrape_url(f"http://{LOOPBACK}:{port}/metrics")
 
 
 def metered_run(target_port: int, tmp_path: Path, *args: str, during_after: float = 1.0):

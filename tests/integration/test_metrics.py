@@ -65,9 +65,18 @@ class Scrape:
 
 
 def scrape(server: Server) -> Scrape:
-    with urllib.request.urlopen(server.metrics_url(), timeout=5) as response:
+    return scrape_url(server.metrics_url())
+
+
+def scrape_url(url: str) -> Scrape:
+    with urllib.request.urlopen(url, timeout=5) as response:
         assert response.status == 200
         return Scrape(response.read().decode())
+
+
+def metrics_pid(server: Server) -> int:
+    """The pid of a master's current metrics process, from its latest metrics_started line."""
+    return int(re.findall(r"pid=(\d+) event=metrics_started", server.log())[-1])
 
 
 def promtool_check(text: str) -> None:
@@ -484,8 +493,7 @@ def test_a_killed_metrics_process_is_started_again_and_counts_go_on(model):
         for _ in range(3):
             assert http_exchange(server.port, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200")
         before = scrape(server).value("echolab_requests_total", model=model, protocol="http")
-        metrics_pid = int(re.search(r"pid=(\d+) event=metrics_started", server.log()).group(1))
-        os.kill(metrics_pid, signal.SIGKILL)
+        os.kill(metrics_pid(server), signal.SIGKILL)
         server.wait_for_log("event=metrics_exited")
         assert "signal=KILL" in server.log()
         after = eventually(lambda: scrape_or_none(server), lambda found: found is not None)
