@@ -249,7 +249,11 @@ ConnectionEnd BlockingConnection::serve() {
 
 ConnectionEnd serve_blocking_connection(UniqueFd socket, const BlockingConnectionSettings& settings,
                                         ServerObserver& observer) {
-  const int socket_fd = socket.get();
+  return serve_blocking_connection(socket.get(), settings, observer);
+}
+
+ConnectionEnd serve_blocking_connection(int socket_fd, const BlockingConnectionSettings& settings,
+                                        ServerObserver& observer) {
   // An echo answers each read with one write; with Nagle on, a short write behind a long one
   // would wait for the client's delayed ACK (40 ms). Fails harmlessly on non-TCP sockets.
   const int one = 1;

@@ -42,4 +42,9 @@ enum class ConnectionEnd { client_closed, timed_out, protocol_error, shutdown, i
 ConnectionEnd serve_blocking_connection(UniqueFd socket, const BlockingConnectionSettings& settings,
                                         ServerObserver& observer);
 
+// Serves the connection until it ends, and leaves the socket open: its owner closes it (the
+// threads server, once its shutdown can no longer cut the socket by its number).
+ConnectionEnd serve_blocking_connection(int socket_fd, const BlockingConnectionSettings& settings,
+                                        ServerObserver& observer);
+
 }  // namespace echolab

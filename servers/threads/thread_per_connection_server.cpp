@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "common/server/log.hpp"
 #include "common/server/server_main.hpp"
@@ -28,8 +29,7 @@ constexpr std::chrono::milliseconds kStartRetry{100};
 
 struct ThreadPerConnectionServer::ThreadStart {
   ThreadPerConnectionServer* server;
-  UniqueFd client;
-  int watch_fd;  // the number of the socket's watched duplicate (watch_socket); -1 for none
+  int client_fd;  // owned by open_sockets_, which closes it (release_socket)
   const BlockingConnectionSettings* settings;
   std::chrono::steady_clock::time_point created;
 };
@@ -87,13 +87,19 @@ std::size_t ThreadPerConnectionServer::open_connections() {
 }
 
 // --max-threads: while every thread is busy, stop accepting, so new connections wait in the
-// kernel's listen backlog. Returns false when a shutdown signal arrives meanwhile.
+// kernel's listen backlog. Returns false when a shutdown signal arrives meanwhile. Logged once
+// per episode, as AcceptPolicy logs its limits: under saturation each freed thread takes one
+// queued connection and the cap is reached again at once, which is still the same episode; it
+// ends when the acceptor finds a thread free without waiting.
 bool ThreadPerConnectionServer::wait_for_free_thread(int signal_fd) {
   std::unique_lock lock(mutex_);
   if (active_threads_ < options_.max_threads) {
+    at_thread_cap_ = false;
     return true;
   }
-  log_event("limit_reached", {{"limit", "max-threads"}, {"value", options_.max_threads}});
+  if (!std::exchange(at_thread_cap_, true)) {
+    log_event("limit_reached", {{"limit", "max-threads"}, {"value", options_.max_threads}});
+  }
   while (active_threads_ >= options_.max_threads) {
     thread_exited_.wait_for(lock, std::chrono::milliseconds(100));
     pollfd signal{signal_fd, POLLIN, 0};
@@ -107,7 +113,7 @@ bool ThreadPerConnectionServer::wait_for_free_thread(int signal_fd) {
 void ThreadPerConnectionServer::start_thread(UniqueFd client,
                                              const BlockingConnectionSettings& settings) {
   auto start = std::make_unique<ThreadStart>(
-      ThreadStart{this, std::move(client), -1, &settings, std::chrono::steady_clock::now()});
+      ThreadStart{this, client.get(), &settings, std::chrono::steady_clock::now()});
   pthread_attr_t attributes;
   pthread_attr_init(&attributes);
   pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
@@ -117,14 +123,14 @@ void ThreadPerConnectionServer::start_thread(UniqueFd client,
   {
     const std::lock_guard lock(mutex_);
     ++active_threads_;
-    start->watch_fd = watch_socket(start->client.get());
+    open_sockets_.emplace(start->client_fd, std::move(client));
   }
   pthread_t thread{};
   const int error = pthread_create(&thread, &attributes, &thread_main, start.get());
   pthread_attr_destroy(&attributes);
-  if (error != 0) {  // `start` still owns the connection, and closes it
+  if (error != 0) {
     metrics_.connection_rejected();
-    back_off_after_failed_start(start->watch_fd, error);
+    back_off_after_failed_start(start->client_fd, error);
     return;
   }
   thread_start_failing_ = false;
@@ -135,9 +141,9 @@ void ThreadPerConnectionServer::start_thread(UniqueFd client,
 // counted as rejected, like one over --max-connections. The next connection would fail the
 // same way until a thread exits, so accepting stops until one does, or for kStartRetry at
 // most; the connections meanwhile wait in the listen backlog. One line per episode.
-void ThreadPerConnectionServer::back_off_after_failed_start(int watch_fd, int error) {
+void ThreadPerConnectionServer::back_off_after_failed_start(int client_fd, int error) {
   std::unique_lock lock(mutex_);
-  unwatch_socket(watch_fd);
+  open_sockets_.erase(client_fd);  // closes it
   --active_threads_;
   if (!std::exchange(thread_start_failing_, true)) {
     log_error("limit_reached", {{"limit", "threads"},
@@ -163,33 +169,27 @@ void ThreadPerConnectionServer::serve(ThreadStart& start) {
   metrics_.worker_spawned(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start.created).count());
   metrics_.workers_changed(0, +1);
-  serve_blocking_connection(std::move(start.client), *start.settings, metrics_);
+  serve_blocking_connection(start.client_fd, *start.settings, metrics_);
   metrics_.connection_closed();
   metrics_.workers_changed(0, -1);
-  const std::lock_guard lock(mutex_);
-  unwatch_socket(start.watch_fd);
-  --active_threads_;
-  thread_exited_.notify_all();
+  release_socket(start.client_fd);
 }
 
-// The connection loop closes its descriptor itself, and a closed number can be reused at
-// once (by a metrics scrape, say): the shutdown must never cut a socket by a number that may
-// already name another. So it cuts through a duplicate of its own, closed under mutex_ only
-// once the thread is done with the socket. Out of descriptors, a connection is left unwatched:
-// the deadline then ends it with the process. Called with mutex_ held.
-int ThreadPerConnectionServer::watch_socket(int client_fd) {
-  UniqueFd watch(fcntl(client_fd, F_DUPFD_CLOEXEC, 0));
-  if (!watch) {
-    return -1;
+// A closed descriptor number can be reused at once (by a metrics scrape, say), and the
+// shutdown must never cut a socket by a number that may already name another. So the
+// connection's socket stays in open_sockets_, where the shutdown finds it, until its thread is
+// done with it: taken out under mutex_, then closed outside it, so that no thread's close
+// waits on another's. (A duplicate per socket would do the same at two descriptors per
+// connection, and ulimit -n is what 10,000 connections run out of first.)
+void ThreadPerConnectionServer::release_socket(int client_fd) {
+  decltype(open_sockets_)::node_type socket;
+  {
+    const std::lock_guard lock(mutex_);
+    socket = open_sockets_.extract(client_fd);
+    --active_threads_;
+    thread_exited_.notify_all();
   }
-  const int watch_fd = watch.get();
-  watched_sockets_.emplace(watch_fd, std::move(watch));
-  return watch_fd;
-}
-
-void ThreadPerConnectionServer::unwatch_socket(int watch_fd) {
-  watched_sockets_.erase(watch_fd);  // closes the duplicate
-}
+}  // `socket` closes here, outside the lock
 
 // Idle connections close at once on the stop broadcast; requests in flight finish, up to
 // --shutdown-timeout. Then every socket still open is shut down, so a thread blocked in
@@ -204,9 +204,9 @@ void ThreadPerConnectionServer::drain() {
   if (!thread_exited_.wait_for(lock, options_.server.shutdown_timeout, all_exited)) {
     log_event("shutdown", {{"phase", "timeout"},
                            {"threads_left", active_threads_},
-                           {"sockets_cut", watched_sockets_.size()}});
-    for (const auto& [watch_fd, duplicate] : watched_sockets_) {
-      ::shutdown(watch_fd, SHUT_RDWR);
+                           {"sockets_cut", open_sockets_.size()}});
+    for (const auto& [client_fd, socket] : open_sockets_) {
+      ::shutdown(client_fd, SHUT_RDWR);
     }
     if (!thread_exited_.wait_for(lock, kGraceAfterCut, all_exited)) {
       log_event("shutdown", {{"phase", "done"},

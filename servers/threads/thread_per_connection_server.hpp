@@ -36,10 +36,9 @@ class ThreadPerConnectionServer {
 
   bool wait_for_free_thread(int signal_fd);
   void start_thread(UniqueFd client, const BlockingConnectionSettings& settings);
-  void back_off_after_failed_start(int watch_fd, int error);
+  void back_off_after_failed_start(int client_fd, int error);
   void serve(ThreadStart& start);
-  int watch_socket(int client_fd);
-  void unwatch_socket(int watch_fd);
+  void release_socket(int client_fd);
   void drain();
   [[nodiscard]] std::size_t open_connections();
 
@@ -51,10 +50,11 @@ class ThreadPerConnectionServer {
   std::mutex mutex_;
   std::condition_variable thread_exited_;
   std::size_t active_threads_ = 0;  // guarded by mutex_
-  // A duplicate descriptor of every connection's socket, by its number, for the shutdown to
-  // cut what is left at its deadline; guarded by mutex_.
-  std::unordered_map<int, UniqueFd> watched_sockets_;
+  // Every connection's socket, by its number: owned here rather than by its thread, for the
+  // shutdown to cut what is left at its deadline (release_socket); guarded by mutex_.
+  std::unordered_map<int, UniqueFd> open_sockets_;
   bool thread_start_failing_ = false;  // the acceptor's own: one log line per episode
+  bool at_thread_cap_ = false;         // the acceptor's own: one log line per episode
   AcceptPolicy accept_policy_;         // the acceptor's own
 };
 
