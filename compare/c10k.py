@@ -37,10 +37,11 @@ def main(argv: list[str]) -> int:
     processes.install_cleanup()
     machine = machine_info.inspect_machine()
     capacity = machine_info.connection_capacity(machine, args.connections)
-    if capacity.connections < args.connections:
-        sys.exit("c10k: this machine's limits allow only "
-                 f"{capacity.connections:,} connections: " + "; ".join(capacity.reasons))
-    plan = dataclasses.replace(make_plan(False, capacity.connections), repetitions=1,
+    allowed = capacity.per_model[args.model]
+    if allowed.connections < args.connections:  # refused before anything starts, never mid-run
+        sys.exit(f"c10k: {args.model} can hold at most {allowed.connections:,} connections here "
+                 f"({allowed.binding_limit}), not {args.connections:,}: " + "; ".join(capacity.reasons))
+    plan = dataclasses.replace(make_plan(False, args.connections), repetitions=1,
                                hold_connections=args.connections, ramp_s=args.ramp,
                                hold_s=args.hold, interval_s=args.interval)
     work = Path(tempfile.mkdtemp(prefix="echolab-c10k-"))

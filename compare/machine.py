@@ -1,8 +1,9 @@
 """What this machine is and what its limits allow: the preflight of a comparison run.
 
-The 10,000-connection hold needs, at once, 10,000 descriptors in the server and in the load
-generator, 10,000 processes (prefork) or threads (threads) under pid_max and threads-max, and
-10,000 ephemeral ports on loopback. Where a limit forbids that, the run is scaled down and the
+The 10,000-connection hold needs, at once, 10,000 descriptors in the load generator and in
+each server process that holds them (ulimit -n is per process), 10,000 processes (prefork) or
+threads (threads) under pid_max and threads-max, and 10,000 ephemeral ports on loopback: each
+model's own costs are in compare/models.py. Where a limit forbids that, the run is scaled down and the
 report says so, rather than failing halfway through."""
 
 import os
@@ -10,15 +11,14 @@ import platform
 import resource
 from dataclasses import dataclass, field
 
+from .models import REGISTRY, Model
+
 # Descriptors a process needs beside its connections (listeners, logs, /proc reads, epoll).
 SPARE_DESCRIPTORS = 256
 # Tasks (processes and threads) left free for everything else running on the machine.
 SPARE_TASKS = 1024
 # Ephemeral ports left free for the churn scenario's TIME_WAIT sockets and other clients.
 SPARE_PORTS = 2048
-# Resident memory a held connection may cost at most in the heaviest model (a forked child
-# with its own stack, heap and page tables), used only to refuse a hold that cannot fit.
-WORST_BYTES_PER_CONNECTION = 1 << 20
 
 
 def _read(path: str) -> str | None:
@@ -142,48 +142,100 @@ def inspect_machine() -> Machine:
 
 
 @dataclass
+class ModelCapacity:
+    """The most connections one model can hold here, exactly, and the limit that sets it."""
+
+    connections: int
+    binding_limit: str
+
+
+@dataclass
 class Capacity:
-    """How many connections the run may hold at once, and every reason it is fewer than asked."""
+    """How many connections the run may hold at once (the same for every model, so that they
+    are compared at one size), what each model alone would allow, and every reason the hold is
+    fewer than asked."""
 
     connections: int
     limits: dict[str, int] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    per_model: dict[str, ModelCapacity] = field(default_factory=dict)
+
+
+@dataclass
+class _Limit:
+    connections: int
+    hint: str
+
+
+def _load_generator_limits(machine: Machine) -> dict[str, _Limit]:
+    """What bounds echolab-load, whatever the model: a descriptor and a local port per
+    connection, in one process."""
+    limits = {"ulimit -n (echolab-load)": _Limit(
+        machine.open_files_soft - SPARE_DESCRIPTORS,
+        f"ulimit -n is {machine.open_files_soft} (hard limit {machine.open_files_hard}) and "
+        "echolab-load holds a descriptor per connection; raise the hard limit in "
+        "/etc/security/limits.conf or with `ulimit -Hn` as root")}
+    if machine.ephemeral_ports:
+        low, high = machine.ephemeral_ports
+        limits["ephemeral ports"] = _Limit(
+            high - low + 1 - SPARE_PORTS,
+            f"net.ipv4.ip_local_port_range is {low}-{high}; widen it with "
+            "`sysctl -w net.ipv4.ip_local_port_range='1024 65000'`")
+    return limits
+
+
+def _server_limits(machine: Machine, model: Model) -> dict[str, _Limit]:
+    """What bounds one model's server, from its per-connection costs (compare/models.py)."""
+    limits = {}
+    if machine.memory_available_bytes:
+        limits["memory"] = _Limit(
+            machine.memory_available_bytes // 2 // model.memory_bound_bytes,
+            f"{machine.memory_available_bytes / 2**30:.1f} GiB of memory is available, half of it "
+            f"for the hold, and a connection may cost {model.name} up to "
+            f"{model.memory_bound_bytes >> 10} KiB")
+    if model.descriptors_per_connection:
+        limits["ulimit -n (server)"] = _Limit(
+            (machine.open_files_soft - SPARE_DESCRIPTORS) // model.descriptors_per_connection,
+            f"ulimit -n is {machine.open_files_soft} (hard limit {machine.open_files_hard}) and "
+            f"{model.name} holds {model.descriptors_per_connection} descriptor(s) per connection "
+            "in one process; raise the hard limit in /etc/security/limits.conf or with "
+            "`ulimit -Hn` as root")
+    if not model.tasks_per_connection:
+        return limits
+    ceilings = [v for v in (machine.pid_max, machine.threads_max) if v]
+    if ceilings:
+        limits["pid_max/threads-max"] = _Limit(
+            (min(ceilings) - machine.tasks_running - SPARE_TASKS) // model.tasks_per_connection,
+            f"kernel.pid_max is {machine.pid_max} and kernel.threads-max {machine.threads_max}, "
+            f"with {machine.tasks_running} tasks already running, and {model.name} takes a "
+            f"{'process' if model.kind == 'processes' else 'thread'} per connection; raise them "
+            "with `sysctl -w kernel.pid_max=...`")
+    if machine.processes_limit is not None and os.geteuid() != 0:
+        limits["ulimit -u"] = _Limit(
+            (machine.processes_limit - machine.tasks_running - SPARE_TASKS) // model.tasks_per_connection,
+            f"ulimit -u is {machine.processes_limit}; raise it with `ulimit -u`")
+    return limits
 
 
 def connection_capacity(machine: Machine, wanted: int) -> Capacity:
-    """The most connections one server and one load generator can hold at once here."""
-    limits: dict[str, int] = {}
-    hints: dict[str, str] = {}
-    limits["ulimit -n"] = machine.open_files_soft - SPARE_DESCRIPTORS
-    hints["ulimit -n"] = (f"ulimit -n is {machine.open_files_soft} (hard limit {machine.open_files_hard}); "
-                          "raise the hard limit in /etc/security/limits.conf or with "
-                          "`ulimit -Hn` as root")
-    task_ceiling = min(v for v in (machine.pid_max, machine.threads_max) if v) if (
-        machine.pid_max or machine.threads_max) else None
-    if task_ceiling:
-        limits["pid_max/threads-max"] = task_ceiling - machine.tasks_running - SPARE_TASKS
-        hints["pid_max/threads-max"] = (
-            f"kernel.pid_max is {machine.pid_max} and kernel.threads-max {machine.threads_max}, "
-            f"with {machine.tasks_running} tasks already running; raise them with "
-            "`sysctl -w kernel.pid_max=...`")
-    if machine.processes_limit is not None and os.geteuid() != 0:
-        limits["ulimit -u"] = machine.processes_limit - machine.tasks_running - SPARE_TASKS
-        hints["ulimit -u"] = f"ulimit -u is {machine.processes_limit}; raise it with `ulimit -u`"
-    if machine.ephemeral_ports:
-        low, high = machine.ephemeral_ports
-        limits["ephemeral ports"] = high - low + 1 - SPARE_PORTS
-        hints["ephemeral ports"] = (f"net.ipv4.ip_local_port_range is {low}-{high}; widen it with "
-                                    "`sysctl -w net.ipv4.ip_local_port_range='1024 65000'`")
-    if machine.memory_available_bytes:
-        limits["memory"] = machine.memory_available_bytes // 2 // WORST_BYTES_PER_CONNECTION
-        hints["memory"] = (f"{machine.memory_available_bytes / 2**30:.1f} GiB of memory is available, "
-                           "and a forked child per connection may cost up to 1 MiB")
-    allowed = min([wanted] + list(limits.values()))
-    # Round down to hundreds, so tables read "4,800" rather than "4,837".
+    """The most connections every model and the load generator can hold at once here: each
+    model's own ceiling from its costs, and the hold, the smallest of them, rounded down to
+    hundreds so that tables read "4,800" rather than "4,837"."""
+    shared = _load_generator_limits(machine)
+    per_model: dict[str, ModelCapacity] = {}
+    limits: dict[str, int] = {name: limit.connections for name, limit in shared.items()}
+    reasons = [f"{limit.hint}: at most {max(limit.connections, 0):,} connections"
+               for limit in shared.values() if limit.connections < wanted]
+    for model in REGISTRY:
+        own = _server_limits(machine, model)
+        limits.update({f"{name}, {model.name}": limit.connections for name, limit in own.items()})
+        reasons += [f"{limit.hint}: at most {max(limit.connections, 0):,} {model.name} connections"
+                    for limit in own.values() if limit.connections < wanted]
+        name, limit = min({**shared, **own}.items(), key=lambda item: item[1].connections)
+        per_model[model.name] = ModelCapacity(connections=max(limit.connections, 0), binding_limit=name)
+    allowed = min([wanted] + [capacity.connections for capacity in per_model.values()])
     connections = max(allowed // 100 * 100 if allowed >= 200 else allowed, 0)
-    reasons = [f"{hints[name]}: at most {max(value, 0):,} connections" for name, value in limits.items()
-               if value < wanted]
-    return Capacity(connections=connections, limits=limits, reasons=reasons)
+    return Capacity(connections=connections, limits=limits, reasons=reasons, per_model=per_model)
 
 
 # -- what the kernel spends during a measurement ----------------------------------------------

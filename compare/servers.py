@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import processes
+from .models import BY_NAME, NAMES, REGISTRY
 
 LOOPBACK = "127.0.0.1"
-MODELS = ("prefork", "threads", "pool", "hybrid")
+MODELS = NAMES
 # The models whose workers each run an event loop: a slow connection costs them a socket and a
 # buffer, not a worker.
-EVENT_LOOP_MODELS = ("pool", "hybrid")
+EVENT_LOOP_MODELS = tuple(model.name for model in REGISTRY if model.kind == "event loop")
 # hybrid's default: one event-loop process per CPU.
 HYBRID_WORKERS = os.cpu_count() or 1
 
@@ -64,11 +65,9 @@ def settings_for(model: str, connections: int) -> list[str]:
     stays at the servers' defaults, which are what the docs describe."""
     cap = str(connections + 64)
     flags = ["--max-connections", cap, "--idle-timeout", "30s"]
-    if model == "prefork":
-        flags += ["--max-workers", cap]
-    elif model == "threads":
-        flags += ["--max-threads", cap]
-    elif model == "hybrid":
+    if worker_cap_flag := BY_NAME[model].worker_cap_flag:
+        flags += [worker_cap_flag, cap]
+    if model == "hybrid":
         flags += ["--workers", str(HYBRID_WORKERS)]  # said, so that the report can say it
     return flags
 
