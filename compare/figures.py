@@ -6,12 +6,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 
-def summarize(values: list[float | None]) -> dict | None:
-    """{"median", "min", "max", "runs"} of the runs that produced a number; None if none did."""
+def summarize(values: list[float | None], attempts: int | None = None) -> dict | None:
+    """{"median", "min", "max", "runs", "attempts"} of the runs that produced a number; None if
+    none did. `attempts` counts the runs made, failed ones included (default: one per value),
+    so a figure says what it rests on: len(runs) of attempts."""
     runs = [float(v) for v in values if v is not None]
     if not runs:
         return None
-    return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
+    return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs,
+            "attempts": len(values) if attempts is None else attempts}
 
 
 @dataclass(frozen=True)
@@ -52,22 +55,37 @@ class Recorder:
 
     def __init__(self) -> None:
         self._runs: dict[tuple, list[dict]] = defaultdict(list)
+        self._failed: dict[tuple, list[str]] = defaultdict(list)
         self._order: list[tuple] = []
         self.notes: dict[tuple, list[str]] = defaultdict(list)
 
+    def _register(self, key: tuple) -> None:
+        if key not in self._order:
+            self._order.append(key)
+
     def add(self, scenario: str, row: tuple, model: str, figures: dict, note: str | None = None) -> None:
         key = (scenario, row, model)
-        if key not in self._runs:
-            self._order.append(key)
+        self._register(key)
         self._runs[key].append(figures)
         if note and note not in self.notes[key]:
             self.notes[key].append(note)
+
+    def fail(self, scenario: str, row: tuple, model: str, reason: str) -> None:
+        """A run that produced no figure (scenarios.FailedRun): counted in the attempts of
+        every figure of its row, never in a median."""
+        key = (scenario, row, model)
+        self._register(key)
+        self._failed[key].append(reason)
+
+    def failed(self, scenario: str, row: tuple, model: str) -> list[str]:
+        return self._failed.get((scenario, row, model), [])
 
     def runs(self, scenario: str, row: tuple, model: str) -> list[dict]:
         return self._runs.get((scenario, row, model), [])
 
     def figure(self, scenario: str, row: tuple, model: str, name: str) -> dict | None:
-        return summarize([run.get(name) for run in self.runs(scenario, row, model)])
+        runs = self.runs(scenario, row, model)
+        return summarize([run.get(name) for run in runs], len(runs) + len(self.failed(scenario, row, model)))
 
     def median(self, scenario: str, row: tuple, model: str, name: str) -> float | None:
         return median_of(self.figure(scenario, row, model, name))
@@ -92,14 +110,15 @@ class Recorder:
         """scenario -> list of {row, model, figures: {name: summary}, notes}."""
         result: dict[str, list] = defaultdict(list)
         for scenario, row, model in self._order:
-            runs = self._runs[(scenario, row, model)]
+            runs = self.runs(scenario, row, model)
             names = []
             for run in runs:
                 names += [n for n in run if n not in names]
             result[scenario].append({
                 "row": list(row),
                 "model": model,
-                "figures": {name: summarize([run.get(name) for run in runs]) for name in names},
+                "figures": {name: self.figure(scenario, row, model, name) for name in names},
+                "failed_runs": self.failed(scenario, row, model),
                 "notes": self.notes.get((scenario, row, model), []),
             })
         return dict(result)

@@ -33,8 +33,15 @@ def _duration_us(value: float) -> str:
     return f"{value:.0f} us" if value >= 100 else f"{value:.1f} us"
 
 
+def rests_on(figure: dict) -> str:
+    """" [2 of 3 runs]" when some runs of the figure failed or lacked it; "" when all counted."""
+    runs, attempts = len(figure["runs"]), figure.get("attempts", len(figure["runs"]))
+    return f" [{runs} of {attempts} runs]" if runs < attempts else ""
+
+
 def cell(figure: dict | None, kind: str = "number", decimals: int = 0) -> str:
-    """A median, with (min-max) after it when there was more than one run."""
+    """A median, with (min-max) after it when there was more than one run, and how many runs
+    it rests on when that is fewer than were made."""
     if figure is None:
         return "-"
     render = {"number": lambda v: _number(v, decimals), "us": _duration_us,
@@ -44,7 +51,7 @@ def cell(figure: dict | None, kind: str = "number", decimals: int = 0) -> str:
     text = render(figure["median"])
     if len(figure["runs"]) > 1 and figure["min"] != figure["max"]:
         text += f" ({render(figure['min'])}-{render(figure['max'])})"
-    return text
+    return text + rests_on(figure)
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -96,8 +103,9 @@ def machine_section(machine: Machine, capacity: Capacity, plan: Plan, servers: d
              "`--fault-injection` serves the blocking and crash experiments only):\n\n")
     text += "\n".join(f"- {name}: `{' '.join([Path(command[0]).name, *command[1:]])}`"
                       for name, command in servers.items()) + "\n\n"
-    text += (f"Plan: {plan.repetitions} run(s) of each figure (the median is shown, the spread "
-             f"min-max in brackets); {plan.duration_s:g} s per load run after a {plan.warmup_s:g} s warm-up; "
+    text += (f"Plan: {plan.repetitions} run(s) of each figure, n={plan.repetitions} (the median is shown, the "
+             "spread min-max in brackets; a figure that rests on fewer runs, because a run failed or lacked it, "
+             "says so: \"[2 of 3 runs]\"; failed runs are listed under Failures with their reason); {plan.duration_s:g} s per load run after a {plan.warmup_s:g} s warm-up; "
              f"echolab-load and wrk with {plan.load_threads} threads each, on the same cores as the server.\n")
     return text
 
@@ -276,10 +284,10 @@ def slow_clients_section(recorder: Recorder, plan: Plan, peers: Peers | None) ->
         attack, defence = row
         for model in recorder.models("slow_clients", row):
             runs = recorder.runs("slow_clients", row, model)
-            figures = runs[-1]
+            figures = runs[-1] if runs else {}  # a failed experiment leaves its row without figures
             fig = lambda name: recorder.figure("slow_clients", row, model, name)
             name = f"{model}" + ("" if defence == "defended" else " (defence off)")
-            normal_rows.append([ATTACK_NAMES[attack], name, f"{figures['attackers']:,}",
+            normal_rows.append([ATTACK_NAMES[attack], name, f"{figures.get('attackers', 0):,}",
                                 *(cell(fig(f"{w}_rps")) for w in ("before", "during", "after")),
                                 change_text(figures, "during"),
                                 cell(fig("during_errors")),

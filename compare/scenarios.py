@@ -33,12 +33,19 @@ def _ms(microseconds: float | None) -> str:
     return f"{microseconds / 1000:.2f} ms" if microseconds >= 1000 else f"{microseconds:.0f} us"
 
 
+class FailedRun(RuntimeError):
+    """A load run that ran but cannot be a figure (loadtools.run_failure says why): recorded
+    against its row as failed, listed with its reason, kept out of every median."""
+
+
 def load_figures(result: dict) -> dict:
-    """The figures of one load run, flat: requests_per_second, p50_us ... max_us, errors."""
+    """The figures of one load run, flat: requests_per_second, p50_us ... max_us, errors, and
+    the time the load generator itself stalled (it sent nothing then)."""
     latency = result.get("latency_us") or {}
     figures = {"requests_per_second": result.get("requests_per_second"),
                "requests": result.get("requests"),
-               "errors": (result.get("errors") or {}).get("total", 0)}
+               "errors": (result.get("errors") or {}).get("total", 0),
+               "client_stall_s": sum(stall.get("length_s") or 0 for stall in result.get("stalls") or [])}
     for key in loadtools.PERCENTILE_KEYS:
         figures[f"{key}_us"] = latency.get(key)
     return figures
@@ -74,6 +81,11 @@ class Bench:
         started = time.monotonic()
         try:
             summary = measure()
+        except FailedRun as error:
+            message = f"{label}, {display(model)}, run {rep + 1}: failed run, kept out of the figures: {error}"
+            self.failures.append(message)
+            summary = f"FAILED RUN: {error}"
+            print(f"  {message}", file=sys.stderr, flush=True)
         except Exception as error:  # noqa: BLE001 - one failed measurement must not lose the others
             message = f"{label}, {display(model)}, run {rep + 1}: {type(error).__name__}: {error}"
             self.failures.append(message)
@@ -99,10 +111,23 @@ class Bench:
         """The file name of one load run's outputs in the raw/ directory."""
         return "-".join(str(p) for p in parts)
 
-    def run_load(self, server: Server, options: list[str], name: str, seconds: float) -> dict:
+    def judged(self, key: tuple[str, tuple, str], result: dict, planned_s: float | None,
+               errors_are_findings: bool = False) -> dict:
+        """`result` when it can be a figure of `key` (scenario, row, model); else the run is
+        recorded as failed there and FailedRun raised with the reason."""
+        reason = loadtools.run_failure(result, planned_s, errors_are_findings)
+        if reason is not None:
+            self.recorder.fail(*key, reason)
+            raise FailedRun(reason)
+        return result
+
+    def run_load(self, server: Server, options: list[str], name: str, seconds: float,
+                 key: tuple[str, tuple, str] | None = None) -> dict:
+        """One echolab-load run of `seconds`; judged as a figure of `key` when given."""
         run = loadtools.echolab_load(self.load_binary, server.target, options, self.work_dir, name,
                                      timeout_s=seconds + 60)
-        return run.result()
+        result = run.result()
+        return self.judged(key, result, seconds) if key else result
 
     def wait_idle(self, server: Server, timeout_s: float = 30.0) -> metrics.Scrape:
         """Waits until the server holds no connection (the previous run's are closed), and
@@ -131,21 +156,23 @@ def closed_loop(bench: Bench, rep: int) -> None:
                                bench.run_name("warmup", connections, model, rep), plan.warmup_s))))
 
             def measure_echolab_load() -> str:
+                key = ("closed_loop", ("echolab-load", connections), model)
                 result = bench.run_load(server, base + ["--duration", f"{plan.duration_s:g}s"],
-                                        bench.run_name("closed", connections, model, rep), plan.duration_s)
+                                        bench.run_name("closed", connections, model, rep), plan.duration_s, key)
                 figures = load_figures(result)
-                bench.recorder.add("closed_loop", ("echolab-load", connections), model, figures)
+                bench.recorder.add(*key, figures)
                 return throughput_summary(figures)
 
             bench.attempt(rep, f"closed loop c={connections} echolab-load", model, measure_echolab_load)
             if loadtools.wrk_available():
                 def measure_wrk() -> str:
-                    result = loadtools.wrk(server.url, connections, plan.load_threads, plan.duration_s,
-                                           bench.wrk_script, bench.work_dir,
-                                           bench.run_name("wrk", connections, model, rep)).result()
+                    key = ("closed_loop", ("wrk", connections), model)
+                    result = bench.judged(key, loadtools.wrk(server.url, connections, plan.load_threads,
+                                                             plan.duration_s, bench.wrk_script, bench.work_dir,
+                                                             bench.run_name("wrk", connections, model, rep)).result(),
+                                          plan.duration_s)
                     figures = load_figures(result)
-                    bench.recorder.add("closed_loop", ("wrk", connections), model, figures,
-                                       note=f"wrk latency from {result.get('source')}")
+                    bench.recorder.add(*key, figures, note=f"wrk latency from {result.get('source')}")
                     return throughput_summary(figures)
 
                 bench.attempt(rep, f"closed loop c={connections} wrk", model, measure_wrk)
@@ -185,7 +212,7 @@ def open_loop(bench: Bench, rep: int) -> None:
             result = bench.run_load(server, ["--connections", str(plan.open_loop_connections),
                                              "--threads", str(plan.load_threads), "--rate", f"{rate:g}",
                                              "--duration", f"{plan.duration_s:g}s"],
-                                    bench.run_name("open", model, rep), plan.duration_s)
+                                    bench.run_name("open", model, rep), plan.duration_s, ("open_loop", (rate,), model))
             figures = load_figures(result)
             bench.recorder.add("open_loop", (rate,), model, figures)
             return throughput_summary(figures)
@@ -209,7 +236,8 @@ def churn(bench: Bench, rep: int) -> None:
                                              "--threads", str(plan.load_threads),
                                              "--new-connection-per-request",
                                              "--duration", f"{plan.duration_s:g}s"],
-                                    bench.run_name("churn", model, rep), plan.duration_s)
+                                    bench.run_name("churn", model, rep), plan.duration_s,
+                                    ("churn", (plan.churn_connections,), model))
             after = metrics.scrape(server.metrics_url)
             figures = load_figures(result)
             figures["connect_p50_us"] = (result.get("connect_us") or {}).get("p50")
@@ -286,7 +314,7 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
     margin = min(1.0, plan.hold_s / 4)
     window = (started + plan.ramp_s + margin, started + plan.ramp_s + plan.hold_s - margin)
     readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads)
-    result = run.result()
+    result = bench.judged(("hold", (plan.hold_connections,), model), run.result(), plan.ramp_s + plan.hold_s)
     figures = hold_figures(idle, [scrape for scrape, _, _ in readings], result)
     figures.update(ramp_figures(idle, readings[0][0] if readings else None, plan))
     if len(readings) >= 2:
@@ -370,7 +398,9 @@ def blocking(bench: Bench, rep: int) -> None:
                 bench.run_name("blocking-get", model, rep), timeout_s=plan.duration_s + 60)
             time.sleep(plan.duration_s / 2)
             during = metrics.scrape(server.metrics_url)
-            get_result, sleep_result = getter.result(), sleeper.result()
+            key = ("blocking", (plan.blocking_get_connections, plan.blocking_sleep_connections), model)
+            get_result = bench.judged(key, getter.result(), plan.duration_s)
+            sleep_result = bench.judged(key, sleeper.result(), plan.duration_s)
             figures = load_figures(get_result)
             sleep_figures = load_figures(sleep_result)
             figures["sleep_requests_per_second"] = sleep_figures["requests_per_second"]
@@ -379,8 +409,7 @@ def blocking(bench: Bench, rep: int) -> None:
             figures["errors"] = (figures["errors"] or 0) + (sleep_figures["errors"] or 0)
             figures["workers_busy"] = during.total("echolab_workers", state="busy")
             figures["workers_idle"] = during.total("echolab_workers", state="idle")
-            bench.recorder.add("blocking", (plan.blocking_get_connections, plan.blocking_sleep_connections),
-                               model, figures)
+            bench.recorder.add(*key, figures)
             return (f"GET {figures['requests_per_second']:>9,.0f} req/s p99 {_ms(figures['p99_us'])}  "
                     f"sleep {figures['sleep_requests_per_second']:,.0f} req/s")
 
@@ -462,7 +491,8 @@ def blast_radius(bench: Bench, rep: int) -> None:
                 bench.extra_servers[server.name] = server.command
                 result = bench.run_load(server, ["--connections", str(connections), "--threads",
                                                  str(plan.load_threads), "--duration", f"{plan.duration_s:g}s"],
-                                        bench.run_name("blast", workers, rep), plan.duration_s)
+                                        bench.run_name("blast", workers, rep), plan.duration_s,
+                                        ("blast_radius", (workers,), "hybrid"))
                 figures = {**crash_once(bench, server), "requests_per_second": load_figures(result)["requests_per_second"]}
             bench.recorder.add("blast_radius", (workers,), "hybrid", figures)
             return f"{figures['requests_per_second']:>9,.0f} req/s; " + crash_summary(figures)

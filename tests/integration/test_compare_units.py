@@ -2,7 +2,7 @@
 difference inside the noise is shown as such, and how the report reads the rmap probe and the
 kernel's CPU."""
 
-from compare import loadtools, machine, probes, slow_clients
+from compare import loadtools, machine, probes, report, scenarios, slow_clients
 from compare.claims import impaired
 from compare.figures import Difference, Recorder, difference
 from compare.plan import make_plan
@@ -125,3 +125,63 @@ def test_normal_clients_count_as_hurt_when_they_fail_or_lose_half_their_rate():
     assert impaired(10_000, 4_000, 0)
     assert impaired(10_000, 9_000, 1)
     assert impaired(10_000, 0, 0)
+
+
+# -- a failed run is never a figure -----------------------------------------------------------
+
+def echolab_load_result(**overrides) -> dict:
+    """An echolab-load result as loadtools reads it: a clean 2 s closed loop of 100 connections."""
+    result = {"tool": "echolab-load", "requests": 40_000, "requests_per_second": 20_000.0, "duration_s": 2.0,
+              "connections": 100, "errors": {"total": 0}, "requests_unfinished": 100, "requests_unsent": 0,
+              "failure": None, "interrupted": False, "exit_status": 0}
+    return {**result, **overrides}
+
+
+def test_a_clean_run_and_one_request_in_flight_per_connection_are_no_failure():
+    assert loadtools.run_failure(echolab_load_result(), planned_s=2.0) is None
+    older_json = {k: v for k, v in echolab_load_result().items() if k not in ("requests_unsent", "failure")}
+    assert loadtools.run_failure(older_json, planned_s=2.0) is None
+
+
+def test_each_reason_a_load_run_fails_is_given():
+    reasons = {
+        "status": loadtools.run_failure(echolab_load_result(exit_status=2), 2.0),
+        "failure": loadtools.run_failure(echolab_load_result(failure="no request completed in 2.00 s", exit_status=1), 2.0),
+        "errors": loadtools.run_failure(echolab_load_result(errors={"total": 500}, exit_status=1), 2.0),
+        "unsent": loadtools.run_failure(echolab_load_result(requests_unsent=5_000), 2.0),
+        "early": loadtools.run_failure(echolab_load_result(duration_s=1.2), 2.0),
+        "wrk": loadtools.run_failure({"tool": "wrk", "requests": 1000, "errors": {"total": 40}, "exit_status": 0}, 2.0),
+    }
+    assert "exited with status 2" in reasons["status"]
+    assert "no request completed" in reasons["failure"]
+    assert "500 errors" in reasons["errors"] and "40 errors" in reasons["wrk"]
+    assert "5,100 requests unfinished or unsent" in reasons["unsent"]
+    assert "ended early: 1.20 s of the 2 s planned" in reasons["early"]
+
+
+def test_errors_within_tolerance_explain_echolab_loads_exit_status_and_are_findings_where_measured():
+    assert loadtools.run_failure(echolab_load_result(errors={"total": 3}, exit_status=1), 2.0) is None
+    starved = echolab_load_result(requests=0, errors={"total": 20}, exit_status=1,
+                                  failure="no request completed in 2.00 s", requests_unfinished=20, connections=20)
+    assert loadtools.run_failure(starved, 2.0) is not None
+    assert loadtools.run_failure(starved, 2.0, errors_are_findings=True) is None
+
+
+def test_a_failed_run_is_kept_out_of_the_median_and_listed_with_its_reason(tmp_path):
+    plan = make_plan(True, 1000)
+    bench = scenarios.Bench(plan, tmp_path, tmp_path / "raw", tmp_path / "logs", None, {}, {}, None, total_steps=2)
+    key = ("closed_loop", ("echolab-load", 100), "pool")
+
+    def measure(result: dict) -> str:
+        bench.recorder.add(*key, scenarios.load_figures(bench.judged(key, result, plan.duration_s)))
+        return "ok"
+
+    bench.attempt(0, "closed loop", "pool", lambda: measure(echolab_load_result(requests_per_second=20_000.0)))
+    bench.attempt(0, "closed loop", "pool",
+                  lambda: measure(echolab_load_result(requests_per_second=90.0, exit_status=-9)))
+    rate = bench.recorder.figure(*key, "requests_per_second")
+    assert rate["runs"] == [20_000.0] and rate["attempts"] == 2
+    assert report.cell(rate) == "20,000 [1 of 2 runs]"
+    assert bench.recorder.failed(*key) == ["echolab-load exited with status -9"]
+    assert len(bench.failures) == 1 and "failed run" in bench.failures[0] and "status -9" in bench.failures[0]
+    assert bench.recorder.to_json()["closed_loop"][0]["failed_runs"] == ["echolab-load exited with status -9"]
