@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from .figures import Difference, Recorder
+from .guard import guarded, one_line
 from .probes import rmap_counts
 from .scenarios import MODELS
 from .servers import EVENT_LOOP_MODELS
@@ -352,8 +353,8 @@ def address_spaces(f: Figures, article: int) -> Claim:
                                "more with processes than with threads within the noise")
     return verdict(HOLDS, "each address space holds its own mapping of every page the children share, and every "
                           "kernel walk of such a page (DAMON, kswapd, compaction, migration) visits all of them: "
-                          f"at {count:,} processes one walk costs {_ratio(process_ns, thread_ns):.0f}x what it costs "
-                          "for threads, which share one address space")
+                          f"at {count:,} processes one walk costs {ratio_text(_ratio(process_ns, thread_ns))} what it "
+                          "costs for threads, which share one address space")
 
 
 def _slow(f: Figures, attack: str, model: str, name: str) -> float | None:
@@ -432,17 +433,31 @@ def hybrid_tradeoff(f: Figures, clients: int | None) -> Claim:
     if isolated:
         return Claim("hybrid_tradeoff", claim, measured, PARTLY,
                      f"a crash cost only one worker's share, but a connection cost "
-                     f"{pss['hybrid'] / pss['pool']:.2f}x the pool's memory (each worker's own heap and "
+                     f"{ratio_text(_ratio(pss['hybrid'], pss['pool']))} the pool's memory (each worker's own heap and "
                      "libraries, spread over the connections held)")
     return Claim("hybrid_tradeoff", claim, measured, DOES_NOT_HOLD,
                  "a crash cost more than one worker's share of the connections: see the crash table")
 
 
 def evaluate(recorder: Recorder, crash_clients: int, pcid: bool, meltdown: str | None,
-             hold_connections: int, quick: bool) -> list[Claim]:
+             hold_connections: int, quick: bool, failures: list[str]) -> list[Claim]:
+    """Every claim's verdict. A claim whose evaluation raises is "not measured", with the
+    error, and listed in `failures`: the other claims and the report still come."""
     f = Figures(recorder)
-    return [process_creation(f), thread_creation(f), creation_ratio(f),
-            crash_containment(f, crash_clients), switch_ratio(f), tlb_flush(f, pcid, meltdown),
-            stack_size(f), ten_thousand(f, ARTICLE_CONNECTIONS, hold_connections, quick),
-            address_spaces(f, ARTICLE_CONNECTIONS), slow_connection_cost(f),
-            hybrid_tradeoff(f, crash_clients)]
+    checks = {
+        "process_creation": lambda: process_creation(f),
+        "thread_creation": lambda: thread_creation(f),
+        "creation_ratio": lambda: creation_ratio(f),
+        "crash_containment": lambda: crash_containment(f, crash_clients),
+        "switch_ratio": lambda: switch_ratio(f),
+        "tlb_flush": lambda: tlb_flush(f, pcid, meltdown),
+        "stack_size": lambda: stack_size(f),
+        "ten_thousand": lambda: ten_thousand(f, ARTICLE_CONNECTIONS, hold_connections, quick),
+        "address_spaces": lambda: address_spaces(f, ARTICLE_CONNECTIONS),
+        "slow_connection_cost": lambda: slow_connection_cost(f),
+        "hybrid_tradeoff": lambda: hybrid_tradeoff(f, crash_clients),
+    }
+    return [guarded(f"claim {key}", check, failures,
+                    lambda error, key=key: Claim(key, key.replace("_", " "), "-", NOT_MEASURED,
+                                                 f"the verdict could not be computed: {one_line(error)}"))
+            for key, check in checks.items()]

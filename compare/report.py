@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .claims import Claim
 from .figures import Recorder
+from .guard import guarded, one_line
 from .machine import Capacity, Machine
 from .peer_hook import Peers
 from .plan import Plan
@@ -484,29 +485,59 @@ class Results:
         }
 
 
+def _section(title: str, render_section, failures: list[str]) -> str:
+    """One section, or in its place the one line of what it raised (listed under Failures)."""
+    return guarded(f"report section \"{title}\"", render_section, failures,
+                   lambda error: f"## {title}\n\nNot rendered: {one_line(error)} (see Failures).\n")
+
+
 def render(results: Results) -> str:
+    """report.md. A section that raises is replaced by its error and listed under Failures,
+    which come last so that they include those."""
     machine, plan, recorder = results.machine, results.plan, results.recorder
     header = (f"# echolab compare: processes vs threads, measured\n\n"
               f"{results.started_utc}, {'quick' if plan.quick else 'full'} run, "
               f"{results.runtime_s / 60:.1f} minutes, on {machine.cpu_model} "
               f"({machine.cores_usable} cores), {machine.kernel}. "
               "How to read each figure: docs/reading-the-report.md.\n")
-    parts = [header, machine_section(machine, results.capacity, plan, results.servers),
-             closed_loop_section(recorder), open_loop_section(recorder), churn_section(recorder),
-             hold_section(recorder, plan), blocking_section(recorder, plan), crash_section(recorder, plan),
-             blast_radius_section(recorder, plan), slow_clients_section(recorder, plan, results.peers), probes_section(recorder),
-             claims_section(results.claims), peers_section(results.peers, recorder),
-             charts_section(results.charts), failures_section(results.failures)]
+    sections = [
+        ("Machine and limits", lambda: machine_section(machine, results.capacity, plan, results.servers)),
+        ("Throughput and latency", lambda: closed_loop_section(recorder)),
+        ("Open loop", lambda: open_loop_section(recorder)),
+        ("Connection churn", lambda: churn_section(recorder)),
+        ("10,000 connections", lambda: hold_section(recorder, plan)),
+        ("Blocking work", lambda: blocking_section(recorder, plan)),
+        ("Crash containment", lambda: crash_section(recorder, plan)),
+        ("Blast radius", lambda: blast_radius_section(recorder, plan)),
+        ("Slow clients", lambda: slow_clients_section(recorder, plan, results.peers)),
+        ("Raw costs", lambda: probes_section(recorder)),
+        ("Claims", lambda: claims_section(results.claims)),
+        ("Peers", lambda: peers_section(results.peers, recorder)),
+        ("Charts", lambda: charts_section(results.charts)),
+    ]
+    parts = [header] + [_section(title, section, results.failures) for title, section in sections]
+    parts.append(failures_section(results.failures))
     return "\n".join(p for p in parts if p)
 
 
 def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str:
-    """The tables a user wants to see when the run ends, in the markdown they are written in."""
-    return "\n".join([closed_loop_section(recorder), hold_section(recorder, plan),
-                      crash_section(recorder, plan), slow_clients_section(recorder, plan, None).split("### Server")[0],
-                      claims_section(claims)])
+    """The tables a user wants to see when the run ends, in the markdown they are written in.
+    A section that raises is shown by its error; report.md lists it among the failures."""
+    already_listed: list[str] = []
+    sections = [("Throughput and latency", lambda: closed_loop_section(recorder)),
+                ("10,000 connections", lambda: hold_section(recorder, plan)),
+                ("Crash containment", lambda: crash_section(recorder, plan)),
+                ("Slow clients", lambda: slow_clients_section(recorder, plan, None).split("### Server")[0]),
+                ("Claims", lambda: claims_section(claims))]
+    return "\n".join(_section(title, section, already_listed) for title, section in sections)
 
 
 def write(out_dir: Path, results: Results) -> None:
-    (out_dir / "results.json").write_text(json.dumps(results.to_json(), indent=2, sort_keys=False) + "\n")
-    (out_dir / "report.md").write_text(render(results))
+    """report.md and results.json, both whatever a section raised: results.json is written
+    after report.md is rendered, so its failures include the sections that could not be."""
+    data = guarded("results.json", results.to_json, results.failures,
+                   lambda error: {"tool": "echolab compare", "started_utc": results.started_utc})
+    text = render(results)
+    data["failures"] = results.failures
+    (out_dir / "results.json").write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    (out_dir / "report.md").write_text(text)

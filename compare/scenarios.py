@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import keepalive, loadtools, machine, metrics
 from .figures import Recorder
+from .guard import one_line
 from .plan import Plan
 from .servers import HYBRID_WORKERS, LOOPBACK, MODELS, Server, flag_value, with_flag
 
@@ -82,16 +83,18 @@ class Bench:
         try:
             summary = measure()
         except FailedRun as error:
-            message = f"{label}, {display(model)}, run {rep + 1}: failed run, kept out of the figures: {error}"
-            self.failures.append(message)
-            summary = f"FAILED RUN: {error}"
-            print(f"  {message}", file=sys.stderr, flush=True)
+            summary = self.list_failure(f"{label}, {display(model)}, run {rep + 1}: failed run, kept out of the figures",
+                                error, str(error))
         except Exception as error:  # noqa: BLE001 - one failed measurement must not lose the others
-            message = f"{label}, {display(model)}, run {rep + 1}: {type(error).__name__}: {error}"
-            self.failures.append(message)
-            summary = f"FAILED: {error}".splitlines()[0]
-            print(f"  {message}", file=sys.stderr, flush=True)
+            summary = self.list_failure(f"{label}, {display(model)}, run {rep + 1}", error, one_line(error))
         self.progress(rep, label, model, summary, time.monotonic() - started)
+
+    def list_failure(self, what: str, error: Exception, reason: str) -> str:
+        """Lists a failed measurement by its one-line reason (the whole error, a load tool's log
+        tail included, goes to stderr) and returns its progress summary."""
+        self.failures.append(f"{what}: {reason}")
+        print(f"  {what}: {error}", file=sys.stderr, flush=True)
+        return f"FAILED: {reason}"
 
     def ensure_alive(self, server: Server) -> None:
         """A server that died outside the crash experiment is a finding: restart it, say so."""

@@ -2,6 +2,8 @@
 parser and histogram quantiles, the wrk summary parser, the verdict of a claim whose spread
 covers zero, and the progress count derived from the plan."""
 
+import datetime
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -252,3 +254,43 @@ def test_a_flag_already_given_is_replaced_not_repeated():
     changed = with_flag(base, "--workers", "4")
     assert changed.count("--workers") == 1 and flag_value(changed, "--workers") == "4"
     assert with_flag(["--a", "1"], "--b", "2") == ["--a", "1", "--b", "2"]
+
+
+# -- the report is always written ---------------------------------------------------------------
+
+def conclude_with(tmp_path, monkeypatch, recorder: Recorder) -> int:
+    """run.conclude on a bench that measured what `recorder` holds, without gnuplot."""
+    monkeypatch.setattr(run.charts, "draw_all", lambda out_dir, recorder, plan: [])
+    plan = make_plan(True, 1000)
+    bench = scenarios.Bench(plan, tmp_path, tmp_path / "raw", tmp_path / "logs", None, {}, {}, None, total_steps=0)
+    bench.recorder = recorder
+    machine = run.machine_info.inspect_machine()
+    capacity = run.machine_info.connection_capacity(machine, plan.hold_connections)
+    return run.conclude(tmp_path, bench, machine, capacity, None, {}, datetime.datetime.now(datetime.timezone.utc), 1.0)
+
+
+def test_a_claim_or_a_section_that_raises_costs_neither_the_report_nor_results_json(tmp_path, monkeypatch):
+    def raises(*args):
+        raise ZeroDivisionError("float division by zero\nsecond line")
+
+    monkeypatch.setattr(claims, "switch_ratio", raises)
+    monkeypatch.setattr(run.report, "hold_section", raises)
+    status = conclude_with(tmp_path, monkeypatch, context_switch_recorder((1500, 1200, 1800)))
+    assert status == 1
+    results = json.loads((tmp_path / "results.json").read_text())
+    expected = ["claim switch_ratio: ZeroDivisionError: float division by zero",
+                'report section "10,000 connections": ZeroDivisionError: float division by zero']
+    assert results["failures"] == expected
+    verdicts = {c["key"]: c["verdict"] for c in results["claims"]}
+    assert verdicts["switch_ratio"] == claims.NOT_MEASURED and len(verdicts) == 11
+    report_text = (tmp_path / "report.md").read_text()
+    assert "## 10,000 connections\n\nNot rendered: ZeroDivisionError: float division by zero" in report_text
+    failures = report_text.split("## Failures", 1)[1]
+    assert all(f"- {failure}" in failures for failure in expected) and "second line" not in failures
+
+
+def test_a_run_in_which_nothing_failed_exits_0_with_every_claim(tmp_path, monkeypatch):
+    assert conclude_with(tmp_path, monkeypatch, Recorder()) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["failures"] == [] and len(results["claims"]) == 11
+    assert "## Failures" not in (tmp_path / "report.md").read_text()
