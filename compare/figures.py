@@ -1,5 +1,7 @@
 """Figures measured over repeated runs: each is reported as the median of the runs, with the
-spread (min-max) beside it, so one noisy run on a shared machine cannot decide a verdict."""
+spread (min-max) beside it, so one noisy run on a shared machine cannot decide a verdict. The
+noise band of a difference is the spread of its run medians, never of the samples pooled: a
+band of pooled samples widens with every sample taken, whatever the signal."""
 
 import statistics
 from collections import defaultdict
@@ -20,12 +22,12 @@ def summarize(values: list[float | None], attempts: int | None = None) -> dict |
 @dataclass(frozen=True)
 class Difference:
     """A process-minus-thread difference: its median, the spread low-high, whether the spread
-    covers zero, and its text for the report."""
+    covers zero (None when one run gave no spread to judge by), and its text for the report."""
 
     median: float
     low: float
     high: float
-    within_noise: bool
+    within_noise: bool | None
     text: str
 
 
@@ -43,6 +45,19 @@ def difference(median: float | None, low: float | None, high: float | None, rend
     else:
         text = f"{render(median)} ({render(low)} to {render(high)})"
     return Difference(median, low, high, within_noise, text)
+
+
+def runs_difference(values: list[float | None], render) -> Difference | None:
+    """A difference measured once per run: the median of the runs, with the spread of the runs
+    (min-max) as its noise band, the same whether each run took 10 samples or 1,000. One run
+    has no spread: the difference is given, and within_noise is None (undecided)."""
+    runs = [float(v) for v in values if v is not None]
+    if not runs:
+        return None
+    median = statistics.median(runs)
+    if len(runs) == 1:
+        return Difference(median, median, median, None, f"{render(median)} (one run: no spread to judge the noise)")
+    return difference(median, min(runs), max(runs), render)
 
 
 def median_of(figure: dict | None) -> float | None:
@@ -91,10 +106,9 @@ class Recorder:
         return median_of(self.figure(scenario, row, model, name))
 
     def difference(self, scenario: str, row: tuple, model: str, name: str, render) -> Difference | None:
-        """The difference recorded as `name` (the median of each run's per-sample differences)
-        with `name`_low and `name`_high (each run's extremes), over every run."""
-        low, high = self.figure(scenario, row, model, f"{name}_low"), self.figure(scenario, row, model, f"{name}_high")
-        return difference(self.median(scenario, row, model, name), low and low["min"], high and high["max"], render)
+        """The difference recorded as `name` in each run (there, the median of the run's
+        per-sample differences), with the spread of those run medians as its noise band."""
+        return runs_difference([run.get(name) for run in self.runs(scenario, row, model)], render)
 
     def rows(self, scenario: str) -> list[tuple]:
         seen = []

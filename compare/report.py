@@ -406,11 +406,14 @@ def rmap_table(recorder: Recorder) -> str:
     return text + table(["N", "N processes", "N threads", "process/thread", "process minus thread"], rows) + "\n"
 
 
-def claims_section(claims: list[Claim]) -> str:
+def claims_section(claims: list[Claim], plan: Plan) -> str:
     rows = [[c.claim, c.measured, f"**{c.verdict}**", c.why] for c in claims]
+    one_run = ("**One run per figure:** a verdict that turns on whether a difference is beyond the noise "
+               "is \"not measured\" (the noise band is the spread of the runs); the others compare one run "
+               "with the article's range.\n\n" if plan.repetitions < 2 else "")
     return ("## Claims\n\n"
             "Each claim of the article beside what this machine measured; the verdict is computed "
-            "from the figures above.\n\n" + table(["claim (article)", "measured here", "verdict", "why"], rows) + "\n")
+            "from the figures above.\n\n" + one_run + table(["claim (article)", "measured here", "verdict", "why"], rows) + "\n")
 
 
 def peers_section(peers: Peers | None, recorder: Recorder) -> str:
@@ -511,7 +514,7 @@ def render(results: Results) -> str:
         ("Blast radius", lambda: blast_radius_section(recorder, plan)),
         ("Slow clients", lambda: slow_clients_section(recorder, plan, results.peers)),
         ("Raw costs", lambda: probes_section(recorder)),
-        ("Claims", lambda: claims_section(results.claims)),
+        ("Claims", lambda: claims_section(results.claims, plan)),
         ("Peers", lambda: peers_section(results.peers, recorder)),
         ("Charts", lambda: charts_section(results.charts)),
     ]
@@ -528,7 +531,7 @@ def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str
                 ("10,000 connections", lambda: hold_section(recorder, plan)),
                 ("Crash containment", lambda: crash_section(recorder, plan)),
                 ("Slow clients", lambda: slow_clients_section(recorder, plan, None).split("### Server")[0]),
-                ("Claims", lambda: claims_section(claims))]
+                ("Claims", lambda: claims_section(claims, plan))]
     return "\n".join(_section(title, section, already_listed) for title, section in sections)
 
 

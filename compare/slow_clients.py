@@ -7,7 +7,7 @@ each model with its defence effectively off (timeouts of minutes), to show what 
 import time
 
 from . import keepalive, loadtools, metrics
-from .figures import difference
+from .figures import Difference, difference
 from .peers import servers as peer_servers
 from .servers import LOOPBACK, MODELS, Server
 
@@ -70,10 +70,15 @@ def rps_text(value: float) -> str:
     return f"{value:,.0f} req/s"
 
 
+def rate_difference(figures: dict, window: str) -> Difference | None:
+    """The window's change of the normal clients' rate, with its per-second noise band."""
+    return difference(figures.get(f"{window}_change_rps"), figures.get(f"{window}_change_rps_low"),
+                      figures.get(f"{window}_change_rps_high"), rps_text)
+
+
 def change_text(figures: dict, window: str) -> str:
     """"-1,234 req/s (...)" or "no difference within ±X req/s", from the recorded figures."""
-    gap = difference(figures.get(f"{window}_change_rps"), figures.get(f"{window}_change_rps_low"),
-                     figures.get(f"{window}_change_rps_high"), rps_text)
+    gap = rate_difference(figures, window)
     return gap.text if gap else "-"
 
 

@@ -2,7 +2,10 @@
 difference inside the noise is shown as such, and how the report reads the rmap probe and the
 kernel's CPU."""
 
-from compare import loadtools, machine, probes, report, scenarios, slow_clients
+import math
+import statistics
+
+from compare import claims, loadtools, machine, probes, report, scenarios, slow_clients
 from compare.claims import impaired
 from compare.figures import Difference, Recorder, difference
 from compare.plan import make_plan
@@ -32,14 +35,37 @@ def test_a_difference_touching_zero_counts_as_noise_and_missing_parts_give_none(
     assert difference(1, None, 1, CYCLES) is None
 
 
-def test_the_recorder_spreads_a_difference_over_every_run():
+def test_the_noise_band_of_a_difference_is_the_spread_of_its_run_medians():
     recorder = Recorder()
     for median, low, high in ((100, 50, 150), (120, -20, 200), (90, 60, 110)):
         recorder.add("probe", ("context-switch",), "machine",
                      {"extra_cycles": median, "extra_cycles_low": low, "extra_cycles_high": high})
     gap = recorder.difference("probe", ("context-switch",), "machine", "extra_cycles", CYCLES)
-    assert (gap.median, gap.low, gap.high) == (100, -20, 200)
-    assert gap.within_noise is True
+    assert (gap.median, gap.low, gap.high) == (100, 90, 120)  # not -20 to 200: the samples' extremes
+    assert gap.within_noise is False
+
+
+def run_of_samples(median: float, samples: int) -> dict:
+    """One probe run's per-sample differences: `samples` values spread symmetrically around
+    `median`, wider the more samples were taken (as the extremes of a real sample grow)."""
+    half = samples // 2
+    values = [median + 40 * (i - half) / half * math.log(samples) for i in range(samples + 1)]
+    summary = {"samples": len(values), "median": statistics.median(values), "p90": max(values), "p99": max(values),
+               "min": min(values), "max": max(values)}
+    return probes.rmap_figures({"points": [{"tasks": 128, "process_ns_per_page": summary,
+                                            "thread_ns_per_page": summary,
+                                            "process_minus_thread_ns_per_page": summary}]})
+
+
+def test_the_noise_band_neither_shrinks_nor_widens_with_the_samples_per_run():
+    bands = []
+    for samples in (10, 1000):
+        recorder = Recorder()
+        for median in (300.0, 340.0, 320.0):
+            recorder.add("probe", ("rmap",), "machine", run_of_samples(median, samples))
+        gap = recorder.difference("probe", ("rmap",), "machine", "difference_ns_at_128", CYCLES)
+        bands.append((gap.median, gap.low, gap.high, gap.within_noise))
+    assert bands[0] == bands[1] == (320.0, 300.0, 340.0, False)
 
 
 def test_rmap_figures_are_read_per_count():
@@ -120,11 +146,41 @@ def test_each_model_gets_the_stated_capacity_and_timeouts():
     assert not make_plan(True, 1000).slow_undefended and make_plan(False, 10_000).slow_undefended
 
 
-def test_normal_clients_count_as_hurt_when_they_fail_or_lose_half_their_rate():
-    assert not impaired(10_000, 9_000, 0)
-    assert impaired(10_000, 4_000, 0)
-    assert impaired(10_000, 9_000, 1)
-    assert impaired(10_000, 0, 0)
+def slow_headers_recorder(changes: dict[str, tuple[float, list[float], list[float]]]) -> Recorder:
+    """The slow-headers experiment, defended, for each model: (before rate, its per-second rates,
+    the during window's per-second rates)."""
+    recorder = Recorder()
+    for model, (before_rps, before_seconds, during_seconds) in changes.items():
+        before = {"rps": before_rps, "per_second": before_seconds}
+        during = {"rps": sum(during_seconds) / len(during_seconds), "per_second": during_seconds}
+        change = slow_clients.rate_change(before, during)
+        recorder.add("slow_clients", ("slow_headers", "defended"), model,
+                     {"before_rps": before["rps"], "during_rps": during["rps"], "during_errors": 0,
+                      "during_change_rps": change["median"], "during_change_rps_low": change["low"],
+                      "during_change_rps_high": change["high"]})
+    return recorder
+
+
+def test_slow_connection_cost_calls_clients_hurt_only_beyond_the_noise_band():
+    starved = (10_000, [9_900, 10_100], [0, 0])
+    # A drop of 40 % but inside a noisy before window's per-second spread: not hurt.
+    noisy_drop = (10_000, [4_000, 16_000], [5_000, 7_000])
+    steady = (10_000, [9_900, 10_100], [9_800, 10_050])
+    recorder = slow_headers_recorder({"prefork": starved, "threads": starved, "pool": noisy_drop, "hybrid": steady})
+    claim = claims.slow_connection_cost(claims.Figures(recorder))
+    assert claim.verdict == claims.HOLDS, claim
+    assert "no difference within" in claim.measured.split("pool:")[1].split(";")[0]
+    # The same 40 % drop with a steady before window is beyond the noise: the pool was hurt.
+    clear_drop = (10_000, [9_900, 10_100], [5_000, 7_000])
+    recorder = slow_headers_recorder({"prefork": starved, "threads": starved, "pool": clear_drop, "hybrid": steady})
+    assert claims.slow_connection_cost(claims.Figures(recorder)).verdict == claims.PARTLY
+
+
+def test_impaired_needs_a_fall_beyond_the_noise():
+    assert impaired(difference(-5_000, -9_000, -1_000, str))
+    assert not impaired(difference(-5_000, -9_000, 1_000, str))
+    assert not impaired(difference(3_000, 1_000, 5_000, str))
+    assert not impaired(Difference(-5_000, -5_000, -5_000, None, "one run"))
 
 
 # -- a failed run is never a figure -----------------------------------------------------------
