@@ -298,6 +298,8 @@ def ten_thousand(f: Figures, article: int, held_target: int, quick: bool) -> Cla
     measured = (f"at {held or 0:,.0f} connections: prefork {processes:,.0f} processes, "
                 f"{pss['prefork']:.0f} KiB PSS per connection; threads {threads_processes:.0f} process, "
                 f"{pss['threads']:.0f} KiB; pool {pss['pool'] if pss['pool'] is not None else 0:.1f} KiB")
+    if f.scenario("hold", "prefork", "memory_partial"):
+        measured += " (prefork's memory partial: its scrape hit the server's time budget)"
     scale_note = ""
     if held_target < article:
         scale_note = (f"; checked at {held_target:,} connections (the quick run)" if quick else

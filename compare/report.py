@@ -12,7 +12,7 @@ from .machine import Capacity, Machine
 from .peer_hook import Peers
 from .plan import Plan
 from .probes import rmap_counts
-from .scenarios import MODELS, RECYCLING_PREFORK, display
+from .scenarios import MEMORY_FIGURES, MODELS, RECYCLING_PREFORK, SCRAPE_MEMORY_BUDGET_S, display
 from .slow_clients import ATTACK_NAMES, SETTLE_S, capacity_text, change_text
 
 SECTIONS = ("Machine and limits", "Throughput and latency", "Open loop", "Connection churn",
@@ -178,7 +178,8 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
                  ("connect max (ramp): longest wait for an accept", "connect_max_us", "us", 0),
                  ("connections arriving/s (ramp)", "connections_arriving_per_s", "number", 0),
                  ("workers started/s (ramp to hold)", "workers_started_per_s", "number", 0),
-                 ("slowest /metrics scrape", "scrape_max_s", "number", 2),
+                 ("slowest /metrics scrape", "scrape_max_ms", "ms", 0),
+                 ("memory figures' /metrics scrape", "memory_scrape_ms", "ms", 0),
                  ("kernel mm threads CPU (% of one CPU)", "mm_threads_cpu_percent", "percent1", 1),
                  ("of which kdamond", "kdamond_cpu_percent", "percent1", 1),
                  ("machine CPU: user", "machine_user_percent", "percent", 0),
@@ -204,8 +205,27 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
     row = held_rows[0]
     body = []
     for label, name, kind, decimals in rows_spec:
-        body.append([label] + [cell(recorder.figure("hold", row, m, name), kind, decimals) for m in MODELS])
-    return title + intro + table(["", *MODELS], body) + "\n"
+        body.append([label] + [cell(recorder.figure("hold", row, m, name), kind, decimals) +
+                               (partial_mark(recorder.figure("hold", row, m, "memory_partial"))
+                                if name in MEMORY_FIGURES else "") for m in MODELS])
+    partial = any(partial_mark(recorder.figure("hold", row, m, "memory_partial")) for m in MODELS)
+    note = (f"\n*partial*: the scrape the memory figures come from lasted the server's whole "
+            f"{SCRAPE_MEMORY_BUDGET_S * 1000:.0f} ms budget for reading its workers' memory; workers it did "
+            "not read within it count as the mean of those it read (prefork's children are forks of one "
+            "master doing one job), so the figure is an estimate. The exposition does not say how many were "
+            "read: the scrape's duration is the sign.\n" if partial else "")
+    return title + intro + table(["", *MODELS], body) + "\n" + note
+
+
+def partial_mark(partial: dict | None) -> str:
+    """" (partial)" when every run's memory scrape hit the budget, " (partial in 1 of 3 runs)"
+    when some did, "" when none did."""
+    if not partial:
+        return ""
+    hits = sum(1 for value in partial["runs"] if value)
+    if hits == 0:
+        return ""
+    return " (partial)" if hits == len(partial["runs"]) else f" (partial in {hits} of {len(partial['runs'])} runs)"
 
 
 def blocking_section(recorder: Recorder, plan: Plan) -> str:

@@ -22,6 +22,18 @@ DISPLAY_NAMES = {RECYCLING_PREFORK: "prefork, 1 conn/child"}
 
 CONTEXT_SWITCHES = "echolab_context_switches_total"
 SPAWN_HISTOGRAM = "echolab_worker_spawn_seconds"
+MEMORY_FIGURES = ("rss_mib", "pss_mib", "rss_per_connection_kib", "pss_per_connection_kib")
+
+# The servers whose metrics read their workers' memory within a time budget per scrape
+# (common/metrics/proc_stats.hpp: ProcStatsReader::kDefaultMemoryBudget). A worker not read
+# within it counts as the mean of those that were; the exposition does not say when that
+# happened, so a scrape that lasted the whole budget marks its memory figures as partial.
+SAMPLED_MEMORY_MODELS = ("prefork", "hybrid")
+SCRAPE_MEMORY_BUDGET_S = 0.25
+
+
+def memory_partial(model: str, scrape_s: float) -> bool:
+    return model in SAMPLED_MEMORY_MODELS and scrape_s >= SCRAPE_MEMORY_BUDGET_S
 
 
 def display(model: str) -> str:
@@ -319,6 +331,7 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
     readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads)
     result = bench.judged(("hold", (plan.hold_connections,), model), run.result(), plan.ramp_s + plan.hold_s)
     figures = hold_figures(idle, [scrape for scrape, _, _ in readings], result)
+    figures["memory_partial"] = 1 if memory_partial(model, figures["memory_scrape_ms"] / 1000) else 0
     figures.update(ramp_figures(idle, readings[0][0] if readings else None, plan))
     if len(readings) >= 2:
         (_, first, first_at), (_, last, last_at) = readings[0], readings[-1]
@@ -349,7 +362,8 @@ def hold_figures(idle: metrics.Scrape, samples: list[metrics.Scrape], result: di
     figures["processes"] = fullest.total("echolab_processes")
     figures["threads"] = fullest.total("echolab_threads")
     figures["context_switches_per_s"] = metrics.counter_rate(samples[0], samples[-1], CONTEXT_SWITCHES)
-    figures["scrape_max_s"] = max(s.took_s for s in samples)
+    figures["scrape_max_ms"] = max(s.took_s for s in samples) * 1000
+    figures["memory_scrape_ms"] = fullest.took_s * 1000  # the scrape the memory figures come from
     hold_latency = result.get("hold_latency_us") or {}
     for key in ("p50", "p99", "p99_9", "max"):
         figures[f"hold_{key}_us"] = hold_latency.get(key)

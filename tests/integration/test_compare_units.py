@@ -241,3 +241,29 @@ def test_a_failed_run_is_kept_out_of_the_median_and_listed_with_its_reason(tmp_p
     assert bench.recorder.failed(*key) == ["echolab-load exited with status -9"]
     assert len(bench.failures) == 1 and "failed run" in bench.failures[0] and "status -9" in bench.failures[0]
     assert bench.recorder.to_json()["closed_loop"][0]["failed_runs"] == ["echolab-load exited with status -9"]
+
+
+# -- the memory a scrape could not read whole -------------------------------------------------
+
+def test_a_memory_scrape_that_lasted_the_budget_is_partial_for_the_sampled_models_only():
+    assert scenarios.memory_partial("prefork", scenarios.SCRAPE_MEMORY_BUDGET_S)
+    assert not scenarios.memory_partial("prefork", 0.1)
+    assert not scenarios.memory_partial("threads", 2.0)  # reads its one process whole, no budget
+
+
+def test_the_hold_table_marks_each_partial_memory_figure_and_gives_the_scrape_in_ms():
+    plan = make_plan(True, 1000)
+    recorder = Recorder()
+    for model in scenarios.MODELS:
+        partial = 1 if model == "prefork" else 0
+        recorder.add("hold", (plan.hold_connections,), model,
+                     {"pss_per_connection_kib": 60.0, "processes": 1.0, "scrape_max_ms": 251.0 if partial else 12.0,
+                      "memory_scrape_ms": 251.0 if partial else 12.0, "memory_partial": partial})
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in report.hold_section(recorder, plan).splitlines()
+            if line.startswith("| ")}
+    assert rows["| **PSS per connection**"][0] == "60.0 KiB (partial)"
+    assert rows["| **PSS per connection**"][1] == "60.0 KiB"
+    assert rows["| processes"][0] == "1"  # not a memory figure: never partial
+    assert rows["| slowest /metrics scrape"][:2] == ["251 ms", "12 ms"]
+    assert "*partial*: the scrape the memory figures come from lasted the server's whole 250 ms" in \
+        report.hold_section(recorder, plan)
