@@ -416,8 +416,8 @@ def blocking(bench: Bench, rep: int) -> None:
             time.sleep(plan.duration_s / 2)
             during = metrics.scrape(server.metrics_url)
             key = ("blocking", (plan.blocking_get_connections, plan.blocking_sleep_connections), model)
-            get_result = bench.judged(key, getter.result(), plan.duration_s)
-            sleep_result = bench.judged(key, sleeper.result(), plan.duration_s)
+            get_result, sleep_result = getter.result(), sleeper.result()  # both ended before either is judged
+            get_result, sleep_result = (bench.judged(key, r, plan.duration_s) for r in (get_result, sleep_result))
             figures = load_figures(get_result)
             sleep_figures = load_figures(sleep_result)
             figures["sleep_requests_per_second"] = sleep_figures["requests_per_second"]
