@@ -107,7 +107,9 @@ def run_failure(result: dict, planned_s: float | None, errors_are_findings: bool
     requests = result.get("requests") or 0
     errors = (result.get("errors") or {}).get("total", 0) or 0
     status = result.get("exit_status")
-    failure = result.get("failure")
+    # echolab-load's JSON names its failure; older JSON does not, but the exit status of 1
+    # for a run in which no request completed is the same judgement.
+    failure = result.get("failure") or ("no request completed" if tool == "echolab-load" and requests == 0 else None)
     errors_tolerated = errors_are_findings or errors <= ERROR_TOLERANCE * max(requests, 1)
     if failure and not errors_are_findings:
         return f"{tool} judged the run failed: {failure}"

@@ -221,6 +221,10 @@ def test_errors_within_tolerance_explain_echolab_loads_exit_status_and_are_findi
                                   failure="no request completed in 2.00 s", requests_unfinished=20, connections=20)
     assert loadtools.run_failure(starved, 2.0) is not None
     assert loadtools.run_failure(starved, 2.0, errors_are_findings=True) is None
+    # Older JSON names no failure: a window without a request exits 1 all the same.
+    older_starved = {k: v for k, v in starved.items() if k != "failure"} | {"errors": {"total": 0}}
+    assert loadtools.run_failure(older_starved, 2.0, errors_are_findings=True) is None
+    assert loadtools.run_failure(older_starved, 2.0) == "echolab-load judged the run failed: no request completed"
 
 
 def test_a_failed_run_is_kept_out_of_the_median_and_listed_with_its_reason(tmp_path):
