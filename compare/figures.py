@@ -1,28 +1,33 @@
 """Figures measured over repeated runs: each is reported as the median of the runs, with the
-spread (min-max) beside it, so one noisy run on a shared machine cannot decide a verdict."""
+spread (min-max) beside it, so one noisy run on a shared machine cannot decide a verdict. The
+noise band of a difference is the spread of its run medians, never of the samples pooled: a
+band of pooled samples widens with every sample taken, whatever the signal."""
 
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
 
-def summarize(values: list[float | None]) -> dict | None:
-    """{"median", "min", "max", "runs"} of the runs that produced a number; None if none did."""
+def summarize(values: list[float | None], attempts: int | None = None) -> dict | None:
+    """{"median", "min", "max", "runs", "attempts"} of the runs that produced a number; None if
+    none did. `attempts` counts the runs made, failed ones included (default: one per value),
+    so a figure says what it rests on: len(runs) of attempts."""
     runs = [float(v) for v in values if v is not None]
     if not runs:
         return None
-    return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs}
+    return {"median": statistics.median(runs), "min": min(runs), "max": max(runs), "runs": runs,
+            "attempts": len(values) if attempts is None else attempts}
 
 
 @dataclass(frozen=True)
 class Difference:
     """A process-minus-thread difference: its median, the spread low-high, whether the spread
-    covers zero, and its text for the report."""
+    covers zero (None when one run gave no spread to judge by), and its text for the report."""
 
     median: float
     low: float
     high: float
-    within_noise: bool
+    within_noise: bool | None
     text: str
 
 
@@ -42,6 +47,19 @@ def difference(median: float | None, low: float | None, high: float | None, rend
     return Difference(median, low, high, within_noise, text)
 
 
+def runs_difference(values: list[float | None], render) -> Difference | None:
+    """A difference measured once per run: the median of the runs, with the spread of the runs
+    (min-max) as its noise band, the same whether each run took 10 samples or 1,000. One run
+    has no spread: the difference is given, and within_noise is None (undecided)."""
+    runs = [float(v) for v in values if v is not None]
+    if not runs:
+        return None
+    median = statistics.median(runs)
+    if len(runs) == 1:
+        return Difference(median, median, median, None, f"{render(median)} (one run: no spread to judge the noise)")
+    return difference(median, min(runs), max(runs), render)
+
+
 def median_of(figure: dict | None) -> float | None:
     return figure["median"] if figure else None
 
@@ -52,31 +70,45 @@ class Recorder:
 
     def __init__(self) -> None:
         self._runs: dict[tuple, list[dict]] = defaultdict(list)
+        self._failed: dict[tuple, list[str]] = defaultdict(list)
         self._order: list[tuple] = []
         self.notes: dict[tuple, list[str]] = defaultdict(list)
 
+    def _register(self, key: tuple) -> None:
+        if key not in self._order:
+            self._order.append(key)
+
     def add(self, scenario: str, row: tuple, model: str, figures: dict, note: str | None = None) -> None:
         key = (scenario, row, model)
-        if key not in self._runs:
-            self._order.append(key)
+        self._register(key)
         self._runs[key].append(figures)
         if note and note not in self.notes[key]:
             self.notes[key].append(note)
+
+    def fail(self, scenario: str, row: tuple, model: str, reason: str) -> None:
+        """A run that produced no figure (scenarios.FailedRun): counted in the attempts of
+        every figure of its row, never in a median."""
+        key = (scenario, row, model)
+        self._register(key)
+        self._failed[key].append(reason)
+
+    def failed(self, scenario: str, row: tuple, model: str) -> list[str]:
+        return self._failed.get((scenario, row, model), [])
 
     def runs(self, scenario: str, row: tuple, model: str) -> list[dict]:
         return self._runs.get((scenario, row, model), [])
 
     def figure(self, scenario: str, row: tuple, model: str, name: str) -> dict | None:
-        return summarize([run.get(name) for run in self.runs(scenario, row, model)])
+        runs = self.runs(scenario, row, model)
+        return summarize([run.get(name) for run in runs], len(runs) + len(self.failed(scenario, row, model)))
 
     def median(self, scenario: str, row: tuple, model: str, name: str) -> float | None:
         return median_of(self.figure(scenario, row, model, name))
 
     def difference(self, scenario: str, row: tuple, model: str, name: str, render) -> Difference | None:
-        """The difference recorded as `name` (the median of each run's per-sample differences)
-        with `name`_low and `name`_high (each run's extremes), over every run."""
-        low, high = self.figure(scenario, row, model, f"{name}_low"), self.figure(scenario, row, model, f"{name}_high")
-        return difference(self.median(scenario, row, model, name), low and low["min"], high and high["max"], render)
+        """The difference recorded as `name` in each run (there, the median of the run's
+        per-sample differences), with the spread of those run medians as its noise band."""
+        return runs_difference([run.get(name) for run in self.runs(scenario, row, model)], render)
 
     def rows(self, scenario: str) -> list[tuple]:
         seen = []
@@ -92,14 +124,15 @@ class Recorder:
         """scenario -> list of {row, model, figures: {name: summary}, notes}."""
         result: dict[str, list] = defaultdict(list)
         for scenario, row, model in self._order:
-            runs = self._runs[(scenario, row, model)]
+            runs = self.runs(scenario, row, model)
             names = []
             for run in runs:
                 names += [n for n in run if n not in names]
             result[scenario].append({
                 "row": list(row),
                 "model": model,
-                "figures": {name: summarize([run.get(name) for run in runs]) for name in names},
+                "figures": {name: self.figure(scenario, row, model, name) for name in names},
+                "failed_runs": self.failed(scenario, row, model),
                 "notes": self.notes.get((scenario, row, model), []),
             })
         return dict(result)

@@ -14,6 +14,15 @@ from . import processes
 
 PERCENTILE_KEYS = ("p50", "p90", "p99", "p99_9", "p99_99", "max")
 
+# A run is judged failed, and kept out of every figure, beyond these tolerances. A closed loop
+# cut at its deadline leaves up to one request per connection unanswered: that much is the
+# deadline, not the server; beyond it, more than 1 % of the requests unanswered or unsent is.
+UNFINISHED_TOLERANCE = 0.01
+# Errors (echolab-load's error kinds, wrk's socket errors) beyond 0.1 % of the requests.
+ERROR_TOLERANCE = 0.001
+# A timed run that measured less than 90 % of its planned duration ended early.
+SHORTEST_SHARE_OF_PLAN = 0.9
+
 
 class LoadToolError(RuntimeError):
     pass
@@ -79,8 +88,48 @@ def _read_echolab_load(run: LoadRun) -> dict:
         "hold_requests": hold.get("requests") if hold else None,
         "errors": errors,
         "requests_unfinished": data.get("requests_unfinished"),
+        # Read with .get(): older echolab-load JSON has neither.
+        "requests_unsent": data.get("requests_unsent"),
+        "stalls": data.get("stalls") or [],
+        "failure": data.get("failure"),
+        "interrupted": data.get("interrupted"),
         "attack": data.get("attack"),
     }
+
+
+def run_failure(result: dict, planned_s: float | None, errors_are_findings: bool = False) -> str | None:
+    """Why a load run cannot be a figure, or None when it can: a non-zero exit status the
+    counted errors do not explain, echolab-load's own `failure`, unfinished or unsent requests
+    or errors beyond the tolerances above, or a run that ended early. With
+    `errors_are_findings` (the slow-clients windows, where a starved server is what is
+    measured) errors, and echolab-load's "no request completed", are figures, not failures."""
+    tool = result.get("tool", "the load tool")
+    requests = result.get("requests") or 0
+    errors = (result.get("errors") or {}).get("total", 0) or 0
+    status = result.get("exit_status")
+    # echolab-load's JSON names its failure; older JSON does not, but the exit status of 1
+    # for a run in which no request completed is the same judgement.
+    failure = result.get("failure") or ("no request completed" if tool == "echolab-load" and requests == 0 else None)
+    errors_tolerated = errors_are_findings or errors <= ERROR_TOLERANCE * max(requests, 1)
+    if failure and not errors_are_findings:
+        return f"{tool} judged the run failed: {failure}"
+    if not errors_tolerated:
+        return f"{tool} counted {errors:,.0f} errors in {requests:,} requests (tolerance {ERROR_TOLERANCE:.1%})"
+    # echolab-load exits 1 for any counted error or failure: explained when tolerated above.
+    explained = tool == "echolab-load" and status == 1 and (errors or failure)
+    if status not in (0, None) and not explained:
+        return f"{tool} exited with status {status}"
+    owed = (result.get("requests_unfinished") or 0) + (result.get("requests_unsent") or 0)
+    in_flight = result.get("connections") or 0
+    if owed - in_flight > UNFINISHED_TOLERANCE * max(requests, 1):
+        return (f"{owed:,} requests unfinished or unsent at the end, beyond one per connection "
+                f"({in_flight:,}) and {UNFINISHED_TOLERANCE:.0%} of {requests:,} requests")
+    if result.get("interrupted"):
+        return f"{tool} was interrupted"
+    duration = result.get("duration_s")
+    if planned_s and duration is not None and duration < SHORTEST_SHARE_OF_PLAN * planned_s:
+        return f"{tool} ended early: {duration:.2f} s of the {planned_s:g} s planned"
+    return None
 
 
 def echolab_load(binary: Path, target: str, options: list[str], work_dir: Path, name: str,

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from .claims import Claim
 from .figures import Recorder
+from .guard import guarded, one_line
 from .machine import Capacity, Machine
 from .peer_hook import Peers
 from .plan import Plan
 from .probes import rmap_counts
-from .scenarios import MODELS, RECYCLING_PREFORK, display
+from .scenarios import MEMORY_FIGURES, MODELS, RECYCLING_PREFORK, SCRAPE_MEMORY_BUDGET_S, display
 from .slow_clients import ATTACK_NAMES, SETTLE_S, capacity_text, change_text
 
 SECTIONS = ("Machine and limits", "Throughput and latency", "Open loop", "Connection churn",
@@ -33,8 +34,15 @@ def _duration_us(value: float) -> str:
     return f"{value:.0f} us" if value >= 100 else f"{value:.1f} us"
 
 
+def rests_on(figure: dict) -> str:
+    """" [2 of 3 runs]" when some runs of the figure failed or lacked it; "" when all counted."""
+    runs, attempts = len(figure["runs"]), figure.get("attempts", len(figure["runs"]))
+    return f" [{runs} of {attempts} runs]" if runs < attempts else ""
+
+
 def cell(figure: dict | None, kind: str = "number", decimals: int = 0) -> str:
-    """A median, with (min-max) after it when there was more than one run."""
+    """A median, with (min-max) after it when there was more than one run, and how many runs
+    it rests on when that is fewer than were made."""
     if figure is None:
         return "-"
     render = {"number": lambda v: _number(v, decimals), "us": _duration_us,
@@ -44,7 +52,7 @@ def cell(figure: dict | None, kind: str = "number", decimals: int = 0) -> str:
     text = render(figure["median"])
     if len(figure["runs"]) > 1 and figure["min"] != figure["max"]:
         text += f" ({render(figure['min'])}-{render(figure['max'])})"
-    return text
+    return text + rests_on(figure)
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -96,8 +104,9 @@ def machine_section(machine: Machine, capacity: Capacity, plan: Plan, servers: d
              "`--fault-injection` serves the blocking and crash experiments only):\n\n")
     text += "\n".join(f"- {name}: `{' '.join([Path(command[0]).name, *command[1:]])}`"
                       for name, command in servers.items()) + "\n\n"
-    text += (f"Plan: {plan.repetitions} run(s) of each figure (the median is shown, the spread "
-             f"min-max in brackets); {plan.duration_s:g} s per load run after a {plan.warmup_s:g} s warm-up; "
+    text += (f"Plan: {plan.repetitions} run(s) of each figure, n={plan.repetitions} (the median is shown, the "
+             "spread min-max in brackets; a figure that rests on fewer runs, because a run failed or lacked it, "
+             "says so: \"[2 of 3 runs]\"; failed runs are listed under Failures with their reason); {plan.duration_s:g} s per load run after a {plan.warmup_s:g} s warm-up; "
              f"echolab-load and wrk with {plan.load_threads} threads each, on the same cores as the server.\n")
     return text
 
@@ -169,7 +178,8 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
                  ("connect max (ramp): longest wait for an accept", "connect_max_us", "us", 0),
                  ("connections arriving/s (ramp)", "connections_arriving_per_s", "number", 0),
                  ("workers started/s (ramp to hold)", "workers_started_per_s", "number", 0),
-                 ("slowest /metrics scrape", "scrape_max_s", "number", 2),
+                 ("slowest /metrics scrape", "scrape_max_ms", "ms", 0),
+                 ("memory figures' /metrics scrape", "memory_scrape_ms", "ms", 0),
                  ("kernel mm threads CPU (% of one CPU)", "mm_threads_cpu_percent", "percent1", 1),
                  ("of which kdamond", "kdamond_cpu_percent", "percent1", 1),
                  ("machine CPU: user", "machine_user_percent", "percent", 0),
@@ -195,8 +205,27 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
     row = held_rows[0]
     body = []
     for label, name, kind, decimals in rows_spec:
-        body.append([label] + [cell(recorder.figure("hold", row, m, name), kind, decimals) for m in MODELS])
-    return title + intro + table(["", *MODELS], body) + "\n"
+        body.append([label] + [cell(recorder.figure("hold", row, m, name), kind, decimals) +
+                               (partial_mark(recorder.figure("hold", row, m, "memory_partial"))
+                                if name in MEMORY_FIGURES else "") for m in MODELS])
+    partial = any(partial_mark(recorder.figure("hold", row, m, "memory_partial")) for m in MODELS)
+    note = (f"\n*partial*: the scrape the memory figures come from lasted the server's whole "
+            f"{SCRAPE_MEMORY_BUDGET_S * 1000:.0f} ms budget for reading its workers' memory; workers it did "
+            "not read within it count as the mean of those it read (prefork's children are forks of one "
+            "master doing one job), so the figure is an estimate. The exposition does not say how many were "
+            "read: the scrape's duration is the sign.\n" if partial else "")
+    return title + intro + table(["", *MODELS], body) + "\n" + note
+
+
+def partial_mark(partial: dict | None) -> str:
+    """" (partial)" when every run's memory scrape hit the budget, " (partial in 1 of 3 runs)"
+    when some did, "" when none did."""
+    if not partial:
+        return ""
+    hits = sum(1 for value in partial["runs"] if value)
+    if hits == 0:
+        return ""
+    return " (partial)" if hits == len(partial["runs"]) else f" (partial in {hits} of {len(partial['runs'])} runs)"
 
 
 def blocking_section(recorder: Recorder, plan: Plan) -> str:
@@ -276,10 +305,10 @@ def slow_clients_section(recorder: Recorder, plan: Plan, peers: Peers | None) ->
         attack, defence = row
         for model in recorder.models("slow_clients", row):
             runs = recorder.runs("slow_clients", row, model)
-            figures = runs[-1]
+            figures = runs[-1] if runs else {}  # a failed experiment leaves its row without figures
             fig = lambda name: recorder.figure("slow_clients", row, model, name)
             name = f"{model}" + ("" if defence == "defended" else " (defence off)")
-            normal_rows.append([ATTACK_NAMES[attack], name, f"{figures['attackers']:,}",
+            normal_rows.append([ATTACK_NAMES[attack], name, f"{figures.get('attackers', 0):,}",
                                 *(cell(fig(f"{w}_rps")) for w in ("before", "during", "after")),
                                 change_text(figures, "during"),
                                 cell(fig("during_errors")),
@@ -397,11 +426,14 @@ def rmap_table(recorder: Recorder) -> str:
     return text + table(["N", "N processes", "N threads", "process/thread", "process minus thread"], rows) + "\n"
 
 
-def claims_section(claims: list[Claim]) -> str:
+def claims_section(claims: list[Claim], plan: Plan) -> str:
     rows = [[c.claim, c.measured, f"**{c.verdict}**", c.why] for c in claims]
+    one_run = ("**One run per figure:** a verdict that turns on whether a difference is beyond the noise "
+               "is \"not measured\" (the noise band is the spread of the runs); the others compare one run "
+               "with the article's range.\n\n" if plan.repetitions < 2 else "")
     return ("## Claims\n\n"
             "Each claim of the article beside what this machine measured; the verdict is computed "
-            "from the figures above.\n\n" + table(["claim (article)", "measured here", "verdict", "why"], rows) + "\n")
+            "from the figures above.\n\n" + one_run + table(["claim (article)", "measured here", "verdict", "why"], rows) + "\n")
 
 
 def peers_section(peers: Peers | None, recorder: Recorder) -> str:
@@ -476,29 +508,59 @@ class Results:
         }
 
 
+def _section(title: str, render_section, failures: list[str]) -> str:
+    """One section, or in its place the one line of what it raised (listed under Failures)."""
+    return guarded(f"report section \"{title}\"", render_section, failures,
+                   lambda error: f"## {title}\n\nNot rendered: {one_line(error)} (see Failures).\n")
+
+
 def render(results: Results) -> str:
+    """report.md. A section that raises is replaced by its error and listed under Failures,
+    which come last so that they include those."""
     machine, plan, recorder = results.machine, results.plan, results.recorder
     header = (f"# echolab compare: processes vs threads, measured\n\n"
               f"{results.started_utc}, {'quick' if plan.quick else 'full'} run, "
               f"{results.runtime_s / 60:.1f} minutes, on {machine.cpu_model} "
               f"({machine.cores_usable} cores), {machine.kernel}. "
               "How to read each figure: docs/reading-the-report.md.\n")
-    parts = [header, machine_section(machine, results.capacity, plan, results.servers),
-             closed_loop_section(recorder), open_loop_section(recorder), churn_section(recorder),
-             hold_section(recorder, plan), blocking_section(recorder, plan), crash_section(recorder, plan),
-             blast_radius_section(recorder, plan), slow_clients_section(recorder, plan, results.peers), probes_section(recorder),
-             claims_section(results.claims), peers_section(results.peers, recorder),
-             charts_section(results.charts), failures_section(results.failures)]
+    sections = [
+        ("Machine and limits", lambda: machine_section(machine, results.capacity, plan, results.servers)),
+        ("Throughput and latency", lambda: closed_loop_section(recorder)),
+        ("Open loop", lambda: open_loop_section(recorder)),
+        ("Connection churn", lambda: churn_section(recorder)),
+        ("10,000 connections", lambda: hold_section(recorder, plan)),
+        ("Blocking work", lambda: blocking_section(recorder, plan)),
+        ("Crash containment", lambda: crash_section(recorder, plan)),
+        ("Blast radius", lambda: blast_radius_section(recorder, plan)),
+        ("Slow clients", lambda: slow_clients_section(recorder, plan, results.peers)),
+        ("Raw costs", lambda: probes_section(recorder)),
+        ("Claims", lambda: claims_section(results.claims, plan)),
+        ("Peers", lambda: peers_section(results.peers, recorder)),
+        ("Charts", lambda: charts_section(results.charts)),
+    ]
+    parts = [header] + [_section(title, section, results.failures) for title, section in sections]
+    parts.append(failures_section(results.failures))
     return "\n".join(p for p in parts if p)
 
 
 def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str:
-    """The tables a user wants to see when the run ends, in the markdown they are written in."""
-    return "\n".join([closed_loop_section(recorder), hold_section(recorder, plan),
-                      crash_section(recorder, plan), slow_clients_section(recorder, plan, None).split("### Server")[0],
-                      claims_section(claims)])
+    """The tables a user wants to see when the run ends, in the markdown they are written in.
+    A section that raises is shown by its error; report.md lists it among the failures."""
+    already_listed: list[str] = []
+    sections = [("Throughput and latency", lambda: closed_loop_section(recorder)),
+                ("10,000 connections", lambda: hold_section(recorder, plan)),
+                ("Crash containment", lambda: crash_section(recorder, plan)),
+                ("Slow clients", lambda: slow_clients_section(recorder, plan, None).split("### Server")[0]),
+                ("Claims", lambda: claims_section(claims, plan))]
+    return "\n".join(_section(title, section, already_listed) for title, section in sections)
 
 
 def write(out_dir: Path, results: Results) -> None:
-    (out_dir / "results.json").write_text(json.dumps(results.to_json(), indent=2, sort_keys=False) + "\n")
-    (out_dir / "report.md").write_text(render(results))
+    """report.md and results.json, both whatever a section raised: results.json is written
+    after report.md is rendered, so its failures include the sections that could not be."""
+    data = guarded("results.json", results.to_json, results.failures,
+                   lambda error: {"tool": "echolab compare", "started_utc": results.started_utc})
+    text = render(results)
+    data["failures"] = results.failures
+    (out_dir / "results.json").write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    (out_dir / "report.md").write_text(text)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import charts, claims, loadtools, peer_hook, probes, processes, report, scenarios, slow_clients
 from . import machine as machine_info
+from .guard import guarded
 from .plan import Plan, make_plan
 from .servers import MODELS, Server, settings_for
 
@@ -126,18 +127,7 @@ def main(argv: list[str]) -> int:
     bench = scenarios.Bench(plan, bin_dir, out_dir / "raw", out_dir / "logs", wrk_script, main_servers, fault_servers,
                             recycling, progress_steps(plan, bool(loadtools.wrk_available()), peer_steps))
     try:
-        # The probes first, while the machine is as quiet as this run will leave it.
-        probes.run_probes(bin_dir / "echolab-probe", plan, out_dir / "raw", bench.recorder, bench.failures,
-                          bench.progress)
-        for rep in range(plan.repetitions):
-            for scenario in scenarios.REPEATED:
-                scenario.run(bench, rep)
-            if peers and peers.available:
-                peer_hook.run_peers(bench, peers, rep)
-        # Once, not per repetition: its spread comes from the per-second rates of each window.
-        slow_clients.slow_clients(bench, 0)
-        if peers and peers.available:
-            slow_clients.run_peers(bench, peers)
+        measure_everything(bench, peers, bin_dir, out_dir)
     finally:
         commands = {s.name: s.command for s in [*main_servers.values(), *fault_servers.values(), recycling]}
         commands.update(bench.extra_servers)
@@ -145,23 +135,45 @@ def main(argv: list[str]) -> int:
     for name, status in exit_statuses.items():
         if status not in (0, None):
             bench.failures.append(f"{name} exited with status {status} on SIGTERM (graceful shutdown expected 0)")
+    return conclude(out_dir, bench, machine, capacity, peers, commands, started_utc, time.monotonic() - started)
 
+
+def measure_everything(bench: scenarios.Bench, peers, bin_dir: Path, out_dir: Path) -> None:
+    """The probes, the repeated matrix, the slow-clients experiment and the peers. A step that
+    raises outside its own measurements is listed among the failures, and the next one runs."""
+    plan, failures = bench.plan, bench.failures
+    skip = lambda error: None  # noqa: E731 - the failure is listed; nothing stands in for it
+    # The probes first, while the machine is as quiet as this run will leave it.
+    guarded("probes", lambda: probes.run_probes(bin_dir / "echolab-probe", plan, out_dir / "raw", bench.recorder,
+                                                failures, bench.progress), failures, skip)
+    for rep in range(plan.repetitions):
+        for scenario in scenarios.REPEATED:
+            guarded(f"{scenario.run.__name__}, run {rep + 1}", lambda: scenario.run(bench, rep), failures, skip)
+        if peers and peers.available:
+            guarded(f"peers, run {rep + 1}", lambda: peer_hook.run_peers(bench, peers, rep), failures, skip)
+    # Once, not per repetition: its spread comes from the per-second rates of each window.
+    guarded("slow clients", lambda: slow_clients.slow_clients(bench, 0), failures, skip)
+    if peers and peers.available:
+        guarded("slow clients, peers", lambda: slow_clients.run_peers(bench, peers), failures, skip)
+
+
+def conclude(out_dir: Path, bench: scenarios.Bench, machine, capacity, peers, commands: dict[str, list[str]],
+             started_utc: datetime.datetime, runtime_s: float) -> int:
+    """The claims, the charts, report.md and results.json, written whatever a claim, chart or
+    section raises (each is listed among the failures); the exit status: 1 if anything failed."""
+    plan, failures = bench.plan, bench.failures
     claim_list = claims.evaluate(bench.recorder, plan.crash_clients, machine.pcid, machine.meltdown,
-                                 plan.hold_connections, plan.quick)
-    try:
-        chart_paths = charts.draw_all(out_dir, bench.recorder, plan)
-    except (RuntimeError, OSError) as error:
-        bench.failures.append(f"charts: {error}")
-        chart_paths = []
+                                 plan.hold_connections, plan.quick, failures)
+    chart_paths = guarded("charts", lambda: charts.draw_all(out_dir, bench.recorder, plan), failures, lambda error: [])
     results = report.Results(
-        started_utc=started_utc.strftime("%Y-%m-%d %H:%M:%S UTC"), quick=plan.quick,
-        runtime_s=time.monotonic() - started, machine=machine, capacity=capacity, plan=plan, open_loop_rate=bench.open_loop_rate, servers=commands, recorder=bench.recorder,
-        claims=claim_list, charts=chart_paths, peers=peers, failures=bench.failures)
+        started_utc=started_utc.strftime("%Y-%m-%d %H:%M:%S UTC"), quick=plan.quick, runtime_s=runtime_s,
+        machine=machine, capacity=capacity, plan=plan, open_loop_rate=bench.open_loop_rate, servers=commands,
+        recorder=bench.recorder, claims=claim_list, charts=chart_paths, peers=peers, failures=failures)
     report.write(out_dir, results)
     print()
     print(report.terminal_summary(bench.recorder, plan, claim_list))
-    print(f"compare: {results.runtime_s / 60:.1f} minutes; report: {out_dir / 'report.md'}", flush=True)
-    if bench.failures:
-        print(f"compare: {len(bench.failures)} failure(s), listed at the end of the report", file=sys.stderr)
+    print(f"compare: {runtime_s / 60:.1f} minutes; report: {out_dir / 'report.md'}", flush=True)
+    if failures:
+        print(f"compare: {len(failures)} failure(s), listed at the end of the report", file=sys.stderr)
         return 1
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import keepalive, loadtools, machine, metrics
 from .figures import Recorder
+from .guard import one_line
 from .plan import Plan
 from .servers import HYBRID_WORKERS, LOOPBACK, MODELS, Server, flag_value, with_flag
 
@@ -21,6 +22,18 @@ DISPLAY_NAMES = {RECYCLING_PREFORK: "prefork, 1 conn/child"}
 
 CONTEXT_SWITCHES = "echolab_context_switches_total"
 SPAWN_HISTOGRAM = "echolab_worker_spawn_seconds"
+MEMORY_FIGURES = ("rss_mib", "pss_mib", "rss_per_connection_kib", "pss_per_connection_kib")
+
+# The servers whose metrics read their workers' memory within a time budget per scrape
+# (common/metrics/proc_stats.hpp: ProcStatsReader::kDefaultMemoryBudget). A worker not read
+# within it counts as the mean of those that were; the exposition does not say when that
+# happened, so a scrape that lasted the whole budget marks its memory figures as partial.
+SAMPLED_MEMORY_MODELS = ("prefork", "hybrid")
+SCRAPE_MEMORY_BUDGET_S = 0.25
+
+
+def memory_partial(model: str, scrape_s: float) -> bool:
+    return model in SAMPLED_MEMORY_MODELS and scrape_s >= SCRAPE_MEMORY_BUDGET_S
 
 
 def display(model: str) -> str:
@@ -33,12 +46,19 @@ def _ms(microseconds: float | None) -> str:
     return f"{microseconds / 1000:.2f} ms" if microseconds >= 1000 else f"{microseconds:.0f} us"
 
 
+class FailedRun(RuntimeError):
+    """A load run that ran but cannot be a figure (loadtools.run_failure says why): recorded
+    against its row as failed, listed with its reason, kept out of every median."""
+
+
 def load_figures(result: dict) -> dict:
-    """The figures of one load run, flat: requests_per_second, p50_us ... max_us, errors."""
+    """The figures of one load run, flat: requests_per_second, p50_us ... max_us, errors, and
+    the time the load generator itself stalled (it sent nothing then)."""
     latency = result.get("latency_us") or {}
     figures = {"requests_per_second": result.get("requests_per_second"),
                "requests": result.get("requests"),
-               "errors": (result.get("errors") or {}).get("total", 0)}
+               "errors": (result.get("errors") or {}).get("total", 0),
+               "client_stall_s": sum(stall.get("length_s") or 0 for stall in result.get("stalls") or [])}
     for key in loadtools.PERCENTILE_KEYS:
         figures[f"{key}_us"] = latency.get(key)
     return figures
@@ -74,12 +94,19 @@ class Bench:
         started = time.monotonic()
         try:
             summary = measure()
+        except FailedRun as error:
+            summary = self.list_failure(f"{label}, {display(model)}, run {rep + 1}: failed run, kept out of the figures",
+                                error, str(error))
         except Exception as error:  # noqa: BLE001 - one failed measurement must not lose the others
-            message = f"{label}, {display(model)}, run {rep + 1}: {type(error).__name__}: {error}"
-            self.failures.append(message)
-            summary = f"FAILED: {error}".splitlines()[0]
-            print(f"  {message}", file=sys.stderr, flush=True)
+            summary = self.list_failure(f"{label}, {display(model)}, run {rep + 1}", error, one_line(error))
         self.progress(rep, label, model, summary, time.monotonic() - started)
+
+    def list_failure(self, what: str, error: Exception, reason: str) -> str:
+        """Lists a failed measurement by its one-line reason (the whole error, a load tool's log
+        tail included, goes to stderr) and returns its progress summary."""
+        self.failures.append(f"{what}: {reason}")
+        print(f"  {what}: {error}", file=sys.stderr, flush=True)
+        return f"FAILED: {reason}"
 
     def ensure_alive(self, server: Server) -> None:
         """A server that died outside the crash experiment is a finding: restart it, say so."""
@@ -99,10 +126,23 @@ class Bench:
         """The file name of one load run's outputs in the raw/ directory."""
         return "-".join(str(p) for p in parts)
 
-    def run_load(self, server: Server, options: list[str], name: str, seconds: float) -> dict:
+    def judged(self, key: tuple[str, tuple, str], result: dict, planned_s: float | None,
+               errors_are_findings: bool = False) -> dict:
+        """`result` when it can be a figure of `key` (scenario, row, model); else the run is
+        recorded as failed there and FailedRun raised with the reason."""
+        reason = loadtools.run_failure(result, planned_s, errors_are_findings)
+        if reason is not None:
+            self.recorder.fail(*key, reason)
+            raise FailedRun(reason)
+        return result
+
+    def run_load(self, server: Server, options: list[str], name: str, seconds: float,
+                 key: tuple[str, tuple, str] | None = None) -> dict:
+        """One echolab-load run of `seconds`; judged as a figure of `key` when given."""
         run = loadtools.echolab_load(self.load_binary, server.target, options, self.work_dir, name,
                                      timeout_s=seconds + 60)
-        return run.result()
+        result = run.result()
+        return self.judged(key, result, seconds) if key else result
 
     def wait_idle(self, server: Server, timeout_s: float = 30.0) -> metrics.Scrape:
         """Waits until the server holds no connection (the previous run's are closed), and
@@ -131,21 +171,23 @@ def closed_loop(bench: Bench, rep: int) -> None:
                                bench.run_name("warmup", connections, model, rep), plan.warmup_s))))
 
             def measure_echolab_load() -> str:
+                key = ("closed_loop", ("echolab-load", connections), model)
                 result = bench.run_load(server, base + ["--duration", f"{plan.duration_s:g}s"],
-                                        bench.run_name("closed", connections, model, rep), plan.duration_s)
+                                        bench.run_name("closed", connections, model, rep), plan.duration_s, key)
                 figures = load_figures(result)
-                bench.recorder.add("closed_loop", ("echolab-load", connections), model, figures)
+                bench.recorder.add(*key, figures)
                 return throughput_summary(figures)
 
             bench.attempt(rep, f"closed loop c={connections} echolab-load", model, measure_echolab_load)
             if loadtools.wrk_available():
                 def measure_wrk() -> str:
-                    result = loadtools.wrk(server.url, connections, plan.load_threads, plan.duration_s,
-                                           bench.wrk_script, bench.work_dir,
-                                           bench.run_name("wrk", connections, model, rep)).result()
+                    key = ("closed_loop", ("wrk", connections), model)
+                    result = bench.judged(key, loadtools.wrk(server.url, connections, plan.load_threads,
+                                                             plan.duration_s, bench.wrk_script, bench.work_dir,
+                                                             bench.run_name("wrk", connections, model, rep)).result(),
+                                          plan.duration_s)
                     figures = load_figures(result)
-                    bench.recorder.add("closed_loop", ("wrk", connections), model, figures,
-                                       note=f"wrk latency from {result.get('source')}")
+                    bench.recorder.add(*key, figures, note=f"wrk latency from {result.get('source')}")
                     return throughput_summary(figures)
 
                 bench.attempt(rep, f"closed loop c={connections} wrk", model, measure_wrk)
@@ -185,7 +227,7 @@ def open_loop(bench: Bench, rep: int) -> None:
             result = bench.run_load(server, ["--connections", str(plan.open_loop_connections),
                                              "--threads", str(plan.load_threads), "--rate", f"{rate:g}",
                                              "--duration", f"{plan.duration_s:g}s"],
-                                    bench.run_name("open", model, rep), plan.duration_s)
+                                    bench.run_name("open", model, rep), plan.duration_s, ("open_loop", (rate,), model))
             figures = load_figures(result)
             bench.recorder.add("open_loop", (rate,), model, figures)
             return throughput_summary(figures)
@@ -209,7 +251,8 @@ def churn(bench: Bench, rep: int) -> None:
                                              "--threads", str(plan.load_threads),
                                              "--new-connection-per-request",
                                              "--duration", f"{plan.duration_s:g}s"],
-                                    bench.run_name("churn", model, rep), plan.duration_s)
+                                    bench.run_name("churn", model, rep), plan.duration_s,
+                                    ("churn", (plan.churn_connections,), model))
             after = metrics.scrape(server.metrics_url)
             figures = load_figures(result)
             figures["connect_p50_us"] = (result.get("connect_us") or {}).get("p50")
@@ -286,8 +329,9 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
     margin = min(1.0, plan.hold_s / 4)
     window = (started + plan.ramp_s + margin, started + plan.ramp_s + plan.hold_s - margin)
     readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads)
-    result = run.result()
+    result = bench.judged(("hold", (plan.hold_connections,), model), run.result(), plan.ramp_s + plan.hold_s)
     figures = hold_figures(idle, [scrape for scrape, _, _ in readings], result)
+    figures["memory_partial"] = 1 if memory_partial(model, figures["memory_scrape_ms"] / 1000) else 0
     figures.update(ramp_figures(idle, readings[0][0] if readings else None, plan))
     if len(readings) >= 2:
         (_, first, first_at), (_, last, last_at) = readings[0], readings[-1]
@@ -318,7 +362,8 @@ def hold_figures(idle: metrics.Scrape, samples: list[metrics.Scrape], result: di
     figures["processes"] = fullest.total("echolab_processes")
     figures["threads"] = fullest.total("echolab_threads")
     figures["context_switches_per_s"] = metrics.counter_rate(samples[0], samples[-1], CONTEXT_SWITCHES)
-    figures["scrape_max_s"] = max(s.took_s for s in samples)
+    figures["scrape_max_ms"] = max(s.took_s for s in samples) * 1000
+    figures["memory_scrape_ms"] = fullest.took_s * 1000  # the scrape the memory figures come from
     hold_latency = result.get("hold_latency_us") or {}
     for key in ("p50", "p99", "p99_9", "max"):
         figures[f"hold_{key}_us"] = hold_latency.get(key)
@@ -370,7 +415,9 @@ def blocking(bench: Bench, rep: int) -> None:
                 bench.run_name("blocking-get", model, rep), timeout_s=plan.duration_s + 60)
             time.sleep(plan.duration_s / 2)
             during = metrics.scrape(server.metrics_url)
-            get_result, sleep_result = getter.result(), sleeper.result()
+            key = ("blocking", (plan.blocking_get_connections, plan.blocking_sleep_connections), model)
+            get_result, sleep_result = getter.result(), sleeper.result()  # both ended before either is judged
+            get_result, sleep_result = (bench.judged(key, r, plan.duration_s) for r in (get_result, sleep_result))
             figures = load_figures(get_result)
             sleep_figures = load_figures(sleep_result)
             figures["sleep_requests_per_second"] = sleep_figures["requests_per_second"]
@@ -379,8 +426,7 @@ def blocking(bench: Bench, rep: int) -> None:
             figures["errors"] = (figures["errors"] or 0) + (sleep_figures["errors"] or 0)
             figures["workers_busy"] = during.total("echolab_workers", state="busy")
             figures["workers_idle"] = during.total("echolab_workers", state="idle")
-            bench.recorder.add("blocking", (plan.blocking_get_connections, plan.blocking_sleep_connections),
-                               model, figures)
+            bench.recorder.add(*key, figures)
             return (f"GET {figures['requests_per_second']:>9,.0f} req/s p99 {_ms(figures['p99_us'])}  "
                     f"sleep {figures['sleep_requests_per_second']:,.0f} req/s")
 
@@ -462,7 +508,8 @@ def blast_radius(bench: Bench, rep: int) -> None:
                 bench.extra_servers[server.name] = server.command
                 result = bench.run_load(server, ["--connections", str(connections), "--threads",
                                                  str(plan.load_threads), "--duration", f"{plan.duration_s:g}s"],
-                                        bench.run_name("blast", workers, rep), plan.duration_s)
+                                        bench.run_name("blast", workers, rep), plan.duration_s,
+                                        ("blast_radius", (workers,), "hybrid"))
                 figures = {**crash_once(bench, server), "requests_per_second": load_figures(result)["requests_per_second"]}
             bench.recorder.add("blast_radius", (workers,), "hybrid", figures)
             return f"{figures['requests_per_second']:>9,.0f} req/s; " + crash_summary(figures)

@@ -7,7 +7,7 @@ each model with its defence effectively off (timeouts of minutes), to show what 
 import time
 
 from . import keepalive, loadtools, metrics
-from .figures import difference
+from .figures import Difference, difference
 from .peers import servers as peer_servers
 from .servers import LOOPBACK, MODELS, Server
 
@@ -70,10 +70,15 @@ def rps_text(value: float) -> str:
     return f"{value:,.0f} req/s"
 
 
+def rate_difference(figures: dict, window: str) -> Difference | None:
+    """The window's change of the normal clients' rate, with its per-second noise band."""
+    return difference(figures.get(f"{window}_change_rps"), figures.get(f"{window}_change_rps_low"),
+                      figures.get(f"{window}_change_rps_high"), rps_text)
+
+
 def change_text(figures: dict, window: str) -> str:
     """"-1,234 req/s (...)" or "no difference within ±X req/s", from the recorded figures."""
-    gap = difference(figures.get(f"{window}_change_rps"), figures.get(f"{window}_change_rps_low"),
-                     figures.get(f"{window}_change_rps_high"), rps_text)
+    gap = rate_difference(figures, window)
     return gap.text if gap else "-"
 
 
@@ -141,14 +146,18 @@ def normal_window(bench, target: Target, seconds: float, name: str):
                                   bench.work_dir, name, timeout_s=seconds + 60, progress=True)
 
 
-def finish_window(run) -> dict:
-    result = run.result()
+def finish_window(bench, run, key: tuple[str, tuple, str], planned_s: float) -> dict:
+    """A window's figures. Its errors, and a window in which no request completed, are what
+    the experiment measures (a starved server), not a failed run."""
+    result = bench.judged(key, run.result(), planned_s, errors_are_findings=True)
     return window_figures(result, loadtools.per_second(run.log_path.read_text(errors="replace")))
 
 
-def experiment(bench, target: Target, attack: str, attackers: int, before: dict, label: str) -> tuple[dict, dict]:
+def experiment(bench, target: Target, attack: str, attackers: int, before: dict, label: str,
+               key: tuple[str, tuple, str]) -> tuple[dict, dict]:
     """One attack against `target`, after the quiet window `before` (already measured).
-    Returns the figures, and the after window (the quiet window that precedes the next attack)."""
+    Returns the figures, and the after window (the quiet window that precedes the next attack).
+    The attack's own run is not judged: its requests are unfinished by design."""
     plan = bench.plan
     base = target.scrape()
     attack_run = loadtools.echolab_load(bench.load_binary, f"{LOOPBACK}:{target.port}",
@@ -159,11 +168,12 @@ def experiment(bench, target: Target, attack: str, attackers: int, before: dict,
     during_run = normal_window(bench, target, plan.slow_attack_window_s, f"{label}-during")
     time.sleep(plan.slow_attack_window_s / 2)
     during_scrape = target.scrape()
-    during = finish_window(during_run)
+    during = finish_window(bench, during_run, key, plan.slow_attack_window_s)
     attack_result = attack_run.result()
     normal_s = max(5 * (before["p99_us"] or 0) / 1e6, 0.02)
     recovery = time_to_normal(target.port, target.path, normal_s, limit_s=plan.slow_recovery_limit_s)
-    after = finish_window(normal_window(bench, target, plan.slow_window_s, f"{label}-after"))
+    after = finish_window(bench, normal_window(bench, target, plan.slow_window_s, f"{label}-after"), key,
+                          plan.slow_window_s)
     figures = {"attackers": attackers, "normal_clients": plan.slow_normal_connections,
                "normal_latency_ms": normal_s * 1000,
                "time_to_normal_ms": recovery * 1000 if recovery is not None else None}
@@ -198,10 +208,12 @@ def run_against(bench, target: Target, model: str, defence: str, attackers: int,
 
         def measure(attack=attack, label=label) -> str:
             nonlocal before
+            key = ("slow_clients", (attack, defence), model)
             if before is None:
-                before = finish_window(normal_window(bench, target, bench.plan.slow_window_s, f"{label}-before"))
-            figures, before = experiment(bench, target, attack, attackers, before, label)
-            bench.recorder.add("slow_clients", (attack, defence), model, figures)
+                before = finish_window(bench, normal_window(bench, target, bench.plan.slow_window_s, f"{label}-before"),
+                                       key, bench.plan.slow_window_s)
+            figures, before = experiment(bench, target, attack, attackers, before, label, key)
+            bench.recorder.add(*key, figures)
             return summary(figures)
 
         bench.attempt(rep, f"slow clients: {ATTACK_NAMES[attack]}, {defence}", model, measure)

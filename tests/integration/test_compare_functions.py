@@ -2,6 +2,8 @@
 parser and histogram quantiles, the wrk summary parser, the verdict of a claim whose spread
 covers zero, and the progress count derived from the plan."""
 
+import datetime
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -113,26 +115,34 @@ def context_switch_recorder(*runs: tuple[float, float, float]) -> Recorder:
     return recorder
 
 
-def test_a_switch_cost_whose_spread_covers_zero_is_no_difference_and_the_claim_does_not_hold():
-    claim = claims.tlb_flush(claims.Figures(context_switch_recorder((1500, -300, 2500))), pcid=True, meltdown=None)
+def test_a_switch_cost_whose_runs_spread_over_zero_is_no_difference_and_the_claim_does_not_hold():
+    recorder = context_switch_recorder((1500, 900, 2100), (-300, -900, 300), (200, -400, 800))
+    claim = claims.tlb_flush(claims.Figures(recorder), pcid=True, meltdown=None)
     assert claim.verdict == claims.DOES_NOT_HOLD
-    assert "no difference within ±2,500 cycles" in claim.measured
-    assert "1,500" not in claim.measured  # a median inside the noise is not shown as a figure
+    assert "no difference within ±1,500 cycles" in claim.measured
+    assert "200 cycles" not in claim.measured  # a median inside the noise is not shown as a figure
     assert claim.differences["extra_cycles"].within_noise is True
+
+
+def test_a_switch_cost_from_one_run_gives_no_verdict():
+    claim = claims.tlb_flush(claims.Figures(context_switch_recorder((1500, 1200, 1800))), pcid=False, meltdown=None)
+    assert claim.verdict == claims.NOT_MEASURED and claim.why == claims.ONE_RUN
+    assert claim.differences["extra_cycles"].within_noise is None
+    assert "1,500 cycles (one run: no spread to judge the noise)" in claim.measured
 
 
 def test_a_switch_cost_clear_of_zero_and_in_the_article_range_holds_without_pcid():
     recorder = context_switch_recorder((1500, 1200, 1800), (1400, 1100, 1700))
     without_pcid = claims.tlb_flush(claims.Figures(recorder), pcid=False, meltdown=None)
     assert without_pcid.verdict == claims.HOLDS
-    assert "1,450 cycles (1,100 cycles to 1,800 cycles)" in without_pcid.measured
+    assert "1,450 cycles (1,400 cycles to 1,500 cycles)" in without_pcid.measured  # the runs' spread
     # With PCID the cost is in the range but no flush happens: half the claim.
     assert claims.tlb_flush(claims.Figures(recorder), pcid=True, meltdown=None).verdict == claims.PARTLY
 
 
-def hybrid_recorder(lost: int, hybrid_pss: float, pool_pss: float = 20.0) -> Recorder:
+def hybrid_recorder(lost: int, hybrid_pss: float, pool_pss: float = 20.0, workers: int = 2) -> Recorder:
     recorder = Recorder()
-    recorder.add("crash", (50,), "hybrid", {"process_died": 0, "connections_lost": lost, "workers": 2})
+    recorder.add("crash", (50,), "hybrid", {"process_died": 0, "connections_lost": lost, "workers": workers})
     for model, pss in (("hybrid", hybrid_pss), ("pool", pool_pss), ("prefork", 64.0)):
         recorder.add("hold", (1000,), model, {"pss_per_connection_kib": pss})
     return recorder
@@ -147,6 +157,14 @@ def test_the_hybrid_claim_holds_for_one_workers_share_at_an_event_loops_memory()
     # More than one worker's share lost: the isolation was not there.
     assert claims.hybrid_tradeoff(claims.Figures(hybrid_recorder(50, 21.0)), 50).verdict == claims.DOES_NOT_HOLD
     assert claims.hybrid_tradeoff(claims.Figures(Recorder()), 50).verdict == claims.NOT_MEASURED
+
+
+def test_the_hybrid_claim_with_one_worker_is_not_measured():
+    # One worker's share is all 50 clients: losing every one of them would have "held".
+    assert claims.binomial_share_bound(50, 1) == 50
+    claim = claims.hybrid_tradeoff(claims.Figures(hybrid_recorder(50, 21.0, workers=1)), 50)
+    assert claim.verdict == claims.NOT_MEASURED and "cannot tell" in claim.why
+    assert claims.hybrid_tradeoff(claims.Figures(hybrid_recorder(27, 21.0, workers=2)), 50).verdict == claims.HOLDS
 
 
 def test_a_claim_without_its_figure_is_not_measured():
@@ -252,3 +270,43 @@ def test_a_flag_already_given_is_replaced_not_repeated():
     changed = with_flag(base, "--workers", "4")
     assert changed.count("--workers") == 1 and flag_value(changed, "--workers") == "4"
     assert with_flag(["--a", "1"], "--b", "2") == ["--a", "1", "--b", "2"]
+
+
+# -- the report is always written ---------------------------------------------------------------
+
+def conclude_with(tmp_path, monkeypatch, recorder: Recorder) -> int:
+    """run.conclude on a bench that measured what `recorder` holds, without gnuplot."""
+    monkeypatch.setattr(run.charts, "draw_all", lambda out_dir, recorder, plan: [])
+    plan = make_plan(True, 1000)
+    bench = scenarios.Bench(plan, tmp_path, tmp_path / "raw", tmp_path / "logs", None, {}, {}, None, total_steps=0)
+    bench.recorder = recorder
+    machine = run.machine_info.inspect_machine()
+    capacity = run.machine_info.connection_capacity(machine, plan.hold_connections)
+    return run.conclude(tmp_path, bench, machine, capacity, None, {}, datetime.datetime.now(datetime.timezone.utc), 1.0)
+
+
+def test_a_claim_or_a_section_that_raises_costs_neither_the_report_nor_results_json(tmp_path, monkeypatch):
+    def raises(*args):
+        raise ZeroDivisionError("float division by zero\nsecond line")
+
+    monkeypatch.setattr(claims, "switch_ratio", raises)
+    monkeypatch.setattr(run.report, "hold_section", raises)
+    status = conclude_with(tmp_path, monkeypatch, context_switch_recorder((1500, 1200, 1800)))
+    assert status == 1
+    results = json.loads((tmp_path / "results.json").read_text())
+    expected = ["claim switch_ratio: ZeroDivisionError: float division by zero",
+                'report section "10,000 connections": ZeroDivisionError: float division by zero']
+    assert results["failures"] == expected
+    verdicts = {c["key"]: c["verdict"] for c in results["claims"]}
+    assert verdicts["switch_ratio"] == claims.NOT_MEASURED and len(verdicts) == 11
+    report_text = (tmp_path / "report.md").read_text()
+    assert "## 10,000 connections\n\nNot rendered: ZeroDivisionError: float division by zero" in report_text
+    failures = report_text.split("## Failures", 1)[1]
+    assert all(f"- {failure}" in failures for failure in expected) and "second line" not in failures
+
+
+def test_a_run_in_which_nothing_failed_exits_0_with_every_claim(tmp_path, monkeypatch):
+    assert conclude_with(tmp_path, monkeypatch, Recorder()) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["failures"] == [] and len(results["claims"]) == 11
+    assert "## Failures" not in (tmp_path / "report.md").read_text()

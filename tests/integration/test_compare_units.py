@@ -2,7 +2,10 @@
 difference inside the noise is shown as such, and how the report reads the rmap probe and the
 kernel's CPU."""
 
-from compare import loadtools, machine, probes, slow_clients
+import math
+import statistics
+
+from compare import claims, loadtools, machine, probes, report, scenarios, slow_clients
 from compare.claims import impaired
 from compare.figures import Difference, Recorder, difference
 from compare.plan import make_plan
@@ -32,14 +35,37 @@ def test_a_difference_touching_zero_counts_as_noise_and_missing_parts_give_none(
     assert difference(1, None, 1, CYCLES) is None
 
 
-def test_the_recorder_spreads_a_difference_over_every_run():
+def test_the_noise_band_of_a_difference_is_the_spread_of_its_run_medians():
     recorder = Recorder()
     for median, low, high in ((100, 50, 150), (120, -20, 200), (90, 60, 110)):
         recorder.add("probe", ("context-switch",), "machine",
                      {"extra_cycles": median, "extra_cycles_low": low, "extra_cycles_high": high})
     gap = recorder.difference("probe", ("context-switch",), "machine", "extra_cycles", CYCLES)
-    assert (gap.median, gap.low, gap.high) == (100, -20, 200)
-    assert gap.within_noise is True
+    assert (gap.median, gap.low, gap.high) == (100, 90, 120)  # not -20 to 200: the samples' extremes
+    assert gap.within_noise is False
+
+
+def run_of_samples(median: float, samples: int) -> dict:
+    """One probe run's per-sample differences: `samples` values spread symmetrically around
+    `median`, wider the more samples were taken (as the extremes of a real sample grow)."""
+    half = samples // 2
+    values = [median + 40 * (i - half) / half * math.log(samples) for i in range(samples + 1)]
+    summary = {"samples": len(values), "median": statistics.median(values), "p90": max(values), "p99": max(values),
+               "min": min(values), "max": max(values)}
+    return probes.rmap_figures({"points": [{"tasks": 128, "process_ns_per_page": summary,
+                                            "thread_ns_per_page": summary,
+                                            "process_minus_thread_ns_per_page": summary}]})
+
+
+def test_the_noise_band_neither_shrinks_nor_widens_with_the_samples_per_run():
+    bands = []
+    for samples in (10, 1000):
+        recorder = Recorder()
+        for median in (300.0, 340.0, 320.0):
+            recorder.add("probe", ("rmap",), "machine", run_of_samples(median, samples))
+        gap = recorder.difference("probe", ("rmap",), "machine", "difference_ns_at_128", CYCLES)
+        bands.append((gap.median, gap.low, gap.high, gap.within_noise))
+    assert bands[0] == bands[1] == (320.0, 300.0, 340.0, False)
 
 
 def test_rmap_figures_are_read_per_count():
@@ -120,8 +146,128 @@ def test_each_model_gets_the_stated_capacity_and_timeouts():
     assert not make_plan(True, 1000).slow_undefended and make_plan(False, 10_000).slow_undefended
 
 
-def test_normal_clients_count_as_hurt_when_they_fail_or_lose_half_their_rate():
-    assert not impaired(10_000, 9_000, 0)
-    assert impaired(10_000, 4_000, 0)
-    assert impaired(10_000, 9_000, 1)
-    assert impaired(10_000, 0, 0)
+def slow_headers_recorder(changes: dict[str, tuple[float, list[float], list[float]]]) -> Recorder:
+    """The slow-headers experiment, defended, for each model: (before rate, its per-second rates,
+    the during window's per-second rates)."""
+    recorder = Recorder()
+    for model, (before_rps, before_seconds, during_seconds) in changes.items():
+        before = {"rps": before_rps, "per_second": before_seconds}
+        during = {"rps": sum(during_seconds) / len(during_seconds), "per_second": during_seconds}
+        change = slow_clients.rate_change(before, during)
+        recorder.add("slow_clients", ("slow_headers", "defended"), model,
+                     {"before_rps": before["rps"], "during_rps": during["rps"], "during_errors": 0,
+                      "during_change_rps": change["median"], "during_change_rps_low": change["low"],
+                      "during_change_rps_high": change["high"]})
+    return recorder
+
+
+def test_slow_connection_cost_calls_clients_hurt_only_beyond_the_noise_band():
+    starved = (10_000, [9_900, 10_100], [0, 0])
+    # A drop of 40 % but inside a noisy before window's per-second spread: not hurt.
+    noisy_drop = (10_000, [4_000, 16_000], [5_000, 7_000])
+    steady = (10_000, [9_900, 10_100], [9_800, 10_050])
+    recorder = slow_headers_recorder({"prefork": starved, "threads": starved, "pool": noisy_drop, "hybrid": steady})
+    claim = claims.slow_connection_cost(claims.Figures(recorder))
+    assert claim.verdict == claims.HOLDS, claim
+    assert "no difference within" in claim.measured.split("pool:")[1].split(";")[0]
+    # The same 40 % drop with a steady before window is beyond the noise: the pool was hurt.
+    clear_drop = (10_000, [9_900, 10_100], [5_000, 7_000])
+    recorder = slow_headers_recorder({"prefork": starved, "threads": starved, "pool": clear_drop, "hybrid": steady})
+    assert claims.slow_connection_cost(claims.Figures(recorder)).verdict == claims.PARTLY
+
+
+def test_impaired_needs_a_fall_beyond_the_noise():
+    assert impaired(difference(-5_000, -9_000, -1_000, str))
+    assert not impaired(difference(-5_000, -9_000, 1_000, str))
+    assert not impaired(difference(3_000, 1_000, 5_000, str))
+    assert not impaired(Difference(-5_000, -5_000, -5_000, None, "one run"))
+
+
+# -- a failed run is never a figure -----------------------------------------------------------
+
+def echolab_load_result(**overrides) -> dict:
+    """An echolab-load result as loadtools reads it: a clean 2 s closed loop of 100 connections."""
+    result = {"tool": "echolab-load", "requests": 40_000, "requests_per_second": 20_000.0, "duration_s": 2.0,
+              "connections": 100, "errors": {"total": 0}, "requests_unfinished": 100, "requests_unsent": 0,
+              "failure": None, "interrupted": False, "exit_status": 0}
+    return {**result, **overrides}
+
+
+def test_a_clean_run_and_one_request_in_flight_per_connection_are_no_failure():
+    assert loadtools.run_failure(echolab_load_result(), planned_s=2.0) is None
+    older_json = {k: v for k, v in echolab_load_result().items() if k not in ("requests_unsent", "failure")}
+    assert loadtools.run_failure(older_json, planned_s=2.0) is None
+
+
+def test_each_reason_a_load_run_fails_is_given():
+    reasons = {
+        "status": loadtools.run_failure(echolab_load_result(exit_status=2), 2.0),
+        "failure": loadtools.run_failure(echolab_load_result(failure="no request completed in 2.00 s", exit_status=1), 2.0),
+        "errors": loadtools.run_failure(echolab_load_result(errors={"total": 500}, exit_status=1), 2.0),
+        "unsent": loadtools.run_failure(echolab_load_result(requests_unsent=5_000), 2.0),
+        "early": loadtools.run_failure(echolab_load_result(duration_s=1.2), 2.0),
+        "wrk": loadtools.run_failure({"tool": "wrk", "requests": 1000, "errors": {"total": 40}, "exit_status": 0}, 2.0),
+    }
+    assert "exited with status 2" in reasons["status"]
+    assert "no request completed" in reasons["failure"]
+    assert "500 errors" in reasons["errors"] and "40 errors" in reasons["wrk"]
+    assert "5,100 requests unfinished or unsent" in reasons["unsent"]
+    assert "ended early: 1.20 s of the 2 s planned" in reasons["early"]
+
+
+def test_errors_within_tolerance_explain_echolab_loads_exit_status_and_are_findings_where_measured():
+    assert loadtools.run_failure(echolab_load_result(errors={"total": 3}, exit_status=1), 2.0) is None
+    starved = echolab_load_result(requests=0, errors={"total": 20}, exit_status=1,
+                                  failure="no request completed in 2.00 s", requests_unfinished=20, connections=20)
+    assert loadtools.run_failure(starved, 2.0) is not None
+    assert loadtools.run_failure(starved, 2.0, errors_are_findings=True) is None
+    # Older JSON names no failure: a window without a request exits 1 all the same.
+    older_starved = {k: v for k, v in starved.items() if k != "failure"} | {"errors": {"total": 0}}
+    assert loadtools.run_failure(older_starved, 2.0, errors_are_findings=True) is None
+    assert loadtools.run_failure(older_starved, 2.0) == "echolab-load judged the run failed: no request completed"
+
+
+def test_a_failed_run_is_kept_out_of_the_median_and_listed_with_its_reason(tmp_path):
+    plan = make_plan(True, 1000)
+    bench = scenarios.Bench(plan, tmp_path, tmp_path / "raw", tmp_path / "logs", None, {}, {}, None, total_steps=2)
+    key = ("closed_loop", ("echolab-load", 100), "pool")
+
+    def measure(result: dict) -> str:
+        bench.recorder.add(*key, scenarios.load_figures(bench.judged(key, result, plan.duration_s)))
+        return "ok"
+
+    bench.attempt(0, "closed loop", "pool", lambda: measure(echolab_load_result(requests_per_second=20_000.0)))
+    bench.attempt(0, "closed loop", "pool",
+                  lambda: measure(echolab_load_result(requests_per_second=90.0, exit_status=-9)))
+    rate = bench.recorder.figure(*key, "requests_per_second")
+    assert rate["runs"] == [20_000.0] and rate["attempts"] == 2
+    assert report.cell(rate) == "20,000 [1 of 2 runs]"
+    assert bench.recorder.failed(*key) == ["echolab-load exited with status -9"]
+    assert len(bench.failures) == 1 and "failed run" in bench.failures[0] and "status -9" in bench.failures[0]
+    assert bench.recorder.to_json()["closed_loop"][0]["failed_runs"] == ["echolab-load exited with status -9"]
+
+
+# -- the memory a scrape could not read whole -------------------------------------------------
+
+def test_a_memory_scrape_that_lasted_the_budget_is_partial_for_the_sampled_models_only():
+    assert scenarios.memory_partial("prefork", scenarios.SCRAPE_MEMORY_BUDGET_S)
+    assert not scenarios.memory_partial("prefork", 0.1)
+    assert not scenarios.memory_partial("threads", 2.0)  # reads its one process whole, no budget
+
+
+def test_the_hold_table_marks_each_partial_memory_figure_and_gives_the_scrape_in_ms():
+    plan = make_plan(True, 1000)
+    recorder = Recorder()
+    for model in scenarios.MODELS:
+        partial = 1 if model == "prefork" else 0
+        recorder.add("hold", (plan.hold_connections,), model,
+                     {"pss_per_connection_kib": 60.0, "processes": 1.0, "scrape_max_ms": 251.0 if partial else 12.0,
+                      "memory_scrape_ms": 251.0 if partial else 12.0, "memory_partial": partial})
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in report.hold_section(recorder, plan).splitlines()
+            if line.startswith("| ")}
+    assert rows["| **PSS per connection**"][0] == "60.0 KiB (partial)"
+    assert rows["| **PSS per connection**"][1] == "60.0 KiB"
+    assert rows["| processes"][0] == "1"  # not a memory figure: never partial
+    assert rows["| slowest /metrics scrape"][:2] == ["251 ms", "12 ms"]
+    assert "*partial*: the scrape the memory figures come from lasted the server's whole 250 ms" in \
+        report.hold_section(recorder, plan)
