@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/drivers/drained_read.hpp"
+#include "common/drivers/lingering.hpp"
 #include "common/drivers/perform_fault.hpp"
 #include "common/metrics/observer.hpp"
 
@@ -148,9 +149,8 @@ void AsyncConnection::on_write(const asio::error_code& error, std::size_t bytes)
   report_feed(metrics, session_.protocol(), pending_,
               std::chrono::duration<double>(now - batch_started_).count());
   if (session_.close_after_flush()) {
-    // Bytes pipelined behind a `Connection: close` request are never read: closing on them
-    // would reset the connection and could destroy the answer's tail (RFC 9112 §9.6).
-    const bool clean_close = pending_.error_statuses.empty() && !bytes_waiting();
+    const bool clean_close =
+        pending_.error_statuses.empty() && !close_could_reset_answer(socket_.native_handle());
     clean_close ? close() : linger(ReadInFlight::no);
   } else if (host_.stopping() && session_.idle() && !bytes_waiting()) {
     close();  // draining: nothing more was received, so nothing is left unanswered

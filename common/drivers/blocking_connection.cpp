@@ -14,6 +14,7 @@
 #include <optional>
 #include <utility>
 
+#include "common/drivers/lingering.hpp"
 #include "common/drivers/perform_fault.hpp"
 #include "common/posix/unique_fd.hpp"
 #include "common/protocol/session.hpp"
@@ -209,9 +210,7 @@ std::optional<ConnectionEnd> BlockingConnection::answer(const FeedResult& result
     return std::nullopt;
   }
   const bool asked_to_close = result.error_statuses.empty();
-  // Bytes pipelined behind a `Connection: close` request are never read: closing on them
-  // would reset the connection and could destroy the answer's tail (RFC 9112 §9.6).
-  if (!asked_to_close || bytes_waiting(socket_fd_)) {
+  if (!asked_to_close || close_could_reset_answer(socket_fd_)) {
     linger_close(socket_fd_, settings_.timeouts.linger, buffer_.get());
   }
   return asked_to_close ? ConnectionEnd::client_closed : ConnectionEnd::protocol_error;
