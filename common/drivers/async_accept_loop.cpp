@@ -2,8 +2,10 @@
 
 #include <sys/socket.h>
 
+#include <new>
 #include <utility>
 
+#include "common/drivers/drained_read.hpp"
 #include "common/posix/unique_fd.hpp"
 #include "common/server/shutdown_signals.hpp"
 
@@ -25,30 +27,50 @@ AsyncAcceptLoop::AsyncAcceptLoop(asio::io_context& io, int listen_fd, std::size_
                                  std::function<std::size_t()> open_connections,
                                  std::function<void(asio::ip::tcp::socket)> serve)
     : io_(io),
+      strand_(asio::make_strand(io)),
       acceptor_(io, protocol_of(listen_fd), listen_fd),
       retry_(io),
       host_(host),
       open_connections_(std::move(open_connections)),
       serve_(std::move(serve)),
-      policy_(max_connections) {}
-
-void AsyncAcceptLoop::start() {
-  acceptor_.async_accept([this](const asio::error_code& error, asio::ip::tcp::socket socket) {
-    on_accept(error, std::move(socket));
-  });
+      policy_(max_connections) {
+  enable_queue_reports(listen_fd);  // for every connection it accepts: a client's FIN is seen
 }
 
-void AsyncAcceptLoop::stop(const std::vector<std::shared_ptr<AsyncConnection>>& open) {
+void AsyncAcceptLoop::start() {
+  asio::dispatch(strand_, [this] { accept(); });
+}
+
+void AsyncAcceptLoop::accept() {
+  waiting_ = true;
+  acceptor_.async_accept(strand_,
+                         [this](const asio::error_code& error, asio::ip::tcp::socket socket) {
+                           waiting_ = false;
+                           on_accept(error, std::move(socket));
+                           end_if_stopped();
+                         });
+}
+
+void AsyncAcceptLoop::stop(const std::vector<std::shared_ptr<AsyncConnection>>& open,
+                           std::function<void()> ended) {
+  ended_ = std::move(ended);
   asio::error_code ignored;
   acceptor_.non_blocking(true, ignored);
   const auto protocol = acceptor_.local_endpoint(ignored).protocol();
   take_queued_connections(acceptor_.native_handle(), [&](UniqueFd client) {
-    serve_(asio::ip::tcp::socket(io_, protocol, client.release()));  // the socket owns it now
+    serve_or_drop(asio::ip::tcp::socket(io_, protocol, client.release()));  // it owns it now
   });
   acceptor_.close(ignored);
   retry_.cancel();
   for (const auto& connection : open) {
     connection->close_if_idle();
+  }
+  end_if_stopped();
+}
+
+void AsyncAcceptLoop::end_if_stopped() {
+  if (ended_ && !waiting_) {
+    std::exchange(ended_, nullptr)();
   }
 }
 
@@ -61,34 +83,53 @@ void AsyncAcceptLoop::on_accept(const asio::error_code& error, asio::ip::tcp::so
       return;
     }
     if (policy_.failed(error.value()) == AcceptFailure::retry) {
-      start();
+      accept();
     } else {
       pause_then_accept();
     }
     return;
   }
-  if (host_.stopping()) {
-    serve_(std::move(socket));
+  if (ended_) {
+    // Accepted by the kernel before the listener closed, after the queue was taken: as
+    // take_queued_connections() does, served if its request came, else closed (a clean FIN).
+    asio::error_code unknown;
+    if (socket.available(unknown) > 0) {
+      serve_or_drop(std::move(socket));
+    }
     return;
   }
-  if (policy_.admit(open_connections_())) {
-    serve_(std::move(socket));
+  if (host_.stopping() || policy_.admit(open_connections_())) {
+    serve_or_drop(std::move(socket));
   } else {
     asio::error_code ignored;
     socket.close(ignored);
     host_.metrics().connection_rejected();
   }
-  start();
+  accept();
+}
+
+// The connection's objects cannot be had: it is closed (the socket ends with the argument
+// `serve_` took it in), and the loop goes on. An exception that left this handler would leave
+// io_context::run() and end the whole server.
+void AsyncAcceptLoop::serve_or_drop(asio::ip::tcp::socket socket) {
+  try {
+    serve_(std::move(socket));
+  } catch (const std::bad_alloc&) {
+    host_.metrics().connection_rejected();
+  }
 }
 
 // Out of descriptors or memory: a pause, rather than a spin on a full table.
 void AsyncAcceptLoop::pause_then_accept() {
+  waiting_ = true;
   retry_.expires_after(kAcceptPause);
-  retry_.async_wait([this](const asio::error_code& cancelled) {
-    if (!cancelled) {
-      start();
+  retry_.async_wait(asio::bind_executor(strand_, [this](const asio::error_code& cancelled) {
+    waiting_ = false;
+    if (!cancelled && !ended_) {
+      accept();
     }
-  });
+    end_if_stopped();
+  }));
 }
 
 }  // namespace echolab

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/drivers/drained_read.hpp"
+#include "common/drivers/lingering.hpp"
 #include "common/drivers/perform_fault.hpp"
 #include "common/metrics/observer.hpp"
 
@@ -148,7 +149,9 @@ void AsyncConnection::on_write(const asio::error_code& error, std::size_t bytes)
   report_feed(metrics, session_.protocol(), pending_,
               std::chrono::duration<double>(now - batch_started_).count());
   if (session_.close_after_flush()) {
-    pending_.error_statuses.empty() ? close() : linger(ReadInFlight::no);
+    const bool clean_close =
+        pending_.error_statuses.empty() && !close_could_reset_answer(socket_.native_handle());
+    clean_close ? close() : linger(ReadInFlight::no);
   } else if (host_.stopping() && session_.idle() && !bytes_waiting()) {
     close();  // draining: nothing more was received, so nothing is left unanswered
   } else {
@@ -238,7 +241,8 @@ void AsyncConnection::time_out(TimeoutKind kind) {
   linger(ReadInFlight::yes);  // the timer fired while the read chain waited for the client
 }
 
-// After an error answer: the client may still be sending (a body over the limit). Closing
+// After an error answer, or an answer to close with bytes left unread: the client may still
+// be sending (a body over the limit, requests it pipelined). Closing
 // with unread bytes would reset the connection and could destroy the answer before the
 // client reads it, so the sending side is shut and what arrives is dropped until the client
 // closes or --linger-timeout passes (nginx's lingering close).
@@ -252,14 +256,19 @@ void AsyncConnection::linger(ReadInFlight read_in_flight) {
   }
 }
 
+// Only the read chain closes, through the end of stream it reads after shutdown(SHUT_RD): on
+// the shared io_context another thread may have taken a request off the socket already and
+// not yet this lock, and that request, unseen here, must still be answered (on_write() then
+// closes). A read still waiting takes any bytes queued before the end of stream.
 void AsyncConnection::close_if_idle() {
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     const std::lock_guard lock(self->mutex_);
     // Bytes already received are a request to answer: the pending read takes them, and
     // on_write() closes once nothing more is waiting.
-    if (!self->performing_fault_ && self->session_.idle() && self->session_.output().empty() &&
-        !self->bytes_waiting()) {
-      self->close();
+    if (!self->closed_ && !self->performing_fault_ && self->session_.idle() &&
+        self->session_.output().empty() && !self->bytes_waiting()) {
+      asio::error_code ignored;
+      self->socket_.shutdown(asio::ip::tcp::socket::shutdown_receive, ignored);
     }
   });
 }

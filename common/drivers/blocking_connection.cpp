@@ -14,6 +14,7 @@
 #include <optional>
 #include <utility>
 
+#include "common/drivers/lingering.hpp"
 #include "common/drivers/perform_fault.hpp"
 #include "common/posix/unique_fd.hpp"
 #include "common/protocol/session.hpp"
@@ -40,9 +41,10 @@ bool bytes_waiting(int socket_fd) {
   return poll(&fd, 1, 0) > 0;
 }
 
-// Drops what the client still sends after an error answer, for at most `linger`, so that
-// closing with unread bytes does not reset the connection before the client has read the
-// answer (nginx's lingering close). Half-closed first: the client sees the end of the answer.
+// Drops what the client still sends after an error answer (or bytes left unread behind an
+// answer to close), for at most `linger`, so that closing with unread bytes does not reset the
+// connection before the client has read the answer (nginx's lingering close). Half-closed
+// first: the client sees the end of the answer.
 void linger_close(int socket_fd, std::chrono::milliseconds linger, char* buffer) {
   shutdown(socket_fd, SHUT_WR);
   const Clock::time_point deadline = Clock::now() + linger;
@@ -207,11 +209,11 @@ std::optional<ConnectionEnd> BlockingConnection::answer(const FeedResult& result
   if (!session_.close_after_flush()) {
     return std::nullopt;
   }
-  if (result.error_statuses.empty()) {
-    return ConnectionEnd::client_closed;  // the request asked to close
+  const bool asked_to_close = result.error_statuses.empty();
+  if (!asked_to_close || close_could_reset_answer(socket_fd_)) {
+    linger_close(socket_fd_, settings_.timeouts.linger, buffer_.get());
   }
-  linger_close(socket_fd_, settings_.timeouts.linger, buffer_.get());
-  return ConnectionEnd::protocol_error;
+  return asked_to_close ? ConnectionEnd::client_closed : ConnectionEnd::protocol_error;
 }
 
 ConnectionEnd BlockingConnection::serve() {

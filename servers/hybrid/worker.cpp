@@ -84,7 +84,7 @@ void HybridWorker::wait_for_signal() {
                              // request's bytes off a socket (Asio reads speculatively when it
                              // starts one) must reach its Session before the shutdown looks
                              // for idle connections, or that request would look like none.
-                             asio::post(io_, [this] {
+                             asio::post(accept_loop_.strand(), [this] {
                                if (!stopping_) {
                                  shut_down();
                                }
@@ -108,21 +108,23 @@ void HybridWorker::serve(asio::ip::tcp::socket socket) {
 void HybridWorker::connection_ended(AsyncConnection* connection) {
   observer_.connection_closed();
   connections_.erase(connection);
-  if (stopping_ && connections_.empty()) {
+  if (accepting_ended_ && connections_.empty()) {
     io_.stop();
   }
 }
 
 // As the pool's: stop accepting, take the connections still queued on this worker's socket,
 // close the idle ones, let the requests in flight finish, and stop when the last connection
-// ends or --shutdown-timeout passes (the master kills a worker stuck in a handler past it).
+// ends after the last accept completed, or when --shutdown-timeout passes (the master kills a
+// worker stuck in a handler past it).
 void HybridWorker::shut_down() {
   stopping_ = true;
-  accept_loop_.stop(still_open(connections_));
-  if (connections_.empty()) {
-    io_.stop();
-    return;
-  }
+  accept_loop_.stop(still_open(connections_), [this] {
+    accepting_ended_ = true;
+    if (connections_.empty()) {
+      io_.stop();
+    }
+  });
   shutdown_deadline_.expires_after(options_.server.shutdown_timeout);
   shutdown_deadline_.async_wait([this](const asio::error_code& error) {
     if (!error) {

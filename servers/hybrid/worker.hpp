@@ -62,6 +62,7 @@ class HybridWorker final : public AsyncConnectionHost {
   asio::posix::stream_descriptor signals_;
   std::array<char, 128> signal_info_{};  // one signalfd_siginfo
   bool stopping_ = false;
+  bool accepting_ended_ = false;  // no accept left to complete
   // Every open connection, for the shutdown to reach them. One thread: no lock.
   OpenConnections connections_;
 };

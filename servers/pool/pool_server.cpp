@@ -90,7 +90,7 @@ void PoolServer::wait_for_shutdown_signal(int signal_fd) {
 // stop; then stops the io_contexts, which returns every thread that is between handlers.
 // False when a thread is still stuck in one after that.
 bool PoolServer::drain() {
-  asio::post(io_, [this] { shut_down(); });
+  asio::post(accept_loop_.strand(), [this] { shut_down(); });
   std::unique_lock lock(threads_mutex_);
   const auto all_returned = [this] { return running_threads_ == 0; };
   if (threads_returned_.wait_for(lock, options_.server.shutdown_timeout, all_returned)) {
@@ -158,14 +158,14 @@ void PoolServer::connection_ended(AsyncConnection* connection) {
   metrics_.connection_closed();
   const std::lock_guard lock(connections_mutex_);
   connections_.erase(connection);
-  if (stopping() && connections_.empty()) {
+  if (accepting_ended_ && connections_.empty()) {
     stop_all();
   }
 }
 
-// Take the connections still queued, stop accepting, close the idle ones, let requests in
-// flight finish, and stop the pool when the last connection ends (or, from drain(), when
-// --shutdown-timeout passes).
+// On the accept loop's strand. Take the connections still queued, stop accepting, close the
+// idle ones, let requests in flight finish, and stop the pool when the last connection ends
+// after the last accept completed (or, from drain(), when --shutdown-timeout passes).
 void PoolServer::shut_down() {
   stopping_ = true;
   std::vector<std::shared_ptr<AsyncConnection>> open;
@@ -174,11 +174,13 @@ void PoolServer::shut_down() {
     log_event("shutdown", {{"phase", "draining"}, {"connections", connections_.size()}});
     open = still_open(connections_);
   }
-  accept_loop_.stop(open);
-  const std::lock_guard lock(connections_mutex_);
-  if (connections_.empty()) {
-    stop_all();
-  }
+  accept_loop_.stop(open, [this] {
+    const std::lock_guard lock(connections_mutex_);
+    accepting_ended_ = true;
+    if (connections_.empty()) {
+      stop_all();
+    }
+  });
 }
 
 }  // namespace echolab

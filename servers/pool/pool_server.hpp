@@ -64,6 +64,7 @@ class PoolServer final : public AsyncConnectionHost {
   std::mutex connections_mutex_;
   // Every open connection, for the shutdown to reach them; guarded by connections_mutex_.
   OpenConnections connections_;
+  bool accepting_ended_ = false;  // no accept left to complete; connections_mutex_
 };
 
 }  // namespace echolab
