@@ -9,6 +9,7 @@ from .claims import Claim
 from .figures import Recorder
 from .guard import guarded, one_line
 from .machine import Capacity, Machine
+from .models import BY_NAME
 from .peer_hook import Peers
 from .plan import Plan
 from .probes import rmap_counts
@@ -74,6 +75,23 @@ def _ratio_figure(numerator: dict | None, denominator: dict | None, scale: float
 
 # -- sections ---------------------------------------------------------------------------------
 
+def capacity_table(capacity: Capacity) -> str:
+    """What each model alone could hold here, from its per-connection costs, and why."""
+    rows = []
+    for name, allowed in capacity.per_model.items():
+        model = BY_NAME[name]
+        costs = [f"{model.descriptors_per_connection} descriptor{'s' if model.descriptors_per_connection > 1 else ''} in one process"
+                 if model.descriptors_per_connection
+                 else "a descriptor in a process of its own",
+                 f"{model.tasks_per_connection} {'process' if model.kind == 'processes' else 'thread'}"
+                 if model.tasks_per_connection else "no task",
+                 f"at most {model.memory_bound_bytes >> 10} KiB"]
+        rows.append([name, ", ".join(costs), f"{allowed.connections:,}", allowed.binding_limit])
+    return ("Connections each model could hold here (echolab-load's own descriptor and port per "
+            "connection included); every model holds the same number, the smallest:\n\n"
+            + table(["model", "costs per connection", "could hold", "limit that binds"], rows))
+
+
 def machine_section(machine: Machine, capacity: Capacity, plan: Plan, servers: dict[str, list[str]]) -> str:
     ports = machine.ephemeral_ports
     rows = [
@@ -92,6 +110,7 @@ def machine_section(machine: Machine, capacity: Capacity, plan: Plan, servers: d
         ["net.core.somaxconn / tcp_tw_reuse", f"{machine.somaxconn} / {machine.tcp_tw_reuse}"],
     ]
     text = "## Machine and limits\n\n" + table(["", "this machine"], rows) + "\n\n"
+    text += capacity_table(capacity) + "\n\n"
     if capacity.reasons:
         text += (f"**Scaled down:** the {plan.hold_wanted:,}-connection hold becomes "
                  f"{plan.hold_connections:,} connections, because:\n\n")
