@@ -8,11 +8,17 @@ import subprocess
 from pathlib import Path
 
 from .figures import Recorder
+from .models import BY_NAME
 from .plan import Plan
 from .scenarios import MODELS
 
-COLORS = {"prefork": "#d95f02", "threads": "#1b9e77", "pool": "#7570b3"}
 OTHER_COLORS = ("#4477aa", "#ccbb44", "#aa3377", "#66ccee")
+
+
+def colour(series: str, index: int = 0) -> str:
+    """A model's own colour (compare/models.py); a peer or a variant gets one of OTHER_COLORS."""
+    model = BY_NAME.get(series)
+    return model.colour if model else OTHER_COLORS[index % len(OTHER_COLORS)]
 
 
 def gnuplot_available() -> str | None:
@@ -37,7 +43,7 @@ def _clustered(data: Path, png: Path, title: str, ylabel: str, series: list[str]
     """A gnuplot script for clustered bars: one cluster per data row, one bar per series, each
     bar labelled with its value."""
     count = len(series)
-    colors = [COLORS.get(s, OTHER_COLORS[i % len(OTHER_COLORS)]) for i, s in enumerate(series)]
+    colors = [colour(s, i) for i, s in enumerate(series)]
     plots = []
     for i, color in enumerate(colors):
         column = i + 2

@@ -19,11 +19,12 @@ from pathlib import Path
 from . import charts, claims, loadtools, peer_hook, probes, processes, report, scenarios, slow_clients
 from . import machine as machine_info
 from .guard import guarded
+from .models import REGISTRY
 from .plan import Plan, make_plan
 from .servers import MODELS, Server, settings_for
 
 REPO = Path(__file__).resolve().parents[1]
-BINARIES = ("echolab-prefork", "echolab-threads", "echolab-pool", "echolab-hybrid", "echolab-load", "echolab-probe")
+BINARIES = (*(model.binary for model in REGISTRY), "echolab-load", "echolab-probe")
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
