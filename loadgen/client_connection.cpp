@@ -39,6 +39,7 @@ void ClientConnection::close(Clock::time_point run_end) {
   } else if (state_ == State::open) {
     on_open_at_end(run_end);
   }
+  on_end(run_end);
   drop_socket();
   state_ = State::stopped;
 }

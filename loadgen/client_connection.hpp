@@ -45,6 +45,8 @@ class ClientConnection {
   virtual void check_open_timeout(Clock::time_point now) = 0;
   // The run ended while the connection was open.
   virtual void on_open_at_end(Clock::time_point run_end) = 0;
+  // The run ended, whatever the connection was doing (open, connecting, or waiting to).
+  virtual void on_end(Clock::time_point /*run_end*/) {}
 
   // Wraps a member function as a handler that does nothing once the socket it was started
   // on is gone or the run is over.

@@ -30,11 +30,12 @@ void LoadConnection::open(Clock::time_point now) {
   } else if (options.mode() == LoopMode::hold) {
     schedule_ = OpenLoopSchedule(now, options.interval);
   }
+  scheduled_ = options.mode() != LoopMode::closed;
   connect();
 }
 
 void LoadConnection::on_open() {
-  outstanding_ = 0;
+  set_outstanding(0);
   checker_->restart();
   receive();
   const LoadOptions& options = context_.plan.options;
@@ -69,7 +70,7 @@ void LoadConnection::send_batch(Clock::time_point latency_origin) {
   ++next_request_;
   latency_origin_ = latency_origin;
   sent_at_ = Clock::now();
-  outstanding_ = context_.plan.requests.requests_per_batch;
+  set_outstanding(context_.plan.requests.requests_per_batch);
   context_.stats.bytes_sent += batch.size();
   // Requests are small: one non-blocking send nearly always takes the whole batch, which
   // saves a trip through the event loop. Only a full socket buffer goes the async way.
@@ -187,7 +188,7 @@ void LoadConnection::count_replies(std::size_t replies, Clock::time_point now) {
   }
   stats.requests += replies;
   context_.live.count_replies(replies, latency);
-  outstanding_ -= replies;
+  set_outstanding(outstanding_ - replies);
   made_progress();
 }
 
@@ -202,6 +203,15 @@ void LoadConnection::after_replies(bool server_closes) {
   }
 }
 
+void LoadConnection::set_outstanding(std::size_t requests) {
+  if (requests >= outstanding_) {
+    LiveCounters::add(context_.live.outstanding, requests - outstanding_);
+  } else {
+    LiveCounters::subtract(context_.live.outstanding, outstanding_ - requests);
+  }
+  outstanding_ = requests;
+}
+
 void LoadConnection::check_open_timeout(Clock::time_point now) {
   if (outstanding_ > 0 && now - sent_at_ > context_.plan.options.timeout) {
     fail(ErrorKind::timeout, "no reply within " + milliseconds_text(context_.plan.options.timeout));
@@ -210,6 +220,18 @@ void LoadConnection::check_open_timeout(Clock::time_point now) {
 
 void LoadConnection::on_open_at_end(Clock::time_point /*run_end*/) {
   context_.stats.requests_unfinished += outstanding_;
+}
+
+void LoadConnection::on_end(Clock::time_point run_end) {
+  if (!scheduled_) {
+    return;  // the closed loop owes nothing on a schedule; nor does a connection not yet opened
+  }
+  // Every request before next_request_ was sent (a connection that falls behind sends the
+  // late ones at once, never skips them). A request sent a moment past `run_end`, before
+  // the thread saw the end, is due too.
+  const std::uint64_t due = std::max(schedule_.due_by(run_end), next_request_);
+  context_.stats.requests_due += due;
+  context_.stats.requests_unsent += due - next_request_;
 }
 
 }  // namespace echolab::load

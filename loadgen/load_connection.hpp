@@ -27,6 +27,7 @@ class LoadConnection final : public ClientConnection {
   void on_open() override;
   void check_open_timeout(Clock::time_point now) override;
   void on_open_at_end(Clock::time_point run_end) override;
+  void on_end(Clock::time_point run_end) override;
 
   void send_when_due();
   void on_send_time(const asio::error_code& error);
@@ -39,6 +40,8 @@ class LoadConnection final : public ClientConnection {
   void handle_end_of_stream(Clock::time_point now);
   void count_replies(std::size_t replies, Clock::time_point now);
   void after_replies(bool server_closes);
+  // Keeps the thread's live count of outstanding requests in step with this connection's.
+  void set_outstanding(std::size_t requests);
 
   std::size_t index_;
   std::unique_ptr<ReplyChecker> checker_;
@@ -48,6 +51,7 @@ class LoadConnection final : public ClientConnection {
   Clock::time_point sent_at_;
   Clock::time_point latency_origin_;  // the intended send time of the outstanding batch
   OpenLoopSchedule schedule_;
+  bool scheduled_ = false;  // open loop and hold, once open() has set the schedule
   std::uint64_t next_request_ = 0;
 };
 

@@ -238,6 +238,18 @@ void add_options(CLI::App& app, LoadOptions& options, WordOptions& words,
   add_duration(app, "--timeout", options.timeout,
                "A request or connect without an answer in this time counts as a timeout error")
       ->default_str("10s");
+  add_duration(app, "--stall-threshold", options.stall_threshold,
+               "A stall: no reply for this long while requests are outstanding; reported, and "
+               "it fails the run")
+      ->default_str("1s");
+  app.add_option_function<double>(
+         "--unsent-tolerance",
+         [&options](double percent) { options.unsent_tolerance = percent / 100.0; },
+         "Open loop and hold: the percentage of the requests due that may stay unsent at the "
+         "end (the connection still waiting on a reply) before the run fails")
+      ->check(CLI::Range(0.0, 100.0))
+      ->type_name("PERCENT")
+      ->default_str("1");
   app.add_flag("--new-connection-per-request", options.new_connection_per_request,
                "Connection churn: reconnect for every request (latency then includes connect)");
   app.add_option("--max-response-bytes", options.max_response_bytes,
@@ -336,6 +348,9 @@ std::optional<std::string> conflict_in(const CLI::App& app, const LoadOptions& o
   }
   if (options.timeout.count() <= 0) {
     return "--timeout must be more than 0";
+  }
+  if (options.stall_threshold < std::chrono::milliseconds(1)) {
+    return "--stall-threshold must be at least 1ms";
   }
   if (options.shard_connections() == 0) {
     return "--shard " + options.shard.to_string() + " has no connection: -c " +

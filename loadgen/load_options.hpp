@@ -56,6 +56,12 @@ struct LoadOptions {
   std::size_t pipeline = 1;
   std::optional<double> rate;  // requests per second over all connections
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);
+  // A server that leaves every outstanding request unanswered this long has stalled: the
+  // run reports it and fails, whatever --timeout says.
+  std::chrono::nanoseconds stall_threshold = std::chrono::seconds(1);
+  // The share of the requests the schedule made due (open loop and hold) that may stay
+  // unsent at the end before the run fails: a fraction, 0.01 for 1 %.
+  double unsent_tolerance = 0.01;
   bool new_connection_per_request = false;
   // A reply longer than this (status line, headers and body) is cut: a broken or hostile
   // server must not make a connection read forever. Room for the servers' 1 MiB echo.

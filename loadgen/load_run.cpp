@@ -21,6 +21,7 @@
 #include "loadgen/load_worker.hpp"
 #include "loadgen/resource_limits.hpp"
 #include "loadgen/run_report.hpp"
+#include "loadgen/stall_watch.hpp"
 
 namespace echolab::load {
 namespace {
@@ -49,7 +50,8 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
 // Owns the threads for the length of a run and prints the progress line once a second.
 class LoadRun {
  public:
-  LoadRun(RunPlan plan, LoadMetricsEndpoint* metrics) : plan_(std::move(plan)), metrics_(metrics) {}
+  LoadRun(RunPlan plan, LoadMetricsEndpoint* metrics)
+      : plan_(std::move(plan)), metrics_(metrics), stall_watch_(plan_.options.stall_threshold) {}
 
   RunReport execute() {
     wait_for_start();
@@ -67,6 +69,7 @@ class LoadRun {
     }
     watch_until_done();
     const auto stopped = Clock::now();
+    stall_watch_.finish(stopped - plan_.start);
     window_end_ = WallClock::now();
     for (auto& worker : workers_) {
       worker->stop(stopped);
@@ -120,6 +123,7 @@ class LoadRun {
     asio::io_context io(1);
     asio::steady_timer end_of_run(io, plan_.start + plan_.options.run_time());
     asio::steady_timer progress(io);
+    asio::steady_timer stall_look(io);
     asio::signal_set signals(io, SIGINT, SIGTERM);
     // The last progress tick may be queued already when the run ends, so cancelling the
     // timer is not enough: the tick checks `finished_` too.
@@ -127,6 +131,7 @@ class LoadRun {
       finished_ = true;
       signals.cancel();
       progress.cancel();
+      stall_look.cancel();
     });
     signals.async_wait([&](const asio::error_code& error, int) {
       if (!error) {
@@ -134,12 +139,37 @@ class LoadRun {
         finished_ = true;
         end_of_run.cancel();
         progress.cancel();
+        stall_look.cancel();
       }
     });
     if (!plan_.options.quiet) {
       tick(progress, 1);
     }
+    look_for_stalls(stall_look);
     io.run();
+  }
+
+  // Answers are good replies and replies found bad: a server that answers wrongly has not
+  // stalled (its errors fail the run anyway).
+  void look_for_stalls(asio::steady_timer& timer) {
+    std::uint64_t answers = 0;
+    std::uint64_t outstanding = 0;
+    for (const auto& worker : workers_) {
+      const LiveCounters& live = worker->live();
+      answers += live.requests.load(std::memory_order_relaxed) +
+                 live.errors_by_kind[static_cast<std::size_t>(ErrorKind::bad_reply)].load(
+                     std::memory_order_relaxed) +
+                 live.errors_by_kind[static_cast<std::size_t>(ErrorKind::oversized_reply)].load(
+                     std::memory_order_relaxed);
+      outstanding += live.outstanding.load(std::memory_order_relaxed);
+    }
+    stall_watch_.observe(Clock::now() - plan_.start, answers, outstanding);
+    timer.expires_after(StallWatch::period_for(plan_.options.stall_threshold));
+    timer.async_wait([this, &timer](const asio::error_code& error) {
+      if (!error && !finished_) {
+        look_for_stalls(timer);
+      }
+    });
   }
 
   void tick(asio::steady_timer& progress, int second) {
@@ -165,8 +195,12 @@ class LoadRun {
     }
     std::ostringstream line;
     line << '[' << std::setw(4) << second << "s] " << std::setw(7) << gauge_.open() << " open  "
-         << std::setw(9) << requests - last_requests_ << " req/s  " << errors << " errors" << phase
-         << '\n';
+         << std::setw(9) << requests - last_requests_ << " req/s  " << errors << " errors" << phase;
+    if (const auto silent = stall_watch_.ongoing()) {
+      line << std::fixed << std::setprecision(1) << "  stalled "
+           << std::chrono::duration<double>(*silent).count() << 's';
+    }
+    line << '\n';
     std::cerr << line.str();  // one write, so that a line is never split
     last_requests_ = requests;
   }
@@ -184,11 +218,13 @@ class LoadRun {
     result.interrupted = interrupted_;
     result.window_start = window_start_;
     result.window_end = window_end_;
+    result.stalls = stall_watch_.stalls();
     return result;
   }
 
   RunPlan plan_;
   LoadMetricsEndpoint* metrics_;  // null without --metrics-listen
+  StallWatch stall_watch_;        // read and written by the watching thread only
   ConnectionGauge gauge_;
   std::vector<std::unique_ptr<LoadWorker>> workers_;
   std::vector<std::thread> threads_;

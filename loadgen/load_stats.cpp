@@ -77,6 +77,8 @@ void LoadStats::merge(const LoadStats& other) {
   connect_ns.merge(other.connect_ns);
   hold_latency_ns.merge(other.hold_latency_ns);
   requests_unfinished += other.requests_unfinished;
+  requests_due += other.requests_due;
+  requests_unsent += other.requests_unsent;
   unfinished_connect_ns.insert(unfinished_connect_ns.end(), other.unfinished_connect_ns.begin(),
                                other.unfinished_connect_ns.end());
   attack.merge(other.attack);

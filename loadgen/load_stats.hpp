@@ -62,6 +62,10 @@ struct LoadStats {
   LatencyHistogram connect_ns;
   LatencyHistogram hold_latency_ns;       // requests due during the hold phase only
   std::uint64_t requests_unfinished = 0;  // sent, their replies still owed at the end
+  // Open loop and hold: the requests the schedule made due by the end (or sent, if more), and
+  // those of them never sent because their connection was still waiting on a reply.
+  std::uint64_t requests_due = 0;
+  std::uint64_t requests_unsent = 0;
   // How long each connect still in flight at the end had been waiting; they become
   // connect_unfinished errors once every thread's connect times are known.
   std::vector<std::uint64_t> unfinished_connect_ns;

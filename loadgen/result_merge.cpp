@@ -142,9 +142,12 @@ void read_options(const FieldReader& read, LoadOptions& options) {
   options.payload_bytes = read.count("payload_bytes");
   options.rate = read.optional_number("rate");
   options.ramp = from_seconds(read.number("ramp_s"));
+  const auto planned = from_seconds(read.number("duration_planned_s"));
   if (mode == "hold") {
-    options.hold = from_seconds(read.number("hold.duration_s"));
+    options.hold = planned - options.ramp;
     options.interval = from_seconds(read.number("interval_s"));
+  } else {
+    options.duration = planned;
   }
   if (options.mode() != (mode == "open"   ? LoopMode::open
                          : mode == "hold" ? LoopMode::hold
@@ -152,6 +155,8 @@ void read_options(const FieldReader& read, LoadOptions& options) {
     read.refuse("mode", "is " + mode + ", which its \"rate\" contradicts");
   }
   options.timeout = from_seconds(read.number("timeout_s"));
+  options.stall_threshold = from_seconds(read.number("stall_threshold_s"));
+  options.unsent_tolerance = read.number("unsent_tolerance");
   options.new_connection_per_request = read.flag("new_connection_per_request");
   if (const auto limit = read.optional_number("max_response_bytes")) {
     options.max_response_bytes = static_cast<std::size_t>(*limit);
@@ -165,6 +170,10 @@ void read_stats(const FieldReader& read, RunReport& report) {
   stats.bytes_sent = read.count("bytes_sent");
   stats.connects = read.count("connects");
   stats.requests_unfinished = read.count("requests_unfinished");
+  stats.requests_unsent = read.count("requests_unsent");
+  if (!read.at("requests_due").is_null()) {
+    stats.requests_due = read.count("requests_due");
+  }
   const Json& first_errors = read.at("first_errors");
   for (const ErrorKind kind : kErrorKinds) {
     const std::string name(to_string(kind));
@@ -181,6 +190,24 @@ void read_stats(const FieldReader& read, RunReport& report) {
   }
   if (stats.latency_ns.count() != stats.requests) {
     read.refuse("histograms.latency_ns.count", "differs from \"requests\"");
+  }
+}
+
+void read_stalls(const FieldReader& read, const std::string& file, RunReport& report) {
+  const Json& stalls = read.at("stalls");
+  if (!stalls.is_array()) {
+    read.refuse("stalls", "is not an array");
+  }
+  for (std::size_t i = 0; i < stalls.size(); ++i) {
+    const std::string path = "stalls." + std::to_string(i);
+    if (!stalls[i].is_object()) {
+      read.refuse(path, "is not an object");
+    }
+    const FieldReader stall(file, stalls[i]);
+    report.stalls.push_back({.start = from_seconds(stall.number("start_s")),
+                             .length = from_seconds(stall.number("length_s"))});
+    // A stall of a result that was itself merged keeps the file it was first seen in.
+    report.stall_files.push_back(stalls[i].contains("file") ? stall.text("file") : file);
   }
 }
 
@@ -209,7 +236,12 @@ constexpr std::array kMustAgree = {"target",
                                    "payload_bytes",
                                    "pipeline",
                                    "new_connection_per_request",
-                                   "max_response_bytes"};
+                                   "max_response_bytes",
+                                   "timeout_s",
+                                   "interval_s",
+                                   "duration_planned_s",
+                                   "stall_threshold_s",
+                                   "unsent_tolerance"};
 
 void check_agreement(const LoadedResult& first, const LoadedResult& other) {
   for (const char* field : kMustAgree) {
@@ -222,6 +254,48 @@ void check_agreement(const LoadedResult& first, const LoadedResult& other) {
     throw MergeRefused(other.file + ": field \"histograms.layout\" is " +
                        shown(other.json["histograms"]["layout"]) + ", " + first.file + "'s is " +
                        shown(first.json["histograms"]["layout"]));
+  }
+}
+
+// The same file twice, or two files with the same result, would count every request twice.
+void check_no_duplicate(const std::vector<LoadedResult>& results) {
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (results[i].json == results[j].json) {
+        throw MergeRefused(results[i].file + ": the same result as " + results[j].file +
+                           " (a file given twice counts its requests twice)");
+      }
+    }
+  }
+}
+
+// Shards 1..N of one run, each once: a missing one would pass for the whole run.
+void check_shard_set_complete(const std::vector<LoadedResult>& results) {
+  const LoadedResult& first = results.front();
+  for (const LoadedResult& result : results) {
+    if (result.shard.has_value() != first.shard.has_value()) {
+      const LoadedResult& whole = result.shard ? first : result;
+      const LoadedResult& shard = result.shard ? result : first;
+      throw MergeRefused(
+          result.file + ": field \"shard\" is " +
+          (result.shard ? result.shard->to_string() : std::string("null")) + ", " + first.file +
+          "'s is " + (first.shard ? first.shard->to_string() : std::string("null")) + ": shards (" +
+          shard.file + ") and whole runs (" + whole.file + ") do not mix");
+    }
+  }
+  if (!first.shard) {
+    return;
+  }
+  for (std::size_t index = 1; index <= first.shard->count; ++index) {
+    const bool present = std::any_of(results.begin(), results.end(), [index](const auto& result) {
+      return result.shard->index == index;
+    });
+    if (!present) {
+      throw MergeRefused("shard " + std::to_string(index) + "/" +
+                         std::to_string(first.shard->count) +
+                         " is missing: " + std::to_string(results.size()) + " of " +
+                         std::to_string(first.shard->count) + " shards given");
+    }
   }
 }
 
@@ -248,6 +322,33 @@ void check_shards(const std::vector<LoadedResult>& results) {
                            ": the same shard twice");
       }
     }
+  }
+}
+
+// Every file's stalls, moved to the merged window's time (each file counts from its own
+// start), earliest first, each with the file it was seen in.
+void merge_stalls(const std::vector<LoadedResult>& results, RunReport& merged) {
+  struct Seen {
+    Stall stall;
+    std::string file;
+  };
+  std::vector<Seen> seen;
+  for (const LoadedResult& result : results) {
+    const auto offset = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        result.report.window_start - merged.window_start);
+    for (std::size_t i = 0; i < result.report.stalls.size(); ++i) {
+      const Stall& stall = result.report.stalls[i];
+      seen.push_back(
+          {{.start = stall.start + offset, .length = stall.length}, result.report.stall_files[i]});
+    }
+  }
+  std::stable_sort(seen.begin(), seen.end(),
+                   [](const Seen& a, const Seen& b) { return a.stall.start < b.stall.start; });
+  merged.stalls.clear();
+  merged.stall_files.clear();
+  for (const Seen& one : seen) {
+    merged.stalls.push_back(one.stall);
+    merged.stall_files.push_back(one.file);
   }
 }
 
@@ -299,6 +400,7 @@ LoadedResult read_result(const std::string& file, const std::string& text) {
   result.report.duration_s = read.number("duration_s");
   result.report.connections_open_peak = read.count("connections_open_peak");
   result.report.interrupted = read.flag("interrupted");
+  read_stalls(read, file, result.report);
   return result;
 }
 
@@ -309,7 +411,9 @@ RunReport merge_results(const std::vector<LoadedResult>& results) {
   for (const LoadedResult& other : results) {
     check_agreement(results.front(), other);
   }
+  check_no_duplicate(results);
   check_shards(results);
+  check_shard_set_complete(results);
   RunReport merged = results.front().report;
   merged.merged_from = {part_of(results.front())};
   for (std::size_t i = 1; i < results.size(); ++i) {
@@ -330,6 +434,7 @@ RunReport merge_results(const std::vector<LoadedResult>& results) {
   }
   merged.duration_s =
       std::chrono::duration<double>(merged.window_end - merged.window_start).count();
+  merge_stalls(results, merged);
   return merged;
 }
 
@@ -368,17 +473,20 @@ int run_merge(const std::vector<std::string>& arguments) {
   if (output.empty()) {
     write_json(std::cout, merged);
     write_summary(std::cerr, merged);
-    return 0;
+  } else {
+    std::ofstream out(output);
+    write_json(out, merged);
+    out.close();
+    if (!out) {
+      std::cerr << "echolab-load merge: cannot write --output " << output << '\n';
+      return 2;
+    }
+    write_summary(std::cout, merged);
   }
-  std::ofstream out(output);
-  write_json(out, merged);
-  out.close();
-  if (!out) {
-    std::cerr << "echolab-load merge: cannot write --output " << output << '\n';
-    return 2;
+  if (const auto failure = merged.failure()) {
+    std::cerr << "echolab-load merge: the merged run failed: " << *failure << '\n';
   }
-  write_summary(std::cout, merged);
-  return 0;
+  return merged.exit_status();
 }
 
 }  // namespace echolab::load

@@ -34,12 +34,15 @@ struct LoadedResult {
 // Throws MergeRefused when `text` is not an echolab-load result with histograms.
 LoadedResult read_result(const std::string& file, const std::string& text);
 
-// Throws MergeRefused when two results measured different things: target, protocol, mode,
-// method, path, payload, pipeline, histogram layout, or the same shard twice.
+// Throws MergeRefused when two results measured different things (target, protocol, mode,
+// method, path, payload, pipeline, timeout, interval, planned duration, stall threshold,
+// unsent tolerance, histogram layout), when a result is given twice, or when shards 1..N of
+// one run are not all there exactly once.
 RunReport merge_results(const std::vector<LoadedResult>& results);
 
 // The `merge` subcommand; `arguments` follow the word "merge". Exit status 0 when the
-// merged result was written, 2 for a usage error or results that cannot be merged.
+// merged result was written and the merged run did not fail, 1 when it was written but the
+// run failed (as a single run's), 2 for a usage error or results that cannot be merged.
 int run_merge(const std::vector<std::string>& arguments);
 
 }  // namespace echolab::load

@@ -94,6 +94,24 @@ Json merged_from_json(const RunReport& report) {
   return parts;
 }
 
+// Seconds to the microsecond.
+double rounded_seconds(std::chrono::nanoseconds time) {
+  return std::round(seconds(time) * 1e6) / 1e6;
+}
+
+Json stalls_json(const RunReport& report) {
+  Json stalls = Json::array();
+  for (std::size_t i = 0; i < report.stalls.size(); ++i) {
+    Json stall = {{"start_s", rounded_seconds(report.stalls[i].start)},
+                  {"length_s", rounded_seconds(report.stalls[i].length)}};
+    if (i < report.stall_files.size()) {
+      stall["file"] = report.stall_files[i];
+    }
+    stalls.push_back(std::move(stall));
+  }
+  return stalls;
+}
+
 Json to_json(const LatencyHistogram& histogram) {
   Json json = {{"count", histogram.count()},
                {"min", microseconds(histogram.min())},
@@ -164,6 +182,9 @@ void add_options(Json& json, const LoadOptions& options) {
   json["ramp_s"] = seconds(options.ramp);
   json["interval_s"] = options.hold ? Json(seconds(options.interval)) : Json(nullptr);
   json["timeout_s"] = seconds(options.timeout);
+  json["stall_threshold_s"] = seconds(options.stall_threshold);
+  json["unsent_tolerance"] = options.unsent_tolerance;
+  json["duration_planned_s"] = seconds(options.run_time());
   json["new_connection_per_request"] = options.new_connection_per_request;
   json["max_response_bytes"] = http && options.attack() == AttackMode::none
                                    ? Json(std::uint64_t{options.max_response_bytes})
@@ -192,6 +213,18 @@ std::string human_time(double nanoseconds) {
 
 std::string human_bytes(std::uint64_t bytes) {
   return formatted("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+}
+
+// "2 reset, 1 timeout": the kinds that occurred, in their order.
+std::string errors_by_kind(const LoadStats& stats) {
+  std::string text;
+  for (const ErrorKind kind : kErrorKinds) {
+    if (const auto count = stats.error_count(kind); count > 0) {
+      text.append(text.empty() ? "" : ", ").append(std::to_string(count)).append(" ");
+      text.append(to_string(kind));
+    }
+  }
+  return text;
 }
 
 void write_histogram_line(std::ostream& out, const char* label, const LatencyHistogram& h) {
@@ -235,6 +268,28 @@ void write_window_lines(std::ostream& out, const RunReport& report) {
         << (part.shard ? "shard " + part.shard->to_string() + ", " : std::string())
         << part.connections << " connections, " << part.requests << " requests, "
         << iso8601_utc(part.window_start) << " to " << iso8601_utc(part.window_end) << '\n';
+  }
+}
+
+// Open loop and hold: what the schedule owed; and, in any mode, the stalls.
+void write_schedule_lines(std::ostream& out, const RunReport& report) {
+  const LoadStats& stats = report.stats;
+  if (report.options.attack() == AttackMode::none && report.options.mode() != LoopMode::closed) {
+    out << formatted("  unsent       %llu of %llu requests due (tolerance %g %%)\n",
+                     static_cast<unsigned long long>(stats.requests_unsent),
+                     static_cast<unsigned long long>(stats.requests_due),
+                     100.0 * report.options.unsent_tolerance);
+  }
+  if (report.stalls.empty()) {
+    return;
+  }
+  out << "  stalls       " << report.stalls.size() << " (no answer for "
+      << milliseconds_text(report.options.stall_threshold) << " or more)\n";
+  for (std::size_t i = 0; i < report.stalls.size(); ++i) {
+    out << formatted("    from %.2f s for %.2f s", seconds(report.stalls[i].start),
+                     seconds(report.stalls[i].length))
+        << (i < report.stall_files.size() ? " (" + report.stall_files[i] + ")" : std::string())
+        << '\n';
   }
 }
 
@@ -284,12 +339,16 @@ double RunReport::requests_per_second() const {
   return duration_s > 0 ? static_cast<double>(stats.requests) / duration_s : 0.0;
 }
 
-std::optional<std::string> RunReport::failure() const {
+namespace {
+
+// No request completed (no connection opened, for an attack): the run measured nothing.
+std::optional<std::string> nothing_measured(const RunReport& report) {
+  const LoadStats& stats = report.stats;
   std::string why;
-  if (options.attack() == AttackMode::none && stats.requests == 0) {
-    why = formatted("no request completed in %.2f s: ", duration_s);
-  } else if (options.attack() != AttackMode::none && stats.connects == 0) {
-    why = formatted("no connection opened in %.2f s: ", duration_s);
+  if (report.options.attack() == AttackMode::none && stats.requests == 0) {
+    why = formatted("no request completed in %.2f s: ", report.duration_s);
+  } else if (report.options.attack() != AttackMode::none && stats.connects == 0) {
+    why = formatted("no connection opened in %.2f s: ", report.duration_s);
   } else {
     return std::nullopt;
   }
@@ -301,17 +360,65 @@ std::optional<std::string> RunReport::failure() const {
   if (stats.total_errors() == 0) {
     return why + ", no error counted";
   }
-  const char* separator = ", errors: ";
-  for (const ErrorKind kind : kErrorKinds) {
-    if (const auto count = stats.error_count(kind); count > 0) {
-      why.append(separator).append(std::to_string(count)).append(" ").append(to_string(kind));
-      separator = ", ";
-    }
-  }
-  return why;
+  return why + ", errors: " + errors_by_kind(stats);
 }
 
-int RunReport::exit_status() const { return stats.total_errors() == 0 && !failure() ? 0 : 1; }
+std::optional<std::string> unsent_beyond_tolerance(const RunReport& report) {
+  const LoadStats& stats = report.stats;
+  const double allowed = report.options.unsent_tolerance * static_cast<double>(stats.requests_due);
+  if (static_cast<double>(stats.requests_unsent) <= allowed) {
+    return std::nullopt;
+  }
+  return formatted(
+      "%llu of %llu requests due were never sent (%.2f %%, over --unsent-tolerance "
+      "%g %%)",
+      static_cast<unsigned long long>(stats.requests_unsent),
+      static_cast<unsigned long long>(stats.requests_due),
+      100.0 * static_cast<double>(stats.requests_unsent) / static_cast<double>(stats.requests_due),
+      100.0 * report.options.unsent_tolerance);
+}
+
+std::optional<std::string> stalled(const RunReport& report) {
+  if (report.stalls.empty()) {
+    return std::nullopt;
+  }
+  const Stall& longest =
+      *std::max_element(report.stalls.begin(), report.stalls.end(),
+                        [](const Stall& a, const Stall& b) { return a.length < b.length; });
+  return formatted(
+      "%zu stall%s (no answer while requests waited, %s or more), the longest "
+      "%.2f s from %.2f s",
+      report.stalls.size(), report.stalls.size() == 1 ? "" : "s",
+      milliseconds_text(report.options.stall_threshold).c_str(), seconds(longest.length),
+      seconds(longest.start));
+}
+
+}  // namespace
+
+std::optional<std::string> RunReport::failure() const {
+  std::vector<std::string> reasons;
+  if (auto why = nothing_measured(*this)) {
+    reasons.push_back(std::move(*why));
+  } else if (stats.total_errors() > 0) {
+    reasons.push_back(std::to_string(stats.total_errors()) +
+                      " errors counted: " + errors_by_kind(stats));
+  }
+  for (auto why : {unsent_beyond_tolerance(*this), stalled(*this)}) {
+    if (why) {
+      reasons.push_back(std::move(*why));
+    }
+  }
+  if (reasons.empty()) {
+    return std::nullopt;
+  }
+  std::string line = reasons.front();
+  for (std::size_t i = 1; i < reasons.size(); ++i) {
+    line.append("; ").append(reasons[i]);
+  }
+  return line;
+}
+
+int RunReport::exit_status() const { return failure() ? 1 : 0; }
 
 void write_json(std::ostream& out, const RunReport& report) {
   const LoadStats& stats = report.stats;
@@ -327,6 +434,13 @@ void write_json(std::ostream& out, const RunReport& report) {
   json["connections_open_peak"] = report.connections_open_peak;
   json["interrupted"] = report.interrupted;
   json["requests_unfinished"] = stats.requests_unfinished;
+  const bool scheduled =
+      report.options.attack() == AttackMode::none && report.options.mode() != LoopMode::closed;
+  json["requests_due"] = scheduled ? Json(stats.requests_due) : Json(nullptr);
+  json["requests_unsent"] = stats.requests_unsent;
+  json["stalls"] = stalls_json(report);
+  const auto failure = report.failure();
+  json["failure"] = failure ? Json(*failure) : Json(nullptr);
   json["latency_us"] = to_json(stats.latency_ns);
   json["connect_us"] = to_json(stats.connect_ns);
   json["hold"] = report.options.hold ? Json{{"duration_s", std::round(report.hold_s * 1e6) / 1e6},
@@ -371,6 +485,7 @@ void write_summary(std::ostream& out, const RunReport& report) {
   if (report.options.attack() != AttackMode::none) {
     write_attack_lines(out, stats);
   }
+  write_schedule_lines(out, report);
   if (stats.total_errors() == 0) {
     out << "  errors       none\n";
     return;

@@ -11,6 +11,7 @@
 
 #include "loadgen/load_options.hpp"
 #include "loadgen/load_stats.hpp"
+#include "loadgen/stall_watch.hpp"
 #include "loadgen/start_time.hpp"
 
 namespace echolab::load {
@@ -36,12 +37,16 @@ struct RunReport {
   WallClock::time_point window_start{};
   WallClock::time_point window_end{};
   std::vector<MergedPart> merged_from;  // empty unless merged by `echolab-load merge`
+  std::vector<Stall> stalls;
+  // For a merged result: the file each stall of `stalls` was seen in, in the same order.
+  std::vector<std::string> stall_files;
 
   [[nodiscard]] double requests_per_second() const;
-  // Why the run measured nothing, in one line: no request completed (or, for an attack, no
-  // connection opened), with what happened instead. Nothing when it measured something.
+  // Why the run failed, in one line: no request completed (or, for an attack, no connection
+  // opened), errors counted, more requests unsent than --unsent-tolerance allows, stalls.
+  // Nothing when it measured something and none of these happened.
   [[nodiscard]] std::optional<std::string> failure() const;
-  // 0 when the run measured something without a single error counted, 1 otherwise.
+  // 0 when the run did not fail, 1 when it did.
   [[nodiscard]] int exit_status() const;
 };
 

@@ -27,6 +27,23 @@ Clock::time_point OpenLoopSchedule::due(std::uint64_t request) const {
   return start_ + std::chrono::nanoseconds(std::llround(static_cast<double>(request) * period_ns_));
 }
 
+std::uint64_t OpenLoopSchedule::due_by(Clock::time_point end) const {
+  if (end < start_ || period_ns_ <= 0) {
+    return 0;
+  }
+  // The division gives the count to within one request; due() decides the edge exactly, with
+  // the same rounding the sender uses.
+  auto count =
+      static_cast<std::uint64_t>(static_cast<double>((end - start_).count()) / period_ns_) + 1;
+  while (due(count) <= end) {
+    ++count;
+  }
+  while (count > 0 && due(count - 1) > end) {
+    --count;
+  }
+  return count;
+}
+
 std::chrono::nanoseconds ramp_offset(std::size_t index, std::size_t count,
                                      std::chrono::nanoseconds ramp) {
   if (count == 0 || ramp.count() <= 0) {

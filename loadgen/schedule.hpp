@@ -36,6 +36,8 @@ class OpenLoopSchedule {
                                          std::size_t connections, std::size_t index);
 
   [[nodiscard]] Clock::time_point due(std::uint64_t request) const;
+  // How many requests fell due at or before `end`: those the run owed by then.
+  [[nodiscard]] std::uint64_t due_by(Clock::time_point end) const;
 
   [[nodiscard]] Clock::time_point start() const { return start_; }
   [[nodiscard]] double period_ns() const { return period_ns_; }

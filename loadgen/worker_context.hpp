@@ -41,6 +41,8 @@ struct alignas(64) LiveCounters {
   std::array<std::atomic<std::uint64_t>, metrics::kRequestDurationBuckets.size() + 1>
       latency_buckets{};
   std::atomic<std::uint64_t> latency_sum_ns{0};
+  // Requests sent whose replies are owed: the stall watch counts time only while some are.
+  std::atomic<std::uint64_t> outstanding{0};
 
   void count_replies(std::uint64_t replies, std::uint64_t latency_ns) {
     add(requests, replies);
@@ -56,6 +58,9 @@ struct alignas(64) LiveCounters {
   // The owner is the only writer, so a plain load and store is enough (no locked add).
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t amount) {
     counter.store(counter.load(std::memory_order_relaxed) + amount, std::memory_order_relaxed);
+  }
+  static void subtract(std::atomic<std::uint64_t>& counter, std::uint64_t amount) {
+    counter.store(counter.load(std::memory_order_relaxed) - amount, std::memory_order_relaxed);
   }
 };
 

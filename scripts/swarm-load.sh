@@ -46,7 +46,8 @@ echo "== $replicas replicas of echolab-load $ECHOLAB_LOAD_ARGS $ECHOLAB_LOAD_TAR
   "starting at $(date -u -d "@$start_at" +%FT%TZ)" >&2
 stack_deploy >/dev/null
 
-# Every task ends: Complete, or Failed (echolab-load exits 1 when it counted errors).
+# Every task ends: Complete, or Failed (echolab-load exits 1 when its run failed); which of
+# the two is checked after the results are in.
 deadline=$((SECONDS + start_delay + $(seconds_of "$duration") + linger_s + ${LOAD_TIMEOUT_SLACK:-60}))
 every_task_ended() {
   local ended
@@ -60,6 +61,7 @@ wait_for_tasks "$deadline" 1 "$ECHOLAB_LOAD_SERVICE" \
 rm -rf "$results"
 mkdir -p "$results"
 shards=()
+failed=()  # the shards whose task did not complete: "2/3 (failed)"
 for task in $(docker service ps -q --no-trunc "$ECHOLAB_LOAD_SERVICE"); do
   slot=$(docker inspect --format '{{.Slot}}' "$task")
   file="$results/shard-$slot.json"
@@ -74,10 +76,24 @@ for task in $(docker service ps -q --no-trunc "$ECHOLAB_LOAD_SERVICE"); do
     exit 1
   fi
   shards+=("/results/shard-$slot.json")
+  state=$(docker inspect --format '{{.Status.State}}' "$task")
+  if [[ "$state" != complete ]]; then
+    failed+=("$slot/$replicas ($state)")
+  fi
 done
 docker service rm "$ECHOLAB_LOAD_SERVICE" >/dev/null
 
-# The merge runs in the image, so that it needs nothing built on this machine.
+# The merge runs in the image, so that it needs nothing built on this machine. It exits 1
+# when the merged run failed, 2 when it refused the shards.
+merge_status=0
 docker run --rm --user "$(id -u)" -v "$results:/results" echolab:latest \
-  echolab-load merge "${shards[@]}" --output /results/merged.json
+  echolab-load merge "${shards[@]}" --output /results/merged.json || merge_status=$?
 echo "swarm-load: the shards and merged.json are in $results" >&2
+if ((${#failed[@]} > 0)); then
+  echo "swarm-load: ${#failed[@]} of $replicas shards failed: ${failed[*]}" >&2
+  exit 1
+fi
+if ((merge_status != 0)); then
+  echo "swarm-load: echolab-load merge exited $merge_status" >&2
+  exit "$merge_status"
+fi

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <sstream>
@@ -175,6 +176,113 @@ TEST(ResultMerge, RefusesResultsOfDifferentRuns) {
   expect_pair_refused([](auto& json) { json["pipeline"] = 16; }, "\"pipeline\"");
   expect_pair_refused([](auto& json) { json["shard"]["index"] = 1; }, "\"shard.index\"");
   expect_pair_refused([](auto& json) { json["shard"]["count"] = 3; }, "\"shard\"");
+}
+
+TEST(ResultMerge, RefusesShardsWithOtherSettings) {
+  expect_pair_refused([](auto& json) { json["timeout_s"] = 2.0; }, "\"timeout_s\"");
+  expect_pair_refused([](auto& json) { json["duration_planned_s"] = 20.0; },
+                      "\"duration_planned_s\"");
+  expect_pair_refused([](auto& json) { json["interval_s"] = 0.5; }, "\"interval_s\"");
+  expect_pair_refused([](auto& json) { json["stall_threshold_s"] = 0.1; }, "\"stall_threshold_s\"");
+  expect_pair_refused([](auto& json) { json["unsent_tolerance"] = 0.5; }, "\"unsent_tolerance\"");
+}
+
+TEST(ResultMerge, RefusesTheSameResultTwice) {
+  const auto first = json_of(shard_report(1, {1000, 2000}, kStart, kStart + 1s));
+  expect_refused(
+      [&] {
+        merge_results({read_result("a.json", first), read_result("copy.json", first)});
+      },
+      "copy.json", "the same result as a.json");
+  // The same whole run twice: no shard to tell them apart, still refused.
+  auto whole = json_value_of(shard_report(1, {1000}, kStart, kStart + 1s));
+  whole["shard"] = nullptr;
+  expect_refused(
+      [&] {
+        merge_results({read_result("a.json", whole.dump()), read_result("a.json", whole.dump())});
+      },
+      "a.json", "the same result");
+}
+
+TEST(ResultMerge, RefusesAnIncompleteSetOfShards) {
+  auto third = [](std::size_t index) {
+    auto json = json_value_of(shard_report(index, {1000 * index}, kStart, kStart + 1s));
+    json["shard"]["count"] = 3;
+    return json.dump();
+  };
+  expect_refused(
+      [&] {
+        merge_results({read_result("a.json", third(1)), read_result("c.json", third(3))});
+      },
+      "shard 2/3", "missing");
+  expect_refused([&] { merge_results({read_result("b.json", third(2))}); }, "shard 1/3", "missing");
+  auto whole = json_value_of(shard_report(1, {1000}, kStart, kStart + 1s));
+  whole["shard"] = nullptr;
+  expect_refused(
+      [&] {
+        merge_results({read_result("a.json", third(1)), read_result("w.json", whole.dump())});
+      },
+      "w.json", "do not mix");
+}
+
+TEST(ResultMerge, SumsUnsentAndTakesEveryStallOnTheMergedWindow) {
+  RunReport first = shard_report(1, {1000}, kStart, kStart + 10s);
+  RunReport second = shard_report(2, {2000}, kStart + 2s, kStart + 10s);
+  first.stats.requests_unsent = 3;
+  second.stats.requests_unsent = 4;
+  first.stalls = {{.start = 5s, .length = 1s}};
+  second.stalls = {{.start = 1s, .length = 2s}};
+  const auto merged = merge_results(
+      {read_result("a.json", json_of(first)), read_result("b.json", json_of(second))});
+  EXPECT_EQ(merged.stats.requests_unsent, 7U);
+  ASSERT_EQ(merged.stalls.size(), 2U);
+  // b.json started 2 s after the merged window: its stall at 1 s is at 3 s of the window.
+  EXPECT_EQ(merged.stalls[0].start, 3s);
+  EXPECT_EQ(merged.stalls[0].length, 2s);
+  EXPECT_EQ(merged.stall_files[0], "b.json");
+  EXPECT_EQ(merged.stalls[1].start, 5s);
+  EXPECT_EQ(merged.stall_files[1], "a.json");
+  EXPECT_EQ(merged.exit_status(), 1);
+  const auto json = nlohmann::ordered_json::parse(json_of(merged));
+  EXPECT_EQ(json["stalls"][0]["file"], "b.json");
+  EXPECT_EQ(json["requests_unsent"], 7);
+}
+
+// Writes `report` as a result file in the test's temporary directory.
+std::string result_file(const std::string& name, const RunReport& report) {
+  const std::string path = testing::TempDir() + name;
+  std::ofstream(path) << json_of(report);
+  return path;
+}
+
+TEST(ResultMerge, TheCommandExits1WhenTheMergedRunFailed) {
+  const auto clean_a = result_file("clean-a.json", shard_report(1, {1000}, kStart, kStart + 1s));
+  const auto clean_b = result_file("clean-b.json", shard_report(2, {1000}, kStart, kStart + 1s));
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(run_merge({clean_a, clean_b}), 0);
+  testing::internal::GetCapturedStdout();
+  testing::internal::GetCapturedStderr();
+
+  RunReport failed = shard_report(2, {}, kStart, kStart + 1s);
+  failed.stats.count_error(ErrorKind::reset, "closed");
+  const auto failed_b = result_file("failed-b.json", failed);
+  const auto output = testing::TempDir() + "merged.json";
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  const int status = run_merge({clean_a, failed_b, "--output", output});
+  testing::internal::GetCapturedStdout();
+  const std::string message = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(message.find("1 errors counted: 1 reset"), std::string::npos) << message;
+  std::ifstream written(output);
+  const auto merged = nlohmann::ordered_json::parse(written);
+  EXPECT_EQ(merged["failure"], "1 errors counted: 1 reset");
+
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(run_merge({clean_a, clean_a}), 2);
+  const std::string twice = testing::internal::GetCapturedStderr();
+  EXPECT_NE(twice.find("the same result as"), std::string::npos) << twice;
 }
 
 TEST(ResultMerge, RefusesAnotherHistogramLayout) {

@@ -146,6 +146,80 @@ TEST(RunReport, ARunWithoutACompletedRequestFailsAndSaysWhy) {
   EXPECT_EQ(report.exit_status(), 1);
 }
 
+TEST(RunReport, ErrorsFailTheRunAndSayWhichKinds) {
+  RunReport report = sample_report();
+  report.stats.count_error(ErrorKind::reset, "closed");
+  report.stats.count_error(ErrorKind::reset, "closed");
+  report.stats.count_error(ErrorKind::timeout, "no reply");
+  EXPECT_EQ(report.failure(), "3 errors counted: 2 reset, 1 timeout");
+  EXPECT_EQ(report.exit_status(), 1);
+}
+
+// An open-loop run that owed 1,000 requests.
+RunReport open_loop_report(std::uint64_t unsent) {
+  RunReport report = sample_report();
+  report.options.rate = 500.0;
+  report.stats.requests_due = 1'000;
+  report.stats.requests = 1'000 - unsent;
+  report.stats.requests_unsent = unsent;
+  return report;
+}
+
+TEST(RunReport, UnsentRequestsFailTheRunBeyondTheTolerance) {
+  RunReport report = open_loop_report(10);  // 1 %: the default tolerance, not beyond it
+  EXPECT_EQ(report.failure(), std::nullopt);
+  report = open_loop_report(11);
+  EXPECT_EQ(report.failure(),
+            "11 of 1000 requests due were never sent (1.10 %, over --unsent-tolerance 1 %)");
+  EXPECT_EQ(report.exit_status(), 1);
+  report.options.unsent_tolerance = 0.05;
+  EXPECT_EQ(report.failure(), std::nullopt);
+  report.options.unsent_tolerance = 0.0;
+  report.stats.requests_unsent = 1;
+  EXPECT_NE(report.failure(), std::nullopt);
+
+  const auto json = nlohmann::json::parse(json_of(open_loop_report(11)));
+  EXPECT_EQ(json["requests_due"], 1000);
+  EXPECT_EQ(json["requests_unsent"], 11);
+  EXPECT_EQ(json["unsent_tolerance"], 0.01);
+  EXPECT_EQ(json["failure"], open_loop_report(11).failure());
+  std::ostringstream summary;
+  write_summary(summary, open_loop_report(11));
+  EXPECT_NE(summary.str().find("unsent       11 of 1000 requests due"), std::string::npos)
+      << summary.str();
+}
+
+TEST(RunReport, AStallFailsTheRunAndIsReportedWithItsStartAndLength) {
+  using namespace std::chrono_literals;
+  RunReport report = sample_report();
+  report.stalls = {{.start = 1'250ms, .length = 1'500ms}, {.start = 5s, .length = 2'750ms}};
+  EXPECT_EQ(report.failure(),
+            "2 stalls (no answer while requests waited, 1000 ms or more), the longest 2.75 s "
+            "from 5.00 s");
+  EXPECT_EQ(report.exit_status(), 1);
+  const auto json = nlohmann::json::parse(json_of(report));
+  ASSERT_EQ(json["stalls"].size(), 2U);
+  EXPECT_EQ(json["stalls"][0]["start_s"], 1.25);
+  EXPECT_EQ(json["stalls"][0]["length_s"], 1.5);
+  EXPECT_EQ(json["stall_threshold_s"], 1.0);
+  std::ostringstream summary;
+  write_summary(summary, report);
+  EXPECT_NE(summary.str().find("from 5.00 s for 2.75 s"), std::string::npos) << summary.str();
+
+  // Every reason is in the one line, errors first.
+  report.stats.count_error(ErrorKind::timeout, "no reply");
+  EXPECT_EQ(report.failure()->rfind("1 errors counted: 1 timeout; 2 stalls", 0), 0U)
+      << *report.failure();
+}
+
+TEST(RunReport, ACleanRunHasNoFailureNoStallAndNothingUnsent) {
+  const auto json = nlohmann::json::parse(json_of(sample_report()));
+  EXPECT_TRUE(json["failure"].is_null());
+  EXPECT_EQ(json["stalls"], nlohmann::json::array());
+  EXPECT_EQ(json["requests_unsent"], 0);
+  EXPECT_TRUE(json["requests_due"].is_null());  // the closed loop owes nothing on a schedule
+}
+
 RunReport attack_report() {
   RunReport report;
   report.options.target = parse_target("127.0.0.1:8082");

@@ -20,6 +20,19 @@ TEST(OpenLoopSchedule, RequestKIsDueKPeriodsAfterTheStart) {
   EXPECT_EQ(schedule.due(250), kStart + 2'500ms);
 }
 
+TEST(OpenLoopSchedule, CountsTheRequestsDueByAMoment) {
+  const OpenLoopSchedule schedule(kStart, 10ms);
+  EXPECT_EQ(schedule.due_by(kStart - 1ns), 0U);
+  EXPECT_EQ(schedule.due_by(kStart), 1U);  // request 0 is due at the start
+  EXPECT_EQ(schedule.due_by(kStart + 10ms - 1ns), 1U);
+  EXPECT_EQ(schedule.due_by(kStart + 10ms), 2U);
+  EXPECT_EQ(schedule.due_by(kStart + 2'500ms), 251U);
+  // The edge is the sender's own rounding: request 3 of a 1/3 s period is due at 1 s exactly.
+  const auto thirds = OpenLoopSchedule::for_connection(kStart, 3.0, 1, 0);
+  EXPECT_EQ(thirds.due_by(kStart + 1s - 1ns), 3U);
+  EXPECT_EQ(thirds.due_by(kStart + 1s), 4U);
+}
+
 TEST(OpenLoopSchedule, DoesNotDriftWhenThePeriodIsNotWholeNanoseconds) {
   // Three requests per second: 333,333,333.3 ns apart.
   const auto schedule = OpenLoopSchedule::for_connection(kStart, 3.0, 1, 0);
