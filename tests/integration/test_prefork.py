@@ -6,6 +6,7 @@ prefork too in test_servers.py. Each test starts the server it needs and stops i
 
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import time
 import pytest
 
 from harness import LOOPBACK, Server, process_table, run
-from test_metrics import eventually, scrape, spawned_children
+from test_metrics import eventually, scrape, spawned_children, wait_until_read
 from test_servers import GREETING, recv_http_response
 
 # A small pool, so that the numbers these tests check are exact.
@@ -237,6 +238,46 @@ def test_graceful_shutdown_under_load_finishes_the_request_in_flight():
             load.wait(timeout=30)
         assert group_processes(server) == {}
         assert "event=shutdown phase=done" in server.log()
+
+
+def refused_or_answered(port: int, hung: float) -> str:
+    """A new client during the drain: "refused" at connect, else "answered" (or "closed",
+    a reset in the instant the port stops listening). A client left waiting for the deadline
+    raises socket.timeout after `hung` seconds."""
+    try:
+        conn = socket.create_connection((LOOPBACK, port), timeout=hung)
+    except ConnectionRefusedError:
+        return "refused"
+    with conn:
+        try:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = recv_http_response(conn)
+        except (ConnectionResetError, BrokenPipeError):
+            return "closed"
+        return "answered" if reply.endswith(GREETING) else "closed"
+
+
+def test_the_port_refuses_new_connections_while_a_busy_child_drains():
+    """Every child lets go of the listening socket as the drain starts, the busy one too: a
+    new client is refused (or answered by a child still taking the queue), never left to wait
+    for the busy child or the deadline's reset."""
+    sleep_s = 60  # the busy child's request outlasts any stall of the machine
+    with Server("prefork", *SMALL, "--fault-injection", "--shutdown-timeout", f"{sleep_s + 30}s") as server:
+        request = f"GET /sleep?ms={sleep_s * 1000} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        with socket.create_connection((LOOPBACK, server.port), timeout=5) as busy:
+            busy.sendall(request)
+            wait_until_read(server, len(request))
+            server.process.send_signal(signal.SIGTERM)
+            server.wait_for_log("phase=draining")
+            outcomes = []
+            while "refused" not in outcomes and len(outcomes) < 200:
+                outcomes.append(refused_or_answered(server.port, hung=15))
+                time.sleep(0.05)
+            assert outcomes[-1] == "refused", outcomes
+            assert not select.select([busy], [], [], 0)[0], "the busy child's request was cut"
+            server.process.send_signal(signal.SIGTERM)  # a second one skips the wait
+            assert server.process.wait(timeout=30) == 0
+        assert re.search(r"event=shutdown phase=done \S+ killed=1", server.log()), server.log()
 
 
 def test_shutdown_timeout_kills_what_is_still_running_and_exits_0():
