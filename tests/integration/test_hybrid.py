@@ -9,11 +9,13 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from harness import BIN_DIR, LOOPBACK, Server, run
+from harness import BIN_DIR, LOG_DIR, LOOPBACK, Server, free_port, run
 from test_metrics import eventually, metrics_pid, promtool_check, scrape
 from test_prefork import children
 from test_servers import GREETING, recv_http_response
@@ -123,6 +125,40 @@ def test_sigterm_answers_the_request_in_flight_and_every_process_exits():
         assert len(processes) == 3
         busy.close()
         idle.close()
+
+
+def test_a_stop_sent_while_the_workers_start_is_not_lost():
+    """SIGTERM to the master before its workers are ready stops it as any graceful stop does.
+    strace holds each process in its first signalfd() (a worker's, before it can be ready) for
+    a few seconds, so the stop lands in the start, however fast the machine."""
+    port, metrics_port = free_port(), free_port()
+    log_path = LOG_DIR / f"hybrid-starting-{port}.log"
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        tracer = subprocess.Popen(["strace", "-f", "-o", "/dev/null", "-e", "trace=signalfd4",
+                                   "-e", "inject=signalfd4:delay_enter=3000000",
+                                   str(BIN_DIR / "echolab-hybrid"), "--workers", "2",
+                                   "--listen", f"{LOOPBACK}:{port}",
+                                   "--metrics-listen", f"{LOOPBACK}:{metrics_port}"],
+                                  stdout=log, stderr=log, start_new_session=True)
+    try:
+        # Logged by the metrics process, forked after the master blocked its signals.
+        deadline = time.monotonic() + 60  # only "it hung"
+        while "event=metrics_started" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        text = log_path.read_text()
+        assert "event=metrics_started" in text and "event=start " not in text, text
+        master = int(Path(f"/proc/{tracer.pid}/task/{tracer.pid}/children").read_text().split()[0])
+        os.kill(master, signal.SIGTERM)
+        assert tracer.wait(timeout=60) == 0  # strace exits with its tracee's status
+    finally:
+        if tracer.poll() is None:
+            os.killpg(tracer.pid, signal.SIGKILL)
+            tracer.wait()
+    text = log_path.read_text()
+    assert "event=start " not in text, text  # it never reported ready
+    assert "phase=draining signal=TERM" in text, text
+    assert re.search(r"event=shutdown phase=done duration_ms=\d+ killed=0 crashes=0", text), text
 
 
 def test_a_worker_stuck_past_the_shutdown_timeout_is_killed_and_the_master_exits_0():
