@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -388,6 +389,14 @@ def prometheus_api(port: int, path: str, **query: str) -> dict:
     return answer["data"]
 
 
+def prometheus_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/-/ready", timeout=5) as response:
+            return response.status == 200
+    except urllib.error.HTTPError:  # 503 while it starts
+        return False
+
+
 def test_a_real_prometheus_scrapes_every_server():
     servers = [Server(model, *SMALL[model]) for model in MODELS]
     prometheus = None
@@ -406,6 +415,8 @@ def test_a_real_prometheus_scrapes_every_server():
                  f"--web.listen-address={LOOPBACK}:{port}", "--log.level=warn"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             wait_for_port(port, timeout=20, process=prometheus)
+            # Its port listens before its storage is open; until then the API answers 503.
+            assert eventually(lambda: prometheus_ready(port), bool, timeout=60), "never ready"
             loads = [ab_load(server, seconds=20, concurrency=2) for server in servers]
             try:
                 def rates():
