@@ -49,6 +49,10 @@ class Supervisor {
   Drained drain(int signal_number, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds poll);
 
+  // Waits up to `tick` for a signal and handles it (SIGCHLD reaps, SIGHUP is logged); returns
+  // SIGTERM or SIGINT when one asks for the shutdown, else 0.
+  int next_shutdown_signal(std::chrono::milliseconds tick);
+
   // Every child that has exited, without blocking: the metrics process is started again
   // (unless the shutdown began), any other child goes to the model's on_child_exit().
   void reap();
@@ -71,8 +75,6 @@ class Supervisor {
   void on_exit(pid_t pid, int status);
   void on_metrics_process_exit(int status);
 
-  // SIGTERM or SIGINT when one asks for the shutdown, else 0 (after handling any other).
-  int next_shutdown_signal(std::chrono::milliseconds tick);
   std::size_t wait_for_workers(std::chrono::steady_clock::time_point deadline,
                                std::chrono::milliseconds poll);
   void kill_workers_left();

@@ -69,7 +69,11 @@ int Master::run() {
       return 1;
     }
   }
-  if (!wait_until_ready(kStartTimeout)) {
+  const Started started = wait_until_ready(kStartTimeout);
+  if (started.stop_signal != 0) {
+    return shut_down(started.stop_signal);  // asked to stop while starting: a graceful stop
+  }
+  if (!started.ready) {
     log_error("fatal", {{"error", "the workers did not start"}});
     shut_down(SIGTERM);
     return 1;
@@ -119,24 +123,25 @@ bool Master::spawn(std::size_t slot) {
   return true;
 }
 
-bool Master::wait_until_ready(std::chrono::milliseconds timeout) {
+// Takes every signal as supervise() does: a SIGTERM or SIGINT that comes while the workers
+// start is the operator's stop, and dropping it would leave a server running that was told to go.
+Master::Started Master::wait_until_ready(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     record_spawn_times();
     const bool all_ready = std::all_of(workers_.begin(), workers_.end(),
                                        [](const Worker& worker) { return worker.spawn_recorded; });
     if (all_ready) {
-      return true;
+      return {.ready = true};
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      return false;
+      return {};
     }
-    // A worker that fails at once is reaped here: SIGCHLD is the one signal taken.
-    if (wait_for_signal(std::chrono::milliseconds(5)) == SIGCHLD) {
-      reap();
-      if (live_workers_ < workers_.size()) {
-        return false;
-      }
+    if (const int stop = next_shutdown_signal(std::chrono::milliseconds(5)); stop != 0) {
+      return {.stop_signal = stop};
+    }
+    if (live_workers_ < workers_.size()) {
+      return {};  // a worker failed at once, and was reaped
     }
   }
 }

@@ -39,7 +39,11 @@ class Master final : public Supervisor {
   void launch_metrics_process() override;
   [[nodiscard]] int listener_for(std::size_t slot) const;
   bool spawn(std::size_t slot);
-  bool wait_until_ready(std::chrono::milliseconds timeout);
+  struct Started {
+    bool ready = false;   // every worker marked itself ready
+    int stop_signal = 0;  // SIGTERM or SIGINT came first
+  };
+  Started wait_until_ready(std::chrono::milliseconds timeout);
   void record_spawn_times();
   // Supervisor
   [[nodiscard]] std::size_t live_workers() const override { return live_workers_; }

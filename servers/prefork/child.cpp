@@ -50,6 +50,22 @@ void on_stop_request(int signal_number) {
   errno = saved_errno;
 }
 
+// The shutdown's second signal, sent right after SIGTERM. A child in the middle of a request
+// keeps SIGTERM pending (blocked) until the request is done, which may be seconds (a /sleep);
+// while it held its listener descriptors the port stayed in LISTEN, and new clients completed
+// their handshake only to wait for the deadline's reset. So such a child lets go of both at
+// once: the children waiting in accept() or on an idle client take SIGTERM at once and take
+// the queue, and once they are done the port refuses new connections.
+void on_drain_started(int /*signal_number*/) {
+  const int saved_errno = errno;
+  sigset_t pending;
+  if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM) == 1) {
+    dup2(not_a_socket_in_child, listener_in_child);
+    dup2(not_a_socket_in_child, queue_in_child);
+  }
+  errno = saved_errno;
+}
+
 bool leaving() { return stop_requested != 0 || retire_requested != 0; }
 
 void install_signal_handlers() {
@@ -61,6 +77,11 @@ void install_signal_handlers() {
   // The master retires a spare child with SIGUSR1, Apache's graceful stop: a connection the
   // child has just accepted is still served to its end (SIGTERM would close it unanswered).
   sigaction(SIGUSR1, &stop, nullptr);
+  struct sigaction drain {};
+  drain.sa_handler = on_drain_started;
+  sigemptyset(&drain.sa_mask);
+  drain.sa_flags = SA_RESTART;  // it only drops descriptors: nothing needs to be interrupted
+  sigaction(kDrainSignal, &drain, nullptr);
   // Ctrl-C reaches the whole process group; the master turns it into an orderly stop.
   static_cast<void>(signal(SIGINT, SIG_IGN));
   static_cast<void>(signal(SIGHUP, SIG_IGN));  // a hangup of the group: the master answers it

@@ -5,12 +5,17 @@
 
 #include <sys/types.h>
 
+#include <csignal>
 #include <cstddef>
 
 #include "common/drivers/blocking_connection.hpp"
 #include "common/metrics/scoreboard.hpp"
 
 namespace echolab::prefork {
+
+// What the master sends each child right after the shutdown's SIGTERM: a child in the middle
+// of a request drops its descriptors of the listening socket at once (child.cpp).
+inline constexpr int kDrainSignal = SIGUSR2;
 
 struct ChildSetup {
   int listener_fd = -1;

@@ -73,9 +73,10 @@ Master::Master(const PreforkOptions& options, std::size_t worker_cap, UniqueFd l
 
 int Master::run() {
   // Children inherit the mask and unblock it only once their own handlers are installed.
-  // SIGUSR1 is not taken by the master, but blocked so that a child forked with this mask
-  // cannot be killed by a retire request (SIGUSR1's default action) before its handler exists.
-  block_signals({SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1});
+  // SIGUSR1 and the drain signal are not taken by the master, but blocked so that a child
+  // forked with this mask cannot be killed by a retire request or the shutdown (their default
+  // action) before its handlers exist.
+  block_signals({SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, kDrainSignal});
   launch_metrics_process();
   if (metrics_pid_ < 0) {
     log_error("fatal", {{"error", "the metrics process did not start"}});
@@ -333,18 +334,24 @@ void Master::retire_idle(std::size_t count) {
   }
 }
 
+// The shutdown's SIGTERM is followed by the drain signal, to each child in turn: the child
+// can tell from SIGTERM pending and blocked that it is in the middle of a request.
 void Master::signal_workers(int signal_number) {
   const std::size_t used = scoreboard_.slots_in_use();
   for (std::size_t slot = 0; slot < used; ++slot) {
     if (children_[slot].pid != 0) {
       children_[slot].killed_by_master = signal_number == SIGKILL;
       kill(children_[slot].pid, signal_number);
+      if (signal_number == SIGTERM) {
+        kill(children_[slot].pid, kDrainSignal);
+      }
     }
   }
 }
 
 // Stop accepting (every child drops the listening socket when it gets SIGTERM, and takes the
-// connections still queued in it through a second descriptor), let the requests in flight
+// connections still queued in it through a second descriptor; a child in the middle of a
+// request drops both descriptors at once, on the drain signal), let the requests in flight
 // finish (SIGTERM closes each connection at its next idle point),
 // reap every child, then stop the metrics process. Children still there at the deadline are
 // killed, and the master still exits 0: the shutdown was asked for and it is complete.

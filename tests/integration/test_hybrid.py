@@ -9,12 +9,14 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from harness import BIN_DIR, LOOPBACK, Server, run
-from test_metrics import eventually, metrics_pid, promtool_check, scrape
+from harness import BIN_DIR, LOG_DIR, LOOPBACK, Server, free_port, run
+from test_metrics import eventually, metrics_pid, promtool_check, scrape, wait_until_read
 from test_prefork import children
 from test_servers import GREETING, recv_http_response
 
@@ -109,8 +111,9 @@ def test_sigterm_answers_the_request_in_flight_and_every_process_exits():
         busy = socket.create_connection((LOOPBACK, server.port), timeout=5)
         assert served(idle)
         processes = children(server)
-        busy.sendall(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.1)
+        sleep_request = b"GET /sleep?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n"
+        busy.sendall(sleep_request)
+        wait_until_read(server, len(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") + len(sleep_request))
         server.process.send_signal(signal.SIGTERM)
         reply = recv_http_response(busy)
         assert reply.startswith(b"HTTP/1.1 200 OK")
@@ -125,15 +128,49 @@ def test_sigterm_answers_the_request_in_flight_and_every_process_exits():
         idle.close()
 
 
+def test_a_stop_sent_while_the_workers_start_is_not_lost():
+    """SIGTERM to the master before its workers are ready stops it as any graceful stop does.
+    strace holds each process in its first signalfd() (a worker's, before it can be ready) for
+    a few seconds, so the stop lands in the start, however fast the machine."""
+    port, metrics_port = free_port(), free_port()
+    log_path = LOG_DIR / f"hybrid-starting-{port}.log"
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        tracer = subprocess.Popen(["strace", "-f", "-o", "/dev/null", "-e", "trace=signalfd4",
+                                   "-e", "inject=signalfd4:delay_enter=3000000",
+                                   str(BIN_DIR / "echolab-hybrid"), "--workers", "2",
+                                   "--listen", f"{LOOPBACK}:{port}",
+                                   "--metrics-listen", f"{LOOPBACK}:{metrics_port}"],
+                                  stdout=log, stderr=log, start_new_session=True)
+    try:
+        # Logged by the metrics process, forked after the master blocked its signals.
+        deadline = time.monotonic() + 60  # only "it hung"
+        while "event=metrics_started" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        text = log_path.read_text()
+        assert "event=metrics_started" in text and "event=start " not in text, text
+        master = int(Path(f"/proc/{tracer.pid}/task/{tracer.pid}/children").read_text().split()[0])
+        os.kill(master, signal.SIGTERM)
+        assert tracer.wait(timeout=60) == 0  # strace exits with its tracee's status
+    finally:
+        if tracer.poll() is None:
+            os.killpg(tracer.pid, signal.SIGKILL)
+            tracer.wait()
+    text = log_path.read_text()
+    assert "event=start " not in text, text  # it never reported ready
+    assert "phase=draining signal=TERM" in text, text
+    assert re.search(r"event=shutdown phase=done duration_ms=\d+ killed=0 crashes=0", text), text
+
+
 def test_a_worker_stuck_past_the_shutdown_timeout_is_killed_and_the_master_exits_0():
     with Server("hybrid", "--workers", "1", "--fault-injection", "--shutdown-timeout", "1s") as server:
         stuck = socket.create_connection((LOOPBACK, server.port), timeout=10)
-        stuck.sendall(b"GET /sleep?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.2)
-        started = time.monotonic()
+        request = b"GET /sleep?ms=60000 HTTP/1.1\r\nHost: x\r\n\r\n"  # outlasts any stall
+        stuck.sendall(request)
+        wait_until_read(server, len(request))
         server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=10) == 0
-        assert time.monotonic() - started < 3.0
+        assert server.process.wait(timeout=30) == 0  # only "it hung": far inside the sleep
+        assert stuck.recv(1) == b""  # killed in its sleep, unanswered
         assert re.search(r"event=shutdown phase=done duration_ms=\d+ killed=1 crashes=0", server.log())
         stuck.close()
 
