@@ -72,7 +72,7 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
                   slow_header_interval_s=0.5, slow_client_timeout_s=5.0, slow_recovery_limit_s=5.0,
                   blast_workers=[1, 2, 4])
     if quick:
-        return Plan(**common, repetitions=1, duration_s=2.0, warmup_s=1.0, ramp_s=2.0, hold_s=4.0,
+        return Plan(**common, repetitions=1, duration_s=2.0, warmup_s=1.0, ramp_s=4.0, hold_s=4.0,
                     crash_clients=20, spawn_samples=50, spawn_parent_mib=64, switch_samples=3,
                     switch_round_trips=5_000, idle_threads=300, idle_processes=100,
                     memory_samples=1, memory_parent_mib=32, rmap_max_tasks=allowed, rmap_samples=3,

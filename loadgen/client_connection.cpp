@@ -1,5 +1,8 @@
 #include "loadgen/client_connection.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <string>
 
@@ -26,6 +29,19 @@ ErrorKind classify(const asio::error_code& error) {
   return ErrorKind::other;
 }
 
+// True when the kernel has completed the connect while its completion still waits in the
+// event loop's queue (this thread did not get the CPU in time): the server did answer it, and a
+// connect judged unfinished must be one the server left unanswered.
+bool handshake_done(int socket_fd) {
+  pollfd ready{socket_fd, POLLOUT, 0};
+  if (::poll(&ready, 1, 0) != 1 || (ready.revents & POLLOUT) == 0) {
+    return false;
+  }
+  int error = 0;
+  socklen_t length = sizeof error;
+  return ::getsockopt(socket_fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
+}
+
 }  // namespace
 
 ClientConnection::ClientConnection(WorkerContext& context)
@@ -34,7 +50,7 @@ ClientConnection::ClientConnection(WorkerContext& context)
 void ClientConnection::open(Clock::time_point /*now*/) { connect(); }
 
 void ClientConnection::close(Clock::time_point run_end) {
-  if (state_ == State::connecting) {
+  if (state_ == State::connecting && !handshake_done(socket_.native_handle())) {
     context_.stats.unfinished_connect_ns.push_back(nanoseconds_between(connect_started_, run_end));
   } else if (state_ == State::open) {
     on_open_at_end(run_end);
