@@ -157,16 +157,15 @@ def test_ramp_and_hold_2000_connections(server, tmp_path):
 def test_server_killed_mid_run_counts_errors_and_exits_1(model, tmp_path):
     with Server(model) as victim:
         json_path = tmp_path / "killed.json"
-        started = time.monotonic()
-        load = subprocess.Popen([LOAD, "-q", "-c", "20", "-d", "3s", "--json", str(json_path),
+        # Killed a second in, with five seconds left for echolab-load to see the resets and
+        # the refused reconnects, however busy the machine.
+        load = subprocess.Popen([LOAD, "-q", "-c", "20", "-d", "6s", "--json", str(json_path),
                                  f"{LOOPBACK}:{victim.port}"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.0)
         os.killpg(victim.process.pid, signal.SIGKILL)  # the master and every child
-        _, stderr = load.communicate(timeout=15)
-        elapsed = time.monotonic() - started
+        _, stderr = load.communicate(timeout=60)  # "hung"
     assert load.returncode == 1, stderr
-    assert elapsed < 8, elapsed
     result = json.loads(json_path.read_text())
     assert_consistent(result)
     assert result["requests"] > 0  # it worked before the kill
@@ -282,8 +281,9 @@ def test_a_port_that_drops_syns_fails_and_says_why(options, tmp_path):
                                                    "--duration", "2s", *options, timeout=30)
             elapsed = time.monotonic() - started
     assert code == 1, stderr
-    assert elapsed < 2 + 3, elapsed
+    assert elapsed < 2 + 20, elapsed  # "hung"; the run's own duration_s says whether the stop was kept
     assert_consistent(result)
+    assert result["duration_s"] < 2.5  # hanging connects never hold up the end
     assert result["requests"] == 0 and result["connects"] == 0
     errors = result["errors"]
     # Every connection either timed out or was still waiting when the run ended.
@@ -308,7 +308,7 @@ def test_an_endless_reply_is_cut_and_the_stop_is_kept(max_bytes, tmp_path):
     finally:
         stop_serving(endless)
     # Even when the limit is never reached, bytes that keep coming never hold up the end.
-    assert elapsed < 2 + 3, elapsed
+    assert elapsed < 2 + 20, elapsed  # "hung"; the run's own duration_s says whether the stop was kept
     assert code == 1
     assert_consistent(result)
     assert result["requests"] == 0
@@ -546,7 +546,7 @@ def test_too_low_ulimit_fails_fast_with_advice(tmp_path):
     assert code == 2
     assert result is None
     assert "ulimit -n" in stderr, stderr
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # "hung": the refusal comes before any connect
 
 
 def run_shards(port: int, tmp_path: Path, shards: int, *args: str) -> list[dict]:
