@@ -75,6 +75,9 @@ void AsyncConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::er
   metrics.workers_changed(-1, +1);
   const bool fed = feed(bytes);
   perform_faults(lock);
+  // The server's handling time, until the answers are ready: how fast the client reads them
+  // is the send deadline's business, not the duration histogram's.
+  batch_handled_s_ = std::chrono::duration<double>(Clock::now() - batch_started_).count();
   metrics.workers_changed(+1, -1);
   if (fed && !session_.output().empty()) {
     write_output();
@@ -146,8 +149,7 @@ void AsyncConnection::on_write(const asio::error_code& error, std::size_t bytes)
   }
   const Clock::time_point now = Clock::now();
   deadline_.send_done(now);
-  report_feed(metrics, session_.protocol(), pending_,
-              std::chrono::duration<double>(now - batch_started_).count());
+  report_feed(metrics, session_.protocol(), pending_, batch_handled_s_);
   if (session_.close_after_flush()) {
     const bool clean_close =
         pending_.error_statuses.empty() && !close_could_reset_answer(socket_.native_handle());
@@ -237,7 +239,7 @@ void AsyncConnection::time_out(TimeoutKind kind) {
   }
   asio::error_code error;
   metrics.bytes_sent(socket_.write_some(asio::buffer(session_.output()), error));
-  report_feed(metrics, session_.protocol(), result, 0.0);
+  report_feed(metrics, session_.protocol(), result, kUntimed);
   linger(ReadInFlight::yes);  // the timer fired while the read chain waited for the client
 }
 

@@ -81,6 +81,7 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   Clock::time_point timer_at_;  // when the timer fires; it is moved only to an earlier time
   FeedResult pending_;          // the batch being written, reported once it is sent
   Clock::time_point batch_started_;
+  double batch_handled_s_ = 0;  // from its bytes read until its answers were ready
   bool closed_ = false;
   bool lingering_ = false;         // after an error answer: reading to drop, until EOF or timer
   bool performing_fault_ = false;  // mutex_ is let go meanwhile: a request is in progress

@@ -20,7 +20,8 @@ class ServerObserver {
   virtual void connection_rejected() = 0;  // over --max-connections or another cap
   virtual void bytes_received(std::size_t bytes) = 0;
   virtual void bytes_sent(std::size_t bytes) = 0;
-  // `count` requests answered in one batch that took `seconds` to handle in the server.
+  // `count` requests answered in one batch that took `seconds` to handle in the server (from
+  // their bytes read until their answers were ready), or kUntimed.
   virtual void requests_served(Protocol protocol, std::size_t count, double seconds) = 0;
   virtual void request_error(int status) = 0;
   // The connection was closed because the client was too slow (or gone quiet).
@@ -30,6 +31,11 @@ class ServerObserver {
   // it, and ignore it.
   virtual void workers_changed(int /*idle_delta*/, int /*busy_delta*/) {}
 };
+
+// The seconds of requests answered without being handled: a 408 for a request the client
+// never finished. They are counted, and kept out of the duration histogram, whose quantiles a
+// slow-client attack would otherwise pull toward zero.
+inline constexpr double kUntimed = -1.0;
 
 // Reports what one Session::feed() answered, once its output has been sent: `count` requests
 // that took `seconds` to handle, and their error statuses. A template so that a caller that

@@ -1,5 +1,7 @@
 #include "common/metrics/striped_metrics.hpp"
 
+#include <algorithm>
+
 namespace echolab {
 namespace {
 
@@ -75,9 +77,15 @@ MetricsTotals StripedMetrics::totals() const {
       gauges[gauge] += stripe.gauges[gauge].load(std::memory_order_relaxed);
     }
   }
-  totals.connections_active = static_cast<std::int64_t>(gauges[active_connections]);
-  totals.workers_busy = static_cast<std::int64_t>(gauges[busy_workers]);
-  totals.workers_idle = static_cast<std::int64_t>(gauges[live_workers]) - totals.workers_busy;
+  // The stripes are read one after another, not at one instant: a connection opened on a
+  // stripe already read and closed on one read after it is counted -1 and never +1. Such a
+  // sum is off by the changes made during the read, and can dip below zero, which no gauge of
+  // things open can be: it is shown as zero.
+  const auto at_least_zero = [](std::int64_t value) { return std::max<std::int64_t>(value, 0); };
+  totals.connections_active = at_least_zero(static_cast<std::int64_t>(gauges[active_connections]));
+  totals.workers_busy = at_least_zero(static_cast<std::int64_t>(gauges[busy_workers]));
+  totals.workers_idle =
+      at_least_zero(static_cast<std::int64_t>(gauges[live_workers]) - totals.workers_busy);
   return totals;
 }
 

@@ -89,6 +89,9 @@ struct BasicWorkerCounters {
       return;
     }
     add(protocol == Protocol::raw ? field::raw_requests : field::http_requests, count);
+    if (seconds < 0) {
+      return;  // kUntimed
+    }
     add(field::first_duration_bucket + duration_bucket(seconds), count);
     add(field::request_duration_ns,
         static_cast<std::uint64_t>(seconds * static_cast<double>(kNanosPerSecond)) *
