@@ -1,6 +1,6 @@
-// Out of memory where a test chooses: this replaces the global operator new of the test
-// executable that includes it (in one file only), so that allocations of at least a given size
-// fail while a LargeAllocationsFail is alive.
+// Out of memory where a test chooses: this replaces the global operator new and aligned_alloc()
+// of the test executable that includes it (in one file only), so that allocations of at least a
+// given size fail while a LargeAllocationsFail is alive.
 #pragma once
 
 #include <atomic>
@@ -42,6 +42,16 @@ void* operator new(std::size_t size) {
     return memory;
   }
   throw std::bad_alloc();
+}
+// Asio takes its handlers' memory from aligned_alloc(), not operator new: it fails the same way
+// (this definition, in the executable, comes before the C library's).
+extern "C" void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
+  const std::size_t limit = echolab::fail_allocations_from.load(std::memory_order_relaxed);
+  void* memory = nullptr;
+  if ((limit != 0 && size >= limit) || posix_memalign(&memory, alignment, size) != 0) {
+    return nullptr;
+  }
+  return memory;
 }
 // GCC sees free() of memory from operator new where it inlines these: here they are a pair.
 #pragma GCC diagnostic push
