@@ -43,12 +43,15 @@ void AsyncAcceptLoop::start() {
 
 void AsyncAcceptLoop::accept() {
   waiting_ = true;
-  acceptor_.async_accept(strand_,
-                         [this](const asio::error_code& error, asio::ip::tcp::socket socket) {
-                           waiting_ = false;
-                           on_accept(error, std::move(socket));
-                           end_if_stopped();
-                         });
+  // The handler is bound to the strand. (An executor passed as async_accept's first argument
+  // is the accepted socket's, not the handler's: the handler then ran on any thread, racing
+  // with stop(), and every connection's own handlers went through this one strand.)
+  acceptor_.async_accept(asio::bind_executor(
+      strand_, [this](const asio::error_code& error, asio::ip::tcp::socket socket) {
+        waiting_ = false;
+        on_accept(error, std::move(socket));
+        end_if_stopped();
+      }));
 }
 
 void AsyncAcceptLoop::stop(const std::vector<std::shared_ptr<AsyncConnection>>& open,

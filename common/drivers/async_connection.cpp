@@ -42,13 +42,22 @@ void AsyncConnection::start() {
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   socket_.non_blocking(true, ignored);  // write_some() below must never block an event loop
   // On the socket's own context: with one io_context per thread it is not the acceptor's.
-  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
-    const std::lock_guard lock(self->mutex_);
-    self->closing_on_out_of_memory([&self] {
-      self->arm_timer(self->deadline_.next().at);
-      self->read();
+  try {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      const std::lock_guard lock(self->mutex_);
+      self->closing_on_out_of_memory([&self] {
+        self->arm_timer(self->deadline_.next().at);
+        self->read();
+      });
     });
-  });
+  } catch (const std::bad_alloc&) {
+    // Queued on another thread's context, the first handler is allocated, and if that fails
+    // nothing would ever end the connection: the host would keep it open and its shutdown
+    // would wait for it. It ends here (no handler of it exists yet), and the accept loop,
+    // which the exception reaches, counts it as rejected.
+    close();
+    throw;
+  }
 }
 
 void AsyncConnection::read() {

@@ -129,7 +129,8 @@ void add_client_timeout_options(CLI::App& app, ClientTimeouts& timeouts) {
                       "An answer's grace: past it a client that does not read at --min-rate "
                       "is disconnected");
   add_duration_option(app, "--linger-timeout", timeouts.linger,
-                      "After an error answer, read and drop what the client still sends for at "
+                      "After an error answer (or an answer to close with client bytes unread "
+                      "or unacknowledged), read and drop what the client still sends for at "
                       "most this long, so the answer is not lost to a reset");
   app.add_option("--min-rate", timeouts.min_rate,
                  "Bytes/s that a body or an answer must keep after its grace (0: the grace is "

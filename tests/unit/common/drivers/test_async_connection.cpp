@@ -1,8 +1,10 @@
 #include "common/drivers/async_connection.hpp"
 #include "common/metrics/striped_metrics.hpp"
+#include "tests/unit/allocation_failure.hpp"
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <new>
@@ -112,6 +114,37 @@ TEST(AsyncConnection, AStaleTimerCompletionDoesNotCutTheLingeringClose) {
   EXPECT_EQ(host.ended, 1);
   EXPECT_GE(host.ended_at - sent, 400ms);
   EXPECT_TRUE(answer_received(loopback.client).starts_with("HTTP/1.1 413 "));
+}
+
+// Started from outside its socket's event loop (in the pool's per-thread mode the acceptor's
+// thread starts connections of the other contexts), a connection queues its first handler, an
+// allocation. When that fails the connection must end at once, or its server would hold it
+// open for ever and its shutdown would wait for it; and the exception must go on to the accept
+// loop, which counts the connection as rejected.
+TEST(AsyncConnection, AConnectionWhoseFirstHandlerCannotBeQueuedEndsAtOnce) {
+  if (!kAllocationsCanFail) {
+    GTEST_SKIP() << "no replaced operator new under ThreadSanitizer";
+  }
+  TestHost host;
+  Loopback loopback;
+  auto connection = std::make_shared<AsyncConnection>(std::move(loopback.server), host);
+
+  bool reached_the_caller = false;
+  {
+    const LargeAllocationsFail every_allocation_fails(1);
+    try {
+      connection->start();
+    } catch (const std::bad_alloc&) {
+      reached_the_caller = true;
+    }
+  }
+
+  EXPECT_TRUE(reached_the_caller);
+  EXPECT_EQ(host.ended, 1);
+  asio::error_code error;
+  std::array<char, 1> byte{};
+  loopback.client.read_some(asio::buffer(byte), error);  // closed: returns at once
+  EXPECT_EQ(error, asio::error::eof);
 }
 
 }  // namespace
