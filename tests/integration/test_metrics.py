@@ -541,3 +541,54 @@ def scrape_or_none(server: Server) -> Scrape | None:
         return scrape(server)
     except OSError:
         return None
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_408_is_counted_and_kept_out_of_the_duration_histogram(model):
+    """A request the client never finished is answered 408 and counted, but it was never
+    handled: a 0-second sample would pull the quantiles down during a slow-client attack."""
+    with Server(model, *SMALL[model], "--header-timeout", "300ms") as server:
+        with socket.create_connection((LOOPBACK, server.port), timeout=10) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # one handled request
+            assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        with socket.create_connection((LOOPBACK, server.port), timeout=10) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost:")  # never finished
+            assert client.recv(4096).startswith(b"HTTP/1.1 408")
+        after = eventually(lambda: scrape(server),
+                           lambda s: s.value("echolab_request_errors_total", status="408") == 1)
+    assert after.value("echolab_request_errors_total", status="408") == 1
+    assert after.value("echolab_requests_total", protocol="http") == 2
+    assert after.value("echolab_request_duration_seconds_count") == 1
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_duration_ends_when_the_answer_is_ready_not_when_a_slow_reader_took_it(model):
+    """60,000 pipelined requests from a client that reads nothing for a while: their answers
+    (about 6 MB) outgrow the socket buffers (4 MB at most on loopback), so the server waits
+    that long to send them, and a histogram that ran until the send completed would put
+    requests past 1 s. Handling them takes milliseconds, however slow the machine: every
+    sample is at most 1 s."""
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    count = 60_000
+    reader_pause_s = 3.0
+    with Server(model, *SMALL[model], "--send-timeout", "30s") as server:
+        with socket.socket() as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the handshake
+            client.settimeout(30)
+            client.connect((LOOPBACK, server.port))
+            client.sendall(request)
+            answer_bytes = len(client.recv(4096))  # one answer, alone: its size
+            sender = threading.Thread(target=client.sendall, args=(request * count,))
+            sender.start()
+            time.sleep(reader_pause_s)
+            received = 0
+            while received < count * answer_bytes:
+                chunk = client.recv(1 << 16)
+                assert chunk, "the server closed before the last answer"
+                received += len(chunk)
+            sender.join(timeout=30)
+        answered = count + 1
+        after = eventually(lambda: scrape(server),
+                           lambda s: s.value("echolab_request_duration_seconds_count") == answered)
+    assert after.value("echolab_request_duration_seconds_count") == answered
+    assert after.value("echolab_request_duration_seconds_bucket", le="1") == answered

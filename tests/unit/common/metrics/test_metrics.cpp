@@ -128,6 +128,27 @@ TEST(StripedMetrics, ABatchRecordsEachRequestWithTheBatchTime) {
   EXPECT_EQ(sample(text, histogram + R"(_bucket{model="pool",le="+Inf"})"), 5);
 }
 
+TEST(StripedMetrics, UntimedRequestsAreCountedAndKeptOutOfTheHistogram) {
+  StripedMetrics metrics(Model::pool);
+  metrics.requests_served(Protocol::http, 1, 0.0003);
+  metrics.requests_served(Protocol::http, 1, kUntimed);  // a 408
+  const std::string text = scrape(*metrics.collectable());
+  EXPECT_EQ(sample(text, R"(echolab_requests_total{model="pool",protocol="http"})"), 2);
+  EXPECT_EQ(sample(text, R"(echolab_request_duration_seconds_count{model="pool"})"), 1);
+  EXPECT_NEAR(*sample(text, R"(echolab_request_duration_seconds_sum{model="pool"})"), 0.0003, 1e-9);
+}
+
+// A connection's close can land on a stripe read before its open was: the sum read then is
+// below zero for a moment, and a gauge of open connections shows zero instead.
+TEST(StripedMetrics, AnOpenGaugeNeverShowsLessThanZero) {
+  StripedMetrics metrics(Model::threads);
+  std::thread([&metrics] { metrics.connection_closed(); }).join();
+  EXPECT_EQ(metrics.totals().connections_active, 0);
+  std::thread([&metrics] { metrics.workers_changed(0, -1); }).join();
+  EXPECT_EQ(metrics.totals().workers_busy, 0);
+  EXPECT_EQ(metrics.totals().workers_idle, 0);
+}
+
 TEST(StripedMetrics, ErrorsCountByStatus) {
   StripedMetrics metrics(Model::pool);
   metrics.request_error(413);
