@@ -87,6 +87,7 @@ TEST(ClientDeadline, KindsHaveTheirMetricLabels) {
   EXPECT_EQ(to_string(TimeoutKind::header), "header");
   EXPECT_EQ(to_string(TimeoutKind::body), "body");
   EXPECT_EQ(to_string(TimeoutKind::send), "send");
+  EXPECT_EQ(to_string(TimeoutKind::lifetime), "lifetime");
 }
 
 // A pipelined request begun in the same read as the one being answered: the time its client
@@ -106,6 +107,40 @@ TEST(ClientDeadline, AnAnswerSentAtOnceLeavesThePipelinedHeaderClockAlone) {
   deadline.received(40, RequestPhase::header, true, t0);
   deadline.send_done(t0 + milliseconds(2));
   EXPECT_EQ(deadline.next().at, t0 + milliseconds(10'000));
+}
+
+// A raw echo trickling a byte before every idle timeout is idle after each read: the idle
+// deadline moves, the lifetime's end does not, and ends the connection.
+TEST(ClientDeadline, ATricklingConnectionIsCutAtTheEndOfItsLifetime) {
+  ClientTimeouts t = timeouts();
+  t.max_lifetime = milliseconds(60'000);
+  ClientDeadline deadline(t, t0);
+  for (int second = 29; second < 60; second += 29) {
+    deadline.received(1, RequestPhase::idle, true, t0 + milliseconds(second * 1'000));
+  }
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::lifetime);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(60'000));
+  EXPECT_FALSE(deadline.lifetime_over(t0 + milliseconds(59'999)));
+  EXPECT_TRUE(deadline.lifetime_over(t0 + milliseconds(60'000)));
+}
+
+// The lifetime ends a connection only between requests: one in flight keeps its own deadline.
+TEST(ClientDeadline, ARequestInFlightOutlivesTheLifetimeUnderItsOwnDeadline) {
+  ClientTimeouts t = timeouts();
+  t.max_lifetime = milliseconds(1'000);
+  ClientDeadline deadline(t, t0);
+  deadline.received(5, RequestPhase::header, false, t0 + milliseconds(500));
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::header);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(10'000));  // from the accept
+  deadline.received(20, RequestPhase::idle, true, t0 + milliseconds(2'000));
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::lifetime);
+  EXPECT_EQ(deadline.next().at, t0 + milliseconds(1'000));
+}
+
+TEST(ClientDeadline, AnIdleTimeoutBeforeTheLifetimeEndsComesFirst) {
+  ClientDeadline deadline(timeouts(), t0);  // the default lifetime: an hour
+  deadline.received(20, RequestPhase::idle, true, t0 + milliseconds(1'000));
+  EXPECT_EQ(deadline.next().kind, TimeoutKind::idle);
 }
 
 }  // namespace
