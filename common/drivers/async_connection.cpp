@@ -101,6 +101,9 @@ void AsyncConnection::on_read(std::unique_lock<std::mutex>& lock, const asio::er
 // False when even the Session's 503 could not be had: the connection is given up, alone.
 bool AsyncConnection::feed(std::size_t bytes) {
   batch_started_ = Clock::now();
+  if (deadline_.lifetime_over(batch_started_)) {
+    session_.end_keep_alive();  // --max-connection-lifetime: this request is the last
+  }
   try {
     pending_ = session_.feed(std::span<const char>(buffer_.data(), bytes));
   } catch (const std::bad_alloc&) {

@@ -241,6 +241,9 @@ ConnectionEnd BlockingConnection::serve() {
     const auto bytes = static_cast<std::size_t>(received);
     observer_.bytes_received(bytes);
     const Clock::time_point started = Clock::now();
+    if (deadline_.lifetime_over(started)) {
+      session_.end_keep_alive();
+    }
     const FeedResult result = session_.feed(std::span<const char>(buffer_.get(), bytes));
     deadline_.received(bytes, session_.phase(), result.requests > 0, started);
     if (const auto end = answer(result, started)) {

@@ -14,12 +14,14 @@ std::string_view to_string(TimeoutKind kind) {
       return "body";
     case TimeoutKind::send:
       return "send";
+    case TimeoutKind::lifetime:
+      return "lifetime";
   }
   return "unknown";
 }
 
 ClientDeadline::ClientDeadline(const ClientTimeouts& timeouts, Clock::time_point now)
-    : timeouts_(timeouts), idle_since_(now), phase_started_(now) {}
+    : timeouts_(timeouts), opened_(now), idle_since_(now), phase_started_(now) {}
 
 void ClientDeadline::received(std::size_t bytes, RequestPhase phase, bool request_completed,
                               Clock::time_point now) {
@@ -65,13 +67,26 @@ ClientDeadline::Deadline ClientDeadline::next() const {
   }
   switch (phase_) {
     case RequestPhase::idle:
-      return {idle_since_ + timeouts_.idle, TimeoutKind::idle};
+      return between_requests();
     case RequestPhase::header:
       return {phase_started_ + timeouts_.header, TimeoutKind::header};
     case RequestPhase::body:
       return {phase_started_ + allowance(timeouts_.body, body_bytes_), TimeoutKind::body};
   }
-  return {idle_since_ + timeouts_.idle, TimeoutKind::idle};
+  return between_requests();
+}
+
+ClientDeadline::Deadline ClientDeadline::between_requests() const {
+  const Clock::time_point idle_end = idle_since_ + timeouts_.idle;
+  const Clock::time_point lifetime_end = opened_ + timeouts_.max_lifetime;
+  if (lifetime_end < idle_end) {
+    return {lifetime_end, TimeoutKind::lifetime};
+  }
+  return {idle_end, TimeoutKind::idle};
+}
+
+bool ClientDeadline::lifetime_over(Clock::time_point now) const {
+  return now >= opened_ + timeouts_.max_lifetime;
 }
 
 ClientDeadline::Clock::duration ClientDeadline::allowance(std::chrono::milliseconds grace,

@@ -22,14 +22,20 @@ struct ClientTimeouts {
   std::chrono::milliseconds body{10'000};    // a body's grace: mod_reqtimeout body=
   std::chrono::milliseconds send{10'000};    // an answer's grace: send_timeout
   std::chrono::milliseconds linger{2'000};   // reading on after an error answer: lingering_time
+  // A connection open this long is closed at its next point between requests (a request in
+  // flight is finished, under its own deadlines): nginx's keepalive_time. Without it a client
+  // that trickles a byte of raw echo within every idle timeout would hold a worker forever.
+  std::chrono::milliseconds max_lifetime{3'600'000};
   // A body or an answer that keeps moving at this many bytes/s is never cut: each byte
   // moves its deadline by 1/min_rate s (mod_reqtimeout's MinRate). 0: the grace alone.
   std::uint64_t min_rate = 500;
 };
 
-enum class TimeoutKind { idle, header, body, send };
-inline constexpr std::array<TimeoutKind, 4> kTimeoutKinds = {TimeoutKind::idle, TimeoutKind::header,
-                                                             TimeoutKind::body, TimeoutKind::send};
+// `lifetime`: --max-connection-lifetime ended the connection at a point between requests.
+enum class TimeoutKind { idle, header, body, send, lifetime };
+inline constexpr std::array<TimeoutKind, 5> kTimeoutKinds = {TimeoutKind::idle, TimeoutKind::header,
+                                                             TimeoutKind::body, TimeoutKind::send,
+                                                             TimeoutKind::lifetime};
 std::string_view to_string(TimeoutKind kind);
 
 class ClientDeadline {
@@ -58,6 +64,9 @@ class ClientDeadline {
   void send_done(Clock::time_point now);
 
   [[nodiscard]] Deadline next() const;
+  // True once the connection has outlived --max-connection-lifetime: the request being read
+  // is its last (HTTP answers it with `Connection: close`).
+  [[nodiscard]] bool lifetime_over(Clock::time_point now) const;
   [[nodiscard]] const ClientTimeouts& timeouts() const { return timeouts_; }
 
  private:
@@ -65,7 +74,11 @@ class ClientDeadline {
   [[nodiscard]] Clock::duration allowance(std::chrono::milliseconds grace,
                                           std::uint64_t bytes) const;
 
+  // Between requests: the idle deadline, or the lifetime's end if that comes first.
+  [[nodiscard]] Deadline between_requests() const;
+
   ClientTimeouts timeouts_;
+  Clock::time_point opened_;
   RequestPhase phase_ = RequestPhase::header;
   Clock::time_point idle_since_;
   Clock::time_point phase_started_;

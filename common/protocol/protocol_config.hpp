@@ -14,6 +14,10 @@ enum class ProtocolMode { detect, http, raw };
 struct ProtocolLimits {
   std::size_t max_header_bytes = 8 * 1024;   // request line + headers + blank line -> 431
   std::size_t max_body_bytes = 1024 * 1024;  // decoded body (chunked too) -> 413
+  // The Nth answer on a connection says `Connection: close`, and the connection closes after
+  // it (nginx's keepalive_requests; 0: no cap). HTTP only: raw echo has no requests, only
+  // reads, and is bounded by --max-connection-lifetime instead.
+  std::size_t max_requests_per_connection = 1000;
 };
 
 struct ProtocolConfig {

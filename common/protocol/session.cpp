@@ -174,6 +174,8 @@ class Session::HttpParser {
     }
   }
 
+  void end_keep_alive() { keep_alive_ended_ = true; }
+
   // After an allocation failure: the body that grew is dropped before anything else.
   void release_body() { std::string().swap(body_); }
 
@@ -326,11 +328,20 @@ class Session::HttpParser {
   }
 
   bool message_complete() {
-    const bool keep_alive = llhttp_should_keep_alive(&parser_) != 0 && !close_after_message_;
+    const bool keep_alive = llhttp_should_keep_alive(&parser_) != 0 && !close_after_message_ &&
+                            !count_request_reaches_the_cap();
     const Connection connection = connection_header(keep_alive);
     respond(static_cast<llhttp_method_t>(parser_.method), connection);
     reset_message();
     return !keep_alive;
+  }
+
+  // True when this request is the connection's last: the Nth of --max-requests-per-connection,
+  // or one read after --max-connection-lifetime.
+  bool count_request_reaches_the_cap() {
+    ++requests_answered_;
+    const std::size_t cap = config_.limits.max_requests_per_connection;
+    return keep_alive_ended_ || (cap != 0 && requests_answered_ >= cap);
   }
 
   // HTTP/1.1 keeps alive unless told; HTTP/1.0 only when asked, and then says so.
@@ -434,6 +445,8 @@ class Session::HttpParser {
   bool echo_body_ = false;
   bool close_after_message_ = false;
   std::string body_;
+  std::size_t requests_answered_ = 0;  // on this connection, for the cap
+  bool keep_alive_ended_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -507,6 +520,9 @@ void Session::start(Protocol protocol) {
   protocol_ = protocol;
   if (protocol == Protocol::http) {
     http_ = std::make_unique<HttpParser>(*config_);
+    if (keep_alive_ended_) {
+      http_->end_keep_alive();
+    }
   } else {
     raw_ = std::make_unique<RawEcho>(*config_);
   }
@@ -608,6 +624,13 @@ RequestPhase Session::phase() const {
   }
   // Raw echo has no requests: a connection is between them whenever nothing is held back.
   return detect_buffer_.empty() ? RequestPhase::idle : RequestPhase::header;
+}
+
+void Session::end_keep_alive() {
+  keep_alive_ended_ = true;
+  if (http_) {
+    http_->end_keep_alive();
+  }
 }
 
 FeedResult Session::time_out() {

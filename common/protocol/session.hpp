@@ -57,6 +57,11 @@ class Session {
   // (HTTP) is answered 408, reported in the result like any answer.
   FeedResult time_out();
 
+  // The connection has lived long enough (--max-connection-lifetime): the HTTP request being
+  // read, or the next, is its last and is answered with `Connection: close`. Raw echo has no
+  // such answer; its driver closes it at the next point between reads.
+  void end_keep_alive();
+
   [[nodiscard]] Protocol protocol() const { return protocol_; }
 
  private:
@@ -83,6 +88,7 @@ class Session {
   std::string detect_buffer_;  // first bytes held back until the protocol is known
   std::string output_;
   bool close_after_flush_ = false;
+  bool keep_alive_ended_ = false;  // for a protocol not yet detected
   std::unique_ptr<HttpParser> http_;
   std::unique_ptr<RawEcho> raw_;
 };

@@ -132,6 +132,9 @@ void add_client_timeout_options(CLI::App& app, ClientTimeouts& timeouts) {
                       "After an error answer (or an answer to close with client bytes unread "
                       "or unacknowledged), read and drop what the client still sends for at "
                       "most this long, so the answer is not lost to a reset");
+  add_duration_option(app, "--max-connection-lifetime", timeouts.max_lifetime,
+                      "Close a connection open this long at its next point between requests "
+                      "(a request in flight is finished)");
   app.add_option("--min-rate", timeouts.min_rate,
                  "Bytes/s that a body or an answer must keep after its grace (0: the grace is "
                  "a hard limit)")
@@ -169,6 +172,12 @@ void add_server_options(CLI::App& app, ServerOptions& options) {
   app.add_option("--max-body-bytes", options.protocol.limits.max_body_bytes,
                  "Largest request body; larger gets 413")
       ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--max-requests-per-connection",
+                 options.protocol.limits.max_requests_per_connection,
+                 "The Nth HTTP answer on a connection says 'Connection: close' and is its last "
+                 "(0: no cap)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 32))
       ->capture_default_str();
   app.add_flag("--fault-injection", options.protocol.fault_injection,
                "Enable GET /crash, /sleep?ms=N and /burn?us=N (off: they answer 404)");

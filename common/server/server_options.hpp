@@ -41,9 +41,9 @@ struct ServerOptions {
 ServerOptions default_options(Model model);
 
 // Adds --listen, --metrics-listen, the client timeouts (--idle-timeout, --header-timeout,
-// --body-timeout, --send-timeout, --linger-timeout, --min-rate), --shutdown-timeout,
-// --max-connections, --backlog, --protocol, --max-header-bytes, --max-body-bytes and
-// --fault-injection.
+// --body-timeout, --send-timeout, --linger-timeout, --max-connection-lifetime, --min-rate),
+// --shutdown-timeout, --max-connections, --backlog, --protocol, --max-header-bytes,
+// --max-body-bytes, --max-requests-per-connection and --fault-injection.
 void add_server_options(CLI::App& app, ServerOptions& options);
 
 // Parses the command line. Returns -1 to go on, or the exit code to leave with: 0 after

@@ -158,6 +158,53 @@ TEST(SessionHttp, ConnectionCloseIsHonouredAndLaterBytesDropped) {
   EXPECT_TRUE(result.closed);
 }
 
+TEST(SessionHttp, TheNthRequestOfTheCapSaysCloseAndIsTheLast) {
+  ProtocolConfig config = config_with();
+  config.limits.max_requests_per_connection = 3;
+  std::string input;
+  for (int i = 0; i < 4; ++i) {
+    input += "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  }
+  Session session(config);
+  const Exchange first_two = converse(session, input.substr(0, input.size() / 2));
+  EXPECT_EQ(first_two.requests, 2u);
+  EXPECT_FALSE(first_two.closed);
+  EXPECT_EQ(first_two.output.find("Connection: close"), std::string::npos);
+  const Exchange rest = converse(session, input.substr(input.size() / 2));
+  EXPECT_EQ(rest.requests, 1u);  // the fourth is dropped: the third said close
+  EXPECT_TRUE(rest.closed);
+  EXPECT_NE(rest.output.find("Connection: close"), std::string::npos);
+}
+
+TEST(SessionHttp, NoCapKeepsTheConnectionAlive) {
+  ProtocolConfig config = config_with();
+  config.limits.max_requests_per_connection = 0;
+  std::string input;
+  for (int i = 0; i < 1'100; ++i) {
+    input += "GET / HTTP/1.1\r\n\r\n";
+  }
+  const Exchange result = converse(input, config);
+  EXPECT_EQ(result.requests, 1'100u);
+  EXPECT_FALSE(result.closed);
+}
+
+TEST(SessionHttp, AfterTheEndOfKeepAliveTheRequestInFlightIsTheLast) {
+  Session session(config_with());
+  converse(session, "GET / HTTP/1.1\r\nHo");
+  session.end_keep_alive();
+  const Exchange result = converse(session, "st: x\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(result.requests, 1u);
+  EXPECT_TRUE(result.closed);
+  EXPECT_NE(result.output.find("Connection: close"), std::string::npos);
+}
+
+TEST(SessionHttp, EndOfKeepAliveBeforeDetectionReachesTheParser) {
+  Session session(config_with());
+  session.end_keep_alive();
+  const Exchange result = converse(session, "GET / HTTP/1.1\r\n\r\n");
+  EXPECT_TRUE(result.closed);
+}
+
 TEST(SessionHttp, ExpectContinueGets100BeforeTheBody) {
   Session session(config_with());
   const Exchange head =
