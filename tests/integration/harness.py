@@ -15,8 +15,11 @@ from compare.servers import LOOPBACK, MODELS, free_port, listening
 BIN_DIR = Path(os.environ.get("ECHOLAB_BIN_DIR", Path(__file__).resolve().parents[2] / "build" / "bin"))
 SOURCE_DIR = Path(os.environ.get("ECHOLAB_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 LOG_DIR = Path(os.environ.get("ECHOLAB_TEST_LOGS", "/tmp/echolab-test-logs"))
-__all__ = ["BIN_DIR", "SOURCE_DIR", "LOOPBACK", "MODELS", "Server", "free_port", "http_exchange",
-           "process_table", "run", "run_wrk", "wait_for_port"]
+# What every server answers a GET with.
+GREETING = b"Hello, World!"
+__all__ = ["BIN_DIR", "GREETING", "SOURCE_DIR", "LOOPBACK", "MODELS", "Server", "children", "eventually",
+           "free_port", "group_processes", "http_exchange", "metrics_pid", "process_table",
+           "recv_http_response", "run", "run_wrk", "spawned_children", "wait_for_port"]
 
 
 def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | None = None) -> None:
@@ -33,6 +36,17 @@ def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | 
 def process_table() -> dict[int, tuple[str, int, int]]:
     """pid -> (state letter, process group, session) of every process now in /proc."""
     return {pid: (fields[0], int(fields[2]), int(fields[3])) for pid, fields in proc_stat_fields()}
+
+
+def eventually(read, done, timeout: float = 5.0):
+    """Reads until done(value) or the timeout, and returns the last value read: a server
+    updates a counter just after the client got its bytes, not before."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
 
 
 class Server:
@@ -120,6 +134,47 @@ def http_exchange(port: int, request: bytes, timeout: float = 5.0) -> bytes:
             if not data:
                 return b"".join(chunks)
             chunks.append(data)
+
+
+def recv_http_response(conn: socket.socket) -> bytes:
+    """Reads exactly one Content-Length-framed response from a keep-alive connection: its head,
+    the blank line and its body (split them with .partition(b"\\r\\n\\r\\n"))."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"connection closed before a full response head: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        assert chunk, "connection closed inside a response body"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def group_processes(server: Server) -> dict[int, str]:
+    """pid -> state letter of every process in the server's process group (the harness
+    starts it as a session leader, so the group id is the master's pid)."""
+    return {pid: state for pid, (state, group, _) in process_table().items()
+            if group == server.process.pid}
+
+
+def children(server: Server) -> set[int]:
+    """The master's live child processes (the metrics process among them)."""
+    return {pid for pid, state in group_processes(server).items()
+            if pid != server.process.pid and state != "Z"}
+
+
+def metrics_pid(server: Server) -> int:
+    """The pid of a master's current metrics process, from its latest metrics_started line."""
+    return int(re.findall(r"pid=(\d+) event=metrics_started", server.log())[-1])
+
+
+def spawned_children(server: Server) -> int:
+    """Children the prefork master says it forked (its workers_spawned log lines)."""
+    return sum(int(count) for count in
+               re.findall(r"event=workers_spawned\b.*?\bcount=(\d+)", server.log()))
 
 
 def run(*cmd: str, timeout: float = 60.0, cwd: Path | None = None) -> subprocess.CompletedProcess:

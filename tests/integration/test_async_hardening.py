@@ -2,17 +2,14 @@
 the blocking one does: a client's half-close, a graceful stop that meets a request just read,
 and a `Connection: close` answer followed by bytes the client pipelined."""
 
-import os
 import select
-import signal
 import socket
 import threading
 import time
 
 import pytest
 
-from harness import LOOPBACK, MODELS, Server
-from test_servers import GREETING, recv_http_response
+from harness import GREETING, LOOPBACK, MODELS, Server
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 # Long enough that a close it causes can only be the server's answer to the client's FIN.

@@ -5,7 +5,6 @@ expression returns data from that Prometheus under load, and `down` leaves nothi
 Where no Docker engine answers, scripts/docker-engine.sh starts one (installing docker.io if
 needed); only when none can be started are the engine tests skipped, with the reason."""
 
-import json
 import os
 import re
 import shutil
@@ -15,31 +14,17 @@ import time
 
 import pytest
 
-from harness import LOOPBACK, MODELS, SOURCE_DIR, free_port, http_exchange, run_wrk
-from test_dashboards import (open_idle_connections, provoke_a_bad_request_and_a_raw_echo, start_load,
-                             stop_traffic, targets_up, wait_for_dashboard_data)
+from dashboard_queries import (open_idle_connections, provoke_a_bad_request_and_a_raw_echo, start_load,
+                               stop_traffic, targets_up, wait_for_dashboard_data)
+from docker_stack import (SCRIPTS, SERVER_PORTS, checked, choose_published_ports, inspect, script,
+                          wait_for_published_port)
+from harness import LOOPBACK, MODELS, SOURCE_DIR, free_port, run_wrk
 
-SCRIPTS = SOURCE_DIR / "scripts"
 PROJECT = "echolabtest"
-SERVER_PORTS = {"prefork": (8081, 9101), "threads": (8082, 9102), "pool": (8083, 9103), "hybrid": (8084, 9104)}
 STACK = (*MODELS, "prometheus")
 # deploy/prometheus/prometheus.yml scrapes every 2 s; Grafana's $__rate_interval is four scrapes.
 RATE_INTERVAL = "8s"
 LOAD_SECONDS = 30
-
-
-def script(name: str, *args: str, env: dict | None = None,
-           timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SCRIPTS / name), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, check=False)
-
-
-def engine_answers() -> bool:
-    if not shutil.which("docker"):
-        return False
-    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                             capture_output=True, check=False)
-    return version.returncode == 0
 
 
 @pytest.fixture(scope="module")
@@ -53,42 +38,8 @@ def compose_env():
     return env, ports
 
 
-def choose_published_ports(env: dict) -> dict[str, int]:
-    """Free ports for every server, its metrics and Prometheus, set in `env` the way the compose
-    file and the swarm stack read them (ECHOLAB_POOL_PORT, ...); returned by service
-    ("pool", "pool_metrics", "prometheus")."""
-    ports = {}
-    for model in MODELS:
-        ports[model] = free_port()
-        ports[f"{model}_metrics"] = free_port()
-        env[f"ECHOLAB_{model.upper()}_PORT"] = str(ports[model])
-        env[f"ECHOLAB_{model.upper()}_METRICS_PORT"] = str(ports[f"{model}_metrics"])
-    ports["prometheus"] = free_port()
-    env["ECHOLAB_PROMETHEUS_PORT"] = str(ports["prometheus"])
-    return ports
-
-
 def compose(env: dict, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return script("docker-compose.sh", *args, env=env, timeout=timeout)
-
-
-def checked(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, f"{result.args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def engine():
-    """A running Docker engine; the test stops it afterwards if it started it."""
-    was_running = engine_answers()
-    if not was_running:
-        started = script("docker-engine.sh", "start", timeout=600)
-        if started.returncode != 0:
-            pytest.skip("no Docker engine can be started here: "
-                        + (started.stderr.strip().splitlines() or ["unknown reason"])[-1])
-    yield
-    if not was_running:
-        script("docker-engine.sh", "stop", timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -108,26 +59,8 @@ def stack(engine, compose_env):
         compose(env, "--profile", "load", "down", "--remove-orphans", timeout=120)
 
 
-def wait_for_published_port(port: int, timeout: float = 30) -> None:
-    """Until the server behind a published port answers (the proxy accepts before it is up)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if http_exchange(port, b"GET / HTTP/1.0\r\n\r\n", timeout=2).startswith(b"HTTP/1.1 200"):
-                return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"nothing answers on published port {port}"
-        time.sleep(0.3)
-
-
 def container_ids(env: dict, *services: str) -> list[str]:
     return checked(compose(env, "ps", "-q", *services)).split()
-
-
-def inspect(container: str) -> dict:
-    return json.loads(checked(subprocess.run(["docker", "inspect", container], capture_output=True,
-                                             text=True, check=False)))[0]
 
 
 # --- without an engine ---------------------------------------------------------------------

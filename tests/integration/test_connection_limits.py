@@ -2,14 +2,13 @@
 connection busy (requests one after another, or raw echo trickling a byte before every idle
 timeout) no longer holds a prefork child or a thread for ever (docs/slow-clients.md)."""
 
-import re
 import socket
 import time
 
 import pytest
 
 from compare import metrics as server_metrics  # the compare runner's exposition parser
-from harness import LOOPBACK, MODELS, Server, run
+from harness import LOOPBACK, MODELS, Server, recv_http_response, run
 
 TIMED_OUT = "echolab_connections_timed_out_total"
 HUNG = 15.0  # seconds: only a server that never closes takes this long
@@ -28,23 +27,6 @@ def wait_for_timeouts(server: Server, kind: str, at_least: float) -> float:
     while (count := timeouts(server, kind)) < at_least and time.monotonic() < deadline:
         time.sleep(0.1)
     return count
-
-
-def recv_response(conn: socket.socket) -> tuple[bytes, bytes]:
-    """One Content-Length-framed response: (head, body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        assert chunk, f"closed before a full response head: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        assert chunk, "closed inside a response body"
-        body += chunk
-    assert len(body) == length, "more than one response: the requests were sent one at a time"
-    return head, body
 
 
 def closed_by_server(conn: socket.socket) -> bool:
@@ -68,7 +50,7 @@ def test_the_nth_request_is_answered_with_connection_close_then_the_connection_c
             for index in range(1, 6):
                 body = b"request %d" % index
                 conn.sendall(post(body))
-                head, echoed = recv_response(conn)
+                head, _, echoed = recv_http_response(conn).partition(b"\r\n\r\n")
                 assert head.startswith(b"HTTP/1.1 200") and echoed == body
                 heads.append(head)
             assert [b"Connection: close" in head for head in heads] == [False] * 4 + [True]
@@ -83,7 +65,7 @@ def test_a_request_read_after_the_lifetime_is_the_last_and_says_so(model):
             conn.sendall(b"GET / HTTP/1.1\r\n")
             time.sleep(1.5)
             conn.sendall(b"Host: x\r\n\r\n")
-            head, body = recv_response(conn)
+            head, _, body = recv_http_response(conn).partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200") and body == b"Hello, World!"
             assert b"Connection: close" in head
             assert closed_by_server(conn)

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import BIN_DIR, LOG_DIR, LOOPBACK, Server, free_port, run
-from test_metrics import eventually, metrics_pid, promtool_check, scrape, wait_until_read
-from test_prefork import children
-from test_servers import GREETING, recv_http_response
+from harness import (BIN_DIR, GREETING, LOG_DIR, LOOPBACK, Server, children, eventually, free_port,
+                     metrics_pid, recv_http_response, run)
+from scraping import promtool_check, scrape, wait_until_read
 
 
 def served(conn: socket.socket) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import BIN_DIR, LOOPBACK, MODELS, Server, free_port, wait_for_port
-from test_metrics import Scrape, promtool_check, scrape_url
+from scraping import Scrape, promtool_check, scrape_url
 
 LOAD = str(BIN_DIR / "echolab-load")
 PERCENTILE_KEYS = ("p50", "p90", "p99", "p99_9", "p99_99", "max")

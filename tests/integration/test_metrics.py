@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import LOOPBACK, MODELS, Server, free_port, http_exchange, wait_for_port
+from harness import (LOOPBACK, MODELS, Server, eventually, free_port, http_exchange, metrics_pid,
+                     spawned_children, wait_for_port)
+from scraping import Scrape, promtool_check, scrape
 
-PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
 
 # Small worker counts, so that spawn counts stay exact and cheap to check.
@@ -32,78 +33,6 @@ SMALL = {
     "pool": ("--threads", "3"),
     "hybrid": ("--workers", "3"),
 }
-
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-class Scrape:
-    """One /metrics response, parsed."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.samples = []
-        for line in text.splitlines():
-            if line.startswith("#") or not line:
-                continue
-            match = SAMPLE.match(line)
-            assert match, f"not an exposition line: {line!r}"
-            labels = dict(LABEL.findall(match.group(2) or ""))
-            self.samples.append((match.group(1), labels, float(match.group(3))))
-
-    def series(self, name: str, **labels: str) -> list:
-        return [(found, value) for sample_name, found, value in self.samples
-                if sample_name == name and all(found.get(k) == v for k, v in labels.items())]
-
-    def value(self, name: str, **labels: str) -> float:
-        matching = self.series(name, **labels)
-        assert len(matching) == 1, f"{name}{labels}: {len(matching)} series in\n{self.text}"
-        return matching[0][1]
-
-    def counters(self) -> dict:
-        """Every sample that must never go down: counters and histogram parts."""
-        return {(name, tuple(sorted(labels.items()))): value for name, labels, value in self.samples
-                if name.endswith(("_total", "_bucket", "_count", "_sum"))}
-
-
-def scrape(server: Server) -> Scrape:
-    return scrape_url(server.metrics_url())
-
-
-def scrape_url(url: str) -> Scrape:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        assert response.status == 200
-        return Scrape(response.read().decode())
-
-
-def metrics_pid(server: Server) -> int:
-    """The pid of a master's current metrics process, from its latest metrics_started line."""
-    return int(re.findall(r"pid=(\d+) event=metrics_started", server.log())[-1])
-
-
-def promtool_check(text: str) -> None:
-    checked = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
-                             text=True, timeout=30, check=False)
-    assert checked.returncode == 0, f"promtool: {checked.stdout}{checked.stderr}\n{text}"
-
-
-def eventually(read, done, timeout: float = 5.0):
-    """Reads until done(value) or the timeout, and returns the last value read: a server
-    updates a counter just after the client got its bytes, not before."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
-def wait_until_read(server: Server, byte_count: int, timeout: float = 30.0) -> None:
-    """Returns once the server has read `byte_count` request bytes in all: a request it has
-    read is in its handler (a /sleep is sleeping), which no pause of the test can promise."""
-    read = eventually(lambda: scrape(server).value("echolab_bytes_received_total"),
-                      lambda received: received >= byte_count, timeout)
-    assert read >= byte_count, f"the {server.model} server read {read:.0f} of {byte_count} bytes"
 
 
 class HttpClient:
@@ -149,12 +78,6 @@ class HttpClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def spawned_children(server: Server) -> int:
-    """Children the prefork master says it forked (its workers_spawned log lines)."""
-    return sum(int(count) for count in
-               re.findall(r"event=workers_spawned\b.*?\bcount=(\d+)", server.log()))
 
 
 def ab_load(server: Server, seconds: int, concurrency: int = 4) -> subprocess.Popen:

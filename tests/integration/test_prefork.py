@@ -10,14 +10,13 @@ import select
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from harness import LOOPBACK, Server, process_table, run
-from test_metrics import eventually, scrape, spawned_children, wait_until_read
-from test_servers import GREETING, recv_http_response
+from harness import (GREETING, LOOPBACK, Server, children, eventually, group_processes, recv_http_response,
+                     run, spawned_children)
+from scraping import scrape, wait_until_read
 
 # A small pool, so that the numbers these tests check are exact.
 SMALL = ("--start-servers", "2", "--min-spare", "2", "--max-spare", "5")
@@ -26,19 +25,6 @@ SMALL = ("--start-servers", "2", "--min-spare", "2", "--max-spare", "5")
 def served(conn: socket.socket) -> bool:
     conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     return recv_http_response(conn).endswith(GREETING)
-
-
-def group_processes(server: Server) -> dict[int, str]:
-    """pid -> state letter of every process in the server's process group (the harness
-    starts it as a session leader, so the group id is the master's pid)."""
-    return {pid: state for pid, (state, group, _) in process_table().items()
-            if group == server.process.pid}
-
-
-def children(server: Server) -> set[int]:
-    """The master's live child processes (the metrics process among them)."""
-    return {pid for pid, state in group_processes(server).items()
-            if pid != server.process.pid and state != "Z"}
 
 
 def workers(server: Server, state: str) -> float:

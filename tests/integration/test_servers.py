@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from harness import LOOPBACK, MODELS, SOURCE_DIR, Server, http_exchange, run, run_wrk
+from harness import (GREETING, LOOPBACK, MODELS, SOURCE_DIR, Server, http_exchange, recv_http_response, run,
+                     run_wrk)
 
-GREETING = b"Hello, World!"
 POST_ECHO_LUA = str(SOURCE_DIR / "loadgen" / "wrk" / "post_echo.lua")
 
 
@@ -21,22 +21,6 @@ POST_ECHO_LUA = str(SOURCE_DIR / "loadgen" / "wrk" / "post_echo.lua")
 def server(request):
     with Server(request.param) as running:
         yield running
-
-
-def recv_http_response(conn: socket.socket) -> bytes:
-    """Reads exactly one Content-Length-framed response from a keep-alive connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        assert chunk, f"connection closed before a full response head: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        assert chunk, "connection closed inside a response body"
-        body += chunk
-    return head + b"\r\n\r\n" + body
 
 
 def test_curl_get_and_post_echo(server):

@@ -15,24 +15,14 @@ import time
 
 import pytest
 
+from dashboard_queries import active_targets
+from docker_stack import (STACK_FILE, SERVER_PORTS, checked, choose_published_ports, docker, inspect, script,
+                          swarm_state, wait_for_published_port)
 from harness import LOOPBACK, MODELS, SOURCE_DIR
-from test_compose import (SERVER_PORTS, checked, choose_published_ports, engine, inspect,  # noqa: F401
-                          script, wait_for_published_port)
-from test_dashboards import active_targets
 
 STACK = "echolabtest"
-STACK_FILE = SOURCE_DIR / "deploy" / "swarm" / "stack.yml"
 SERVICES = (*MODELS, "prometheus")
 REPLICAS = 3
-
-
-def docker(*args: str, timeout: float = 60) -> str:
-    return checked(subprocess.run(["docker", *args], capture_output=True, text=True,
-                                  timeout=timeout, check=False))
-
-
-def swarm_state() -> str:
-    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
 
 
 def stack_objects(kind: str) -> list[str]:
@@ -73,7 +63,7 @@ def test_stack_file_keeps_the_compose_images_limits_and_defaults():
 # --- on a one-node swarm -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def swarm(engine):  # noqa: F811  (the engine fixture of test_compose)
+def swarm(engine):
     state = swarm_state()
     if state == "active":
         pytest.skip("this engine is already in a swarm; the test only runs in one it makes")

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import MODELS, SOURCE_DIR
-from test_compose import checked, choose_published_ports, engine, script  # noqa: F401
-from test_swarm import STACK_FILE, docker, swarm_state  # noqa: F401
+from docker_stack import checked, choose_published_ports, docker, script, swarm_state
 
 STACK = "echolabtest2n"
 NAMESPACE = "echolabtest-n2"
@@ -35,7 +34,7 @@ def run(*args: str, timeout: float = 60, check: bool = True) -> subprocess.Compl
 
 
 @pytest.fixture(scope="module")
-def second_engine(engine):  # noqa: F811
+def second_engine(engine):
     """A dockerd in a network namespace of its own, reached over a veth pair; yields its socket."""
     if not shutil.which("ip") or swarm_state() != "inactive":
         pytest.skip("needs iproute2 and an engine in no swarm")

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import BIN_DIR, LOOPBACK, Server
-from test_metrics import eventually, scrape, wait_until_read
-from test_servers import GREETING, recv_http_response
+from harness import BIN_DIR, GREETING, LOOPBACK, Server, eventually, recv_http_response
+from scraping import scrape, wait_until_read
 
 
 def served(conn: socket.socket) -> bool:

@@ -1,0 +1,24 @@
+"""Fixtures more than one test file uses. (Plain helpers are in harness.py, scraping.py,
+docker_stack.py and dashboard_queries.py; no test file imports another.)"""
+
+import pytest
+
+from docker_stack import engine_answers, script
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """A running Docker engine, for test_compose, test_swarm and test_swarm_two_nodes: where none
+    answers, scripts/docker-engine.sh starts one (or the tests skip, with its reason), and it is
+    stopped again after the session. CTest runs one pytest process per file, so there a session
+    is one file, as it was when this fixture was module-scoped; a pytest run of several Docker
+    files at once starts and stops the engine once for them all."""
+    was_running = engine_answers()
+    if not was_running:
+        started = script("docker-engine.sh", "start", timeout=600)
+        if started.returncode != 0:
+            pytest.skip("no Docker engine can be started here: "
+                        + (started.stderr.strip().splitlines() or ["unknown reason"])[-1])
+    yield
+    if not was_running:
+        script("docker-engine.sh", "stop", timeout=120)
