@@ -89,15 +89,15 @@ compare: release
 	  $(if $(call enabled,$(QUICK)),--quick) $(if $(call enabled,$(PEERS)),--peers)
 
 # The 10,000-connection scenario against one server: MODEL=prefork|threads|pool|hybrid,
-# CONNECTIONS (default 10000), RAMP and HOLD in seconds.
+# CONNECTIONS (default 10000); RAMP, HOLD and INTERVAL in seconds (default: the full
+# `make compare` hold, 30, 20 and 30).
 MODEL ?= threads
 CONNECTIONS ?= 10000
-RAMP ?= 10
-HOLD ?= 20
 c10k: deps
 	$(call release_build,echolab-$(MODEL) echolab-load)
 	/usr/bin/python3 -m compare.c10k --bin-dir $(RELEASE_BUILD)/bin --model $(MODEL) \
-	  --connections $(CONNECTIONS) --ramp $(RAMP) --hold $(HOLD)
+	  --connections $(CONNECTIONS) $(if $(RAMP),--ramp $(RAMP)) $(if $(HOLD),--hold $(HOLD)) \
+	  $(if $(INTERVAL),--interval $(INTERVAL))
 
 # Each model beside Apache (prefork, worker) and nginx under wrk -t2 at 100/1,000/10,000
 # connections, medians of 3. PEERS_FLAGS go to the runner, e.g. "--busy-loops 2 --only pool,nginx".

@@ -5,7 +5,7 @@ Ramps echolab-load to --connections over --ramp, holds them all (each sends one 
 costs: memory per connection (RSS and PSS), processes, threads, context switches per second,
 and the latency of the requests made during the hold. The same measurement as the hold of
 `make compare`, for one model at a time. Usage:
-  python3 -m compare.c10k --model threads [--connections 10000 --ramp 10 --hold 20] [--bin-dir build/bin]"""
+  python3 -m compare.c10k --model threads [--connections 10000 --ramp 30 --hold 20 --interval 30] [--bin-dir build/bin]"""
 
 import argparse
 import dataclasses
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import machine as machine_info
 from . import processes, scenarios
-from .plan import make_plan
+from .plan import FULL_HOLD, make_plan
 from .servers import MODELS, Server, settings_for
 
 
@@ -24,9 +24,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python3 -m compare.c10k", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=MODELS, required=True)
     parser.add_argument("--connections", type=int, default=10_000)
-    parser.add_argument("--ramp", type=float, default=10.0, help="seconds to open them all")
-    parser.add_argument("--hold", type=float, default=20.0, help="seconds to hold them")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between requests")
+    full = make_plan(False, FULL_HOLD)  # the defaults: the hold of the full `make compare`
+    parser.add_argument("--ramp", type=float, default=full.ramp_s, help="seconds to open them all")
+    parser.add_argument("--hold", type=float, default=full.hold_s, help="seconds to hold them")
+    parser.add_argument("--interval", type=float, default=full.interval_s,
+                        help="seconds between two requests of one connection")
     parser.add_argument("--bin-dir", type=Path, default=Path(__file__).resolve().parents[1] / "build" / "bin")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     return parser.parse_args(argv)
@@ -45,15 +47,20 @@ def main(argv: list[str]) -> int:
                                hold_connections=args.connections, ramp_s=args.ramp,
                                hold_s=args.hold, interval_s=args.interval)
     work = Path(tempfile.mkdtemp(prefix="echolab-c10k-"))
-    server = Server(args.model, args.model, args.bin_dir / f"echolab-{args.model}",
-                    settings_for(args.model, args.connections), work / "logs").start()
+    # Never started itself: the settings every instance the hold starts is made from.
+    settings = Server(args.model, args.model, args.bin_dir / f"echolab-{args.model}",
+                      settings_for(args.model, args.connections), work / "logs")
     bench = scenarios.Bench(plan, args.bin_dir, work / "raw", work / "logs", None,
-                            {args.model: server}, {}, None, total_steps=1)
-    try:
-        bench.attempt(0, f"hold {args.connections:,} connections", args.model,
-                      lambda: scenarios.hold_once(bench, 0, args.model, server))
-    finally:
-        server.stop()
+                            {args.model: settings}, {}, None, total_steps=1)
+
+    def measure() -> str:
+        idle, server, prestart = bench.hold_server(args.model, args.connections)
+        try:
+            return scenarios.hold_once(bench, 0, args.model, server, idle, prestart)
+        finally:
+            server.stop()
+
+    bench.attempt(0, f"hold {args.connections:,} connections", args.model, measure)
     runs = bench.recorder.runs("hold", (args.connections,), args.model)
     if not runs:
         print(f"c10k: failed: {'; '.join(bench.failures)} (logs in {work / 'logs'})", file=sys.stderr)

@@ -99,12 +99,3 @@ def answer_time(host: str, port: int, path: str = "/", timeout_s: float = 1.0) -
             return time.monotonic() - started if exchange(conn, request) else None
     except OSError:
         return None
-
-
-def wait_until_serving(host: str, port: int, deadline: float) -> float | None:
-    """The monotonic time of the first fresh connection served, None if none before `deadline`."""
-    while time.monotonic() < deadline:
-        if serves(host, port):
-            return time.monotonic()
-        time.sleep(0.002)
-    return None

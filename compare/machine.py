@@ -10,6 +10,7 @@ import os
 import platform
 import resource
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .models import REGISTRY, Model
 
@@ -95,6 +96,9 @@ class Machine:
     ephemeral_ports: tuple[int, int] | None
     somaxconn: int | None
     tcp_tw_reuse: int | None
+    # DAMON's monitors ("on: paddr", "off", "absent"): a kernel daemon that walks the reverse
+    # map of sampled pages, so its cost grows with the processes that map them (prefork).
+    damon: str = "absent"
 
     def to_json(self) -> dict:
         data = dict(self.__dict__)
@@ -138,7 +142,22 @@ def inspect_machine() -> Machine:
         ephemeral_ports=(int(port_range[0]), int(port_range[1])) if len(port_range) == 2 else None,
         somaxconn=_read_int("/proc/sys/net/core/somaxconn"),
         tcp_tw_reuse=_read_int("/proc/sys/net/ipv4/tcp_tw_reuse"),
+        damon=_damon_state(),
     )
+
+
+def _damon_state() -> str:
+    """Whether DAMON monitors run, and what they monitor (its sysfs interface; absent when the
+    kernel has none)."""
+    kdamonds = Path("/sys/kernel/mm/damon/admin/kdamonds")
+    running = []
+    for kdamond in sorted(kdamonds.glob("[0-9]*")):
+        if _read(str(kdamond / "state")) == "on":
+            for context in sorted(kdamond.glob("contexts/[0-9]*")):
+                running.append(_read(str(context / "operations")) or "unknown")
+    if running:
+        return "on: " + ", ".join(running)
+    return "off" if kdamonds.is_dir() else "absent"
 
 
 @dataclass

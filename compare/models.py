@@ -24,6 +24,14 @@ class Model:
     # about ten times what the hold measures (docs/reading-the-report.md, "Memory per connection").
     memory_bound_bytes: int
     colour: str                # in charts and dashboards
+    # Flags that start the workers for `{n}` connections before the hold's load arrives, where
+    # starting them on demand is itself the bottleneck of the ramp (prefork: a fork costs about
+    # 1 ms on a VM, and the spawner competes for the CPU with the children it forked). Apache's
+    # advice for a known peak is the same: StartServers and MaxSpareServers at that peak.
+    hold_prestart_flags: tuple[str, ...] = ()
+
+    def prestart_flags(self, connections: int) -> list[str]:
+        return [flag.replace("{n}", str(connections)) for flag in self.hold_prestart_flags]
 
     @property
     def binary(self) -> str:
@@ -32,7 +40,8 @@ class Model:
 
 REGISTRY = (
     Model("prefork", "processes", 8081, 9101, "--max-workers", descriptors_per_connection=0,
-          tasks_per_connection=1, memory_bound_bytes=1 << 20, colour="#d95f02"),
+          tasks_per_connection=1, memory_bound_bytes=1 << 20, colour="#d95f02",
+          hold_prestart_flags=("--start-servers", "{n}", "--max-spare", "{n}")),
     Model("threads", "threads", 8082, 9102, "--max-threads", descriptors_per_connection=1,
           tasks_per_connection=1, memory_bound_bytes=256 << 10, colour="#1b9e77"),
     Model("pool", "event loop", 8083, 9103, None, descriptors_per_connection=1,

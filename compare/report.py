@@ -10,7 +10,7 @@ from .figures import Recorder
 from .guard import guarded, one_line
 from .machine import Capacity, Machine
 from .models import BY_NAME
-from .peer_hook import Peers
+from .peers.hook import Peers
 from .plan import Plan
 from .probes import rmap_counts
 from .scenarios import MEMORY_FIGURES, MODELS, RECYCLING_PREFORK, SCRAPE_MEMORY_BUDGET_S, display
@@ -108,6 +108,7 @@ def machine_section(machine: Machine, capacity: Capacity, plan: Plan, servers: d
         ["tasks already running", f"{machine.tasks_running:,}"],
         ["ephemeral ports", f"{ports[0]}-{ports[1]}" if ports else "unknown"],
         ["net.core.somaxconn / tcp_tw_reuse", f"{machine.somaxconn} / {machine.tcp_tw_reuse}"],
+        ["DAMON (kdamond)", machine.damon],
     ]
     text = "## Machine and limits\n\n" + table(["", "this machine"], rows) + "\n\n"
     text += capacity_table(capacity) + "\n\n"
@@ -182,6 +183,11 @@ def churn_section(recorder: Recorder) -> str:
                    "spawn p50 (server)", "errors"], rows) + "\n")
 
 
+def prestart_note(plan: Plan) -> str:
+    flags = " ".join(f"`{flag}`" for flag in BY_NAME["prefork"].prestart_flags(plan.hold_connections))
+    return flags or "no flags"
+
+
 def hold_section(recorder: Recorder, plan: Plan) -> str:
     rows_spec = [("connections held", "connections_held", "number", 0),
                  ("processes", "processes", "number", 0), ("threads", "threads", "number", 0),
@@ -214,8 +220,13 @@ def hold_section(recorder: Recorder, plan: Plan) -> str:
              "Kernel mm threads are kdamond, kswapd, kcompactd and khugepaged, whose page checks walk every "
              "address space that maps a page; their CPU and the machine's user/system split are read at the "
              "first and last scrape of the hold. Workers started/s counts `echolab_worker_spawn_seconds` "
-             "from the idle scrape to the first scrape of the hold: prefork's children forked by its "
-             "spare-server policy, one thread per connection for threads, none for the pool and hybrid.\n\n")
+             "from the idle scrape to the first scrape of the hold: one thread per connection for threads, "
+             "none for the pool and hybrid. prefork forks its children before the load "
+             f"({prestart_note(plan)}), as Apache is sized for a known peak: forking on demand cannot "
+             "follow the ramp on a machine where a fork costs about a millisecond and the forking "
+             "process shares the CPU with the children it forked (docs/compare.md, \"The hold\"); its "
+             "idle figure is a fresh instance at its defaults, so the children count in its cost per "
+             "connection, and its workers started/s is the rate at which it forked them.\n\n")
     if plan.hold_connections < plan.hold_wanted:
         intro += (f"**Held {plan.hold_connections:,} connections, not {plan.hold_wanted:,}**"
                   f"{' (quick run)' if plan.quick else ' (limits: see above)'}.\n\n")

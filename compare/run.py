@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import charts, claims, loadtools, peer_hook, probes, processes, report, scenarios, slow_clients
+from . import charts, claims, loadtools, probes, processes, report, scenarios, slow_clients
+from .peers import hook as peer_hook
 from . import machine as machine_info
 from .guard import guarded
 from .models import REGISTRY

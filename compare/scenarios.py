@@ -13,6 +13,7 @@ from . import keepalive, loadtools, machine, metrics
 from .figures import Recorder
 from .guard import one_line
 from .plan import Plan
+from .models import BY_NAME
 from .servers import HYBRID_WORKERS, LOOPBACK, MODELS, Server, flag_value, with_flag
 
 # A fork-per-connection prefork (every child exits after one connection), run only in the churn
@@ -62,6 +63,30 @@ def load_figures(result: dict) -> dict:
     for key in loadtools.PERCENTILE_KEYS:
         figures[f"{key}_us"] = latency.get(key)
     return figures
+
+
+PRESTART_LIMIT_S = 600.0
+
+
+@dataclass
+class Prestart:
+    """The workers a server started before the hold's load, and how long they took."""
+
+    workers: float
+    took_s: float
+
+
+def wait_for_idle_workers(server: Server, wanted: int, deadline: float) -> float:
+    """Waits until `wanted` of the server's workers are idle (started and waiting for a
+    connection); returns how many are."""
+    while True:
+        idle = metrics.scrape(server.metrics_url).total("echolab_workers", state="idle") or 0
+        if idle >= wanted:
+            return idle
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.name}: only {idle:,.0f} of {wanted:,} workers ready after "
+                               f"{PRESTART_LIMIT_S:.0f} s; see {server.log_path}")
+        time.sleep(0.5)
 
 
 class Bench:
@@ -143,6 +168,38 @@ class Bench:
                                      timeout_s=seconds + 60)
         result = run.result()
         return self.judged(key, result, seconds) if key else result
+
+    def hold_server(self, model: str, connections: int) -> tuple[metrics.Scrape, Server, "Prestart | None"]:
+        """A fresh instance for the hold (the baseline is then a server that never held a
+        connection, not one whose allocator keeps what the throughput runs made resident),
+        with the idle scrape its per-connection figures start from.
+
+        A model that starts its workers before the load (models.py, hold_prestart_flags) is
+        measured against the idle scrape of a fresh instance at its defaults: the workers it
+        starts early for the connections are part of what the connections cost."""
+        spec = BY_NAME[model]
+        if not spec.hold_prestart_flags:
+            server = self.fresh_server(model, "hold")
+            return self.wait_idle(server), server, None
+        baseline = self.fresh_server(model, "hold-baseline")
+        try:
+            idle = self.wait_idle(baseline)
+        finally:
+            baseline.stop()
+        main = self.main[model]
+        flags = list(main.flags)
+        prestart = spec.prestart_flags(connections)
+        for name, value in zip(prestart[::2], prestart[1::2]):
+            flags = with_flag(flags, name, value)
+        began = time.monotonic()
+        # Minutes, not seconds: 10,000 forks on a busy machine; the limit only says "hung".
+        server = Server(f"{model}-hold", model, main.binary, flags, self.log_dir).start(timeout=PRESTART_LIMIT_S)
+        try:
+            workers = wait_for_idle_workers(server, connections, began + PRESTART_LIMIT_S)
+        except Exception:
+            server.stop()
+            raise
+        return idle, server, Prestart(workers, time.monotonic() - began)
 
     def wait_idle(self, server: Server, timeout_s: float = 30.0) -> metrics.Scrape:
         """Waits until the server holds no connection (the previous run's are closed), and
@@ -304,20 +361,18 @@ def hold(bench: Bench, rep: int) -> None:
     plan = bench.plan
     for model in MODELS:
         def measure(model=model) -> str:
-            # A fresh server: the baseline is then a server that never held a connection, not one
-            # whose allocator keeps what the throughput runs made resident.
-            server = bench.fresh_server(model, "hold")
+            idle, server, prestart = bench.hold_server(model, plan.hold_connections)
             try:
-                return hold_once(bench, rep, model, server)
+                return hold_once(bench, rep, model, server, idle, prestart)
             finally:
                 server.stop()
 
         bench.attempt(rep, f"hold {plan.hold_connections:,} connections", model, measure)
 
 
-def hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
+def hold_once(bench: Bench, rep: int, model: str, server: Server, idle: metrics.Scrape,
+              prestart: Prestart | None) -> str:
     plan = bench.plan
-    idle = bench.wait_idle(server)
     mm_threads = machine.mm_thread_pids()
     started = time.monotonic()
     run = loadtools.echolab_load(
@@ -332,7 +387,7 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server) -> str:
     result = bench.judged(("hold", (plan.hold_connections,), model), run.result(), plan.ramp_s + plan.hold_s)
     figures = hold_figures(idle, [scrape for scrape, _, _ in readings], result)
     figures["memory_partial"] = 1 if memory_partial(model, figures["memory_scrape_ms"] / 1000) else 0
-    figures.update(ramp_figures(idle, readings[0][0] if readings else None, plan))
+    figures.update(ramp_figures(idle, readings[0][0] if readings else None, plan, prestart))
     if len(readings) >= 2:
         (_, first, first_at), (_, last, last_at) = readings[0], readings[-1]
         figures.update(machine.kernel_cpu_figures(first, last, last_at - first_at))
@@ -375,13 +430,19 @@ def hold_figures(idle: metrics.Scrape, samples: list[metrics.Scrape], result: di
     return figures
 
 
-def ramp_figures(idle: metrics.Scrape, first_of_hold: metrics.Scrape | None, plan) -> dict:
-    """How the server's workers kept up with the ramp: workers it started per second (prefork:
-    children forked by the spare-server policy; threads: one per connection; the pool: none)
-    between the idle scrape and the first scrape of the hold, against connections arriving
-    per second."""
+def ramp_figures(idle: metrics.Scrape, first_of_hold: metrics.Scrape | None, plan,
+                 prestart: Prestart | None = None) -> dict:
+    """How the server's workers kept up with the ramp: workers it started per second (threads:
+    one per connection; the pool: none) between the idle scrape and the first scrape of the
+    hold, against connections arriving per second. A server that started its workers before
+    the load (prefork) is given the rate at which it started them."""
     figures = {"connections_arriving_per_s": plan.hold_connections / plan.ramp_s if plan.ramp_s else None,
-               "workers_started": None, "workers_started_per_s": None}
+               "workers_started": None, "workers_started_per_s": None,
+               "workers_prestarted": prestart.workers if prestart else None}
+    if prestart is not None:
+        figures["workers_started"] = prestart.workers
+        figures["workers_started_per_s"] = prestart.workers / prestart.took_s if prestart.took_s > 0 else None
+        return figures
     if first_of_hold is None:
         return figures
     before = idle.total(f"{SPAWN_HISTOGRAM}_count") or 0.0

@@ -64,7 +64,8 @@ def settings_for(model: str, connections: int) -> list[str]:
     (enough for the hold), and each model's worker cap at least that high. Everything else
     stays at the servers' defaults, which are what the docs describe."""
     cap = str(connections + 64)
-    flags = ["--max-connections", cap, "--idle-timeout", "30s"]
+    # Longer than the hold's interval between two requests of one connection (30 s).
+    flags = ["--max-connections", cap, "--idle-timeout", "60s"]
     if worker_cap_flag := BY_NAME[model].worker_cap_flag:
         flags += [worker_cap_flag, cap]
     if model == "hybrid":

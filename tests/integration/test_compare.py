@@ -341,8 +341,8 @@ def test_free_port_never_hands_out_a_port_twice():
 
 
 def test_the_ramp_shows_workers_started_against_connections_arriving(quick_run):
-    """prefork forks children during the ramp (its spare-server policy), threads start one
-    per connection, the pool none; the longest wait for an accept is reported beside the p99."""
+    """prefork forks a child per held connection before the ramp, threads start one per
+    connection, the pool none; the longest wait for an accept is reported beside the p99."""
     out_dir, _ = quick_run
     results = json.loads((out_dir / "results.json").read_text())
     plan = results["plan"]
@@ -351,7 +351,9 @@ def test_the_ramp_shows_workers_started_against_connections_arriving(quick_run):
         assert arriving == pytest.approx(plan["hold_connections"] / plan["ramp_s"]), model
         assert figure(results, "hold", model, "connect_max_us") >= \
             figure(results, "hold", model, "connect_p99_us") > 0, model
-    assert figure(results, "hold", "prefork", "workers_started") > 0
+    assert figure(results, "hold", "prefork", "workers_prestarted") >= plan["hold_connections"]
+    assert figure(results, "hold", "prefork", "workers_started_per_s") > 0
+    assert figure(results, "hold", "threads", "workers_prestarted") is None
     assert figure(results, "hold", "threads", "workers_started") >= 0.9 * plan["hold_connections"]
     assert figure(results, "hold", "pool", "workers_started") == 0
     report = (out_dir / "report.md").read_text()

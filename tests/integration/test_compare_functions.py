@@ -14,6 +14,7 @@ from compare import claims, probes, run, scenarios, slow_clients
 from compare.figures import Recorder
 from compare.loadtools import parse_wrk_text
 from compare.metrics import Scrape, bucket_delta, histogram_quantile, parse_exposition
+from compare.models import BY_NAME, REGISTRY
 from compare.plan import make_plan
 from compare.servers import flag_value, settings_for, with_flag
 
@@ -261,6 +262,23 @@ def test_a_server_without_a_spawn_histogram_has_no_ramp_workers_figure():
     figures = scenarios.ramp_figures(idle, held, plan)
     assert figures["workers_started_per_s"] is None
     assert scenarios.ramp_figures(idle, None, plan)["workers_started"] is None
+
+
+def test_a_server_that_forked_its_workers_before_the_load_gets_the_rate_it_forked_them_at():
+    """prefork's hold: the children come before the ramp, so its rate is theirs, not the ramp's."""
+    plan = SimpleNamespace(hold_connections=1000, ramp_s=2.0)
+    idle = _scrape_at('echolab_worker_spawn_seconds_count{model="prefork"} 64\n', 100.0)
+    held = _scrape_at('echolab_worker_spawn_seconds_count{model="prefork"} 1064\n', 104.0)
+    figures = scenarios.ramp_figures(idle, held, plan, scenarios.Prestart(workers=1000, took_s=4.0))
+    assert figures["workers_started"] == 1000 and figures["workers_prestarted"] == 1000
+    assert figures["workers_started_per_s"] == 250
+    assert scenarios.ramp_figures(idle, held, plan)["workers_prestarted"] is None
+
+
+def test_only_prefork_forks_its_workers_before_the_hold_and_its_flags_name_the_count():
+    flags = BY_NAME["prefork"].prestart_flags(1200)
+    assert flag_value(flags, "--start-servers") == "1200" and flag_value(flags, "--max-spare") == "1200"
+    assert [model.name for model in REGISTRY if model.hold_prestart_flags] == ["prefork"]
 
 
 def test_a_flag_already_given_is_replaced_not_repeated():

@@ -4,9 +4,9 @@ compare/peers/servers.py; when the servers are not installed, the report says so
 
 from dataclasses import dataclass, field
 
-from . import loadtools, slow_clients
-from .peers import servers as peer_servers
-from .scenarios import Bench, load_figures, throughput_summary
+from .. import loadtools, slow_clients
+from ..scenarios import Bench, load_figures, throughput_summary
+from . import servers as peer_servers
 
 
 @dataclass
