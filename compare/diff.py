@@ -36,12 +36,14 @@ MACHINE_KEYS = {"cpu_model": "CPU", "cores_online": "cores online", "cores_usabl
 HIGHER_IS_BETTER, LOWER_IS_BETTER, NEUTRAL = 1, -1, 0
 # The first pattern that a figure's name contains decides its direction. Counts that describe
 # the setup or a model's nature (processes, threads, workers, clients) are neutral: more is
-# neither better nor worse, so their verdict says "higher" or "lower".
+# neither better nor worse, so their verdict says "higher" or "lower". So are the bounds of a
+# difference's band (_high, _low), whatever the difference.
 DIRECTIONS = (
+    ("_high", NEUTRAL), ("_low", NEUTRAL),
     ("context_switches", LOWER_IS_BETTER), ("cpu_percent", LOWER_IS_BETTER), ("stall", LOWER_IS_BETTER),
     ("errors", LOWER_IS_BETTER), ("lost", LOWER_IS_BETTER), ("extra_cycles", LOWER_IS_BETTER),
-    ("rejected", LOWER_IS_BETTER), ("still_open", LOWER_IS_BETTER),
-    ("_high", NEUTRAL), ("_low", NEUTRAL), ("difference", NEUTRAL), ("attack_", NEUTRAL),
+    ("rejected", LOWER_IS_BETTER), ("still_open", LOWER_IS_BETTER), ("died", LOWER_IS_BETTER),
+    ("difference", NEUTRAL), ("attack_", NEUTRAL),
     ("cpu_nominal", NEUTRAL), ("machine_", NEUTRAL), ("arriving", NEUTRAL), ("pages_per_side", NEUTRAL),
     ("per_second", HIGHER_IS_BETTER), ("_rps", HIGHER_IS_BETTER), ("survived", HIGHER_IS_BETTER),
     ("connections_held", HIGHER_IS_BETTER), ("requests", HIGHER_IS_BETTER),
@@ -216,6 +218,18 @@ def check_comparable(old: dict, new: dict) -> None:
     differences = plan_differences(old, new)
     if differences:
         raise Refusal(f"the runs' plans differ: {'; '.join(differences)}")
+
+
+def refusal_before_run(baseline: Path | None, mode: str, plan: dict) -> str | None:
+    """Why a run about to start with this plan could not be compared with `baseline` (make
+    compare BASELINE=...), so that it is said before the run rather than after it."""
+    if baseline is None:
+        return None
+    try:
+        check_comparable(load_results(baseline), {"mode": mode, "plan": json.loads(json.dumps(plan))})
+    except Refusal as refusal:
+        return str(refusal)
+    return None
 
 
 def machine_differences(old: dict, new: dict) -> list[str]:
