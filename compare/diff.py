@@ -34,6 +34,7 @@ MACHINE_KEYS = {"cpu_model": "CPU", "cores_online": "cores online", "cores_usabl
                 "kernel": "kernel", "open_files_soft": "ulimit -n"}
 
 HIGHER_IS_BETTER, LOWER_IS_BETTER, NEUTRAL = 1, -1, 0
+JUDGED = ("better", "worse", "higher", "lower")
 # The first pattern that a figure's name contains decides its direction. Counts that describe
 # the setup or a model's nature (processes, threads, workers, clients) are neutral: more is
 # neither better nor worse, so their verdict says "higher" or "lower". So are the bounds of a
@@ -141,31 +142,30 @@ def _named_move(move: float, direction: int) -> str:
 
 def compare_figure(key: tuple, old: dict, new: dict) -> FigureDiff:
     scenario, row, model, name = key
-    old_runs, new_runs = old["runs"], new["runs"]
-    render = unit_renderer(name)
-    relative = _relative(old_runs, new_runs)
-    ratio = new["median"] / old["median"] if old["median"] else None
-    move = new["median"] / old["median"] - 1 if relative else new["median"] - old["median"]
+    relative = _relative(old["runs"], new["runs"])
+    ratio = new["median"] / old["median"] if relative else None
+    move = ratio - 1 if ratio is not None else new["median"] - old["median"]
     change = _named_move(move, direction_of(name))
+    p_value, verdict, text = _verdict(old["runs"], new["runs"], move, change, relative, unit_renderer(name))
+    return FigureDiff(scenario, row, model, name, old, new, ratio, p_value, change, verdict, text)
+
+
+def _verdict(old_runs: list[float], new_runs: list[float], move: float, change: str, relative: bool,
+             render) -> tuple[float | None, str, str]:
+    """(p-value, verdict, its text) of one figure's runs."""
     amount = _amount(move, relative, render)
     if sorted(old_runs) == sorted(new_runs):
-        p_value, verdict, text = 1.0, "no difference", "no difference (the same runs)"
-    elif len(old_runs) == 1 or len(new_runs) == 1:
-        p_value, verdict = None, "cannot tell"
-        text = f"{amount} ({change}), one run on a side: cannot tell beyond a single run's noise"
-    else:
-        p_value = mann_whitney_p(old_runs, new_runs)
-        low, high = _band(old_runs, new_runs, relative)
-        if p_value <= ALPHA and change != "same":
-            verdict = change
-            text = f"{change}: {amount} ({_amount(low, relative, render)} to {_amount(high, relative, render)}, " \
-                   f"p={p_value:.2f})"
-        else:
-            verdict = "no difference"
-            widest = max(abs(low), abs(high))
-            within = f"{widest * 100:.1f}%" if relative else render(widest)
-            text = f"no difference within ±{within} (p={p_value:.2f})"
-    return FigureDiff(scenario, row, model, name, old, new, ratio, p_value, change, verdict, text)
+        return 1.0, "no difference", "no difference (the same runs)"
+    if len(old_runs) == 1 or len(new_runs) == 1:
+        return None, "cannot tell", f"{amount} ({change}), one run on a side: cannot tell beyond a single run's noise"
+    p_value = mann_whitney_p(old_runs, new_runs)
+    low, high = _band(old_runs, new_runs, relative)
+    if p_value <= ALPHA and change != "same":
+        band = f"{_amount(low, relative, render)} to {_amount(high, relative, render)}"
+        return p_value, change, f"{change}: {amount} ({band}, p={p_value:.2f})"
+    widest = max(abs(low), abs(high))
+    within = f"{widest * 100:.1f}%" if relative else render(widest)
+    return p_value, "no difference", f"no difference within ±{within} (p={p_value:.2f})"
 
 
 UNITS = (("_us", "us"), ("_ms", "ms"), ("_ns", "ns"), ("_kib", "kib"), ("_mib", "mib"), ("_percent", "percent1"))
@@ -236,7 +236,7 @@ def machine_differences(old: dict, new: dict) -> list[str]:
     """What differs between the two machines, DAMON's state included where a run recorded it."""
     old_machine, new_machine = old.get("machine") or {}, new.get("machine") or {}
     labels = dict(MACHINE_KEYS)
-    labels.update({key: key for key in {*old_machine, *new_machine} if "damon" in key.lower()})
+    labels.update({key: key for key in sorted({*old_machine, *new_machine}) if "damon" in key.lower()})
     return [f"{label} {old_machine.get(key)!r} vs {new_machine.get(key)!r}" for key, label in labels.items()
             if old_machine.get(key) != new_machine.get(key)]
 
@@ -266,6 +266,10 @@ class Diff:
     def count(self, verdict: str) -> int:
         return sum(1 for figure in self.figures if figure.verdict == verdict)
 
+    def judged(self) -> list[FigureDiff]:
+        """The figures whose runs tell a difference, the first table of the diff."""
+        return [figure for figure in self.figures if figure.verdict in JUDGED]
+
 
 def diff_directories(old_dir: Path, new_dir: Path) -> Diff:
     old, new = load_results(old_dir), load_results(new_dir)
@@ -289,8 +293,7 @@ def _median(figure: dict, name: str) -> str:
 
 def headline(diff: Diff) -> str:
     runs = f"{_runs_per_side(diff.old)} vs {_runs_per_side(diff.new)} run(s) per figure"
-    counts = ", ".join(f"{diff.count(v)} {v}" for v in ("better", "worse", "higher", "lower", "no difference",
-                                                          "cannot tell") if diff.count(v))
+    counts = ", ".join(f"{diff.count(v)} {v}" for v in (*JUDGED, "no difference", "cannot tell") if diff.count(v))
     return f"{len(diff.figures)} figures compared ({runs}): {counts}"
 
 
@@ -305,6 +308,11 @@ def intro_lines(diff: Diff) -> list[str]:
     if _runs_per_side(diff.old) == 1 or _runs_per_side(diff.new) == 1:
         lines.append("One run per figure on a side: no difference can be told from a single run's noise; "
                      "the changes are shown, never judged.")
+    else:
+        tested = sum(1 for figure in diff.figures if sorted(figure.old["runs"]) != sorted(figure.new["runs"]))
+        lines.append(f"A figure that did not change reads better or worse at p <= {ALPHA:.2f} by chance alone "
+                     f"up to {ALPHA:.0%} of the time: by chance alone, about {round(tested * ALPHA)} of the "
+                     f"{tested} figures whose runs differ.")
     lines += [f"WARNING: the machines differ: {warning}" for warning in diff.machine_warnings]
     return lines
 
@@ -327,7 +335,7 @@ def by_scenario(figures: list[FigureDiff]) -> dict[str, list[FigureDiff]]:
 def render_markdown(diff: Diff) -> str:
     parts = ["# echolab compare: run against run\n", "\n\n".join(intro_lines(diff)) + "\n",
              "How to read it: docs/reading-the-report.md, section \"Run against run\".\n"]
-    judged = [f for f in diff.figures if f.verdict in ("better", "worse", "higher", "lower")]
+    judged = diff.judged()
     if judged:
         parts.append("## Differences the runs can tell\n\n" + table(HEADER, table_rows(judged)) + "\n")
     for scenario, figures in by_scenario(diff.figures).items():
@@ -359,7 +367,7 @@ def render_html(diff: Diff) -> str:
     """One self-contained page: inline style, no script, nothing fetched."""
     intro = "".join(f"<p{' class=warning' if line.startswith('WARNING') else ''}>{html.escape(line)}</p>"
                     for line in intro_lines(diff))
-    judged = [f for f in diff.figures if f.verdict in ("better", "worse", "higher", "lower")]
+    judged = diff.judged()
     sections = [f"<h2>Differences the runs can tell</h2>{_html_table(judged)}"] if judged else []
     sections += [f"<h2>{html.escape(scenario)}</h2>{_html_table(figures)}"
                  for scenario, figures in by_scenario(diff.figures).items()]
@@ -369,9 +377,9 @@ def render_html(diff: Diff) -> str:
 
 
 def summary(diff: Diff) -> str:
-    judged = [f for f in diff.figures if f.verdict in ("better", "worse", "higher", "lower")]
-    lines = intro_lines(diff)
-    lines += [f"  {f.scenario}, {row_text(f.row)}, {f.model}, {f.name}: {f.text}" for f in judged]
+    """What stdout shows; the machines' differences go to stderr."""
+    lines = [line for line in intro_lines(diff) if not line.startswith("WARNING")]
+    lines += [f"  {f.scenario}, {row_text(f.row)}, {f.model}, {f.name}: {f.text}" for f in diff.judged()]
     return "\n".join(lines)
 
 

@@ -152,6 +152,7 @@ def test_the_command_writes_markdown_and_a_self_contained_page_into_new_or_out(t
     assert completed.returncode == 0, completed.stderr
     assert "1 figures compared (3 vs 3 run(s) per figure): 1 worse" in completed.stdout
     assert "closed_loop, echolab-load, 100, threads, requests_per_second: worse: -40.0%" in completed.stdout
+    assert "by chance alone, about 0 of the 1 figures whose runs differ" in completed.stdout
     markdown = (new / "diff.md").read_text()
     assert "| echolab-load, 100 | threads | requests_per_second | 100 (98-104) | 60 (58-62) | 0.600 | worse:" \
         in markdown
