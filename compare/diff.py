@@ -241,15 +241,30 @@ def machine_differences(old: dict, new: dict) -> list[str]:
             if old_machine.get(key) != new_machine.get(key)]
 
 
+# Scenarios whose row is a value the run measured rather than planned: the open loop's rate is
+# half the slowest model's closed-loop rate of that run. Their rows are matched by this name.
+MEASURED_ROWS = {"open_loop": ("the run's own rate",)}
+
+
 def figures_of(results: dict) -> dict[tuple, dict]:
     """(scenario, row, model, figure) -> its summary, for every figure that has runs."""
     found = {}
     for scenario, entries in results["scenarios"].items():
         for entry in entries:
+            row = MEASURED_ROWS.get(scenario, tuple(entry["row"]))
             for name, summary in entry["figures"].items():
                 if summary and summary.get("runs"):
-                    found[(scenario, tuple(entry["row"]), entry["model"], name)] = summary
+                    found[(scenario, row, entry["model"], name)] = summary
     return found
+
+
+def open_loop_note(old: dict, new: dict) -> list[str]:
+    """The open loop's schedule, when the two runs chose different ones."""
+    old_rate, new_rate = old.get("open_loop_rate"), new.get("open_loop_rate")
+    if old_rate == new_rate or old_rate is None or new_rate is None:
+        return []
+    return [f"The open loop ran at {old_rate:,.0f} requests/s in OLD and {new_rate:,.0f} in NEW (half of each "
+            "run's slowest closed-loop rate): its figures compare two different loads."]
 
 
 @dataclass(frozen=True)
@@ -313,6 +328,7 @@ def intro_lines(diff: Diff) -> list[str]:
         lines.append(f"A figure that did not change reads better or worse at p <= {ALPHA:.2f} by chance alone "
                      f"up to {ALPHA:.0%} of the time: by chance alone, about {round(tested * ALPHA)} of the "
                      f"{tested} figures whose runs differ.")
+    lines += open_loop_note(diff.old, diff.new)
     lines += [f"WARNING: the machines differ: {warning}" for warning in diff.machine_warnings]
     return lines
 

@@ -1,7 +1,8 @@
 """make compare: the four concurrency models under identical load, and the article's claims
 checked against what this machine measures.
 
-Usage: python3 -m compare --bin-dir build/bin [--quick] [--peers] [--out DIR]
+Usage: python3 -m compare --bin-dir build/bin [--quick] [--peers] [--out DIR] [--baseline DIR]
+       python3 -m compare diff OLD NEW [--out DIR]   (compare/diff.py)
 
 Starts echolab-prefork, echolab-threads and echolab-pool on loopback, runs the same scenario
 matrix against each (closed-loop throughput with echolab-load and wrk, an open-loop rate,

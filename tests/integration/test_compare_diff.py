@@ -77,7 +77,8 @@ def test_ties_count_a_half_and_never_make_a_difference_of_equal_runs():
 @pytest.mark.parametrize(("name", "direction"), [
     ("requests_per_second", diff.HIGHER_IS_BETTER), ("sleep_requests_per_second", diff.HIGHER_IS_BETTER),
     ("during_rps", diff.HIGHER_IS_BETTER), ("connections_survived", diff.HIGHER_IS_BETTER),
-    ("p99_us", diff.LOWER_IS_BETTER), ("hold_p99_9_us", diff.LOWER_IS_BETTER), ("time_to_serve_ms", diff.LOWER_IS_BETTER),
+    ("p99_us", diff.LOWER_IS_BETTER), ("hold_p99_9_us", diff.LOWER_IS_BETTER),
+    ("time_to_serve_ms", diff.LOWER_IS_BETTER),
     ("pss_per_connection_kib", diff.LOWER_IS_BETTER), ("rss_mib", diff.LOWER_IS_BETTER),
     ("context_switches_per_s", diff.LOWER_IS_BETTER), ("errors", diff.LOWER_IS_BETTER),
     ("connections_lost", diff.LOWER_IS_BETTER), ("mm_threads_cpu_percent", diff.LOWER_IS_BETTER),
@@ -211,3 +212,17 @@ def test_make_compare_refuses_a_baseline_of_another_plan_before_it_starts_a_serv
     assert completed.stderr == f"compare: --baseline {baseline}: a full run against a quick run: " \
                                "their plans differ\n"
     assert not (tmp_path / "run" / "logs").exists()
+
+
+def test_the_open_loop_is_matched_across_runs_that_chose_other_rates_and_says_so(tmp_path):
+    """Each run schedules its open loop at half its own slowest closed-loop rate, so the row
+    (the rate) differs between runs; the figures are still set side by side, with a note."""
+    old, new = (results({"requests_per_second": [100.0, 104.0, 98.0]}) for _ in range(2))
+    for data, rate in ((old, 3_800.0), (new, 3_200.0)):
+        data["scenarios"]["open_loop"] = [{"row": [rate], "model": "pool", "failed_runs": [], "notes": [],
+                                           "figures": {"p99_us": summary([rate / 10, rate / 9, rate / 11])}}]
+        data["open_loop_rate"] = rate
+    result = diff.diff_directories(write_run(tmp_path / "old", old), write_run(tmp_path / "new", new))
+    assert not result.only_old and not result.only_new
+    assert [f.name for f in result.figures if f.scenario == "open_loop"] == ["p99_us"]
+    assert "The open loop ran at 3,800 requests/s in OLD and 3,200 in NEW" in diff.render_markdown(result)
