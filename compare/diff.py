@@ -356,11 +356,15 @@ def render_markdown(diff: Diff) -> str:
         parts.append("## Differences the runs can tell\n\n" + table(HEADER, table_rows(judged)) + "\n")
     for scenario, figures in by_scenario(diff.figures).items():
         parts.append(f"## {scenario}\n\n" + table(HEADER, table_rows(figures)) + "\n")
-    for side, keys in (("OLD", diff.only_old), ("NEW", diff.only_new)):
-        if keys:
-            parts.append(f"## Only in {side}\n\n" + "\n".join(
-                f"- {scenario}: {row_text(row)}, {model}, {name}" for scenario, row, model, name in keys) + "\n")
+    parts += [f"## Only in {side}\n\n" + "\n".join(f"- {item}" for item in items) + "\n"
+              for side, items in only_in(diff)]
     return "\n".join(parts)
+
+
+def only_in(diff: Diff) -> list[tuple[str, list[str]]]:
+    """The figures one run has and the other lacks (a failed run, a scenario added), by side."""
+    return [(side, [f"{scenario}: {row_text(row)}, {model}, {name}" for scenario, row, model, name in keys])
+            for side, keys in (("OLD", diff.only_old), ("NEW", diff.only_new)) if keys]
 
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;margin:1em 0}
@@ -387,6 +391,8 @@ def render_html(diff: Diff) -> str:
     sections = [f"<h2>Differences the runs can tell</h2>{_html_table(judged)}"] if judged else []
     sections += [f"<h2>{html.escape(scenario)}</h2>{_html_table(figures)}"
                  for scenario, figures in by_scenario(diff.figures).items()]
+    sections += [f"<h2>Only in {side}</h2><ul>{''.join(f'<li>{html.escape(item)}</li>' for item in items)}</ul>"
+                 for side, items in only_in(diff)]
     return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>echolab compare: run against run</title>"
             f"<style>{STYLE}</style></head><body><h1>echolab compare: run against run</h1>{intro}"
             f"{''.join(sections)}</body></html>\n")

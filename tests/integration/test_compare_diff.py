@@ -226,3 +226,12 @@ def test_the_open_loop_is_matched_across_runs_that_chose_other_rates_and_says_so
     assert not result.only_old and not result.only_new
     assert [f.name for f in result.figures if f.scenario == "open_loop"] == ["p99_us"]
     assert "The open loop ran at 3,800 requests/s in OLD and 3,200 in NEW" in diff.render_markdown(result)
+
+
+def test_a_figure_one_run_lacks_is_listed_by_side(tmp_path):
+    old = results({"requests_per_second": [100.0, 104.0, 98.0], "spawn_p50_us": [150.0, 160.0, 170.0]})
+    new = results({"requests_per_second": [100.0, 104.0, 98.0]})
+    result = diff.diff_directories(write_run(tmp_path / "old", old), write_run(tmp_path / "new", new))
+    assert result.only_old == [("closed_loop", ("echolab-load", 100), "threads", "spawn_p50_us")]
+    assert "## Only in OLD\n\n- closed_loop: echolab-load, 100, threads, spawn_p50_us\n" in diff.render_markdown(result)
+    assert "<li>closed_loop: echolab-load, 100, threads, spawn_p50_us</li>" in diff.render_html(result)
