@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .guard import guarded
 from .report import RESULTS_FORMAT, cell, table
 
 # Two-sided. The smallest p-value three runs against three can reach (every run of one side
@@ -425,6 +426,17 @@ def run_diff(old_dir: Path, new_dir: Path, out_dir: Path | None) -> int:
     print(summary(diff))
     print(f"compare diff: {target / 'diff.md'}, {target / 'diff.html'}")
     return 0
+
+
+def against_baseline(baseline: Path, out_dir: Path) -> int:
+    """make compare BASELINE=...: the finished run against the baseline, into its directory.
+    The report is already written; a diff that raises costs one line and exit status 1."""
+    problems: list[str] = []
+    status = guarded(f"diff against {baseline}", lambda: run_diff(baseline, out_dir, out_dir), problems,
+                     lambda error: 1)
+    for problem in problems:
+        print(f"compare: {problem}", file=sys.stderr)
+    return status
 
 
 def main(argv: list[str]) -> int:

@@ -148,7 +148,7 @@ def main(argv: list[str]) -> int:
             bench.failures.append(f"{name} exited with status {status} on SIGTERM (graceful shutdown expected 0)")
     status = conclude(out_dir, bench, machine, capacity, peers, commands, started_utc, time.monotonic() - started)
     if args.baseline is not None:
-        status = max(status, diff.run_diff(args.baseline, out_dir, out_dir))
+        status = max(status, diff.against_baseline(args.baseline, out_dir))
     return status
 
 

@@ -235,3 +235,11 @@ def test_a_figure_one_run_lacks_is_listed_by_side(tmp_path):
     assert result.only_old == [("closed_loop", ("echolab-load", 100), "threads", "spawn_p50_us")]
     assert "## Only in OLD\n\n- closed_loop: echolab-load, 100, threads, spawn_p50_us\n" in diff.render_markdown(result)
     assert "<li>closed_loop: echolab-load, 100, threads, spawn_p50_us</li>" in diff.render_html(result)
+
+
+def test_a_diff_that_raises_after_a_run_costs_one_line_and_status_1(tmp_path, monkeypatch, capsys):
+    def broken(*_):
+        raise KeyError("figures")
+    monkeypatch.setattr(diff, "run_diff", broken)
+    assert diff.against_baseline(tmp_path / "baseline", tmp_path / "run") == 1
+    assert capsys.readouterr().err == f"compare: diff against {tmp_path / 'baseline'}: KeyError: 'figures'\n"
