@@ -243,3 +243,12 @@ def test_a_diff_that_raises_after_a_run_costs_one_line_and_status_1(tmp_path, mo
     monkeypatch.setattr(diff, "run_diff", broken)
     assert diff.against_baseline(tmp_path / "baseline", tmp_path / "run") == 1
     assert capsys.readouterr().err == f"compare: diff against {tmp_path / 'baseline'}: KeyError: 'figures'\n"
+
+
+def test_many_runs_a_side_use_the_normal_approximation_and_agree_with_the_count():
+    separated = diff.mann_whitney_p(list(range(10)), list(range(10, 20)))
+    assert 0 < separated < 0.001  # exact: 2 / C(20, 10) = 1.1e-5
+    interleaved = diff.mann_whitney_p(list(range(0, 20, 2)), list(range(1, 20, 2)))
+    assert interleaved > 0.5
+    # 8 a side are still counted: complete separation is exactly 2 / C(16, 8).
+    assert diff.mann_whitney_p(list(range(8)), list(range(8, 16))) == pytest.approx(2 / 12_870)
