@@ -9,6 +9,8 @@ CMAKE_FLAGS ?=
 QUICK ?=
 PEERS ?=
 PEERS_FLAGS ?=
+# make compare BASELINE=results/<time>: the new run's diff.md and diff.html against that run.
+BASELINE ?=
 COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-load echolab-probe
 enabled = $(filter 1 yes true,$(1))
 # A compiler cache once `make deps` has installed ccache (looked up when a build directory is
@@ -86,7 +88,8 @@ release: deps
 compare: release
 	$(if $(call enabled,$(PEERS)),scripts/install-deps.sh --peers)
 	/usr/bin/python3 -m compare --bin-dir $(RELEASE_BUILD)/bin \
-	  $(if $(call enabled,$(QUICK)),--quick) $(if $(call enabled,$(PEERS)),--peers)
+	  $(if $(call enabled,$(QUICK)),--quick) $(if $(call enabled,$(PEERS)),--peers) \
+	  $(if $(BASELINE),--baseline $(BASELINE))
 
 # The 10,000-connection scenario against one server: MODEL=prefork|threads|pool|hybrid,
 # CONNECTIONS (default 10000); RAMP, HOLD and INTERVAL in seconds (default: the full

@@ -16,6 +16,10 @@ from .probes import rmap_counts
 from .scenarios import MEMORY_FIGURES, MODELS, RECYCLING_PREFORK, SCRAPE_MEMORY_BUDGET_S, display
 from .slow_clients import ATTACK_NAMES, SETTLE_S, capacity_text, change_text
 
+# The layout of results.json; python3 -m compare diff reads only its own. Raise it when a
+# figure's meaning or a key changes.
+RESULTS_FORMAT = 1
+
 SECTIONS = ("Machine and limits", "Throughput and latency", "Open loop", "Connection churn",
             "10,000 connections", "Blocking work", "Crash containment", "Slow clients", "Raw costs",
             "Claims", "Charts")
@@ -522,6 +526,7 @@ class Results:
     def to_json(self) -> dict:
         return {
             "tool": "echolab compare",
+            "format": RESULTS_FORMAT,
             "started_utc": self.started_utc,
             "mode": "quick" if self.quick else "full",
             "runtime_s": self.runtime_s,

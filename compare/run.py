@@ -1,7 +1,8 @@
 """make compare: the four concurrency models under identical load, and the article's claims
 checked against what this machine measures.
 
-Usage: python3 -m compare --bin-dir build/bin [--quick] [--peers] [--out DIR]
+Usage: python3 -m compare --bin-dir build/bin [--quick] [--peers] [--out DIR] [--baseline DIR]
+       python3 -m compare diff OLD NEW [--out DIR]   (compare/diff.py)
 
 Starts echolab-prefork, echolab-threads and echolab-pool on loopback, runs the same scenario
 matrix against each (closed-loop throughput with echolab-load and wrk, an open-loop rate,
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import charts, claims, loadtools, probes, processes, report, scenarios, slow_clients
+from . import charts, claims, diff, loadtools, probes, processes, report, scenarios, slow_clients
 from .peers import hook as peer_hook
 from . import machine as machine_info
 from .guard import guarded
@@ -39,6 +40,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="also load Apache httpd (prefork, worker) and nginx, see compare/peers/")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: results/<UTC timestamp>)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="an earlier result directory: diff.md and diff.html of this run against it "
+                             "(python3 -m compare diff)")
     return parser.parse_args(argv)
 
 
@@ -108,6 +112,12 @@ def main(argv: list[str]) -> int:
 
     machine, capacity = preflight(args.quick)
     plan = make_plan(args.quick, capacity.connections)
+    baseline_refusal = diff.refusal_before_run(args.baseline, "quick" if plan.quick else "full", plan.to_json())
+    if baseline_refusal:  # before any server starts, not after the run
+        print(f"compare: --baseline {args.baseline}: {baseline_refusal}", file=sys.stderr)
+        if args.out is None:
+            out_dir.rmdir()  # still empty: nothing ran
+        return 2
     peers = peer_hook.discover() if args.peers else None
     if peers is not None:
         print(f"compare: peers: {', '.join(peers.names)}{'; ' if peers.names and peers.message else ''}"
@@ -137,7 +147,10 @@ def main(argv: list[str]) -> int:
     for name, status in exit_statuses.items():
         if status not in (0, None):
             bench.failures.append(f"{name} exited with status {status} on SIGTERM (graceful shutdown expected 0)")
-    return conclude(out_dir, bench, machine, capacity, peers, commands, started_utc, time.monotonic() - started)
+    status = conclude(out_dir, bench, machine, capacity, peers, commands, started_utc, time.monotonic() - started)
+    if args.baseline is not None:
+        status = max(status, diff.against_baseline(args.baseline, out_dir))
+    return status
 
 
 def measure_everything(bench: scenarios.Bench, peers, bin_dir: Path, out_dir: Path) -> None:

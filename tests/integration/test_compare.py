@@ -1,6 +1,7 @@
 """make compare QUICK=1, for real: every server under real load, the probes, and a report
-whose structure, figures and verdicts are checked. Also: Ctrl-C in the middle of a run leaves
-no process behind."""
+whose structure, figures and verdicts are checked; python3 -m compare diff of that run against
+itself and against a slowed copy. Also: Ctrl-C in the middle of a run leaves no process
+behind."""
 
 import json
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from compare import diff
 from harness import BIN_DIR, MODELS, SOURCE_DIR, free_port
 
 PYTHON = "/usr/bin/python3"
@@ -358,3 +360,51 @@ def test_the_ramp_shows_workers_started_against_connections_arriving(quick_run):
     assert figure(results, "hold", "pool", "workers_started") == 0
     report = (out_dir / "report.md").read_text()
     assert "workers started/s (ramp to hold)" in report
+
+
+def diff_runs(old: Path, new: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "compare", "diff", str(old), str(new), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=SOURCE_DIR)
+
+
+def test_a_run_against_itself_shows_no_difference_in_any_figure(quick_run, tmp_path):
+    out_dir, _ = quick_run
+    completed = diff_runs(out_dir, out_dir, tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    compared = diff.diff_directories(out_dir, out_dir)
+    assert len(compared.figures) > 100 and not compared.only_old and not compared.only_new
+    assert {figure.verdict for figure in compared.figures} == {"no difference"}
+    count = len(compared.figures)
+    assert f"{count} figures compared (1 vs 1 run(s) per figure): {count} no difference" in completed.stdout
+    assert (tmp_path / "diff.md").is_file() and (tmp_path / "diff.html").is_file()
+
+
+def test_a_slowed_server_is_flagged_worse_and_one_run_claims_nothing(quick_run, tmp_path):
+    """The slowed run is constructed, not measured: the real run's results.json with every
+    requests/s of the threads server at 60% of what it measured and its p99 latencies at 1.5x,
+    the rest as measured (a second real run under a slowed server would cost minutes). The
+    diff must read each throughput drop and latency rise as worse, and, with one run a side,
+    judge none of them."""
+    out_dir, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    scale = {"requests_per_second": 0.6, "p99_us": 1.5}
+    for entries in results["scenarios"].values():
+        for entry in entries:
+            for name, factor in scale.items():
+                summary = entry["figures"].get(name)
+                if entry["model"] == "threads" and summary:
+                    summary["runs"] = [value * factor for value in summary["runs"]]
+                    summary.update(median=summary["median"] * factor, min=summary["min"] * factor,
+                                   max=summary["max"] * factor)
+    slowed = tmp_path / "slowed"
+    slowed.mkdir()
+    (slowed / "results.json").write_text(json.dumps(results))
+    completed = diff_runs(out_dir, slowed, slowed)
+    assert completed.returncode == 0, completed.stderr
+    assert "One run per figure on a side: no difference can be told" in completed.stdout
+    changed = [f for f in diff.diff_directories(out_dir, slowed).figures if f.verdict != "no difference"]
+    assert changed and {(f.model, f.name) for f in changed} <= {("threads", name) for name in scale}
+    assert {f.change for f in changed} == {"worse"} and {f.verdict for f in changed} == {"cannot tell"}
+    assert sum(f.name == "requests_per_second" for f in changed) >= len(results["plan"]["concurrency"]) * 2
+    assert "-40.0% (worse), one run on a side: cannot tell beyond a single run's noise" in \
+        (slowed / "diff.md").read_text()
