@@ -5,6 +5,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import html_report
+from .cells import cell, ns_per_page
 from .claims import Claim
 from .figures import Recorder
 from .guard import guarded, one_line
@@ -21,39 +23,6 @@ SECTIONS = ("Machine and limits", "Throughput and latency", "Open loop", "Connec
             "Claims", "Charts")
 
 
-# -- cell formatting --------------------------------------------------------------------------
-
-def _number(value: float, decimals: int = 0) -> str:
-    return f"{value:,.{decimals}f}"
-
-
-def _duration_us(value: float) -> str:
-    if value >= 1_000_000:
-        return f"{value / 1e6:.2f} s"
-    if value >= 1000:
-        return f"{value / 1000:.2f} ms"
-    return f"{value:.0f} us" if value >= 100 else f"{value:.1f} us"
-
-
-def rests_on(figure: dict) -> str:
-    """" [2 of 3 runs]" when some runs of the figure failed or lacked it; "" when all counted."""
-    runs, attempts = len(figure["runs"]), figure.get("attempts", len(figure["runs"]))
-    return f" [{runs} of {attempts} runs]" if runs < attempts else ""
-
-
-def cell(figure: dict | None, kind: str = "number", decimals: int = 0) -> str:
-    """A median, with (min-max) after it when there was more than one run, and how many runs
-    it rests on when that is fewer than were made."""
-    if figure is None:
-        return "-"
-    render = {"number": lambda v: _number(v, decimals), "us": _duration_us,
-              "ms": lambda v: f"{v:,.{decimals}f} ms", "kib": lambda v: f"{v:,.{decimals}f} KiB",
-              "mib": lambda v: f"{v:,.{decimals}f} MiB", "ns": lambda v: f"{v:,.0f} ns", "ns_page": lambda v: ns_per_page(v),
-              "percent": lambda v: f"{v:.0f}%", "percent1": lambda v: f"{v:.1f}%", "ratio": lambda v: f"{v:.1f}x"}[kind]
-    text = render(figure["median"])
-    if len(figure["runs"]) > 1 and figure["min"] != figure["max"]:
-        text += f" ({render(figure['min'])}-{render(figure['max'])})"
-    return text + rests_on(figure)
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -422,9 +391,6 @@ def _cycles(value: float) -> str:
     return f"{value:,.0f} cycles"
 
 
-def ns_per_page(value: float) -> str:
-    return _duration_us(value / 1000) if value >= 1000 else f"{value:,.0f} ns"
-
 
 def rmap_table(recorder: Recorder) -> str:
     """The reverse-map walk per page at each count of processes and of threads."""
@@ -579,6 +545,8 @@ def write(out_dir: Path, results: Results) -> None:
     after report.md is rendered, so its failures include the sections that could not be."""
     data = guarded("results.json", results.to_json, results.failures,
                    lambda error: {"tool": "echolab compare", "started_utc": results.started_utc})
+    # The page first, so that report.md and results.json list it when it cannot be written.
+    guarded(html_report.PAGE, lambda: html_report.write(out_dir, data), results.failures, lambda error: None)
     text = render(results)
     data["failures"] = results.failures
     (out_dir / "results.json").write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
