@@ -47,7 +47,7 @@ vertical-align:top;text-align:left}td.num{text-align:right;white-space:nowrap}th
 .partly{color:#9a6700}.not-measured{color:#666}.failed{color:#b42318;font-weight:bold}
 .spread{display:block;margin-left:auto}.spread line{stroke:#555;stroke-width:2}.spread circle{fill:#222}
 svg.chart{max-width:100%;height:auto;display:block;margin:1em 0}.chart-title{font-weight:bold;font-size:14px}
-.legend,.tick{font-size:11px}.axis-label{font-size:12px}.grid{stroke:#e5e5e5}
+.legend,.tick{font-size:11px}.value{font-size:9px;fill:#333}.axis-label{font-size:12px}.grid{stroke:#e5e5e5}
 .whisker{stroke:#222;stroke-width:1.4;fill:none}code,pre{background:#f6f6f6;font-size:12.5px}
 pre{padding:8px;overflow-x:auto}
 """
@@ -204,7 +204,7 @@ def slow_clients_chart(data: dict) -> str:
     groups = []
     for window in ("before", "during", "after"):
         groups += grouped(data, "slow_clients", f"{window}_rps",
-                          lambda r, window=window: f"{r[0].replace('_', ' ')}: {window}",
+                          lambda r, window=window: f"{r[0].replace('_', ' ')}:\n{window}",
                           keep=lambda e: e["row"][1] == "defended")
     groups.sort(key=lambda group: group[0].split(":")[0], reverse=True)
     return chart("chart-slow-clients", "Normal clients' requests/s before, during and after the attack (defence on)",
@@ -212,20 +212,21 @@ def slow_clients_chart(data: dict) -> str:
 
 
 def blast_radius_charts(data: dict) -> str:
+    """What one crash loses against the throughput, hybrid at each worker count beside the
+    other models (their crash and closed-loop figures)."""
+    concurrency = data["plan"].get("concurrency", [0])[0]
     lost, rates = [], []
     for entry in find(data, "blast_radius", None, "hybrid"):
-        label = f"hybrid --workers {entry['row'][0]}"
-        lost.append((label, [b for b in [bar(entry, "connections_lost", "hybrid")] if b]))
-        rates.append((label, [b for b in [bar(entry, "requests_per_second", "hybrid")] if b]))
-    for entry in find(data, "crash", None, None):
-        if entry["model"] != "hybrid":
-            lost.append((entry["model"], [b for b in [bar(entry, "connections_lost")] if b]))
-    concurrency = data["plan"].get("concurrency", [0])[0]
-    for entry in find(data, "closed_loop", ["echolab-load", concurrency], None):
-        if entry["model"] != "hybrid":
-            rates.append((entry["model"], [b for b in [bar(entry, "requests_per_second")] if b]))
-    return (chart("chart-blast-lost", "Connections one crash loses", lost, "connections", "number") +
-            chart("chart-blast-rate", f"Requests/s, closed loop at {concurrency:,} connections", rates,
+        label = f"hybrid\n--workers {entry['row'][0]}"
+        lost.append((label, [bar(entry, "connections_lost")]))
+        rates.append((label, [bar(entry, "requests_per_second")]))
+    others = lambda scenario, row: [e for e in find(data, scenario, row, None) if e["model"] != "hybrid"]  # noqa: E731
+    lost += [(e["model"], [bar(e, "connections_lost")]) for e in others("crash", None)]
+    rates += [(e["model"], [bar(e, "requests_per_second")])
+              for e in others("closed_loop", ["echolab-load", concurrency])]
+    drop_missing = lambda groups: [(label, [b for b in bars if b]) for label, bars in groups]  # noqa: E731
+    return (chart("chart-blast-lost", "Connections one crash loses", drop_missing(lost), "connections", "number") +
+            chart("chart-blast-rate", f"Requests/s, closed loop at {concurrency:,} connections", drop_missing(rates),
                   "requests/s", "number"))
 
 

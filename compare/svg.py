@@ -9,7 +9,7 @@ from html import escape
 from .charts import colour
 
 WIDTH, HEIGHT = 760, 320
-LEFT, RIGHT, TOP, BOTTOM = 78, 12, 36, 64
+LEFT, RIGHT, TOP, BOTTOM = 78, 34, 36, 64
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def _y_axis(scale: Scale, label: str, tick_text) -> list[str]:
     for tick in scale.ticks():
         y = scale(tick)
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                     f'<text x="{LEFT - 4}" y="{y + 4:.1f}" class="tick" text-anchor="end">{escape(tick_text(tick))}</text>')
+                     f'<text x="{LEFT - 4}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
+                     f'{escape(tick_text(tick))}</text>')
     return parts
 
 
@@ -100,13 +101,20 @@ def bar_chart(chart_id: str, title: str, groups: list[tuple[str, list[Bar]]], y_
     group_width = (WIDTH - LEFT - RIGHT) / max(len(groups), 1)
     bar_width = group_width / (len(series) + 1)
     for g, (label, bars) in enumerate(groups):
-        left = LEFT + g * group_width + bar_width / 2
-        for bar in bars:
-            parts.append(_bar(bar, left + series.index(bar.series) * bar_width, bar_width, scale,
+        middle = LEFT + (g + 0.5) * group_width
+        left = middle - len(bars) * bar_width / 2
+        for index, bar in enumerate(bars):
+            parts.append(_bar(bar, left + index * bar_width, bar_width, scale,
                               colour(bar.series, series.index(bar.series))))
-        parts.append(f'<text x="{LEFT + (g + 0.5) * group_width:.1f}" y="{HEIGHT - BOTTOM + 16}" '
-                     f'class="tick" text-anchor="middle">{escape(label)}</text>')
+        parts.append(_label(middle, HEIGHT - BOTTOM + 16, label))
     return "\n".join(parts + ["</svg>"])
+
+
+def _label(x: float, y: float, text: str) -> str:
+    """A group's label, a line per "\\n"."""
+    lines = "".join(f'<tspan x="{x:.1f}" dy="{0 if i == 0 else 13}">{escape(line)}</tspan>'
+                    for i, line in enumerate(text.split("\n")))
+    return f'<text x="{x:.1f}" y="{y}" class="tick" text-anchor="middle">{lines}</text>'
 
 
 def _bar(bar: Bar, x: float, width: float, scale: Scale, fill: str) -> str:
@@ -114,6 +122,9 @@ def _bar(bar: Bar, x: float, width: float, scale: Scale, fill: str) -> str:
     mark = (f'<rect class="bar" data-series="{escape(bar.series)}" data-value="{bar.median!r}" x="{x:.1f}" '
             f'y="{min(top, base):.1f}" width="{width * 0.9:.1f}" height="{abs(base - top):.1f}" fill="{fill}">'
             f'<title>{escape(bar.series)}: {escape(bar.text)}</title></rect>')
+    if width >= 36:  # room to write the value above the bar (a zero bar shows its 0 too)
+        mark += (f'<text x="{x + width * 0.45:.1f}" y="{min(top, base) - 3:.1f}" class="value" '
+                 f'text-anchor="middle">{escape(bar.text)}</text>')
     if bar.high > bar.low:
         middle = x + width * 0.45
         y_low, y_high = scale(bar.low), scale(bar.high)
