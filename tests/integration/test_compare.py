@@ -457,14 +457,18 @@ def test_the_html_reports_figures_are_results_json_s_and_its_claims_link_to_thei
         for entry in results["scenarios"][scenario]:
             if row is not None and entry["row"] != row:
                 continue
+            key = f"{scenario}/{','.join(str(p) for p in entry['row'])}/{entry['model']}/{name}"
+            if name not in entry["figures"]:  # every run of the row failed: no figure to show
+                assert entry["failed_runs"] and key not in contents.cells, key
+                continue
             median = entry["figures"][name]["median"]
-            cell = contents.cells[f"{scenario}/{','.join(str(p) for p in entry['row'])}/{entry['model']}/{name}"]
+            cell = contents.cells[key]
             assert cell["median"] == median
             number, unit = re.match(r"([\d,.]+) ?(ms|us|s|KiB)?", cell["text"]).groups()
             shown = float(number.replace(",", "")) * {"ms": 1e3, "s": 1e6}.get(unit, 1)
             assert abs(shown - median) <= 0.01 * abs(median) + 0.05, (name, cell, median)
             checked += 1
-    assert checked >= 10
+    assert checked >= 8
     # Each claim's row links to the section of its experiment, and every link lands.
     assert {"#probe", "#crash", "#hold", "#slow_clients", "#blast_radius"} <= set(contents.links)
     assert {link[1:] for link in contents.links} <= contents.ids

@@ -325,6 +325,20 @@ def test_an_html_report_that_raises_costs_neither_report_md_nor_results_json(tmp
     assert not (tmp_path / "report.html").exists()
 
 
+def test_the_html_report_marks_a_failed_run_and_the_figures_resting_on_fewer_runs(tmp_path, monkeypatch):
+    recorder = Recorder()
+    key = ("closed_loop", ("echolab-load", 100), "pool")
+    recorder.add(*key, {"requests_per_second": 20_000.0, "p99_us": 1500.0})
+    recorder.add(*key, {"requests_per_second": 24_000.0, "p99_us": 1300.0})
+    recorder.fail(*key, "echolab-load exited with status -9")
+    conclude_with(tmp_path, monkeypatch, recorder)
+    page = (tmp_path / "report.html").read_text()
+    assert '<span class="failed" title="echolab-load exited with status -9">1 failed run</span>' in page
+    assert ('data-figure="closed_loop/echolab-load,100/pool/requests_per_second" data-median="22000.0"' in page)
+    assert "22,000 (20,000-24,000)<span class=\"failed\"> [2 of 3 runs]</span>" in page
+    assert 'id="chart-throughput"' in page and 'class="whisker"' in page
+
+
 # -- .hgrm: HdrHistogram's percentile distribution ----------------------------------------------
 
 def test_the_hgrm_of_an_exact_histogram_has_hdrhistograms_levels_values_and_footer():
