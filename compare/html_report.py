@@ -127,7 +127,8 @@ def figures_table(scenario: str, columns: list[tuple[str, dict]]) -> str:
 
 def scenario_tables(scenario: str, entries: list[dict], row_title) -> str:
     """One table per row of the scenario with the models as columns; a scenario of one model
-    per row (blast radius, probes) is one table with the rows as columns."""
+    per row (the blast radius) is one table with the rows as columns. The probes keep a table
+    each: their rows measure different things."""
     rows = []
     for entry in entries:
         if entry["row"] not in rows:
@@ -312,7 +313,9 @@ def scenario_sections(data: dict) -> str:
 
 
 def key_value_table(pairs) -> str:
-    return ("<table>" + "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in pairs)
+    """A table of settings as results.json names them, whole numbers with thousands separators."""
+    text = lambda v: f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)  # noqa: E731
+    return ("<table>" + "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(text(v))}</td></tr>" for k, v in pairs)
             + "</table>")
 
 
@@ -325,7 +328,8 @@ def machine_section(data: dict) -> str:
             "<h3>Connections the limits allow</h3>" + key_value_table((capacity.get("limits") or {}).items()) +
             (f"<p><b>Scaled down</b> to {capacity.get('connections', 0):,} connections:</p><ul>{reasons}</ul>"
              if reasons else "<p>Nothing was scaled down.</p>") +
-            "<h3>Plan</h3>" + key_value_table((data.get("plan") or {}).items()) +
+            "<details><summary>The plan (every setting of the run)</summary>" +
+            key_value_table((data.get("plan") or {}).items()) + "</details>" +
             f"<h3>Servers (exact command lines)</h3><ul>{servers}</ul>")
 
 
