@@ -143,7 +143,7 @@ def scenario_tables(scenario: str, entries: list[dict], row_title) -> str:
 # -- charts -----------------------------------------------------------------------------------
 
 def find(data: dict, scenario: str, row: list | None, model: str | None) -> list[dict]:
-    return [e for e in data["scenarios"].get(scenario, [])
+    return [e for e in (data.get("scenarios") or {}).get(scenario, [])
             if (row is None or e["row"] == row) and (model is None or e["model"] == model)]
 
 
@@ -215,7 +215,7 @@ def slow_clients_chart(data: dict) -> str:
 def blast_radius_charts(data: dict) -> str:
     """What one crash loses against the throughput, hybrid at each worker count beside the
     other models (their crash and closed-loop figures)."""
-    concurrency = data["plan"].get("concurrency", [0])[0]
+    concurrency = ((data.get("plan") or {}).get("concurrency") or [0])[0]
     lost, rates = [], []
     for entry in find(data, "blast_radius", None, "hybrid"):
         label = f"hybrid\n--workers {entry['row'][0]}"
@@ -264,9 +264,10 @@ def curve(series: str, histogram: dict) -> svg.Curve:
 
 def percentile_charts(data: dict, raw_dir: Path) -> str:
     """One chart per load shape: each closed-loop level, the open loop and the hold's requests."""
-    repetitions = range(data["plan"].get("repetitions", 1))
+    plan = data.get("plan") or {}
+    repetitions = range(plan.get("repetitions", 1))
     shapes = [(f"closed loop, {c:,} connections", "latency_ns", lambda m, r, c=c: raw_name("closed", c, m, r))
-              for c in data["plan"].get("concurrency", [])]
+              for c in plan.get("concurrency", [])]
     shapes += [("open loop", "latency_ns", lambda m, r: raw_name("open", m, r)),
                ("requests during the hold", "hold_latency_ns", lambda m, r: raw_name("hold", m, r))]
     models = [e["model"] for e in find(data, "closed_loop", None, None) if e["row"][0] == "echolab-load"]

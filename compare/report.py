@@ -1,5 +1,6 @@
 """report.md and results.json: every scenario's table, the 10,000-connection table, the raw
-probe figures and the Claims table, each figure a median with its spread (min-max)."""
+probe figures and the Claims table, each figure a median with its spread (min-max); and
+report.html (compare/html_report.py) from results.json's content."""
 
 import json
 from dataclasses import asdict, dataclass
@@ -541,13 +542,15 @@ def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str
 
 
 def write(out_dir: Path, results: Results) -> None:
-    """report.md and results.json, both whatever a section raised: results.json is written
-    after report.md is rendered, so its failures include the sections that could not be."""
+    """report.md, report.html and results.json, each whatever a section or the page raised:
+    results.json is written last, so its failures include what could not be rendered. The page
+    is rendered from results.json's content before report.md, which then lists its failure."""
     data = guarded("results.json", results.to_json, results.failures,
                    lambda error: {"tool": "echolab compare", "started_utc": results.started_utc})
+    # The run's own list, so that what fails from here on is listed in results.json too.
+    data["failures"] = results.failures
     # The page first, so that report.md and results.json list it when it cannot be written.
     guarded(html_report.PAGE, lambda: html_report.write(out_dir, data), results.failures, lambda error: None)
     text = render(results)
-    data["failures"] = results.failures
     (out_dir / "results.json").write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
     (out_dir / "report.md").write_text(text)

@@ -325,6 +325,15 @@ def test_an_html_report_that_raises_costs_neither_report_md_nor_results_json(tmp
     assert not (tmp_path / "report.html").exists()
 
 
+def test_results_json_that_could_not_be_built_still_gets_a_page_naming_the_failure(tmp_path, monkeypatch):
+    def raises(*args):
+        raise KeyError("machine")
+
+    monkeypatch.setattr(run.report.Results, "to_json", raises)
+    assert conclude_with(tmp_path, monkeypatch, Recorder()) == 1
+    assert "results.json: KeyError: &#x27;machine&#x27;" in (tmp_path / "report.html").read_text()
+
+
 def test_the_html_report_marks_a_failed_run_and_the_figures_resting_on_fewer_runs(tmp_path, monkeypatch):
     recorder = Recorder()
     key = ("closed_loop", ("echolab-load", 100), "pool")
