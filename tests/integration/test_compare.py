@@ -137,7 +137,7 @@ def page_in_browser(quick_run, tmp_path_factory):
     net_log = scratch / "net-log.json"
     completed = subprocess.run([*BROWSER, f"--user-data-dir={scratch / 'profile'}", f"--log-net-log={net_log}",
                                 "--dump-dom", (out_dir / "report.html").as_uri()],
-                               capture_output=True, text=True, timeout=120, check=False)
+                               capture_output=True, text=True, timeout=300, check=False)  # only "it hung"
     assert completed.returncode == 0, completed.stderr[-2000:]
     contents = PageContents()
     contents.feed(completed.stdout)
