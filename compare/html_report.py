@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import hgrm, svg
 from .cells import rests_on, value_text
+from .figures import ratio_figure
 from .scenarios import raw_name
 
 PAGE = "report.html"
@@ -35,9 +36,11 @@ CLAIM_EXPERIMENTS = {"process_creation": "probe", "thread_creation": "probe", "c
                      "crash_containment": "crash", "switch_ratio": "probe", "tlb_flush": "probe",
                      "stack_size": "probe", "ten_thousand": "hold", "address_spaces": "hold",
                      "slow_connection_cost": "slow_clients", "hybrid_tradeoff": "blast_radius"}
-UNIT = re.compile(r"_(us|ms|kib|mib|ns|percent)(?=_|$)")
+UNIT = re.compile(r"_(us|ms|kib|mib|ns|percent|ratio)(?=_|$)")
 UNIT_KINDS = {"us": ("us", 0), "ms": ("ms", 1), "kib": ("kib", 1), "mib": ("mib", 1), "ns": ("ns", 0),
-              "percent": ("percent1", 1)}
+              "percent": ("percent1", 1), "ratio": ("ratio", 1)}
+# A figure report.md computes from two of results.json's (a ratio): its name ends so.
+DERIVED = "_derived"
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1180px;padding:0 16px 40px;color:#222}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ccc}h3{font-size:1.05em}
@@ -63,8 +66,8 @@ def kind_of(name: str, value: float) -> tuple[str, int]:
 
 def figure_label(name: str) -> str:
     """p99_9_us -> "p99.9", rss_per_connection_kib -> "rss per connection": the unit is in the cell."""
-    words = UNIT.sub("", re.sub(r"p(\d+)_(\d+)", r"p\1.\2", name))
-    return words.replace("_", " ")
+    words = UNIT.sub("", re.sub(r"p(\d+)_(\d+)", r"p\1.\2", name.removesuffix(DERIVED)))
+    return words.replace("_", " ") + (" (from two figures)" if name.endswith(DERIVED) else "")
 
 
 def figure_text(name: str, value: float) -> str:
@@ -96,9 +99,10 @@ def figure_cell(scenario: str, entry: dict, name: str, scale_max: float) -> str:
     text = figure_text(name, median)
     if len(figure["runs"]) > 1 and figure["min"] != figure["max"]:
         text += f" ({figure_text(name, figure['min'])}-{figure_text(name, figure['max'])})"
-    runs = ", ".join(figure_text(name, v) for v in figure["runs"])
+    hover = ("the ratio of the medians, its spread the extreme ratios of the runs" if name.endswith(DERIVED)
+             else "runs: " + ", ".join(figure_text(name, v) for v in figure["runs"]))
     return (f'<td class="num" data-figure="{escape(figure_key(scenario, entry["row"], entry["model"], name))}" '
-            f'data-median="{median!r}" title="runs: {escape(runs)}">{escape(text)}'
+            f'data-median="{median!r}" title="{escape(hover)}">{escape(text)}'
             f'<span class="failed">{escape(rests_on(figure))}</span>{spread_mark(figure, scale_max)}</td>')
 
 
@@ -125,10 +129,36 @@ def figures_table(scenario: str, columns: list[tuple[str, dict]]) -> str:
     return f'<div class="wrap"><table>{head}{"".join(rows)}</table></div>'
 
 
-def scenario_tables(scenario: str, entries: list[dict], row_title) -> str:
+def derived_figures(data: dict, scenario: str, entry: dict) -> dict:
+    """The ratios report.md shows beside results.json's figures: GET/s under blocking work as a
+    share of the unblocked closed loop, and the probes' process/thread ratios."""
+    figures = entry["figures"]
+    pair = lambda numerator, denominator: ratio_figure(figures.get(numerator), figures.get(denominator))  # noqa: E731
+    if scenario == "blocking":
+        plan = data.get("plan") or {}
+        base = find(data, "closed_loop", ["echolab-load", (plan.get("concurrency") or [0])[0]], entry["model"])
+        unblocked = base[0]["figures"].get("requests_per_second") if base else None
+        return {f"vs_unblocked_percent{DERIVED}": ratio_figure(figures.get("requests_per_second"), unblocked, 100)}
+    if scenario == "probe" and entry["row"] == ["context-switch"]:
+        return {f"{prefix}process_per_thread_ratio{DERIVED}": pair(f"{prefix}process_ns", f"{prefix}thread_ns")
+                for prefix in ("", "touching_")}
+    if scenario == "probe" and entry["row"] == ["rmap"]:
+        counts = [name.rsplit("_", 1)[1] for name in figures if name.startswith("process_ns_at_")]
+        return {f"process_per_thread_ratio_at_{n}{DERIVED}": pair(f"process_ns_at_{n}", f"thread_ns_at_{n}")
+                for n in counts}
+    return {}
+
+
+def with_derived(data: dict, scenario: str, entry: dict) -> dict:
+    derived = {name: figure for name, figure in derived_figures(data, scenario, entry).items() if figure}
+    return dict(entry, figures={**entry["figures"], **derived})
+
+
+def scenario_tables(scenario: str, entries: list[dict], row_title, data: dict) -> str:
     """One table per row of the scenario with the models as columns; a scenario of one model
     per row (the blast radius) is one table with the rows as columns. The probes keep a table
     each: their rows measure different things."""
+    entries = [with_derived(data, scenario, entry) for entry in entries]
     rows = []
     for entry in entries:
         if entry["row"] not in rows:
@@ -309,7 +339,7 @@ def scenario_sections(data: dict) -> str:
         if not entries:
             continue
         charts = SCENARIO_CHARTS.get(key, lambda d: "")(data)
-        parts.append(f'<h2 id="{key}">{escape(title)}</h2>{charts}{scenario_tables(key, entries, row_title)}')
+        parts.append(f'<h2 id="{key}">{escape(title)}</h2>{charts}{scenario_tables(key, entries, row_title, data)}')
     return "".join(parts)
 
 

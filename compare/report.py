@@ -9,7 +9,7 @@ from pathlib import Path
 from . import html_report
 from .cells import cell, ns_per_page
 from .claims import Claim
-from .figures import Recorder
+from .figures import Recorder, ratio_figure
 from .guard import guarded, one_line
 from .machine import Capacity, Machine
 from .models import BY_NAME
@@ -30,17 +30,6 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _ratio_figure(numerator: dict | None, denominator: dict | None, scale: float = 1.0) -> dict | None:
-    """median/median, and the spread as the extreme ratios of the runs."""
-    if not numerator or not denominator or not denominator["median"]:
-        return None
-    low = numerator["min"] / denominator["max"] if denominator["max"] else None
-    high = numerator["max"] / denominator["min"] if denominator["min"] else None
-    median = numerator["median"] / denominator["median"]
-    runs = [median * scale] if low is None or high is None else [low * scale, median * scale, high * scale]
-    return {"median": median * scale, "min": min(runs), "max": max(runs), "runs": runs}
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -224,7 +213,7 @@ def blocking_section(recorder: Recorder, plan: Plan) -> str:
     for row in recorder.rows("blocking"):
         for model in recorder.models("blocking", row):
             fig = lambda name: recorder.figure("blocking", row, model, name)
-            share = _ratio_figure(fig("requests_per_second"),
+            share = ratio_figure(fig("requests_per_second"),
                                   recorder.figure("closed_loop", base_row, model, "requests_per_second"), 100)
             rows.append([model, cell(fig("requests_per_second")), cell(share, "percent"),
                          cell(fig("p50_us"), "us"), cell(fig("p99_us"), "us"),
@@ -359,7 +348,7 @@ def probes_section(recorder: Recorder) -> str:
     for label, prefix in (("plain ping-pong", ""), ("each side touches its working set", "touching_")):
         process, thread = fig("context-switch", f"{prefix}process_ns"), fig("context-switch", f"{prefix}thread_ns")
         extra = recorder.difference("probe", ("context-switch",), "machine", f"{prefix}extra_cycles", _cycles)
-        switch_rows.append([label, cell(process, "ns"), cell(thread, "ns"), cell(_ratio_figure(process, thread), "ratio"),
+        switch_rows.append([label, cell(process, "ns"), cell(thread, "ns"), cell(ratio_figure(process, thread), "ratio"),
                             extra.text if extra else "-"])
     memory_rows = []
     for label, stack in (("thread, default stack", "default_stack"), ("thread, small stack", "small_stack")):
@@ -408,7 +397,7 @@ def rmap_table(recorder: Recorder) -> str:
         fig = lambda name: recorder.figure("probe", ("rmap",), "machine", f"{name}_at_{count}")
         gap = recorder.difference("probe", ("rmap",), "machine", f"difference_ns_at_{count}", ns_per_page)
         rows.append([f"{count:,}", cell(fig("process_ns"), "ns_page"), cell(fig("thread_ns"), "ns_page"),
-                     cell(_ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap.text if gap else "-"])
+                     cell(ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap.text if gap else "-"])
     return text + table(["N", "N processes", "N threads", "process/thread", "process minus thread"], rows) + "\n"
 
 

@@ -5,6 +5,7 @@ covers zero, and the progress count derived from the plan."""
 import datetime
 import json
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -346,6 +347,17 @@ def test_the_html_report_marks_a_failed_run_and_the_figures_resting_on_fewer_run
     assert ('data-figure="closed_loop/echolab-load,100/pool/requests_per_second" data-median="22000.0"' in page)
     assert "22,000 (20,000-24,000)<span class=\"failed\"> [2 of 3 runs]</span>" in page
     assert 'id="chart-throughput"' in page and 'class="whisker"' in page
+
+
+def test_the_html_report_gives_report_mds_ratios_of_two_figures(tmp_path, monkeypatch):
+    recorder = Recorder()
+    recorder.add("closed_loop", ("echolab-load", 100), "pool", {"requests_per_second": 20_000.0})
+    recorder.add("blocking", (100, 16), "pool", {"requests_per_second": 5_000.0})
+    recorder.add("probe", ("context-switch",), "machine", {"process_ns": 3000.0, "thread_ns": 1200.0})
+    conclude_with(tmp_path, monkeypatch, recorder)
+    page = (tmp_path / "report.html").read_text()
+    assert re.search(r"<th>vs unblocked \(from two figures\)</th><td [^>]*>25\.0%<", page)
+    assert re.search(r"<th>process per thread \(from two figures\)</th><td [^>]*>2\.5x<", page)
 
 
 # -- .hgrm: HdrHistogram's percentile distribution ----------------------------------------------
