@@ -199,7 +199,7 @@ def chart(chart_id: str, title: str, groups, y_label: str, kind: str, log: bool 
     groups = [(label, bars) for label, bars in groups if bars]
     if not groups:
         return ""
-    return svg.bar_chart(chart_id, title, groups, y_label, lambda v: value_text(v, kind, 0 if v >= 10 else 1), log)
+    return svg.bar_chart(chart_id, title, groups, y_label, lambda v: value_text(v, kind, 0 if float(v).is_integer() else 1), log)
 
 
 def closed_loop_charts(data: dict) -> str:
