@@ -60,6 +60,17 @@ def runs_difference(values: list[float | None], render) -> Difference | None:
     return difference(median, min(runs), max(runs), render)
 
 
+def ratio_figure(numerator: dict | None, denominator: dict | None, scale: float = 1.0) -> dict | None:
+    """median/median, and the spread as the extreme ratios of the runs."""
+    if not numerator or not denominator or not denominator["median"]:
+        return None
+    low = numerator["min"] / denominator["max"] if denominator["max"] else None
+    high = numerator["max"] / denominator["min"] if denominator["min"] else None
+    median = numerator["median"] / denominator["median"]
+    runs = [median * scale] if low is None or high is None else [low * scale, median * scale, high * scale]
+    return {"median": median * scale, "min": min(runs), "max": max(runs), "runs": runs}
+
+
 def median_of(figure: dict | None) -> float | None:
     return figure["median"] if figure else None
 

@@ -1,12 +1,15 @@
 """report.md and results.json: every scenario's table, the 10,000-connection table, the raw
-probe figures and the Claims table, each figure a median with its spread (min-max)."""
+probe figures and the Claims table, each figure a median with its spread (min-max); and
+report.html (compare/html_report.py) from results.json's content."""
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import html_report
+from .cells import cell, ns_per_page
 from .claims import Claim
-from .figures import Recorder
+from .figures import Recorder, ratio_figure
 from .guard import guarded, one_line
 from .machine import Capacity, Machine
 from .models import BY_NAME
@@ -25,56 +28,12 @@ SECTIONS = ("Machine and limits", "Throughput and latency", "Open loop", "Connec
             "Claims", "Charts")
 
 
-# -- cell formatting --------------------------------------------------------------------------
-
-def _number(value: float, decimals: int = 0) -> str:
-    return f"{value:,.{decimals}f}"
-
-
-def _duration_us(value: float) -> str:
-    if value >= 1_000_000:
-        return f"{value / 1e6:.2f} s"
-    if value >= 1000:
-        return f"{value / 1000:.2f} ms"
-    return f"{value:.0f} us" if value >= 100 else f"{value:.1f} us"
-
-
-def rests_on(figure: dict) -> str:
-    """" [2 of 3 runs]" when some runs of the figure failed or lacked it; "" when all counted."""
-    runs, attempts = len(figure["runs"]), figure.get("attempts", len(figure["runs"]))
-    return f" [{runs} of {attempts} runs]" if runs < attempts else ""
-
-
-def cell(figure: dict | None, kind: str = "number", decimals: int = 0) -> str:
-    """A median, with (min-max) after it when there was more than one run, and how many runs
-    it rests on when that is fewer than were made."""
-    if figure is None:
-        return "-"
-    render = {"number": lambda v: _number(v, decimals), "us": _duration_us,
-              "ms": lambda v: f"{v:,.{decimals}f} ms", "kib": lambda v: f"{v:,.{decimals}f} KiB",
-              "mib": lambda v: f"{v:,.{decimals}f} MiB", "ns": lambda v: f"{v:,.0f} ns", "ns_page": lambda v: ns_per_page(v),
-              "percent": lambda v: f"{v:.0f}%", "percent1": lambda v: f"{v:.1f}%", "ratio": lambda v: f"{v:.1f}x"}[kind]
-    text = render(figure["median"])
-    if len(figure["runs"]) > 1 and figure["min"] != figure["max"]:
-        text += f" ({render(figure['min'])}-{render(figure['max'])})"
-    return text + rests_on(figure)
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _ratio_figure(numerator: dict | None, denominator: dict | None, scale: float = 1.0) -> dict | None:
-    """median/median, and the spread as the extreme ratios of the runs."""
-    if not numerator or not denominator or not denominator["median"]:
-        return None
-    low = numerator["min"] / denominator["max"] if denominator["max"] else None
-    high = numerator["max"] / denominator["min"] if denominator["min"] else None
-    median = numerator["median"] / denominator["median"]
-    runs = [median * scale] if low is None or high is None else [low * scale, median * scale, high * scale]
-    return {"median": median * scale, "min": min(runs), "max": max(runs), "runs": runs}
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -269,7 +228,7 @@ def blocking_section(recorder: Recorder, plan: Plan) -> str:
     for row in recorder.rows("blocking"):
         for model in recorder.models("blocking", row):
             fig = lambda name: recorder.figure("blocking", row, model, name)
-            share = _ratio_figure(fig("requests_per_second"),
+            share = ratio_figure(fig("requests_per_second"),
                                   recorder.figure("closed_loop", base_row, model, "requests_per_second"), 100)
             rows.append([model, cell(fig("requests_per_second")), cell(share, "percent"),
                          cell(fig("p50_us"), "us"), cell(fig("p99_us"), "us"),
@@ -404,7 +363,7 @@ def probes_section(recorder: Recorder) -> str:
     for label, prefix in (("plain ping-pong", ""), ("each side touches its working set", "touching_")):
         process, thread = fig("context-switch", f"{prefix}process_ns"), fig("context-switch", f"{prefix}thread_ns")
         extra = recorder.difference("probe", ("context-switch",), "machine", f"{prefix}extra_cycles", _cycles)
-        switch_rows.append([label, cell(process, "ns"), cell(thread, "ns"), cell(_ratio_figure(process, thread), "ratio"),
+        switch_rows.append([label, cell(process, "ns"), cell(thread, "ns"), cell(ratio_figure(process, thread), "ratio"),
                             extra.text if extra else "-"])
     memory_rows = []
     for label, stack in (("thread, default stack", "default_stack"), ("thread, small stack", "small_stack")):
@@ -437,9 +396,6 @@ def _cycles(value: float) -> str:
     return f"{value:,.0f} cycles"
 
 
-def ns_per_page(value: float) -> str:
-    return _duration_us(value / 1000) if value >= 1000 else f"{value:,.0f} ns"
-
 
 def rmap_table(recorder: Recorder) -> str:
     """The reverse-map walk per page at each count of processes and of threads."""
@@ -456,7 +412,7 @@ def rmap_table(recorder: Recorder) -> str:
         fig = lambda name: recorder.figure("probe", ("rmap",), "machine", f"{name}_at_{count}")
         gap = recorder.difference("probe", ("rmap",), "machine", f"difference_ns_at_{count}", ns_per_page)
         rows.append([f"{count:,}", cell(fig("process_ns"), "ns_page"), cell(fig("thread_ns"), "ns_page"),
-                     cell(_ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap.text if gap else "-"])
+                     cell(ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap.text if gap else "-"])
     return text + table(["N", "N processes", "N threads", "process/thread", "process minus thread"], rows) + "\n"
 
 
@@ -591,11 +547,15 @@ def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str
 
 
 def write(out_dir: Path, results: Results) -> None:
-    """report.md and results.json, both whatever a section raised: results.json is written
-    after report.md is rendered, so its failures include the sections that could not be."""
+    """report.md, report.html and results.json, each whatever a section or the page raised:
+    results.json is written last, so its failures include what could not be rendered. The page
+    is rendered from results.json's content before report.md, which then lists its failure."""
     data = guarded("results.json", results.to_json, results.failures,
                    lambda error: {"tool": "echolab compare", "started_utc": results.started_utc})
-    text = render(results)
+    # The run's own list, so that what fails from here on is listed in results.json too.
     data["failures"] = results.failures
+    # The page first, so that report.md and results.json list it when it cannot be written.
+    guarded(html_report.PAGE, lambda: html_report.write(out_dir, data), results.failures, lambda error: None)
+    text = render(results)
     (out_dir / "results.json").write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
     (out_dir / "report.md").write_text(text)

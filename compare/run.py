@@ -7,8 +7,9 @@ Usage: python3 -m compare --bin-dir build/bin [--quick] [--peers] [--out DIR] [-
 Starts echolab-prefork, echolab-threads and echolab-pool on loopback, runs the same scenario
 matrix against each (closed-loop throughput with echolab-load and wrk, an open-loop rate,
 connection churn, the 10,000-connection hold, blocking work, crash containment), measures the
-raw costs with echolab-probe, and writes results/<UTC time>/report.md, results.json and PNG
-charts. Every process it starts is stopped when it ends, on Ctrl-C and on failure too."""
+raw costs with echolab-probe, and writes results/<UTC time>/report.md, report.html,
+results.json, PNG charts and each latency histogram as .hgrm. Every process it starts is
+stopped when it ends, on Ctrl-C and on failure too."""
 
 import argparse
 import datetime
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import charts, claims, diff, loadtools, probes, processes, report, scenarios, slow_clients
+from . import charts, claims, diff, hgrm, loadtools, probes, processes, report, scenarios, slow_clients
 from .peers import hook as peer_hook
 from . import machine as machine_info
 from .guard import guarded
@@ -180,6 +181,7 @@ def conclude(out_dir: Path, bench: scenarios.Bench, machine, capacity, peers, co
     claim_list = claims.evaluate(bench.recorder, plan.crash_clients, machine.pcid, machine.meltdown,
                                  plan.hold_connections, plan.quick, failures)
     chart_paths = guarded("charts", lambda: charts.draw_all(out_dir, bench.recorder, plan), failures, lambda error: [])
+    guarded("hgrm export", lambda: hgrm.export(out_dir / "raw"), failures, lambda error: [])
     results = report.Results(
         started_utc=started_utc.strftime("%Y-%m-%d %H:%M:%S UTC"), quick=plan.quick, runtime_s=runtime_s,
         machine=machine, capacity=capacity, plan=plan, open_loop_rate=bench.open_loop_rate, servers=commands,

@@ -52,6 +52,11 @@ class FailedRun(RuntimeError):
     against its row as failed, listed with its reason, kept out of every median."""
 
 
+def raw_name(*parts) -> str:
+    """The file name (without suffix) of one load run's outputs in the raw/ directory."""
+    return "-".join(str(p) for p in parts)
+
+
 def load_figures(result: dict) -> dict:
     """The figures of one load run, flat: requests_per_second, p50_us ... max_us, errors, and
     the time the load generator itself stalled (it sent nothing then)."""
@@ -148,8 +153,7 @@ class Bench:
         return Server(f"{model}-{purpose}", model, main.binary, list(main.flags), self.log_dir).start()
 
     def run_name(self, *parts) -> str:
-        """The file name of one load run's outputs in the raw/ directory."""
-        return "-".join(str(p) for p in parts)
+        return raw_name(*parts)
 
     def judged(self, key: tuple[str, tuple, str], result: dict, planned_s: float | None,
                errors_are_findings: bool = False) -> dict:

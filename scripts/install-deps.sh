@@ -12,6 +12,8 @@ packages=(
   libasio-dev node-llhttp prometheus-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev
   # clients, checks and reports
   wrk apache2-utils curl prometheus gnuplot-nox python3 python3-pytest procps iproute2 strace
+  # the HTML report opened in a headless browser (its test)
+  chromium
   slowhttptest
   # the dashboard schema check (npm installs its pinned TypeScript tooling)
   nodejs

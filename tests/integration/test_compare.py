@@ -5,9 +5,11 @@ behind."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,15 @@ CLAIM_KEYS = ("process_creation", "thread_creation", "creation_ratio", "crash_co
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Only "it hung": the quick run takes minutes, longer on a slow or busy machine.
 HUNG_S = 15 * 60
+# Debian's chromium, headless, with every name unresolvable and a proxy to nowhere: a page that
+# reached out could not load anything, and its attempt is in the NetLog all the same.
+BROWSER = ["chromium", "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+           "--disable-background-networking", "--enable-logging=stderr", "--v=0",
+           '--host-resolver-rules=MAP * ~NOTFOUND', "--proxy-server=127.0.0.1:9"]
+# The charts report.html draws from a quick run's results.json and raw/ (compare/html_report.py).
+HTML_CHARTS = {"chart-throughput", "chart-latency", "chart-memory", "chart-spawn", "chart-slow-clients",
+               "chart-blast-lost", "chart-blast-rate", "chart-percentiles-0", "chart-percentiles-1",
+               "chart-percentiles-2", "chart-percentiles-3"}
 
 
 def processes_of_run(out_dir: Path) -> list[str]:
@@ -66,12 +77,74 @@ def quick_run(tmp_path_factory):
     return out_dir, completed
 
 
+class PageContents(HTMLParser):
+    """What the browser's DOM holds: every src/href, the marks inside each chart, the table
+    cells that name their figure, and the claims' links."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.marks, self.cells, self.elements, self.ids = [], {}, {}, set(), set()
+        self.chart, self.cell = None, None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.elements.add(tag)
+        self.ids |= {attributes["id"]} if "id" in attributes else set()
+        self.links += [value for name, value in attrs if name in ("src", "href", "xlink:href")]
+        if tag == "svg" and "chart" in (attributes.get("class") or "").split():
+            self.chart = attributes["id"]
+            self.marks[self.chart] = 0
+        elif self.chart and ((tag == "rect" and attributes.get("class") == "bar" and "data-value" in attributes)
+                             or (tag == "polyline" and attributes.get("class") == "curve"
+                                 and len((attributes.get("points") or "").split()) >= 2)):
+            self.marks[self.chart] += 1
+        elif tag == "td" and "data-figure" in attributes:
+            self.cell = attributes["data-figure"]
+            self.cells[self.cell] = {"median": float(attributes["data-median"]), "text": ""}
+
+    def handle_endtag(self, tag):
+        if tag == "svg" and self.chart:
+            self.chart = None
+        elif tag == "td":
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell and not self.chart:
+            self.cells[self.cell]["text"] += data
+
+
+def net_log_page_requests(net_log: Path) -> list[str]:
+    """The URLs chromium fetched on behalf of a file:// page (its own background traffic, the
+    updater's, is keyed to other sites)."""
+    log = json.loads(net_log.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [event["params"]["url"] for event in log["events"] if event["type"] == start_job and
+            "file://" in event["params"].get("network_isolation_key", "")]
+
+
 def figure(results: dict, scenario: str, model: str, name: str, row: list | None = None) -> float | None:
     for entry in results["scenarios"].get(scenario, []):
         if entry["model"] == model and (row is None or entry["row"] == row):
             summary = entry["figures"].get(name)
             return summary["median"] if summary else None
     return None
+
+
+@pytest.fixture(scope="module")
+def page_in_browser(quick_run, tmp_path_factory):
+    """report.html of the quick run as a headless chromium loaded it: its DOM, what it wrote on
+    the console, and the requests it made."""
+    out_dir, _ = quick_run
+    scratch = tmp_path_factory.mktemp("chromium")
+    net_log = scratch / "net-log.json"
+    completed = subprocess.run([*BROWSER, f"--user-data-dir={scratch / 'profile'}", f"--log-net-log={net_log}",
+                                "--dump-dom", (out_dir / "report.html").as_uri()],
+                               capture_output=True, text=True, timeout=300, check=False)  # only "it hung"
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    contents = PageContents()
+    contents.feed(completed.stdout)
+    console = [line for line in completed.stderr.splitlines() if ":CONSOLE" in line]
+    return contents, console, net_log_page_requests(net_log)
 
 
 def test_quick_run_succeeds(quick_run):
@@ -408,3 +481,88 @@ def test_a_slowed_server_is_flagged_worse_and_one_run_claims_nothing(quick_run, 
     assert sum(f.name == "requests_per_second" for f in changed) >= len(results["plan"]["concurrency"]) * 2
     assert "-40.0% (worse), one run on a side: cannot tell beyond a single run's noise" in \
         (slowed / "diff.md").read_text()
+
+
+def test_the_html_report_opens_offline_with_no_console_error_and_no_request(page_in_browser):
+    contents, console, requests = page_in_browser
+    assert console == []
+    assert requests == []
+    assert not {"script", "link", "img", "iframe", "object", "embed"} & contents.elements
+    assert all(link.startswith("#") for link in contents.links), [l for l in contents.links if not l.startswith("#")]
+
+
+def test_every_chart_of_the_html_report_has_marks_drawn_from_the_figures(page_in_browser):
+    contents, _, _ = page_in_browser
+    assert set(contents.marks) == HTML_CHARTS
+    assert all(count > 0 for count in contents.marks.values()), contents.marks
+
+
+def test_the_html_reports_figures_are_results_json_s_and_its_claims_link_to_their_experiment(quick_run,
+                                                                                               page_in_browser):
+    out_dir, _ = quick_run
+    contents, _, _ = page_in_browser
+    results = json.loads((out_dir / "results.json").read_text())
+    sample = [("closed_loop", ["echolab-load", 100], "requests_per_second"), ("hold", None, "pss_per_connection_kib"),
+              ("crash", None, "connections_lost"), ("probe", ["spawn"], "fork_p50_us")]
+    checked = 0
+    for scenario, row, name in sample:
+        for entry in results["scenarios"][scenario]:
+            if row is not None and entry["row"] != row:
+                continue
+            key = f"{scenario}/{','.join(str(p) for p in entry['row'])}/{entry['model']}/{name}"
+            if name not in entry["figures"]:  # every run of the row failed: no figure to show
+                assert entry["failed_runs"] and key not in contents.cells, key
+                continue
+            median = entry["figures"][name]["median"]
+            cell = contents.cells[key]
+            assert cell["median"] == median
+            number, unit = re.match(r"([\d,.]+) ?(ms|us|s|KiB)?", cell["text"]).groups()
+            shown = float(number.replace(",", "")) * {"ms": 1e3, "s": 1e6}.get(unit, 1)
+            assert abs(shown - median) <= 0.01 * abs(median) + 0.05, (name, cell, median)
+            checked += 1
+    assert checked >= 8
+    # Each claim's row links to the section of its experiment, and every link lands.
+    assert {"#probe", "#crash", "#hold", "#slow_clients", "#blast_radius"} <= set(contents.links)
+    assert {link[1:] for link in contents.links} <= contents.ids
+    assert {f"claim-{claim['key']}" for claim in results["claims"]} <= contents.ids
+
+
+def hgrm_lines(path: Path) -> tuple[list[tuple[float, float, int]], dict]:
+    """The (value, percentile, total count) rows of an .hgrm file and its footer's figures."""
+    text = path.read_text()
+    assert text.startswith("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"), path
+    rows = []
+    for line in text.splitlines()[2:]:
+        if line.startswith("#"):
+            continue
+        fields = line.split()
+        assert len(fields) == (3 if float(fields[1]) == 1.0 else 4), line
+        if len(fields) == 4:
+            assert abs(float(fields[3]) - 1 / (1 - float(fields[1]))) <= 0.01 * float(fields[3]), line
+        rows.append((float(fields[0]), float(fields[1]), int(fields[2])))
+    footer = dict(re.findall(r"(Mean|Max|Total count)\s+=\s+([\d.]+)", text))
+    return rows, footer
+
+
+def test_every_latency_histogram_is_written_as_hgrm_and_its_percentiles_are_results_json_s(quick_run):
+    out_dir, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    raw = out_dir / "raw"
+    load_results = [p for p in raw.glob("*.json") if json.loads(p.read_text()).get("tool") == "echolab-load"]
+    assert load_results and all((raw / f"{p.stem}.latency.hgrm").exists() for p in load_results
+                                if json.loads(p.read_text())["requests"] > 0)
+    for connections in results["plan"]["concurrency"]:
+        for model in MODELS:
+            data = json.loads((raw / f"closed-{connections}-{model}-0.json").read_text())
+            rows, footer = hgrm_lines(raw / f"closed-{connections}-{model}-0.latency.hgrm")
+            assert int(footer["Total count"]) == rows[-1][2] == data["latency_us"]["count"]
+            assert abs(float(footer["Max"]) - data["latency_us"]["max"]) <= 0.1
+            for column in (0, 2):  # values and counts only grow
+                assert [r[column] for r in rows] == sorted(r[column] for r in rows)
+            for key, level in (("p50_us", 0.5), ("p99_us", 0.99)):
+                wanted = figure(results, "closed_loop", model, key, ["echolab-load", connections])
+                first = next(i for i, row in enumerate(rows) if row[1] >= level)
+                # The percentile lies between the rows around its level, to the histogram's 1/128.
+                assert rows[first - 1][0] * (1 - 1 / 128) - 0.1 <= wanted <= rows[first][0] + 0.1, (model, key)
+                if rows[first][1] == level:  # 50 % is one of HdrHistogram's levels: the value itself
+                    assert abs(rows[first][0] - wanted) <= max(0.1, wanted / 128), (model, key)

@@ -5,12 +5,13 @@ covers zero, and the progress count derived from the plan."""
 import datetime
 import json
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from compare import claims, probes, run, scenarios, slow_clients
+from compare import claims, hgrm, probes, run, scenarios, slow_clients
 from compare.figures import Recorder
 from compare.loadtools import parse_wrk_text
 from compare.metrics import Scrape, bucket_delta, histogram_quantile, parse_exposition
@@ -328,3 +329,83 @@ def test_a_run_in_which_nothing_failed_exits_0_with_every_claim(tmp_path, monkey
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["failures"] == [] and len(results["claims"]) == 11
     assert "## Failures" not in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_an_html_report_that_raises_costs_neither_report_md_nor_results_json(tmp_path, monkeypatch):
+    def raises(*args):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(run.report.html_report, "render", raises)
+    assert conclude_with(tmp_path, monkeypatch, context_switch_recorder((1500, 1200, 1800))) == 1
+    expected = "report.html: ZeroDivisionError: float division by zero"
+    assert json.loads((tmp_path / "results.json").read_text())["failures"] == [expected]
+    assert f"- {expected}" in (tmp_path / "report.md").read_text().split("## Failures", 1)[1]
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_results_json_that_could_not_be_built_still_gets_a_page_naming_the_failure(tmp_path, monkeypatch):
+    def raises(*args):
+        raise KeyError("machine")
+
+    monkeypatch.setattr(run.report.Results, "to_json", raises)
+    assert conclude_with(tmp_path, monkeypatch, Recorder()) == 1
+    assert "results.json: KeyError: &#x27;machine&#x27;" in (tmp_path / "report.html").read_text()
+
+
+def test_the_html_report_marks_a_failed_run_and_the_figures_resting_on_fewer_runs(tmp_path, monkeypatch):
+    recorder = Recorder()
+    key = ("closed_loop", ("echolab-load", 100), "pool")
+    recorder.add(*key, {"requests_per_second": 20_000.0, "p99_us": 1500.0})
+    recorder.add(*key, {"requests_per_second": 24_000.0, "p99_us": 1300.0})
+    recorder.fail(*key, "echolab-load exited with status -9")
+    conclude_with(tmp_path, monkeypatch, recorder)
+    page = (tmp_path / "report.html").read_text()
+    assert '<span class="failed" title="echolab-load exited with status -9">1 failed run</span>' in page
+    assert ('data-figure="closed_loop/echolab-load,100/pool/requests_per_second" data-median="22000.0"' in page)
+    assert "22,000 (20,000-24,000)<span class=\"failed\"> [2 of 3 runs]</span>" in page
+    assert 'id="chart-throughput"' in page and 'class="whisker"' in page
+
+
+def test_the_html_report_gives_report_mds_ratios_of_two_figures(tmp_path, monkeypatch):
+    recorder = Recorder()
+    recorder.add("closed_loop", ("echolab-load", 100), "pool", {"requests_per_second": 20_000.0})
+    recorder.add("blocking", (100, 16), "pool", {"requests_per_second": 5_000.0})
+    recorder.add("probe", ("context-switch",), "machine", {"process_ns": 3000.0, "thread_ns": 1200.0})
+    conclude_with(tmp_path, monkeypatch, recorder)
+    page = (tmp_path / "report.html").read_text()
+    assert re.search(r"<th>vs unblocked \(from two figures\)</th><td [^>]*>25\.0%<", page)
+    assert re.search(r"<th>process per thread \(from two figures\)</th><td [^>]*>2\.5x<", page)
+
+
+# -- .hgrm: HdrHistogram's percentile distribution ----------------------------------------------
+
+def test_the_hgrm_of_an_exact_histogram_has_hdrhistograms_levels_values_and_footer():
+    """1..100 ns once each: values below 256 ns are buckets of their own, so every row is exact."""
+    histogram = {"count": 100, "min": 1, "max": 100, "sum": 5050.0, "buckets": [[v, 1] for v in range(1, 101)]}
+    layout = {"unit": "ns", "exact_below": 256, "sub_buckets": 128, "highest_trackable": (1 << 42) - 1}
+    lines = hgrm.hgrm_text(histogram, layout).splitlines()
+    assert lines[0] == "       Value     Percentile TotalCount 1/(1-Percentile)" and lines[1] == ""
+    rows = [line.split() for line in lines[2:] if not line.startswith("#")]
+    assert rows[0] == ["0.001", "0.000000000000", "1", "1.00"]
+    assert ["0.050", "0.500000000000", "50", "2.00"] in rows
+    assert ["0.090", "0.900000000000", "90", "10.00"] in rows
+    assert rows[-1] == ["0.100", "1.000000000000", "100"]
+    assert lines[-3:] == ["#[Mean    =        0.051, StdDeviation   =        0.029]",
+                          "#[Max     =        0.100, Total count    =          100]",
+                          "#[Buckets =           35, SubBuckets     =          256]"]
+    assert [hgrm.value_at_percentile(histogram, p) for p in (0, 50, 99, 99.9, 100)] == [1, 50, 99, 100, 100]
+
+
+def test_an_hgrm_is_written_beside_each_echolab_load_json_and_nothing_else(tmp_path):
+    layout = {"unit": "ns", "exact_below": 256, "sub_buckets": 128, "highest_trackable": (1 << 42) - 1}
+    histogram = {"count": 2, "min": 1000, "max": 3000, "sum": 4000.0, "buckets": [[1003, 1], [3007, 1]]}
+    empty = {"count": 0, "min": 0, "max": 0, "sum": 0.0, "buckets": []}
+    (tmp_path / "closed-100-pool-0.json").write_text(json.dumps(
+        {"tool": "echolab-load", "histograms": {"layout": layout, "latency_ns": histogram, "connect_ns": empty,
+                                                "hold_latency_ns": None}}))
+    (tmp_path / "wrk-100-pool-0.json").write_text(json.dumps({"requests": 10}))
+    (tmp_path / "probe-spawn-0.json").write_text("not json")
+    assert [p.name for p in hgrm.export(tmp_path)] == ["closed-100-pool-0.latency.hgrm"]
+    written = (tmp_path / "closed-100-pool-0.latency.hgrm").read_text()
+    assert "#[Max     =        3.000, Total count    =            2]" in written
