@@ -33,14 +33,18 @@ struct SpawnerSetup {
 };
 static_assert(std::is_trivially_copyable_v<SpawnerSetup>);
 
-// A request is up to this many slot numbers; the reply one pid (or -errno) per slot.
-constexpr std::size_t kMostPerRequest = kMaxSpawnRate;
+// A request is up to this many slot numbers; the reply one pid (or -errno) per slot. Small,
+// so that a reply comes within a second even on a machine so busy that the spawner forks 50
+// children a second (measured with 10,000 to start beside two compilers): a request of 1,024
+// then took more than the reply timeout, and the master gave up on a spawner that was merely
+// slow. The round trips cost nothing beside the forks.
+constexpr std::size_t kMostPerRequest = 32;
+static_assert(kMostPerRequest <= kMaxSpawnRate);
 constexpr char kReady = 'R';
 // How long the master waits for the spawner's reply: a spawner that neither answers nor
 // exits (stopped, stuck) must not hold the master, and with it every shutdown, forever. Far
-// above what a batch takes on a loaded machine (a full batch forks at about 900/s at the
-// 10,000-connection ramp): giving up on a spawner that is merely slow would leave the
-// children it forked meanwhile unknown to the master.
+// above what a request takes on a loaded machine: giving up on a spawner that is merely slow
+// would leave the children it forked meanwhile unknown to the master.
 constexpr timeval kReplyTimeout{.tv_sec = 30, .tv_usec = 0};
 
 bool send_all(int fd, const void* bytes, std::size_t size) {
