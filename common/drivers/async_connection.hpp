@@ -69,7 +69,7 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
 
   // Why not a strand, Asio's usual answer: a strand routes every completion through its own
   // queue, and measured in the pool at 1,000 connections that cost a quarter of the
-  // throughput (73k against 99k req/s, medians of 3; docs/architecture.md). The read/write
+  // throughput (73k against 99k req/s, medians of 3; docs/pool.md). The read/write
   // chain has one operation in flight at a time; only the deadline timer (rare) and the
   // shutdown's close_if_idle (once) can meet it, so this lock is almost never contended.
   std::mutex mutex_;

@@ -44,6 +44,10 @@ std::int64_t monotonic_ns() {
   return static_cast<std::int64_t>(now.tv_sec) * kNanosPerSecond + now.tv_nsec;
 }
 
+double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
+  return static_cast<double>(std::max<std::int64_t>(to_ns - from_ns, 0)) / 1e9;
+}
+
 Scoreboard::Scoreboard(std::size_t slot_count, ActiveConnections active)
     : slot_count_(slot_count),
       active_(active),

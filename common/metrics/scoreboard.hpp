@@ -47,6 +47,8 @@ static_assert(sizeof(ScoreboardSlot) <= 512, "keep a slot small: there are --max
 
 // CLOCK_MONOTONIC in nanoseconds: the clock of fork_ns and ready_ns, the same in every process.
 std::int64_t monotonic_ns();
+// Seconds from one monotonic_ns() reading to a later one; 0 if `to_ns` is earlier.
+double seconds_between(std::int64_t from_ns, std::int64_t to_ns);
 
 // Where echolab_connections_active comes from: the busy workers (a prefork child serves one
 // connection at a time) or the slots' own connection gauges (a hybrid worker serves many).

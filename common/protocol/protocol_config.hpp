@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstddef>
-#include <string_view>
 
 namespace echolab {
 
@@ -27,7 +26,5 @@ struct ProtocolConfig {
   ProtocolLimits limits;
   bool fault_injection = false;  // /crash, /sleep, /burn; off unless asked for
 };
-
-std::string_view to_string(Protocol protocol);
 
 }  // namespace echolab

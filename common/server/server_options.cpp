@@ -4,6 +4,8 @@
 #include <iostream>
 #include <stdexcept>
 
+#include <CLI/CLI.hpp>
+
 #include "common/server/duration.hpp"
 
 namespace echolab {
@@ -45,18 +47,6 @@ std::string_view to_string(Model model) {
       return "hybrid";
   }
   return "unknown";
-}
-
-std::string_view to_string(Protocol protocol) {
-  switch (protocol) {
-    case Protocol::http:
-      return "http";
-    case Protocol::raw:
-      return "raw";
-    case Protocol::undecided:
-      break;
-  }
-  return "undecided";
 }
 
 ServerOptions default_options(Model model) {

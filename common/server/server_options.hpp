@@ -7,10 +7,14 @@
 #include <string>
 #include <string_view>
 
-#include <CLI/CLI.hpp>
-
 #include "common/protocol/client_deadline.hpp"
 #include "common/protocol/protocol_config.hpp"
+
+// Only a reference to CLI11's App here: the files that build the command line include CLI11
+// (a heavy header-only library), the many that need only the options do not.
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace echolab {
 

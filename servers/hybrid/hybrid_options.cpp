@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <CLI/CLI.hpp>
+
 namespace echolab::hybrid {
 
 void add_hybrid_options(CLI::App& app, HybridOptions& options) {

@@ -4,8 +4,6 @@
 
 #include <cstddef>
 
-#include <CLI/CLI.hpp>
-
 #include "common/server/server_options.hpp"
 
 namespace echolab::hybrid {

@@ -3,6 +3,8 @@
 // the pool's asynchronous driver; see docs/hybrid.md.
 #include <thread>
 
+#include <CLI/CLI.hpp>
+
 #include "common/server/capacity.hpp"
 #include "common/server/log.hpp"
 #include "common/server/server_main.hpp"

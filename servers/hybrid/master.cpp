@@ -24,10 +24,6 @@ constexpr std::chrono::seconds kRespawnBackoff{1};
 constexpr std::chrono::seconds kStartTimeout{10};
 constexpr std::chrono::milliseconds kShutdownPoll{50};
 
-double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
-  return static_cast<double>(std::max<std::int64_t>(to_ns - from_ns, 0)) / 1e9;
-}
-
 }  // namespace
 
 Master::Master(const HybridOptions& options, std::size_t workers)

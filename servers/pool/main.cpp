@@ -1,4 +1,6 @@
 // echolab-pool: a thread pool running one asio::io_context, asynchronous I/O.
+#include <CLI/CLI.hpp>
+
 #include "common/metrics/striped_metrics.hpp"
 #include "common/server/capacity.hpp"
 #include "common/server/listener.hpp"

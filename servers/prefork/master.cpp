@@ -40,10 +40,6 @@ std::size_t accept_queue_length(int listener_fd) {
   return info.tcpi_unacked;
 }
 
-double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
-  return static_cast<double>(std::max<std::int64_t>(to_ns - from_ns, 0)) / 1e9;
-}
-
 }  // namespace
 
 Master::Master(const PreforkOptions& options, std::size_t worker_cap, UniqueFd listener)

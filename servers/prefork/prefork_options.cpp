@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 namespace echolab::prefork {
 
 std::size_t PreforkOptions::worker_cap() const {

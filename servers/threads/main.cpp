@@ -2,6 +2,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+
 #include "common/metrics/striped_metrics.hpp"
 #include "common/server/capacity.hpp"
 #include "common/server/listener.hpp"

@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "common/server/duration.hpp"
 
 namespace echolab {
