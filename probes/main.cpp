@@ -8,6 +8,7 @@
 #include <iostream>
 #include <string>
 
+#include "probes/communication_probe.hpp"
 #include "probes/context_switch_probe.hpp"
 #include "probes/probe_error.hpp"
 #include "probes/process_memory_probe.hpp"
@@ -69,6 +70,21 @@ void add_context_switch_command(CLI::App& app, ContextSwitchOptions& options) {
   command->add_option("--cpu", options.cpu, "CPU to pin both sides to (default: the first allowed)")
       ->check(CLI::NonNegativeNumber);
   command->callback(print_result_of(options, run_context_switch_probe));
+}
+
+void add_communication_command(CLI::App& app, CommunicationOptions& options) {
+  auto* command = app.add_subcommand(
+      "communication",
+      "Round trips between two threads through shared memory, and between two processes through "
+      "a pipe, a Unix socket and shared memory");
+  add_bounded(command, "--samples", options.samples, "Timed runs of each figure", 1, 1'000);
+  add_bounded(command, "--round-trips", options.round_trips, "Round trips per timed run", 10,
+              1'000'000);
+  add_bounded(command, "--small-bytes", options.small_bytes, "The small message", 1, 65'536);
+  add_bounded(command, "--large-bytes", options.large_bytes, "The large message", 1, 16'777'216);
+  add_bounded(command, "--max-seconds-per-figure", options.max_seconds_per_figure,
+              "Stop a figure's sampling early after this long", 0.01, 600.0);
+  command->callback(print_result_of(options, run_communication_probe));
 }
 
 void add_thread_memory_command(CLI::App& app, ThreadMemoryOptions& options) {
@@ -133,11 +149,13 @@ int run_command_line(int argc, char** argv) {
     app.require_subcommand(1);
     SpawnOptions spawn;
     ContextSwitchOptions context_switch;
+    CommunicationOptions communication;
     ThreadMemoryOptions thread_memory;
     ProcessMemoryOptions process_memory;
     RmapOptions rmap;
     add_spawn_command(app, spawn);
     add_context_switch_command(app, context_switch);
+    add_communication_command(app, communication);
     add_thread_memory_command(app, thread_memory);
     add_process_memory_command(app, process_memory);
     add_rmap_command(app, rmap);
