@@ -14,6 +14,7 @@
 #include "probes/process_memory_probe.hpp"
 #include "probes/rmap_probe.hpp"
 #include "probes/spawn_probe.hpp"
+#include "probes/thread_exhaustion_probe.hpp"
 #include "probes/thread_memory_probe.hpp"
 
 namespace {
@@ -101,6 +102,23 @@ void add_thread_memory_command(CLI::App& app, ThreadMemoryOptions& options) {
   command->callback(print_result_of(options, run_thread_memory_probe));
 }
 
+void add_thread_exhaustion_command(CLI::App& app, ThreadExhaustionOptions& options) {
+  auto* command = app.add_subcommand(
+      "thread-exhaustion",
+      "Idle threads until creation fails or the cap: which limit ends it, and the memory held");
+  add_bounded(command, "--cap", options.cap,
+              "Most threads per stack size (lowered to what the task limits leave)", 1, 200'000);
+  add_bounded(command, "--small-stack-kib", options.small_stack_kib, "The small stack size", 16,
+              1'048'576);
+  add_bounded(command, "--address-space-mib", options.address_space_mib,
+              "RLIMIT_AS of the creating process (default: as inherited)", 64, 1'048'576);
+  add_bounded(command, "--hold-seconds", options.hold_seconds,
+              "Idle time with every thread up, over which their CPU is measured", 0.01, 60.0);
+  add_bounded(command, "--max-seconds", options.max_seconds,
+              "Kill the creating process after this long, per stack size", 1.0, 600.0);
+  command->callback(print_result_of(options, run_thread_exhaustion_probe));
+}
+
 void add_process_memory_command(CLI::App& app, ProcessMemoryOptions& options) {
   auto* command = app.add_subcommand(
       "process-memory", "Memory per idle forked process, from a small and from a large parent");
@@ -151,12 +169,14 @@ int run_command_line(int argc, char** argv) {
     ContextSwitchOptions context_switch;
     CommunicationOptions communication;
     ThreadMemoryOptions thread_memory;
+    ThreadExhaustionOptions thread_exhaustion;
     ProcessMemoryOptions process_memory;
     RmapOptions rmap;
     add_spawn_command(app, spawn);
     add_context_switch_command(app, context_switch);
     add_communication_command(app, communication);
     add_thread_memory_command(app, thread_memory);
+    add_thread_exhaustion_command(app, thread_exhaustion);
     add_process_memory_command(app, process_memory);
     add_rmap_command(app, rmap);
     app.parse(argc, argv);
