@@ -10,6 +10,7 @@
 
 #include "probes/communication_probe.hpp"
 #include "probes/context_switch_probe.hpp"
+#include "probes/fork_descriptors_probe.hpp"
 #include "probes/probe_error.hpp"
 #include "probes/process_memory_probe.hpp"
 #include "probes/rmap_probe.hpp"
@@ -56,6 +57,21 @@ void add_spawn_command(CLI::App& app, SpawnOptions& options) {
   add_bounded(command, "--max-seconds-per-figure", options.max_seconds_per_figure,
               "Stop a figure's sampling early after this long", 0.01, 60.0);
   command->callback(print_result_of(options, run_spawn_probe));
+}
+
+void add_fork_descriptors_command(CLI::App& app, ForkDescriptorsOptions& options) {
+  auto* command = app.add_subcommand("fork-descriptors",
+                                     "fork() from a parent holding more and more open descriptors");
+  add_bounded(command, "--samples", options.samples, "Forks per figure", 1, 100'000);
+  command
+      ->add_option("--levels", options.levels,
+                   "Descriptors the parent holds at each level, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1LL, 1'000'000LL))
+      ->capture_default_str();
+  add_bounded(command, "--max-seconds-per-level", options.max_seconds_per_level,
+              "Stop a level's sampling early after this long", 0.01, 600.0);
+  command->callback(print_result_of(options, run_fork_descriptors_probe));
 }
 
 void add_context_switch_command(CLI::App& app, ContextSwitchOptions& options) {
@@ -166,6 +182,7 @@ int run_command_line(int argc, char** argv) {
   try {
     app.require_subcommand(1);
     SpawnOptions spawn;
+    ForkDescriptorsOptions fork_descriptors;
     ContextSwitchOptions context_switch;
     CommunicationOptions communication;
     ThreadMemoryOptions thread_memory;
@@ -173,6 +190,7 @@ int run_command_line(int argc, char** argv) {
     ProcessMemoryOptions process_memory;
     RmapOptions rmap;
     add_spawn_command(app, spawn);
+    add_fork_descriptors_command(app, fork_descriptors);
     add_context_switch_command(app, context_switch);
     add_communication_command(app, communication);
     add_thread_memory_command(app, thread_memory);
