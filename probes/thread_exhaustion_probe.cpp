@@ -78,7 +78,7 @@ double cpu_seconds_of_process() {
 // waits, and end of file wakes every thread at once.
 void* block_until_released(void* release_fd) {
   char byte = 0;
-  (void)read_byte(static_cast<int>(reinterpret_cast<std::intptr_t>(release_fd)), byte);
+  (void)read_byte(*static_cast<const int*>(release_fd), byte);
   return nullptr;
 }
 
@@ -160,10 +160,11 @@ int create_until_refused(SharedReport& report, const CreationSpec& spec, int rea
   const long long kernel_stack_before = read_meminfo_kib("KernelStack");
   const double cpu_before = cpu_seconds_of_process();
   const auto start = Clock::now();
-  auto* release_fd = reinterpret_cast<void*>(static_cast<std::intptr_t>(release.read_fd()));
+  // Outlives every thread: they are joined before this function returns.
+  int release_fd = release.read_fd();
   while (static_cast<long long>(threads.size()) < spec.cap) {
     pthread_t thread{};
-    report.error = ::pthread_create(&thread, &attributes, &block_until_released, release_fd);
+    report.error = ::pthread_create(&thread, &attributes, &block_until_released, &release_fd);
     if (report.error != 0) break;
     threads.push_back(thread);
     std::atomic_ref(report.threads)
