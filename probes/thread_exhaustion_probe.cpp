@@ -284,6 +284,8 @@ ThreadExhaustionResult run_thread_exhaustion_probe(const ThreadExhaustionOptions
   ThreadExhaustionResult result;
   result.options = options;
   const TaskHeadroom headroom = task_headroom();
+  result.task_headroom = headroom.tasks;
+  result.task_headroom_limit = headroom.limit;
   result.cap = std::min(options.cap, headroom.tasks);
   result.cap_set_by = result.cap < options.cap ? headroom.limit : "--cap";
   if (result.cap < 1) throw ProbeError(headroom.limit + " leaves no room for another thread");
@@ -305,6 +307,8 @@ Json to_json(const ThreadExhaustionResult& result) {
       {"cap_requested", result.options.cap},
       {"cap", result.cap},
       {"cap_set_by", result.cap_set_by},
+      {"task_headroom", result.task_headroom},
+      {"task_headroom_limit", result.task_headroom_limit},
       {"address_space_mib",
        result.options.address_space_mib ? Json(*result.options.address_space_mib) : Json(nullptr)},
       {"mem_available_kib", result.mem_available_kib},

@@ -43,7 +43,9 @@ struct ExhaustionRun {
 struct ThreadExhaustionResult {
   ThreadExhaustionOptions options;
   long long cap = 0;
-  std::string cap_set_by;  // "--cap" or the task limit that lowered it
+  std::string cap_set_by;       // "--cap" or the task limit that lowered it
+  long long task_headroom = 0;  // more tasks the tightest task limit allowed at the start
+  std::string task_headroom_limit;
   long long mem_available_kib = 0;
   long long max_map_count = 0;
   std::vector<ExhaustionRun> runs;
