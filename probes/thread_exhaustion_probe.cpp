@@ -74,12 +74,29 @@ double cpu_seconds_of_process() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
+// What every created thread shares: where it blocks, and a count of those that got there.
+struct ReleaseGate {
+  int fd = -1;
+  std::atomic<long long> blocking{0};
+};
+
 // Each thread blocks in read() until the release pipe's write end closes: no CPU while it
 // waits, and end of file wakes every thread at once.
-void* block_until_released(void* release_fd) {
+void* block_until_released(void* gate_pointer) {
+  auto& gate = *static_cast<ReleaseGate*>(gate_pointer);
+  gate.blocking.fetch_add(1, std::memory_order_relaxed);
   char byte = 0;
-  (void)read_byte(*static_cast<const int*>(release_fd), byte);
+  (void)read_byte(gate.fd, byte);
   return nullptr;
+}
+
+// The idle figure starts once every thread has reached its read(), so it does not count
+// threads that were still starting; bounded, so a starved machine cannot hang the child.
+void wait_until_all_block(const ReleaseGate& gate, long long threads) {
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (gate.blocking.load(std::memory_order_relaxed) < threads && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 long long count_lines(const std::string& text) {
@@ -161,10 +178,11 @@ int create_until_refused(SharedReport& report, const CreationSpec& spec, int rea
   const double cpu_before = cpu_seconds_of_process();
   const auto start = Clock::now();
   // Outlives every thread: they are joined before this function returns.
-  int release_fd = release.read_fd();
+  ReleaseGate gate;
+  gate.fd = release.read_fd();
   while (static_cast<long long>(threads.size()) < spec.cap) {
     pthread_t thread{};
-    report.error = ::pthread_create(&thread, &attributes, &block_until_released, &release_fd);
+    report.error = ::pthread_create(&thread, &attributes, &block_until_released, &gate);
     if (report.error != 0) break;
     threads.push_back(thread);
     std::atomic_ref(report.threads)
@@ -180,6 +198,7 @@ int create_until_refused(SharedReport& report, const CreationSpec& spec, int rea
                 ? "the cap"
                 : limit_that_refused(
                       report, spec.stack_bytes == 0 ? default_stack_bytes() : spec.stack_bytes));
+  wait_until_all_block(gate, static_cast<long long>(threads.size()));
   hold_idle(report, spec.hold_seconds);
   std::atomic_ref(report.done).store(1, std::memory_order_release);
   (void)write_byte(ready_fd, 'r');
