@@ -487,16 +487,23 @@ def communication(f: Figures) -> Claim:
         measured += f"; processes minus threads through shared memory: {gap.text}"
     differences = {"process_minus_thread_shared_memory": gap}
     verdict = lambda v, why: Claim("communication", claim, measured, v, why, differences)
-    sharing_faster = shared * 1.2 < min(pipe, socket)
-    sharing = ("processes that share a mapping communicate faster than through a pipe or a socket"
-               if sharing_faster else "shared memory is not faster here than a pipe or a socket")
+    sizes = {"small": (shared, pipe, socket), "large": (large[1], large[2], large[3])}
+    # Sharing is faster for a size when processes sharing a mapping beat both kernel paths by a fifth.
+    faster_sizes = [name for name, (by_sharing, by_pipe, by_socket) in sizes.items()
+                    if None not in (by_sharing, by_pipe, by_socket) and by_sharing * 1.2 < min(by_pipe, by_socket)]
+    sharing_faster = bool(faster_sizes)
+    sharing = ({2: "processes that share a mapping communicate faster than through a pipe or a socket",
+                1: f"processes that share a mapping communicate faster than through a pipe or a socket for the "
+                   f"{faster_sizes[0] if faster_sizes else ''} message only",
+                0: "shared memory is not faster here than a pipe or a socket"}[len(faster_sizes)])
     if gap is None or gap.within_noise is None:
         return verdict(PARTLY if sharing_faster else NOT_MEASURED,
                        f"{sharing}; whether the thread itself adds speed: {ONE_RUN}")
     if gap.within_noise:
-        return verdict(PARTLY if sharing_faster else DOES_NOT_HOLD,
-                       f"{sharing}, and threads are no faster than processes sharing memory: it is the "
-                       "sharing, not the thread, that makes communication fast")
+        if sharing_faster:
+            return verdict(PARTLY, f"{sharing}, and threads are no faster than processes sharing memory: it is "
+                                   "the sharing, not the thread, that makes communication fast")
+        return verdict(DOES_NOT_HOLD, f"{sharing}, and threads are no faster than processes sharing memory")
     if gap.median > 0:
         faster = "threads are faster still" if sharing_faster else "threads are faster than processes sharing memory"
         return verdict(HOLDS if sharing_faster else PARTLY,

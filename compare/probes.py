@@ -187,7 +187,7 @@ def exhaustion_note(data: dict) -> str:
 
 def fork_descriptor_figures(data: dict) -> dict:
     """fork_at_{N}_us and fork_exit_at_{N}_us per level N of descriptors reached; extra_us the
-    largest level's fork minus the smallest's (per run: Recorder.difference spreads the runs)."""
+    median of the per-round differences, most descriptors minus fewest (the levels alternate)."""
     figures = {}
     reached = [level for level in data.get("levels") or [] if not level.get("skipped")]
     for level in reached:
@@ -195,9 +195,9 @@ def fork_descriptor_figures(data: dict) -> dict:
         figures[f"fork_at_{wanted}_us"] = _median(level.get("fork_until_child_runs_us"))
         figures[f"fork_exit_at_{wanted}_us"] = _median(level.get("fork_until_child_exits_us"))
     if len(reached) >= 2:
-        low, high = reached[0]["descriptors_wanted"], reached[-1]["descriptors_wanted"]
-        figures.update(fewest_descriptors=low, most_descriptors=high,
-                       extra_us=figures[f"fork_at_{high}_us"] - figures[f"fork_at_{low}_us"])
+        figures.update(fewest_descriptors=reached[0]["descriptors_wanted"],
+                       most_descriptors=reached[-1]["descriptors_wanted"])
+        figures.update(_difference_figures(data.get("most_minus_fewest_fork_us"), "extra_us"))
     return figures
 
 

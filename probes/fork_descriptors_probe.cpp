@@ -22,7 +22,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kWarmUpForks = 3;
+constexpr int kWarmUpRounds = 3;
 // Descriptors a fork needs beside those held: the handshake pipe, the /proc listing.
 constexpr long long kWorkingDescriptors = 8;
 
@@ -52,13 +52,6 @@ double fork_until_child_exits_us() {
   return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
 }
 
-template <typename MeasureOnce>
-SampleSummary sample(const ForkDescriptorsOptions& options, MeasureOnce measure_once) {
-  const auto deadline = deadline_after(options.max_seconds_per_level / 2);
-  for (int fork = 0; fork < kWarmUpForks; ++fork) (void)measure_once();
-  return summarize(collect_until(options.samples, deadline, measure_once));
-}
-
 // Duplicates of /dev/null: each is a descriptor-table slot and a reference to an open file,
 // which is what fork copies.
 class HeldDescriptors {
@@ -67,7 +60,12 @@ class HeldDescriptors {
       : null_(::open("/dev/null", O_RDONLY | O_CLOEXEC)), already_open_(open_descriptors()) {
     if (!null_) throw_system_error("open /dev/null");
   }
+  // Closing the highest descriptors shrinks what fork copies: the kernel copies the table up
+  // to the highest open descriptor, however large the table once grew.
   void hold_in_total(long long total) {
+    while (already_open_ + static_cast<long long>(held_.size()) > total && !held_.empty()) {
+      held_.pop_back();
+    }
     while (already_open_ + static_cast<long long>(held_.size()) < total) {
       UniqueFd copy(::fcntl(null_.get(), F_DUPFD_CLOEXEC, 0));
       if (!copy) throw_system_error("duplicating a descriptor");
@@ -81,6 +79,37 @@ class HeldDescriptors {
   std::vector<UniqueFd> held_;
 };
 
+struct LevelSample {
+  double runs_us = 0;
+  double exits_us = 0;
+};
+
+// One round: every reachable level in turn, so that a drift of the machine falls on every
+// level alike rather than on whichever was measured last.
+std::vector<LevelSample> measure_round(const std::vector<long long>& levels,
+                                       HeldDescriptors& held) {
+  std::vector<LevelSample> round;
+  for (const long long level : levels) {
+    held.hold_in_total(level);
+    round.push_back({fork_until_child_runs_us(), fork_until_child_exits_us()});
+  }
+  return round;
+}
+
+void summarize_rounds(ForkDescriptorsResult& result, std::vector<DescriptorLevel*>& reached,
+                      const std::vector<std::vector<LevelSample>>& rounds) {
+  for (std::size_t index = 0; index < reached.size(); ++index) {
+    std::vector<LevelSample> samples;
+    for (const auto& round : rounds) samples.push_back(round[index]);
+    reached[index]->fork_until_child_runs_us = summarize_field(samples, &LevelSample::runs_us);
+    reached[index]->fork_until_child_exits_us = summarize_field(samples, &LevelSample::exits_us);
+  }
+  std::vector<double> differences;
+  for (const auto& round : rounds)
+    differences.push_back(round.back().runs_us - round.front().runs_us);
+  result.most_minus_fewest_us = summarize(differences);
+}
+
 }  // namespace
 
 ForkDescriptorsResult run_fork_descriptors_probe(const ForkDescriptorsOptions& options) {
@@ -92,20 +121,30 @@ ForkDescriptorsResult run_fork_descriptors_probe(const ForkDescriptorsOptions& o
   raise_open_files_limit(static_cast<std::uint64_t>(levels.back() + kWorkingDescriptors));
   result.open_files_limit = open_files_limit();
   HeldDescriptors held;
+  std::vector<long long> reachable;
   for (const long long wanted : levels) {
     DescriptorLevel level;
     level.wanted = wanted;
     if (wanted + kWorkingDescriptors > result.open_files_limit) {
       level.skipped = "RLIMIT_NOFILE (ulimit -n) is " + std::to_string(result.open_files_limit);
-      result.levels.push_back(level);
-      continue;
+    } else {
+      held.hold_in_total(wanted);
+      level.held = open_descriptors();
+      reachable.push_back(wanted);
     }
-    held.hold_in_total(wanted);
-    level.held = open_descriptors();
-    level.fork_until_child_runs_us = sample(options, fork_until_child_runs_us);
-    level.fork_until_child_exits_us = sample(options, fork_until_child_exits_us);
     result.levels.push_back(level);
   }
+  if (reachable.empty()) return result;
+  std::vector<DescriptorLevel*> reached;
+  for (DescriptorLevel& level : result.levels) {
+    if (!level.skipped) reached.push_back(&level);
+  }
+  const auto deadline =
+      deadline_after(options.max_seconds_per_level * static_cast<double>(reachable.size()));
+  for (int round = 0; round < kWarmUpRounds; ++round) (void)measure_round(reachable, held);
+  summarize_rounds(result, reached, collect_until(options.samples, deadline, [&] {
+                     return measure_round(reachable, held);
+                   }));
   return result;
 }
 
@@ -130,7 +169,9 @@ Json to_json(const ForkDescriptorsResult& result) {
           {"kernel", kernel_release()},
           {"samples_requested", result.options.samples},
           {"open_files_limit", result.open_files_limit},
-          {"levels", levels}};
+          {"levels", levels},
+          {"most_minus_fewest_fork_us",
+           result.most_minus_fewest_us ? to_json(*result.most_minus_fewest_us) : Json(nullptr)}};
 }
 
 std::string summary_line(const ForkDescriptorsResult& result) {

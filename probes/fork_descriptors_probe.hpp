@@ -1,6 +1,7 @@
 // fork() from a parent holding more and more open descriptors: the child gets a copy of the
 // descriptor table and a reference to every open file, so the cost of fork grows with the
-// descriptors held, as it grows with the memory mapped (the spawn probe's large parent).
+// descriptors held, as it grows with the memory mapped (the spawn probe's large parent). The
+// levels alternate sample by sample, so a machine's drift falls on all of them alike.
 #pragma once
 
 #include <optional>
@@ -14,7 +15,7 @@ namespace echolab::probe {
 struct ForkDescriptorsOptions {
   int samples = 100;
   std::vector<long long> levels{10, 1'000, 10'000};  // descriptors the parent holds
-  double max_seconds_per_level = 0.75;
+  double max_seconds_per_level = 0.75;               // the rounds' budget is this times the levels
 };
 
 struct DescriptorLevel {
@@ -29,6 +30,9 @@ struct ForkDescriptorsResult {
   ForkDescriptorsOptions options;
   long long open_files_limit = 0;  // the soft RLIMIT_NOFILE after raising it to the hard one
   std::vector<DescriptorLevel> levels;
+  // Fork until the child runs at the most descriptors minus at the fewest, round by round
+  // (the levels alternate); none with fewer than one level reached.
+  std::optional<SampleSummary> most_minus_fewest_us;
 };
 
 ForkDescriptorsResult run_fork_descriptors_probe(const ForkDescriptorsOptions& options);
