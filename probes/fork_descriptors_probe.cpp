@@ -104,6 +104,7 @@ void summarize_rounds(ForkDescriptorsResult& result, std::vector<DescriptorLevel
     reached[index]->fork_until_child_runs_us = summarize_field(samples, &LevelSample::runs_us);
     reached[index]->fork_until_child_exits_us = summarize_field(samples, &LevelSample::exits_us);
   }
+  if (reached.size() < 2) return;
   std::vector<double> differences;
   for (const auto& round : rounds)
     differences.push_back(round.back().runs_us - round.front().runs_us);

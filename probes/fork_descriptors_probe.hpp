@@ -31,7 +31,7 @@ struct ForkDescriptorsResult {
   long long open_files_limit = 0;  // the soft RLIMIT_NOFILE after raising it to the hard one
   std::vector<DescriptorLevel> levels;
   // Fork until the child runs at the most descriptors minus at the fewest, round by round
-  // (the levels alternate); none with fewer than one level reached.
+  // (the levels alternate); none unless two levels were reached.
   std::optional<SampleSummary> most_minus_fewest_us;
 };
 
