@@ -96,16 +96,18 @@ std::vector<LevelSample> measure_round(const std::vector<long long>& levels,
   return round;
 }
 
-void summarize_rounds(ForkDescriptorsResult& result, std::vector<DescriptorLevel*>& reached,
+void summarize_rounds(ForkDescriptorsResult& result, const std::vector<DescriptorLevel*>& reached,
                       const std::vector<std::vector<LevelSample>>& rounds) {
   for (std::size_t index = 0; index < reached.size(); ++index) {
     std::vector<LevelSample> samples;
+    samples.reserve(rounds.size());
     for (const auto& round : rounds) samples.push_back(round[index]);
     reached[index]->fork_until_child_runs_us = summarize_field(samples, &LevelSample::runs_us);
     reached[index]->fork_until_child_exits_us = summarize_field(samples, &LevelSample::exits_us);
   }
   if (reached.size() < 2) return;
   std::vector<double> differences;
+  differences.reserve(rounds.size());
   for (const auto& round : rounds)
     differences.push_back(round.back().runs_us - round.front().runs_us);
   result.most_minus_fewest_us = summarize(differences);
