@@ -6,7 +6,7 @@ def _number(value: float, decimals: int = 0) -> str:
     return f"{value:,.{decimals}f}"
 
 
-def _duration_us(value: float) -> str:
+def duration_us(value: float) -> str:
     if value >= 1_000_000:
         return f"{value / 1e6:.2f} s"
     if value >= 1000:
@@ -22,7 +22,7 @@ def rests_on(figure: dict) -> str:
 
 def value_text(value: float, kind: str = "number", decimals: int = 0) -> str:
     """One value with its unit, as every table of the report writes it."""
-    render = {"number": lambda v: _number(v, decimals), "us": _duration_us,
+    render = {"number": lambda v: _number(v, decimals), "us": duration_us,
               "ms": lambda v: f"{v:,.{decimals}f} ms", "kib": lambda v: f"{v:,.{decimals}f} KiB",
               "mib": lambda v: f"{v:,.{decimals}f} MiB", "ns": lambda v: f"{v:,.0f} ns", "ns_page": lambda v: ns_per_page(v),
               "percent": lambda v: f"{v:.0f}%", "percent1": lambda v: f"{v:.1f}%", "ratio": lambda v: f"{v:.1f}x"}[kind]
@@ -41,4 +41,4 @@ def cell(figure: dict | None, kind: str = "number", decimals: int = 0) -> str:
 
 
 def ns_per_page(value: float) -> str:
-    return _duration_us(value / 1000) if value >= 1000 else f"{value:,.0f} ns"
+    return duration_us(value / 1000) if value >= 1000 else f"{value:,.0f} ns"

@@ -462,6 +462,125 @@ def hybrid_tradeoff(f: Figures, clients: int | None) -> Claim:
                  "a crash cost more than one worker's share of the connections: see the crash table")
 
 
+# --- claims of the communication, thread-exhaustion and fork-descriptors probes ---
+
+def _communication_part(f: Figures, placement: str, size: str, pair: str) -> float | None:
+    return f.probe("communication", f"{placement}_{size}_{pair}_us")
+
+
+def communication(f: Figures) -> Claim:
+    claim = "Threads give you shared memory and faster communication"
+    place = "unpinned"
+    thread, shared, pipe, socket = (_communication_part(f, place, "small", pair) for pair in (
+        "thread_shared_memory", "process_shared_memory", "process_pipe", "process_unix_socket"))
+    if None in (thread, shared, pipe, socket):
+        return Claim("communication", claim, "-", NOT_MEASURED, "the communication probe produced no figure")
+    gap = f.probe_difference("communication", f"{place}_small_process_minus_thread_us", us)
+    large = [_communication_part(f, place, "large", pair) for pair in ("thread_shared_memory", "process_shared_memory",
+                                                                        "process_pipe", "process_unix_socket")]
+    measured = (f"{f.probe('communication', 'small_bytes') or 0:.0f} B round trip (unpinned): threads through shared "
+                f"memory {us(thread)}, processes through shared memory {us(shared)}, a pipe {us(pipe)}, "
+                f"a Unix socket {us(socket)}")
+    if None not in large:
+        measured += f"; {f.probe('communication', 'large_bytes') or 0:,.0f} B: " + ", ".join(us(v) for v in large)
+    if gap is not None:
+        measured += f"; processes minus threads through shared memory: {gap.text}"
+    differences = {"process_minus_thread_shared_memory": gap}
+    verdict = lambda v, why: Claim("communication", claim, measured, v, why, differences)
+    sizes = {"small": (shared, pipe, socket), "large": (large[1], large[2], large[3])}
+    # Sharing is faster for a size when processes sharing a mapping beat both kernel paths by a fifth.
+    faster_sizes = [name for name, (by_sharing, by_pipe, by_socket) in sizes.items()
+                    if None not in (by_sharing, by_pipe, by_socket) and by_sharing * 1.2 < min(by_pipe, by_socket)]
+    sharing_faster = bool(faster_sizes)
+    sharing = ({2: "processes that share a mapping communicate faster than through a pipe or a socket",
+                1: f"processes that share a mapping communicate faster than through a pipe or a socket for the "
+                   f"{faster_sizes[0] if faster_sizes else ''} message only",
+                0: "shared memory is not faster here than a pipe or a socket"}[len(faster_sizes)])
+    if gap is None or gap.within_noise is None:
+        return verdict(PARTLY if sharing_faster else NOT_MEASURED,
+                       f"{sharing}; whether the thread itself adds speed: {ONE_RUN}")
+    if gap.within_noise:
+        if sharing_faster:
+            return verdict(PARTLY, f"{sharing}, and threads are no faster than processes sharing memory: it is "
+                                   "the sharing, not the thread, that makes communication fast")
+        return verdict(DOES_NOT_HOLD, f"{sharing}, and threads are no faster than processes sharing memory")
+    if gap.median > 0:
+        faster = "threads are faster still" if sharing_faster else "threads are faster than processes sharing memory"
+        return verdict(HOLDS if sharing_faster else PARTLY,
+                       f"{sharing}; {faster} (one address space: no page-table switch on each hand-over)")
+    return verdict(PARTLY if sharing_faster else DOES_NOT_HOLD,
+                   f"{sharing}, but processes sharing a mapping were faster than threads here")
+
+
+def _mib(kib: float) -> str:
+    return f"{kib / 1024:,.0f} MiB" if kib < 1024 * 1024 else f"{kib / 1024 / 1024:,.1f} GiB"
+
+
+def thread_exhaustion(f: Figures) -> Claim:
+    claim = ("Each thread stack consumes 1-8 MB; excessive thread creation can exhaust memory before CPU "
+             "becomes the bottleneck")
+    threads, rss = f.probe("thread-exhaustion", "default_threads"), f.probe("thread-exhaustion", "default_rss_kib")
+    if not threads or rss is None:
+        return Claim("thread_exhaustion", claim, "-", NOT_MEASURED, "the thread-exhaustion probe produced no figure")
+    notes = f.recorder.notes.get(("probe", ("thread-exhaustion",), "machine")) or ["-"]
+    reserved = f.probe("thread-exhaustion", "default_virtual_kib") or 0
+    kernel_stacks = max(f.probe("thread-exhaustion", "default_kernel_stack_kib_added") or 0, 0)
+    idle_cpu = f.probe("thread-exhaustion", "default_hold_cpu_share") or 0
+    available = f.probe("thread-exhaustion", "mem_available_kib") or 0
+    headroom = f.probe("thread-exhaustion", "task_headroom")
+    per_thread = (rss + kernel_stacks) / threads
+    memory_would_hold = available / per_thread if per_thread else None
+    measured = (f"{notes[0]}; with the default stack: {_mib(rss)} resident, {_mib(reserved)} reserved, "
+                f"{_mib(kernel_stacks)} of kernel stacks ({per_thread:.0f} KiB per thread in all); "
+                f"CPU {idle_cpu * 100:.1f}% while they idled")
+    if memory_would_hold is not None:
+        measured += f"; the {_mib(available)} available would hold about {memory_would_hold:,.0f} such threads"
+    if headroom is not None:
+        measured += f", the task limits {headroom:,.0f}"
+    idle = idle_cpu < 0.05
+    if f.probe("thread-exhaustion", "default_ended_by_memory"):
+        return Claim("thread_exhaustion", claim, measured, HOLDS if idle else PARTLY,
+                     "memory ran out first" + ("" if idle else ", but the idle threads cost CPU too"))
+    if f.probe("thread-exhaustion", "default_ended_by_address_space"):
+        return Claim("thread_exhaustion", claim, measured, PARTLY,
+                     "the address space (RLIMIT_AS) ran out, not memory: reserved stacks, not resident ones")
+    if memory_would_hold is not None and headroom is not None and memory_would_hold < headroom:
+        return Claim("thread_exhaustion", claim, measured, PARTLY,
+                     "memory would run out before the task limits (extrapolated from the threads made), "
+                     "but a thread holds only the pages it touches, not its 1-8 MB stack")
+    return Claim("thread_exhaustion", claim, measured, DOES_NOT_HOLD,
+                 "a task limit (or the probe's cap) comes long before memory: an idle thread holds only the "
+                 "pages it touches, not its reserved stack, and costs no CPU")
+
+
+def fork_descriptors(f: Figures) -> Claim:
+    claim = "fork() copies the parent's process: its cost grows with what the parent holds (here, open descriptors)"
+    low, high = f.probe("fork-descriptors", "fewest_descriptors"), f.probe("fork-descriptors", "most_descriptors")
+    extra = f.probe_difference("fork-descriptors", "extra_us", us)
+    if low is None or high is None or extra is None:
+        return Claim("fork_descriptors", claim, "-", NOT_MEASURED,
+                     "the fork-descriptors probe reached fewer than two descriptor levels")
+    low_us, high_us = (f.probe("fork-descriptors", f"fork_at_{n:.0f}_us") for n in (low, high))
+    measured = (f"fork until the child runs: {us(low_us)} holding {low:,.0f} descriptors, {us(high_us)} holding "
+                f"{high:,.0f}: {extra.text}")
+    large = f.probe("spawn", "large_parent_fork_p50_us")
+    if large is not None:
+        measured += f"; from the spawn probe's large parent {us(large)}"
+    verdict = lambda v, why: Claim("fork_descriptors", claim, measured, v, why, {"extra_us": extra})
+    if extra.within_noise is None:
+        return verdict(NOT_MEASURED, ONE_RUN)
+    if extra.within_noise:
+        return verdict(DOES_NOT_HOLD, f"{high:,.0f} descriptors cost fork nothing measurable: copying the "
+                                      "descriptor table is small beside the rest of a fork")
+    if extra.median > 0:
+        per_thousand = extra.median / (high - low) * 1000
+        return verdict(HOLDS, f"fork copies the descriptor table and takes a reference on every open file: "
+                              f"about {us(per_thousand)} per 1,000 descriptors")
+    return verdict(DOES_NOT_HOLD, "fork was no slower with more descriptors")
+
+# --- end of the communication, thread-exhaustion and fork-descriptors claims ---
+
+
 def evaluate(recorder: Recorder, crash_clients: int, pcid: bool, meltdown: str | None,
              hold_connections: int, quick: bool, failures: list[str]) -> list[Claim]:
     """Every claim's verdict. A claim whose evaluation raises is "not measured", with the
@@ -479,6 +598,10 @@ def evaluate(recorder: Recorder, crash_clients: int, pcid: bool, meltdown: str |
         "address_spaces": lambda: address_spaces(f, ARTICLE_CONNECTIONS),
         "slow_connection_cost": lambda: slow_connection_cost(f),
         "hybrid_tradeoff": lambda: hybrid_tradeoff(f, crash_clients),
+        # the communication, thread-exhaustion and fork-descriptors probes
+        "communication": lambda: communication(f),
+        "thread_exhaustion": lambda: thread_exhaustion(f),
+        "fork_descriptors": lambda: fork_descriptors(f),
     }
     return [guarded(f"claim {key}", check, failures,
                     lambda error, key=key: Claim(key, key.replace("_", " "), "-", NOT_MEASURED,

@@ -55,10 +55,20 @@ class Plan:
     slow_attack_window_s: float   # the during window
     slow_recovery_limit_s: float
     slow_undefended: bool         # also each model with timeouts of minutes (full run)
+    # --- probes communication, thread-exhaustion, fork-descriptors (full-run values; QUICK_PROBES) ---
+    communication_samples: int = 7
+    communication_round_trips: int = 1_000
+    exhaustion_cap: int = 20_000      # echolab-probe thread-exhaustion --cap (lowered by the task limits)
+    fork_descriptor_samples: int = 100
+    # --- end of those probes ---
 
     def to_json(self) -> dict:
         return asdict(self)
 
+
+# The reduced samples of the communication, thread-exhaustion and fork-descriptors probes.
+QUICK_PROBES = dict(communication_samples=3, communication_round_trips=300, exhaustion_cap=2_000,
+                    fork_descriptor_samples=30)
 
 FULL_HOLD = 10_000
 QUICK_HOLD = 1_000
@@ -83,7 +93,7 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
                     switch_round_trips=5_000, idle_threads=300, idle_processes=100,
                     memory_samples=1, memory_parent_mib=32, rmap_max_tasks=allowed, rmap_samples=3,
                     slow_timeout_s=1.0, slow_window_s=1.0, slow_attack_window_s=2.0,
-                    slow_undefended=False)
+                    slow_undefended=False, **QUICK_PROBES)
     return Plan(**common, repetitions=3, duration_s=5.0, warmup_s=1.0, ramp_s=30.0, hold_s=20.0, interval_s=30.0,
                 crash_clients=50, spawn_samples=200, spawn_parent_mib=256, switch_samples=7,
                 switch_round_trips=10_000, idle_threads=1_000, idle_processes=200,

@@ -21,6 +21,10 @@ def _arguments(plan: Plan) -> dict[str, list[str]]:
         "process-memory": ["--samples", str(plan.memory_samples), "--processes", str(plan.idle_processes),
                            "--parent-rss-mib", str(plan.memory_parent_mib)],
         "rmap": ["--max", str(plan.rmap_max_tasks), "--samples", str(plan.rmap_samples)],
+        "communication": ["--samples", str(plan.communication_samples),
+                          "--round-trips", str(plan.communication_round_trips)],
+        "thread-exhaustion": ["--cap", str(plan.exhaustion_cap)],
+        "fork-descriptors": ["--samples", str(plan.fork_descriptor_samples)],
     }
 
 
@@ -133,9 +137,82 @@ def rmap_counts(runs: list[dict]) -> list[int]:
     return sorted(counts)
 
 
+COMMUNICATION_PAIRS = ("thread_shared_memory", "process_shared_memory", "process_pipe", "process_unix_socket")
+COMMUNICATION_PLACEMENTS = ("one_cpu", "two_cpus", "unpinned")
+COMMUNICATION_SIZES = ("small", "large")
+
+
+def communication_figures(data: dict) -> dict:
+    """Per placement, size ("small", "large") and pair: {placement}_{size}_{pair}_us (median
+    round trip) and _mib_s (throughput); {placement}_{size}_process_minus_thread_us the
+    difference of the two shared-memory pairs, sample by sample."""
+    figures = {"small_bytes": data.get("small_bytes"), "large_bytes": data.get("large_bytes")}
+    for placement, part in (data.get("placements") or {}).items():
+        for size_name, size in zip(COMMUNICATION_SIZES, part.get("sizes") or []):
+            prefix = f"{placement}_{size_name}"
+            for pair, pair_figures in (size.get("pairs") or {}).items():
+                figures[f"{prefix}_{pair}_us"] = _median(pair_figures.get("round_trip_us"))
+                figures[f"{prefix}_{pair}_mib_s"] = _median(pair_figures.get("mib_per_second"))
+            figures.update(_difference_figures(size.get("process_minus_thread_shared_memory_us"),
+                                               f"{prefix}_process_minus_thread_us"))
+    return figures
+
+
+MEMORY_ENDINGS = ("memory", "OOM killer", "killed by signal 9")
+
+
+def exhaustion_figures(data: dict) -> dict:
+    """Per stack ("default", "small"): threads, memory and CPU share, and what ended the run as
+    flags ({stack}_ended_at_cap, _by_memory, _by_address_space, _by_task_limit), since figures
+    are numbers; the words themselves are in exhaustion_note."""
+    figures = {key: data.get(key) for key in ("cap", "task_headroom", "mem_available_kib")}
+    for run in data.get("runs") or []:
+        stack, ended_by = run["stack"], run.get("ended_by") or ""
+        for key in ("stack_kib", "threads", "rss_kib", "virtual_kib", "page_tables_kib", "kernel_stack_kib_added",
+                    "creation_seconds", "creation_cpu_share", "hold_cpu_share"):
+            figures[f"{stack}_{key}"] = run.get(key)
+        figures[f"{stack}_ended_at_cap"] = int(ended_by == "the cap")
+        figures[f"{stack}_ended_by_address_space"] = int(ended_by.startswith("RLIMIT_AS"))
+        figures[f"{stack}_ended_by_memory"] = int(any(word in ended_by for word in MEMORY_ENDINGS))
+        figures[f"{stack}_ended_by_task_limit"] = int(any(word in ended_by for word in (
+            "RLIMIT_NPROC", "threads-max", "pid_max", "pids.max")))
+    return figures
+
+
+def exhaustion_note(data: dict) -> str:
+    runs = "; ".join(f"{run['stack']} stack: {run.get('threads')} threads, ended by {run.get('ended_by')}"
+                     for run in data.get("runs") or [])
+    return f"cap {data.get('cap')} (set by {data.get('cap_set_by')}); {runs}"
+
+
+def fork_descriptor_figures(data: dict) -> dict:
+    """fork_at_{N}_us and fork_exit_at_{N}_us per level N of descriptors reached; extra_us the
+    median of the per-round differences, most descriptors minus fewest (the levels alternate)."""
+    figures = {}
+    reached = [level for level in data.get("levels") or [] if not level.get("skipped")]
+    for level in reached:
+        wanted = level["descriptors_wanted"]
+        figures[f"fork_at_{wanted}_us"] = _median(level.get("fork_until_child_runs_us"))
+        figures[f"fork_exit_at_{wanted}_us"] = _median(level.get("fork_until_child_exits_us"))
+    if len(reached) >= 2:
+        figures.update(fewest_descriptors=reached[0]["descriptors_wanted"],
+                       most_descriptors=reached[-1]["descriptors_wanted"])
+        figures.update(_difference_figures(data.get("most_minus_fewest_fork_us"), "extra_us"))
+    return figures
+
+
+def descriptor_levels(runs: list[dict]) -> list[int]:
+    """The descriptor levels the fork-descriptors probe reached, from its figures' names."""
+    return sorted({int(name.split("_")[2]) for run in runs for name in run if name.startswith("fork_at_")})
+
+
+NOTES = {"thread-exhaustion": exhaustion_note}
+
+
 READERS = {"spawn": spawn_figures, "context-switch": context_switch_figures,
            "thread-memory": thread_memory_figures, "process-memory": process_memory_figures,
-           "rmap": rmap_figures}
+           "rmap": rmap_figures, "communication": communication_figures,
+           "thread-exhaustion": exhaustion_figures, "fork-descriptors": fork_descriptor_figures}
 
 
 def steps(plan: Plan) -> int:
@@ -153,7 +230,8 @@ def run_probes(binary: Path, plan: Plan, work_dir: Path, recorder: Recorder, fai
             started = time.monotonic()
             try:
                 data, line = _run(binary, command, args, work_dir, f"probe-{command}-{rep}")
-                recorder.add("probe", (command,), "machine", READERS[command](data))
+                note = NOTES[command](data) if command in NOTES else None
+                recorder.add("probe", (command,), "machine", READERS[command](data), note)
                 summary = line.split(": ", 1)[-1][:110]
             except (RuntimeError, OSError, ValueError) as error:
                 message = f"probe {command}, run {rep + 1}: {error}"

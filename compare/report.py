@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import html_report
-from .cells import cell, ns_per_page
+from .cells import cell, duration_us, ns_per_page
 from .claims import Claim
 from .figures import Recorder, ratio_figure
 from .guard import guarded, one_line
@@ -15,7 +15,7 @@ from .machine import Capacity, Machine
 from .models import BY_NAME
 from .peers.hook import Peers
 from .plan import Plan
-from .probes import rmap_counts
+from .probes import COMMUNICATION_PAIRS, COMMUNICATION_PLACEMENTS, descriptor_levels, rmap_counts
 from .scenarios import MEMORY_FIGURES, MODELS, RECYCLING_PREFORK, SCRAPE_MEMORY_BUDGET_S, display
 from .slow_clients import ATTACK_NAMES, SETTLE_S, capacity_text, change_text
 
@@ -389,7 +389,7 @@ def probes_section(recorder: Recorder) -> str:
             "For a forked child, the PSS column is what the child adds to the machine's total (PSS "
             "of parent and children after, minus before): pages shared copy-on-write count once.\n\n" +
             table(["", "reserved (virtual)", "RSS", "PSS", "page tables", "kernel stack"], memory_rows) + "\n\n" +
-            rmap_table(recorder))
+            rmap_table(recorder) + "\n\n" + communication_probe_tables(recorder))
 
 
 def _cycles(value: float) -> str:
@@ -414,6 +414,76 @@ def rmap_table(recorder: Recorder) -> str:
         rows.append([f"{count:,}", cell(fig("process_ns"), "ns_page"), cell(fig("thread_ns"), "ns_page"),
                      cell(ratio_figure(fig("process_ns"), fig("thread_ns")), "ratio"), gap.text if gap else "-"])
     return text + table(["N", "N processes", "N threads", "process/thread", "process minus thread"], rows) + "\n"
+
+
+# --- tables of the communication, thread-exhaustion and fork-descriptors probes ---
+
+def communication_probe_tables(recorder: Recorder) -> str:
+    return "\n\n".join([communication_table(recorder), exhaustion_table(recorder), fork_descriptors_table(recorder)])
+
+
+def communication_table(recorder: Recorder) -> str:
+    fig = lambda name: recorder.figure("probe", ("communication",), "machine", name)
+    rows = []
+    for size in ("small", "large"):
+        size_bytes = fig(f"{size}_bytes")
+        label = f"{size_bytes['median']:,.0f} B" if size_bytes else size
+        for pair in COMMUNICATION_PAIRS:
+            row = [label, pair.replace("_", " ")]
+            for placement in COMMUNICATION_PLACEMENTS:
+                row += [cell(fig(f"{placement}_{size}_{pair}_us"), "us"),
+                        cell(fig(f"{placement}_{size}_{pair}_mib_s"), "number", 1)]
+            rows.append(row)
+        gaps = [recorder.difference("probe", ("communication",), "machine", f"{p}_{size}_process_minus_thread_us",
+                                    duration_us) for p in COMMUNICATION_PLACEMENTS]
+        rows.append([label, "processes minus threads, shared memory"] +
+                    [text for gap in gaps for text in ((gap.text if gap else "-"), "")])
+    header = ["message", "pair"] + [f"{p.replace('_', ' ')}: {what}" for p in COMMUNICATION_PLACEMENTS
+                                    for what in ("round trip", "MiB/s")]
+    return ("### Communication: a message there and back (docs/probes.md)\n\n"
+            "Both shared-memory pairs use the same mapping and the same futex wake-up: only thread against "
+            "process differs. Round trip median, MiB/s counts the message both ways.\n\n" + table(header, rows))
+
+
+def exhaustion_table(recorder: Recorder) -> str:
+    fig = lambda name: recorder.figure("probe", ("thread-exhaustion",), "machine", name)
+    rows = []
+    for stack in ("default", "small"):
+        size = fig(f"{stack}_stack_kib")
+        rows.append([f"{stack} stack ({size['median']:,.0f} KiB)" if size else stack,
+                     cell(fig(f"{stack}_threads")), cell(_scaled(fig(f"{stack}_rss_kib"), 1 / 1024), "mib"),
+                     cell(_scaled(fig(f"{stack}_virtual_kib"), 1 / 1024), "mib"),
+                     cell(_scaled(fig(f"{stack}_kernel_stack_kib_added"), 1 / 1024), "mib"),
+                     cell(fig(f"{stack}_creation_seconds"), "number", 2),
+                     cell(_scaled(fig(f"{stack}_hold_cpu_share"), 100), "percent1")])
+    notes = recorder.notes.get(("probe", ("thread-exhaustion",), "machine")) or []
+    return ("### Thread exhaustion: idle threads until creation fails or the cap\n\n" +
+            ("What ended each run: " + " / ".join(notes) + "\n\n" if notes else "") +
+            table(["", "threads", "resident", "reserved (virtual)", "kernel stacks (machine)", "creation (s)",
+                   "CPU while idle"], rows))
+
+
+def _scaled(figure: dict | None, factor: float) -> dict | None:
+    if figure is None:
+        return None
+    return {**figure, "median": figure["median"] * factor, "min": figure["min"] * factor,
+            "max": figure["max"] * factor}
+
+
+def fork_descriptors_table(recorder: Recorder) -> str:
+    fig = lambda name: recorder.figure("probe", ("fork-descriptors",), "machine", name)
+    rows = [[f"{level:,} descriptors", cell(fig(f"fork_at_{level}_us"), "us"), cell(fig(f"fork_exit_at_{level}_us"), "us")]
+            for level in descriptor_levels(recorder.runs("probe", ("fork-descriptors",), "machine"))]
+    large_rss = recorder.figure("probe", ("spawn",), "machine", "large_parent_parent_rss_kib")
+    if large_rss:
+        rows.append([f"spawn probe: a {large_rss['median'] / 1024:,.0f} MiB parent",
+                     cell(recorder.figure("probe", ("spawn",), "machine", "large_parent_fork_p50_us"), "us"), "-"])
+    extra = recorder.difference("probe", ("fork-descriptors",), "machine", "extra_us", duration_us)
+    return ("### fork() from a parent holding open descriptors (medians)\n\n" +
+            table(["parent", "fork until the child runs", "fork until the child has exited"], rows) +
+            (f"\n\nMost descriptors minus fewest: {extra.text}." if extra else ""))
+
+# --- end of those tables ---
 
 
 def claims_section(claims: list[Claim], plan: Plan) -> str:

@@ -24,6 +24,17 @@ constexpr std::chrono::seconds kReadyTimeout{30};
 
 }  // namespace
 
+std::size_t default_stack_bytes() {
+  pthread_attr_t attributes;
+  if (::pthread_getattr_default_np(&attributes) != 0) {
+    throw ProbeError("pthread_getattr_default_np failed");
+  }
+  std::size_t bytes = 0;
+  ::pthread_attr_getstacksize(&attributes, &bytes);
+  ::pthread_attr_destroy(&attributes);
+  return bytes;
+}
+
 IdleThreads::IdleThreads(int count, std::size_t stack_bytes, std::size_t touch_bytes)
     : touch_pages_(std::max<std::size_t>(1, touch_bytes / 4096)) {
   try {

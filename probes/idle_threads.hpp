@@ -12,6 +12,9 @@
 
 namespace echolab::probe {
 
+// The stack size a thread gets when none is asked for (glibc takes it from RLIMIT_STACK).
+std::size_t default_stack_bytes();
+
 class IdleThreads {
  public:
   // `stack_bytes` 0 means the default stack size. Returns once every thread has written its

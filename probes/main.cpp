@@ -8,11 +8,14 @@
 #include <iostream>
 #include <string>
 
+#include "probes/communication_probe.hpp"
 #include "probes/context_switch_probe.hpp"
+#include "probes/fork_descriptors_probe.hpp"
 #include "probes/probe_error.hpp"
 #include "probes/process_memory_probe.hpp"
 #include "probes/rmap_probe.hpp"
 #include "probes/spawn_probe.hpp"
+#include "probes/thread_exhaustion_probe.hpp"
 #include "probes/thread_memory_probe.hpp"
 
 namespace {
@@ -56,6 +59,21 @@ void add_spawn_command(CLI::App& app, SpawnOptions& options) {
   command->callback(print_result_of(options, run_spawn_probe));
 }
 
+void add_fork_descriptors_command(CLI::App& app, ForkDescriptorsOptions& options) {
+  auto* command = app.add_subcommand("fork-descriptors",
+                                     "fork() from a parent holding more and more open descriptors");
+  add_bounded(command, "--samples", options.samples, "Forks per figure", 1, 100'000);
+  command
+      ->add_option("--levels", options.levels,
+                   "Descriptors the parent holds at each level, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1LL, 1'000'000LL))
+      ->capture_default_str();
+  add_bounded(command, "--max-seconds-per-level", options.max_seconds_per_level,
+              "Stop a level's sampling early after this long", 0.01, 600.0);
+  command->callback(print_result_of(options, run_fork_descriptors_probe));
+}
+
 void add_context_switch_command(CLI::App& app, ContextSwitchOptions& options) {
   auto* command = app.add_subcommand(
       "context-switch", "Pipe ping-pong between two processes against two threads on one CPU");
@@ -71,6 +89,21 @@ void add_context_switch_command(CLI::App& app, ContextSwitchOptions& options) {
   command->callback(print_result_of(options, run_context_switch_probe));
 }
 
+void add_communication_command(CLI::App& app, CommunicationOptions& options) {
+  auto* command = app.add_subcommand(
+      "communication",
+      "Round trips between two threads through shared memory, and between two processes through "
+      "a pipe, a Unix socket and shared memory");
+  add_bounded(command, "--samples", options.samples, "Timed runs of each figure", 1, 1'000);
+  add_bounded(command, "--round-trips", options.round_trips, "Round trips per timed run", 10,
+              1'000'000);
+  add_bounded(command, "--small-bytes", options.small_bytes, "The small message", 1, 65'536);
+  add_bounded(command, "--large-bytes", options.large_bytes, "The large message", 1, 16'777'216);
+  add_bounded(command, "--max-seconds-per-figure", options.max_seconds_per_figure,
+              "Stop a figure's sampling early after this long", 0.01, 600.0);
+  command->callback(print_result_of(options, run_communication_probe));
+}
+
 void add_thread_memory_command(CLI::App& app, ThreadMemoryOptions& options) {
   auto* command = app.add_subcommand(
       "thread-memory", "Memory per idle thread, with the default stack and with a small one");
@@ -83,6 +116,23 @@ void add_thread_memory_command(CLI::App& app, ThreadMemoryOptions& options) {
   add_bounded(command, "--max-seconds-per-figure", options.max_seconds_per_figure,
               "Stop a figure's sampling early after this long", 0.01, 600.0);
   command->callback(print_result_of(options, run_thread_memory_probe));
+}
+
+void add_thread_exhaustion_command(CLI::App& app, ThreadExhaustionOptions& options) {
+  auto* command = app.add_subcommand(
+      "thread-exhaustion",
+      "Idle threads until creation fails or the cap: which limit ends it, and the memory held");
+  add_bounded(command, "--cap", options.cap,
+              "Most threads per stack size (lowered to what the task limits leave)", 1, 200'000);
+  add_bounded(command, "--small-stack-kib", options.small_stack_kib, "The small stack size", 16,
+              1'048'576);
+  add_bounded(command, "--address-space-mib", options.address_space_mib,
+              "RLIMIT_AS of the creating process (default: as inherited)", 64, 1'048'576);
+  add_bounded(command, "--hold-seconds", options.hold_seconds,
+              "Idle time with every thread up, over which their CPU is measured", 0.01, 60.0);
+  add_bounded(command, "--max-seconds", options.max_seconds,
+              "Kill the creating process after this long, per stack size", 1.0, 600.0);
+  command->callback(print_result_of(options, run_thread_exhaustion_probe));
 }
 
 void add_process_memory_command(CLI::App& app, ProcessMemoryOptions& options) {
@@ -132,13 +182,19 @@ int run_command_line(int argc, char** argv) {
   try {
     app.require_subcommand(1);
     SpawnOptions spawn;
+    ForkDescriptorsOptions fork_descriptors;
     ContextSwitchOptions context_switch;
+    CommunicationOptions communication;
     ThreadMemoryOptions thread_memory;
+    ThreadExhaustionOptions thread_exhaustion;
     ProcessMemoryOptions process_memory;
     RmapOptions rmap;
     add_spawn_command(app, spawn);
+    add_fork_descriptors_command(app, fork_descriptors);
     add_context_switch_command(app, context_switch);
+    add_communication_command(app, communication);
     add_thread_memory_command(app, thread_memory);
+    add_thread_exhaustion_command(app, thread_exhaustion);
     add_process_memory_command(app, process_memory);
     add_rmap_command(app, rmap);
     app.parse(argc, argv);

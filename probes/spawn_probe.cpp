@@ -45,25 +45,6 @@ void require_clean_exit(int status, const std::string& path) {
   }
 }
 
-double fork_until_child_runs_us() {
-  Pipe ready;
-  const auto start = Clock::now();
-  const pid_t pid = ::fork();
-  if (pid < 0) throw_system_error("fork");
-  if (pid == 0) {
-    (void)write_byte(ready.write_fd(), 'r');
-    ::_exit(0);
-  }
-  ChildProcess child(pid);
-  char byte = 0;
-  if (!read_byte_within(ready.read_fd(), byte, kHandshakeTimeout)) {
-    throw ProbeError("a forked child did not signal that it runs");
-  }
-  const double elapsed = microseconds_since(start);
-  child.wait_for_exit();
-  return elapsed;
-}
-
 double fork_exec_until_exit_us(const std::string& path) {
   char* const argv[] = {const_cast<char*>(path.c_str()), nullptr};
   const auto start = Clock::now();
@@ -149,6 +130,25 @@ std::string describe(const SpawnFigures& figures) {
 }
 
 }  // namespace
+
+double fork_until_child_runs_us() {
+  Pipe ready;
+  const auto start = Clock::now();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_system_error("fork");
+  if (pid == 0) {
+    (void)write_byte(ready.write_fd(), 'r');
+    ::_exit(0);
+  }
+  ChildProcess child(pid);
+  char byte = 0;
+  if (!read_byte_within(ready.read_fd(), byte, kHandshakeTimeout)) {
+    throw ProbeError("a forked child did not signal that it runs");
+  }
+  const double elapsed = microseconds_since(start);
+  child.wait_for_exit();
+  return elapsed;
+}
 
 SpawnResult run_spawn_probe(const SpawnOptions& options) {
   if (::access(options.exec_path.c_str(), X_OK) != 0) {

@@ -37,6 +37,9 @@ struct SpawnResult {
   std::optional<SpawnFigures> large_parent;
 };
 
+// One fork(), timed until the child has written a byte to a pipe; the child is reaped.
+double fork_until_child_runs_us();
+
 SpawnResult run_spawn_probe(const SpawnOptions& options);
 Json to_json(const SpawnResult& result);
 std::string summary_line(const SpawnResult& result);

@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/server/capacity.hpp"
 #include "probes/probe_error.hpp"
@@ -105,19 +107,32 @@ void require_room(const Limit& limit, long long extra_tasks, std::string_view wh
                    " or raise the limit");
 }
 
+std::vector<Limit> current_task_limits() {
+  const SystemLimits limits = read_system_limits();
+  const long long machine_tasks = required(limits.tasks_in_use, "the task count in /proc/loadavg");
+  std::vector<Limit> current{
+      {"kernel.threads-max (/proc/sys/kernel/threads-max)",
+       required(limits.threads_max, "/proc/sys/kernel/threads-max"), machine_tasks},
+      {"kernel.pid_max (/proc/sys/kernel/pid_max)",
+       required(limits.pid_max, "/proc/sys/kernel/pid_max"), machine_tasks}};
+  if (auto cgroup = cgroup_pids_limit()) current.push_back(std::move(*cgroup));
+  if (auto user = user_process_limit(limits)) current.push_back(std::move(*user));
+  return current;
+}
+
 }  // namespace
 
 void require_task_headroom(long long extra_tasks, std::string_view what, std::string_view option) {
-  const SystemLimits limits = read_system_limits();
-  const long long machine_tasks = required(limits.tasks_in_use, "the task count in /proc/loadavg");
-  require_room({"kernel.threads-max (/proc/sys/kernel/threads-max)",
-                required(limits.threads_max, "/proc/sys/kernel/threads-max"), machine_tasks},
-               extra_tasks, what, option);
-  require_room({"kernel.pid_max (/proc/sys/kernel/pid_max)",
-                required(limits.pid_max, "/proc/sys/kernel/pid_max"), machine_tasks},
-               extra_tasks, what, option);
-  if (const auto cgroup = cgroup_pids_limit()) require_room(*cgroup, extra_tasks, what, option);
-  if (const auto user = user_process_limit(limits)) require_room(*user, extra_tasks, what, option);
+  for (const Limit& limit : current_task_limits()) require_room(limit, extra_tasks, what, option);
+}
+
+TaskHeadroom task_headroom() {
+  TaskHeadroom tightest{-1, ""};
+  for (const Limit& limit : current_task_limits()) {
+    const long long room = std::max(0LL, limit.maximum - limit.in_use - limit.spare);
+    if (tightest.tasks < 0 || room < tightest.tasks) tightest = {room, limit.name};
+  }
+  return tightest;
 }
 
 }  // namespace echolab::probe

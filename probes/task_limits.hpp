@@ -3,6 +3,7 @@
 // half-way with EAGAIN.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace echolab::probe {
@@ -12,5 +13,13 @@ namespace echolab::probe {
 // the first limit that `extra_tasks` more tasks would exceed; `what` says what they are
 // ("1000 threads") and `option` which flag lowers the count.
 void require_task_headroom(long long extra_tasks, std::string_view what, std::string_view option);
+
+struct TaskHeadroom {
+  long long tasks = 0;  // how many more tasks every limit allows (never below 0)
+  std::string limit;    // the limit that allows the fewest
+};
+
+// The tightest of those limits now, keeping the same spare tasks for the machine.
+TaskHeadroom task_headroom();
 
 }  // namespace echolab::probe

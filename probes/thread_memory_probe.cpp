@@ -17,17 +17,6 @@
 namespace echolab::probe {
 namespace {
 
-std::size_t default_stack_bytes() {
-  pthread_attr_t attributes;
-  if (::pthread_getattr_default_np(&attributes) != 0) {
-    throw ProbeError("pthread_getattr_default_np failed");
-  }
-  std::size_t bytes = 0;
-  ::pthread_attr_getstacksize(&attributes, &bytes);
-  ::pthread_attr_destroy(&attributes);
-  return bytes;
-}
-
 struct ProcessSnapshot {
   MemoryUsage memory;
   long long kernel_stack_kib = 0;

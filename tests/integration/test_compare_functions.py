@@ -317,7 +317,7 @@ def test_a_claim_or_a_section_that_raises_costs_neither_the_report_nor_results_j
                 'report section "10,000 connections": ZeroDivisionError: float division by zero']
     assert results["failures"] == expected
     verdicts = {c["key"]: c["verdict"] for c in results["claims"]}
-    assert verdicts["switch_ratio"] == claims.NOT_MEASURED and len(verdicts) == 11
+    assert verdicts["switch_ratio"] == claims.NOT_MEASURED and len(verdicts) == 14
     report_text = (tmp_path / "report.md").read_text()
     assert "## 10,000 connections\n\nNot rendered: ZeroDivisionError: float division by zero" in report_text
     failures = report_text.split("## Failures", 1)[1]
@@ -327,7 +327,7 @@ def test_a_claim_or_a_section_that_raises_costs_neither_the_report_nor_results_j
 def test_a_run_in_which_nothing_failed_exits_0_with_every_claim(tmp_path, monkeypatch):
     assert conclude_with(tmp_path, monkeypatch, Recorder()) == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["failures"] == [] and len(results["claims"]) == 11
+    assert results["failures"] == [] and len(results["claims"]) == 14
     assert "## Failures" not in (tmp_path / "report.md").read_text()
     assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
 
@@ -409,3 +409,81 @@ def test_an_hgrm_is_written_beside_each_echolab_load_json_and_nothing_else(tmp_p
     assert [p.name for p in hgrm.export(tmp_path)] == ["closed-100-pool-0.latency.hgrm"]
     written = (tmp_path / "closed-100-pool-0.latency.hgrm").read_text()
     assert "#[Max     =        3.000, Total count    =            2]" in written
+
+
+# -- claims of the communication, thread-exhaustion and fork-descriptors probes ---------------
+
+def communication_recorder(*gaps_us: float, shared_us: float = 30.0, pipe_us: float = 60.0) -> Recorder:
+    recorder = Recorder()
+    for gap in gaps_us:
+        figures = {"small_bytes": 64, "unpinned_small_thread_shared_memory_us": shared_us - gap,
+                   "unpinned_small_process_shared_memory_us": shared_us, "unpinned_small_process_pipe_us": pipe_us,
+                   "unpinned_small_process_unix_socket_us": pipe_us}
+        figures.update(probes._difference_figures({"median": gap, "min": gap - 1, "max": gap + 1},
+                                                  "unpinned_small_process_minus_thread_us"))
+        recorder.add("probe", ("communication",), "machine", figures)
+    return recorder
+
+
+def test_communication_as_fast_between_processes_sharing_memory_is_the_sharing_not_the_thread():
+    claim = claims.communication(claims.Figures(communication_recorder(-2.0, 3.0, 1.0)))
+    assert claim.verdict == claims.PARTLY
+    assert "no difference within" in claim.measured
+    assert "sharing, not the thread" in claim.why
+
+
+def test_communication_faster_by_thread_beyond_the_noise_holds_and_one_run_does_not_decide():
+    assert claims.communication(claims.Figures(communication_recorder(8.0, 10.0, 9.0))).verdict == claims.HOLDS
+    one_run = claims.communication(claims.Figures(communication_recorder(9.0)))
+    assert one_run.verdict == claims.PARTLY and claims.ONE_RUN in one_run.why
+    no_sharing_gain = claims.communication(claims.Figures(communication_recorder(-1.0, 1.0, shared_us=30, pipe_us=31)))
+    assert no_sharing_gain.verdict == claims.DOES_NOT_HOLD
+    assert claims.communication(claims.Figures(Recorder())).verdict == claims.NOT_MEASURED
+
+
+def exhaustion_recorder(ended_by: str, threads: int = 100, headroom: int = 30_000) -> Recorder:
+    recorder = Recorder()
+    data = {"cap": 20_000, "cap_set_by": "--cap", "task_headroom": headroom, "mem_available_kib": 1_000_000,
+            "runs": [{"stack": "default", "stack_kib": 8192, "threads": threads, "ended_by": ended_by,
+                      "rss_kib": threads * 10, "virtual_kib": threads * 8200, "kernel_stack_kib_added": threads * 16,
+                      "hold_cpu_share": 0.001}]}
+    recorder.add("probe", ("thread-exhaustion",), "machine", probes.exhaustion_figures(data),
+                 probes.exhaustion_note(data))
+    return recorder
+
+
+@pytest.mark.parametrize("ended_by, headroom, verdict", [
+    ("memory (no task or address-space limit was near)", 30_000, claims.HOLDS),
+    ("RLIMIT_AS (address space)", 30_000, claims.PARTLY),
+    ("the cap", 100_000, claims.PARTLY),          # 1,000,000 KiB / 26 KiB per thread: memory first
+    ("the cap", 30_000, claims.DOES_NOT_HOLD),    # the task limits first
+    ("kernel.threads-max (/proc/sys/kernel/threads-max)", 30_000, claims.DOES_NOT_HOLD)])
+def test_thread_exhaustion_verdict_follows_what_ended_the_run(ended_by, headroom, verdict):
+    claim = claims.thread_exhaustion(claims.Figures(exhaustion_recorder(ended_by, headroom=headroom)))
+    assert claim.verdict == verdict, claim
+    assert ended_by in claim.measured
+
+
+def fork_descriptor_recorder(*extras_us: float) -> Recorder:
+    recorder = Recorder()
+    for extra in extras_us:
+        recorder.add("probe", ("fork-descriptors",), "machine",
+                     {"fork_at_10_us": 100.0, "fork_at_10000_us": 100.0 + extra, "fewest_descriptors": 10,
+                      "most_descriptors": 10_000, "extra_us": extra})
+    return recorder
+
+
+def test_fork_descriptors_a_difference_inside_the_noise_is_no_difference_never_a_negative_cost():
+    claim = claims.fork_descriptors(claims.Figures(fork_descriptor_recorder(-20.0, 15.0, 5.0)))
+    assert claim.verdict == claims.DOES_NOT_HOLD
+    assert "no difference within ±20.0 us" in claim.measured and "-20" not in claim.measured
+    grows = claims.fork_descriptors(claims.Figures(fork_descriptor_recorder(300.0, 250.0, 350.0)))
+    assert grows.verdict == claims.HOLDS and "per 1,000 descriptors" in grows.why
+    assert claims.fork_descriptors(claims.Figures(fork_descriptor_recorder(300.0))).why == claims.ONE_RUN
+
+
+def test_the_quick_plan_reduces_the_new_probes():
+    quick, full = make_plan(True, 10_000), make_plan(False, 10_000)
+    assert quick.communication_samples < full.communication_samples
+    assert quick.exhaustion_cap < full.exhaustion_cap
+    assert quick.fork_descriptor_samples < full.fork_descriptor_samples

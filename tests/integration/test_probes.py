@@ -363,9 +363,126 @@ def test_children_die_with_a_killed_probe():
 @pytest.mark.parametrize("args, option", [(["context-switch", "--round-trips", "1"], "--round-trips"),
                                           (["rmap", "--max", "0"], "--max"),
                                           (["rmap", "--max", "40000"], "--max"),
-                                          (["rmap", "--directory", "/nonexistent"], "--directory")])
+                                          (["rmap", "--directory", "/nonexistent"], "--directory"),
+                                          (["communication", "--round-trips", "1"], "--round-trips"),
+                                          (["thread-exhaustion", "--cap", "0"], "--cap"),
+                                          (["fork-descriptors", "--levels", "10,x"], "--levels")])
 def test_a_usage_error_is_reported(args, option):
     result, _ = run_probe(*args)
     assert result.returncode != 0
     assert result.stdout == ""
     assert option in result.stderr.splitlines()[0]
+
+
+COMMUNICATION_PAIRS = {"thread_shared_memory", "process_shared_memory", "process_pipe", "process_unix_socket"}
+
+
+def test_communication_gives_every_pair_both_sizes_and_every_placement():
+    report, summary = probe_json("communication", "--samples", "3", "--round-trips", "50",
+                                 "--small-bytes", "64", "--large-bytes", "65536")
+    assert report["probe"] == "communication"
+    assert report["wake_up"] == "futex"
+    placements = report["placements"]
+    two_cpus = len(os.sched_getaffinity(0)) >= 2
+    assert list(placements) == (["one_cpu", "two_cpus", "unpinned"] if two_cpus else ["one_cpu", "unpinned"])
+    assert (report["two_cpus_skipped"] is None) == two_cpus
+    assert len(placements["one_cpu"]["cpus"]) == 1 and placements["unpinned"]["cpus"] == []
+    if two_cpus:
+        assert len(set(placements["two_cpus"]["cpus"])) == 2
+    for placement in placements.values():
+        assert [size["bytes"] for size in placement["sizes"]] == [64, 65536]
+        for size in placement["sizes"]:
+            assert set(size["pairs"]) == COMMUNICATION_PAIRS
+            for pair in size["pairs"].values():
+                check_summary(pair["round_trip_us"], 3)
+                check_summary(pair["mib_per_second"], 3)
+            check_summary(size["process_minus_thread_shared_memory_us"], 3, positive=False)
+    assert summary.startswith("communication")
+
+
+def exhaustion_runs(report: dict) -> dict:
+    assert report["probe"] == "thread-exhaustion"
+    runs = {run["stack"]: run for run in report["runs"]}
+    assert list(runs) == ["default", "small"]
+    return runs
+
+
+def test_thread_exhaustion_under_a_small_cap_ends_at_the_cap():
+    report, summary = probe_json("thread-exhaustion", "--cap", "200", "--small-stack-kib", "64",
+                                 "--hold-seconds", "0.1")
+    assert report["cap"] == 200 and report["cap_set_by"] == "--cap"
+    runs = exhaustion_runs(report)
+    assert runs["small"]["stack_kib"] == 64
+    for run in runs.values():
+        assert run["threads"] == 200
+        assert run["ended_by"] == "the cap" and run["error"] is None and run["reported"] is True
+        # Every thread holds a stack mapping and its guard page.
+        assert run["map_count"] >= 200
+        assert run["virtual_kib"] >= 200 * run["stack_kib"]
+        assert 0 < run["rss_kib"] < run["virtual_kib"]
+        assert run["hold_cpu_share"] >= 0
+    # The default stack reserves more address space than the small one, for as many threads.
+    assert runs["default"]["virtual_kib"] > runs["small"]["virtual_kib"]
+    assert "ended by the cap" in summary
+
+
+def with_address_space_limit(mib: int):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (mib << 20, mib << 20))
+    return limit
+
+
+def test_thread_exhaustion_under_rlimit_as_ends_at_that_limit_and_names_it():
+    # 512 MiB of address space holds a few dozen default (8 MiB) stacks, far below the cap;
+    # 64 KiB stacks fit thousands, so the small-stack run reaches the cap instead.
+    if default_thread_stack_kib() is None or default_thread_stack_kib() < 1024:
+        pytest.skip("the default thread stack is too small for 512 MiB to run out first")
+    result, left_behind = run_probe("thread-exhaustion", "--cap", "2000", "--hold-seconds", "0.1",
+                                    preexec_fn=with_address_space_limit(512))
+    assert result.returncode == 0, result.stderr
+    assert left_behind == []
+    runs = exhaustion_runs(json.loads(result.stdout))
+    assert runs["default"]["ended_by"] == "RLIMIT_AS (address space)"
+    assert runs["default"]["error"] is not None
+    assert 0 < runs["default"]["threads"] < 2000
+    assert runs["default"]["virtual_kib"] <= 512 * 1024
+    assert runs["small"]["ended_by"] == "the cap" and runs["small"]["threads"] == 2000
+
+
+def test_thread_exhaustion_leaves_no_thread_behind_when_killed():
+    process = subprocess.Popen([str(PROBE), "thread-exhaustion", "--cap", "2000", "--hold-seconds", "60"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60  # only "it hung"
+        while len(session_members(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(session_members(process.pid)) == 2, "the creating child never came up"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 30
+    while session_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert session_members(process.pid) == []
+
+
+def test_fork_descriptors_gives_three_increasing_levels():
+    report, summary = probe_json("fork-descriptors", "--samples", "5", "--levels", "10,1000,10000")
+    assert report["probe"] == "fork-descriptors"
+    levels = report["levels"]
+    assert [level["descriptors_wanted"] for level in levels] == [10, 1000, 10000]
+    reached = [level for level in levels if level["skipped"] is None]
+    for level in levels:
+        if level["skipped"] is not None:
+            assert "RLIMIT_NOFILE" in level["skipped"]
+            assert level["descriptors_wanted"] + 8 > report["open_files_limit"]
+    assert reached, "not even 10 descriptors could be held"
+    held = [level["descriptors_held"] for level in reached]
+    assert held == sorted(held) and len(set(held)) == len(held)
+    if len(reached) >= 2:
+        check_summary(report["most_minus_fewest_fork_us"], 5, positive=False)
+    for level in reached:
+        assert level["descriptors_held"] >= level["descriptors_wanted"]
+        check_summary(level["fork_until_child_runs_us"], 5)
+        check_summary(level["fork_until_child_exits_us"], 5)
+    assert summary.startswith("fork-descriptors")
