@@ -25,7 +25,8 @@ SECTIONS = ("## Machine and limits", "## Throughput and latency", "## Open loop"
             "## Raw costs", "## Claims", "## Charts")
 CLAIM_KEYS = ("process_creation", "thread_creation", "creation_ratio", "crash_containment",
               "switch_ratio", "tlb_flush", "stack_size", "ten_thousand", "address_spaces",
-              "slow_connection_cost", "hybrid_tradeoff")
+              "slow_connection_cost", "hybrid_tradeoff", "communication", "thread_exhaustion",
+              "fork_descriptors")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Only "it hung": the quick run takes minutes, longer on a slow or busy machine.
 HUNG_S = 15 * 60
