@@ -64,9 +64,11 @@ tsan: deps
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target echolab_unit_tests echolab-threads echolab-pool echolab-hybrid
 	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -L unit
 	# The servers with threads (hybrid's are its metrics process's), driven by their
-	# integration tests; any report fails them.
+	# integration tests, the acceptor's stop racing its accepts among them
+	# (test_async_hardening); any report fails them.
 	cd tests/integration && TSAN_OPTIONS="halt_on_error=1 exitcode=66" ECHOLAB_BIN_DIR=$(CURDIR)/$(TSAN_BUILD)/bin \
-	  /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "not prefork" test_threads_and_pool.py test_servers.py
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "not prefork" test_threads_and_pool.py test_servers.py \
+	  test_async_hardening.py
 
 # A bounded libFuzzer run of the Session under ASan+UBSan, from the seed corpus.
 fuzz: asan
