@@ -1,6 +1,7 @@
-"""Fast checks of the compare runner's pure functions (no server, no load): the Prometheus text
-parser and histogram quantiles, the wrk summary parser, the verdict of a claim whose spread
-covers zero, and the progress count derived from the plan."""
+"""The compare runner's plumbing, without a server or load: the parsers (Prometheus text,
+histogram quantiles, wrk's summary), the plan and its progress count, the servers' flags, the
+hold's ramp figures, the claims of the probes, and report.md, report.html, results.json and the
+.hgrm files always written. (Noise and verdicts from figures: test_compare_units.py.)"""
 
 import datetime
 import json

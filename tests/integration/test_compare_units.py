@@ -1,6 +1,7 @@
-"""Fast checks of the compare runner's pure functions (no server, no load): the rule that a
-difference inside the noise is shown as such, and how the report reads the rmap probe and the
-kernel's CPU."""
+"""Noise and verdicts from figures, without a server or load: a difference inside the runs'
+spread is shown as such, failed runs are kept out of the medians, the slow-clients and
+hybrid verdicts, and how the report reads the rmap probe and the kernel's CPU. (The runner's
+plumbing: test_compare_functions.py.)"""
 
 import math
 import statistics
