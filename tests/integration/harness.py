@@ -201,3 +201,29 @@ def run_wrk(*args: str, seconds: int, attempts: int = 2) -> str:
         print(f"wrk was not scheduled for {lasted_s - seconds:.1f} s (attempt {attempt}): "
               f"its report measures the stall, not the server\n{got.stdout}")
     raise AssertionError(f"wrk stalled in each of {attempts} runs")
+
+
+def trickle_header_lines(port: int, every: float, most_lines: int = 1_000,
+                         limit_s: float = 15.0) -> tuple[bytes, float]:
+    """A slow-headers client: begins a request and adds a header line every `every` s (at most
+    `most_lines`, for at most `limit_s`) until the server answers and closes. Returns what the
+    server answered and when the connection closed, in seconds from the connect."""
+    with socket.create_connection((LOOPBACK, port), timeout=limit_s) as conn:
+        started = time.monotonic()
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        answer = b""
+        lines = 0
+        while lines < most_lines and time.monotonic() - started < limit_s:
+            conn.settimeout(every)
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                conn.sendall(b"X-a: b\r\n")
+                lines += 1
+                continue
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            answer += data
+        return answer, time.monotonic() - started

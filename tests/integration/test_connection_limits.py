@@ -8,7 +8,7 @@ import time
 import pytest
 
 from compare import metrics as server_metrics  # the compare runner's exposition parser
-from harness import LOOPBACK, MODELS, Server, recv_http_response, run
+from harness import LOOPBACK, MODELS, Server, recv_http_response, run, trickle_header_lines
 
 TIMED_OUT = "echolab_connections_timed_out_total"
 HUNG = 15.0  # seconds: only a server that never closes takes this long
@@ -106,34 +106,12 @@ def test_a_raw_client_trickling_within_the_idle_timeout_is_cut_at_the_lifetime(m
         assert timeouts(server, "idle") == 0
 
 
-def send_header_lines_slowly(port: int, every: float) -> tuple[bytes, float]:
-    """Begins a request and adds a header line every `every` s until the server answers and
-    closes; returns the answer and when the connection closed (s from the connect)."""
-    with socket.create_connection((LOOPBACK, port), timeout=HUNG) as conn:
-        started = time.monotonic()
-        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        answer = b""
-        while time.monotonic() - started < HUNG:
-            conn.settimeout(every)
-            try:
-                data = conn.recv(65536)
-            except socket.timeout:
-                conn.sendall(b"X-a: b\r\n")
-                continue
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            answer += data
-        return answer, time.monotonic() - started
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_an_http_trickler_past_the_lifetime_is_cut_by_its_header_timeout(model):
     """The lifetime never cuts a request in flight: a header section that trickles past it
     is ended by --header-timeout, with a 408, as before."""
     with Server(model, "--header-timeout", "2s", "--max-connection-lifetime", "1s") as server:
-        answer, closed_after = send_header_lines_slowly(server.port, every=0.2)
+        answer, closed_after = trickle_header_lines(server.port, every=0.2, limit_s=HUNG)
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer
         assert 2.0 - CLOCKS_APART <= closed_after < HUNG
         assert wait_for_timeouts(server, "header", 1) == 1

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from compare import metrics as server_metrics  # the compare runner's exposition parser
-from harness import LOOPBACK, MODELS, Server, run
+from harness import LOOPBACK, MODELS, Server, run, trickle_header_lines
 
 SLOWHTTPTEST = "/usr/bin/slowhttptest"
 TIMED_OUT = "echolab_connections_timed_out_total"
@@ -106,30 +106,10 @@ def test_slow_read_clients_do_not_stop_the_others(model):
         assert server.alive()
 
 
-def send_slowly(port: int, header_lines: int, every: float) -> tuple[bytes, float]:
-    """Starts a request and adds a header line every `every` s; returns what the server
-    answered and when it closed, in seconds from the first byte."""
-    with socket.create_connection((LOOPBACK, port), timeout=10) as conn:
-        started = time.monotonic()
-        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        answer = b""
-        for _ in range(header_lines):
-            conn.settimeout(every)
-            try:
-                data = conn.recv(65536)
-            except socket.timeout:
-                conn.sendall(b"X-a: b\r\n")
-                continue
-            if not data:
-                break
-            answer += data
-        return answer, time.monotonic() - started
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_a_header_section_that_never_ends_gets_408_within_the_header_timeout(model):
     with Server(model, "--header-timeout", "1500ms") as server:
-        answer, closed_after = send_slowly(server.port, header_lines=20, every=0.3)
+        answer, closed_after = trickle_header_lines(server.port, every=0.3, most_lines=20)
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer
         assert 1.4 <= closed_after < 3.0
         assert timeouts(server, "header") == 1
