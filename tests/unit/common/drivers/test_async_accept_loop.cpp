@@ -1,6 +1,7 @@
 #include "common/drivers/async_accept_loop.hpp"
 #include "common/metrics/striped_metrics.hpp"
 #include "tests/unit/allocation_failure.hpp"
+#include "tests/unit/common/drivers/test_host.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,20 +15,6 @@ namespace echolab {
 namespace {
 
 using namespace std::chrono_literals;
-
-class TestHost final : public AsyncConnectionHost {
- public:
-  TestHost() : metrics_(Model::pool) {}
-
-  [[nodiscard]] const ServerOptions& options() const override { return options_; }
-  [[nodiscard]] StripedMetrics& metrics() override { return metrics_; }
-  [[nodiscard]] bool stopping() const override { return false; }
-  void connection_ended(AsyncConnection* /*connection*/) override {}
-
- private:
-  ServerOptions options_ = default_options(Model::pool);
-  StripedMetrics metrics_;
-};
 
 constexpr std::string_view kRequest = "GET / HTTP/1.1\r\n\r\n";
 

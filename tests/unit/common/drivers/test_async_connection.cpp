@@ -1,6 +1,7 @@
 #include "common/drivers/async_connection.hpp"
 #include "common/metrics/striped_metrics.hpp"
 #include "tests/unit/allocation_failure.hpp"
+#include "tests/unit/common/drivers/test_host.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,35 +17,6 @@ namespace echolab {
 namespace {
 
 using namespace std::chrono_literals;
-
-// The server side of one connection, as PoolServer is for its own. Once `out_of_memory` is
-// set, asking it for the options fails as an allocation would: the lingering close that
-// follows a 408 asks for its linger time inside the timer's handler.
-class TestHost final : public AsyncConnectionHost {
- public:
-  TestHost() : metrics_(Model::pool) {}
-
-  [[nodiscard]] const ServerOptions& options() const override {
-    if (out_of_memory) {
-      throw std::bad_alloc();
-    }
-    return options_;
-  }
-  [[nodiscard]] StripedMetrics& metrics() override { return metrics_; }
-  [[nodiscard]] bool stopping() const override { return false; }
-  void connection_ended(AsyncConnection* /*connection*/) override {
-    ++ended;
-    ended_at = std::chrono::steady_clock::now();
-  }
-
-  ServerOptions options_ = default_options(Model::pool);
-  bool out_of_memory = false;
-  int ended = 0;
-  std::chrono::steady_clock::time_point ended_at;
-
- private:
-  StripedMetrics metrics_;
-};
 
 struct Loopback {
   asio::io_context io{1};
