@@ -1,5 +1,5 @@
 // The sans-I/O protocol core every server drives: bytes in, response bytes out.
-// A Session knows nothing of sockets, threads or clocks, so the three servers differ only
+// A Session knows nothing of sockets, threads or clocks, so the four servers differ only
 // in how they move bytes between a socket and this object.
 #pragma once
 

@@ -1,5 +1,5 @@
 """The metrics contract on every real server: exact counts for the test's own traffic,
-promtool on every endpoint idle and under load, and a real Prometheus scraping all three.
+promtool on every endpoint idle and under load, and a real Prometheus scraping all four.
 
 Each test starts the servers it needs (harness.Server) and stops them after."""
 
