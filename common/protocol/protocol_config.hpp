@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
 #include <string_view>
 
 namespace echolab {
@@ -23,16 +22,10 @@ struct ProtocolLimits {
   std::size_t max_requests_per_connection = 0;
 };
 
-// Reads the memory of the calling process for tokens that start with `prefix` and returns the
-// body of the /leak answer. It makes system calls, so the protocol core only calls it: the
-// servers install common/posix/memory_scan.hpp's, the unit tests their own.
-using MemoryScanner = std::string (*)(std::string_view prefix);
-
 struct ProtocolConfig {
   ProtocolMode mode = ProtocolMode::detect;
   ProtocolLimits limits;
   bool fault_injection = false;  // /crash, /sleep, /burn, /leak, /corrupt; off unless asked for
-  MemoryScanner scan_memory = nullptr;  // /leak answers 501 without one
 };
 
 std::string_view to_string(Protocol protocol);

@@ -155,7 +155,8 @@ class SharedGreeting {
 // stop at a request that closes the connection).
 class Session::HttpParser {
  public:
-  explicit HttpParser(const ProtocolConfig& config) : config_(config) {
+  HttpParser(const ProtocolConfig& config, MemoryScanner scan_memory)
+      : config_(config), scan_memory_(scan_memory) {
     llhttp_init(&parser_, HTTP_REQUEST, &settings());
     parser_.data = this;
   }
@@ -441,10 +442,10 @@ class Session::HttpParser {
         answer(200, kCorruptedBody, connection);
         return;
       case MemoryRoute::leak:
-        if (config_.scan_memory == nullptr) {
-          answer(501, "this build has no memory scanner\n", connection);
+        if (scan_memory_ == nullptr) {
+          answer(501, "this server has no memory scanner\n", connection);
         } else {
-          answer(200, config_.scan_memory(memory.token_prefix), connection);
+          answer(200, scan_memory_(memory.token_prefix), connection);
         }
         return;
       case MemoryRoute::invalid:
@@ -502,6 +503,7 @@ class Session::HttpParser {
   }
 
   const ProtocolConfig& config_;
+  MemoryScanner scan_memory_;
   llhttp_t parser_{};
   std::string* out_ = nullptr;
   FeedResult* result_ = nullptr;
@@ -578,8 +580,8 @@ class Session::RawEcho {
 
 // ---------------------------------------------------------------------------------------------
 
-Session::Session(const ProtocolConfig& config)
-    : config_(std::make_unique<const ProtocolConfig>(config)) {
+Session::Session(const ProtocolConfig& config, MemoryScanner scan_memory)
+    : config_(std::make_unique<const ProtocolConfig>(config)), scan_memory_(scan_memory) {
   if (config.mode == ProtocolMode::http) {
     start(Protocol::http);
   } else if (config.mode == ProtocolMode::raw) {
@@ -594,7 +596,7 @@ Session& Session::operator=(Session&&) noexcept = default;
 void Session::start(Protocol protocol) {
   protocol_ = protocol;
   if (protocol == Protocol::http) {
-    http_ = std::make_unique<HttpParser>(*config_);
+    http_ = std::make_unique<HttpParser>(*config_, scan_memory_);
     if (keep_alive_ended_) {
       http_->end_keep_alive();
     }

@@ -4,7 +4,6 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "common/posix/memory_scan.hpp"
 #include "common/server/duration.hpp"
 
 namespace echolab {
@@ -183,7 +182,6 @@ void add_server_options(CLI::App& app, ServerOptions& options) {
   app.add_flag("--fault-injection", options.protocol.fault_injection,
                "Enable GET /crash, /sleep?ms=N, /burn?us=N, /leak?prefix=P and /corrupt (off: "
                "they answer 404)");
-  options.protocol.scan_memory = [](std::string_view prefix) { return scan_own_memory(prefix); };
 }
 
 int parse_command_line(CLI::App& app, int argc, char** argv) {

@@ -321,9 +321,8 @@ TEST(SessionMemoryRoutes, OffByDefaultAnswer404) {
 std::string fake_scan(std::string_view prefix) { return "scanned for " + std::string(prefix); }
 
 TEST(SessionMemoryRoutes, LeakAnswersWhatTheScannerReturns) {
-  ProtocolConfig config = config_with(ProtocolMode::detect, true);
-  config.scan_memory = fake_scan;
-  const Exchange result = converse("GET /leak?prefix=canary0042 HTTP/1.1\r\n\r\n", config);
+  Session session(config_with(ProtocolMode::detect, true), fake_scan);
+  const Exchange result = converse(session, "GET /leak?prefix=canary0042 HTTP/1.1\r\n\r\n");
   EXPECT_EQ(status_line(result.output), "HTTP/1.1 200 OK");
   EXPECT_TRUE(result.output.ends_with("\r\n\r\nscanned for canary0042"));
   EXPECT_TRUE(result.faults.empty());
