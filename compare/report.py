@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .claims import Claim
 from .figures import Recorder
+from . import isolation
 from .guard import guarded, one_line
 from .machine import Capacity, Machine
 from .models import BY_NAME
@@ -552,6 +553,7 @@ def render(results: Results) -> str:
         ("Crash containment", lambda: crash_section(recorder, plan)),
         ("Blast radius", lambda: blast_radius_section(recorder, plan)),
         ("Slow clients", lambda: slow_clients_section(recorder, plan, results.peers)),
+        ("Memory isolation", lambda: isolation.section(recorder)),
         ("Raw costs", lambda: probes_section(recorder)),
         ("Claims", lambda: claims_section(results.claims, plan)),
         ("Peers", lambda: peers_section(results.peers, recorder)),
