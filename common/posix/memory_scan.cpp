@@ -36,6 +36,7 @@ struct ScanProgress {
   std::set<std::string> found;
   std::size_t mappings_read = 0;
   std::size_t mappings_unreadable = 0;
+  std::size_t mappings_too_large = 0;
   std::uint64_t bytes = 0;
   std::string_view stopped;  // why a limit cut the scan short, empty if none did
 };
@@ -54,7 +55,9 @@ class OwnMemoryScan {
       if (!progress_.stopped.empty()) {
         break;
       }
-      if (read_mapping(mapping)) {
+      if (mapping.end - mapping.start > limits_.max_mapping_bytes) {
+        ++progress_.mappings_too_large;
+      } else if (read_mapping(mapping)) {
         ++progress_.mappings_read;
       } else {
         ++progress_.mappings_unreadable;
@@ -113,8 +116,8 @@ class OwnMemoryScan {
 std::string describe(const ScanProgress& progress) {
   std::ostringstream body;
   body << "pid " << ::getpid() << "\nmappings " << progress.mappings_read << " read, "
-       << progress.mappings_unreadable << " unreadable\nbytes " << progress.bytes << "\ntokens "
-       << progress.found.size() << '\n';
+       << progress.mappings_unreadable << " unreadable, " << progress.mappings_too_large
+       << " too large\nbytes " << progress.bytes << "\ntokens " << progress.found.size() << '\n';
   for (const std::string& token : progress.found) {
     body << "token " << token << '\n';
   }

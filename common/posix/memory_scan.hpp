@@ -37,9 +37,12 @@ struct MemoryScanLimits {
   std::size_t max_tokens = 4096;
   std::uint64_t max_bytes = std::uint64_t{8} << 30;
   std::chrono::milliseconds max_time{20'000};
+  // A larger mapping is a reservation, not a server's data (a sanitizer's shadow memory is
+  // terabytes of zero pages): it is skipped and counted.
+  std::uint64_t max_mapping_bytes = std::uint64_t{1} << 30;
 };
 
-// The body of the /leak answer: "pid N", "mappings R read, U unreadable", "bytes B",
+// The body of the /leak answer: "pid N", "mappings R read, U unreadable, S too large", "bytes B",
 // "tokens T", then "token <text>" per token found, and "stopped <why>" if a limit cut it short.
 std::string scan_own_memory(std::string_view prefix, const MemoryScanLimits& limits);
 std::string scan_own_memory(std::string_view prefix);

@@ -48,6 +48,15 @@ TEST(ScanOwnMemory, FindsATokenInItsHeapAndSaysWhichProcess) {
   EXPECT_EQ(body.find("stopped"), std::string::npos) << body;
 }
 
+TEST(ScanOwnMemory, SkipsMappingsLargerThanItsBoundAndCountsThem) {
+  const auto held = std::make_unique<std::string>(std::string("scantest") + "large" + "Abc");
+  MemoryScanLimits limits;
+  limits.max_mapping_bytes = 0;
+  const std::string body = scan_own_memory("scantest", limits);
+  EXPECT_NE(body.find("\nmappings 0 read, 0 unreadable, "), std::string::npos) << body;
+  EXPECT_NE(body.find("\ntokens 0\n"), std::string::npos) << body;
+}
+
 TEST(ScanOwnMemory, StopsAtItsLimitsAndSaysSo) {
   const auto held = std::make_unique<std::string>(std::string("scantest") + "limit" + "Abc");
   MemoryScanLimits limits;
