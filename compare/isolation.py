@@ -223,9 +223,11 @@ def measure_on_fresh_server(bench, model: str, scenario: str, measure) -> str:
 
 def summary(scenario: str, f: dict) -> str:
     if scenario == "disclosure":
-        return (f"read {f['live_found_other_processes']}/{f['live_other_processes']} live and "
-                f"{f['closed_found_other_processes']}/{f['closed_other_processes']} closed canaries "
-                f"of other processes' clients")
+        return (f"read live/closed canaries: its own process's clients' "
+                f"{f['live_found_own_process']}/{f['live_own_process']}, "
+                f"{f['closed_found_own_process']}/{f['closed_own_process']}; other processes' "
+                f"{f['live_found_other_processes']}/{f['live_other_processes']}, "
+                f"{f['closed_found_other_processes']}/{f['closed_other_processes']}")
     return (f"corrupted {f['corrupted_own_process']}/{f['clients_own_process']} of its own process's "
             f"clients, {f['corrupted_other_processes']}/{f['clients_other_processes']} of the others'")
 
