@@ -581,6 +581,54 @@ def fork_descriptors(f: Figures) -> Claim:
 # --- end of the communication, thread-exhaustion and fork-descriptors claims ---
 
 
+# -- memory isolation (compare/isolation.py) ----------------------------------------------------
+
+def _isolation(f: Figures, scenario: str, model: str, name: str) -> float | None:
+    return f.recorder.median(scenario, (), model, name)
+
+
+def memory_disclosure(f: Figures) -> Claim:
+    claim = ("No other process can read or write this memory directly; a malicious thread can read any "
+             "memory in its process")
+    fig = lambda model, name: _isolation(f, "disclosure", model, name)  # noqa: E731
+    if any(fig(m, "live_found_other_processes") is None for m in MODELS):
+        return Claim("memory_disclosure", claim, "-", NOT_MEASURED, "the disclosure experiment did not run for every model")
+    read_across = {m: fig(m, "live_found_other_processes") + fig(m, "closed_found_other_processes")
+                   for m in ("prefork", "hybrid")}
+    shared = {m: (fig(m, "live_found_own_process"), fig(m, "live_own_process")) for m in ("threads", "pool")}
+    measured = (f"canaries of other processes' clients read: prefork {read_across['prefork']:.0f}, hybrid "
+                f"{read_across['hybrid']:.0f}; live canaries of its own process's clients: " +
+                ", ".join(f"{m} {found:.0f} of {total:.0f}" for m, (found, total) in shared.items()))
+    isolated = all(count == 0 for count in read_across.values())
+    all_read = all(total > 0 and found == total for found, total in shared.values())
+    if isolated and all_read:
+        return Claim("memory_disclosure", claim, measured, HOLDS,
+                     "one compromised handler read every live canary of its process, and none of another process")
+    if isolated or all_read:
+        return Claim("memory_disclosure", claim, measured, PARTLY,
+                     "only one half was observed: see the memory disclosure table")
+    return Claim("memory_disclosure", claim, measured, DOES_NOT_HOLD, "see the memory disclosure table")
+
+
+def heap_corruption(f: Figures) -> Claim:
+    claim = "If one thread corrupts shared heap memory, every thread in that process sees the corruption"
+    fig = lambda model, name: _isolation(f, "corruption", model, name)  # noqa: E731
+    if any(fig(m, "clients_own_process") is None for m in MODELS):
+        return Claim("heap_corruption", claim, "-", NOT_MEASURED, "the corruption experiment did not run for every model")
+    measured = "; ".join(f"{m} {fig(m, 'corrupted_own_process'):.0f} of {fig(m, 'clients_own_process'):.0f} "
+                         f"(other processes' {fig(m, 'corrupted_other_processes'):.0f} of "
+                         f"{fig(m, 'clients_other_processes'):.0f})" for m in MODELS)
+    every_own = all(fig(m, "corrupted_own_process") == fig(m, "clients_own_process") for m in MODELS)
+    threaded_seen = all(fig(m, "clients_own_process") > 0 for m in ("threads", "pool"))
+    contained = all(fig(m, "corrupted_other_processes") == 0 for m in MODELS)
+    survived = all(fig(m, "process_survived") == 1 for m in MODELS)
+    if every_own and threaded_seen and contained and survived:
+        return Claim("heap_corruption", claim, measured, HOLDS,
+                     "every connection of the corrupting process answered the corrupted bytes, no other "
+                     "process's did, and no process died of it")
+    return Claim("heap_corruption", claim, measured, DOES_NOT_HOLD, "see the heap corruption table")
+
+
 def evaluate(recorder: Recorder, crash_clients: int, pcid: bool, meltdown: str | None,
              hold_connections: int, quick: bool, failures: list[str]) -> list[Claim]:
     """Every claim's verdict. A claim whose evaluation raises is "not measured", with the
@@ -602,6 +650,8 @@ def evaluate(recorder: Recorder, crash_clients: int, pcid: bool, meltdown: str |
         "communication": lambda: communication(f),
         "thread_exhaustion": lambda: thread_exhaustion(f),
         "fork_descriptors": lambda: fork_descriptors(f),
+        "memory_disclosure": lambda: memory_disclosure(f),
+        "heap_corruption": lambda: heap_corruption(f),
     }
     return [guarded(f"claim {key}", check, failures,
                     lambda error, key=key: Claim(key, key.replace("_", " "), "-", NOT_MEASURED,

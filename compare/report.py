@@ -9,6 +9,7 @@ from pathlib import Path
 from . import html_report
 from .cells import cell, duration_us, ns_per_page
 from .claims import Claim
+from . import isolation
 from .figures import Recorder, ratio_figure
 from .guard import guarded, one_line
 from .machine import Capacity, Machine
@@ -594,6 +595,7 @@ def render(results: Results) -> str:
         ("Crash containment", lambda: crash_section(recorder, plan)),
         ("Blast radius", lambda: blast_radius_section(recorder, plan)),
         ("Slow clients", lambda: slow_clients_section(recorder, plan, results.peers)),
+        ("Memory isolation", lambda: isolation.section(recorder)),
         ("Raw costs", lambda: probes_section(recorder)),
         ("Claims", lambda: claims_section(results.claims, plan)),
         ("Peers", lambda: peers_section(results.peers, recorder)),

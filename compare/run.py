@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import charts, claims, diff, hgrm, loadtools, probes, processes, report, scenarios, slow_clients
+from . import charts, claims, diff, hgrm, isolation, loadtools, probes, processes, report, scenarios, slow_clients
 from .peers import hook as peer_hook
 from . import machine as machine_info
 from .guard import guarded
@@ -81,7 +81,8 @@ def progress_steps(plan: Plan, with_wrk: bool, peer_steps: int) -> int:
     """The progress lines this run will print: the probes and the repeated matrix each
     repetition, the slow-clients experiment once, and the peers' share."""
     per_repetition = sum(scenario.steps(plan, with_wrk) for scenario in scenarios.REPEATED)
-    return probes.steps(plan) + per_repetition * plan.repetitions + slow_clients.steps(plan) + peer_steps
+    return (probes.steps(plan) + per_repetition * plan.repetitions + slow_clients.steps(plan) + peer_steps
+            + isolation.STEPS)
 
 
 def start_servers(bin_dir: Path, plan, log_dir: Path) -> tuple[dict, dict, Server]:
@@ -169,6 +170,8 @@ def measure_everything(bench: scenarios.Bench, peers, bin_dir: Path, out_dir: Pa
             guarded(f"peers, run {rep + 1}", lambda: peer_hook.run_peers(bench, peers, rep), failures, skip)
     # Once, not per repetition: its spread comes from the per-second rates of each window.
     guarded("slow clients", lambda: slow_clients.slow_clients(bench, 0), failures, skip)
+    # Memory isolation: once, on servers of its own (compare/isolation.py).
+    guarded("memory isolation", lambda: isolation.run(bench, 0), failures, skip)
     if peers and peers.available:
         guarded("slow clients, peers", lambda: slow_clients.run_peers(bench, peers), failures, skip)
 

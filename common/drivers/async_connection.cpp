@@ -7,6 +7,7 @@
 #include "common/drivers/lingering.hpp"
 #include "common/drivers/perform_fault.hpp"
 #include "common/metrics/observer.hpp"
+#include "common/posix/memory_scan.hpp"
 
 namespace echolab {
 namespace {
@@ -21,7 +22,7 @@ AsyncConnection::AsyncConnection(asio::ip::tcp::socket socket, AsyncConnectionHo
     : socket_(std::move(socket)),
       timer_(socket_.get_executor()),
       host_(host),
-      session_(host.options().protocol),
+      session_(host.options().protocol, scan_own_memory),
       deadline_(host.options().timeouts, Clock::now()) {}
 
 // An exception that left a handler would leave io_context::run() and end the thread running

@@ -16,6 +16,7 @@
 
 #include "common/drivers/lingering.hpp"
 #include "common/drivers/perform_fault.hpp"
+#include "common/posix/memory_scan.hpp"
 #include "common/posix/unique_fd.hpp"
 #include "common/protocol/session.hpp"
 
@@ -70,7 +71,7 @@ class BlockingConnection {
       : socket_fd_(socket_fd),
         settings_(settings),
         observer_(observer),
-        session_(settings.protocol),
+        session_(settings.protocol, scan_own_memory),
         deadline_(settings.timeouts, Clock::now()),
         buffer_(std::make_unique<char[]>(kReadBufferBytes)) {}
 

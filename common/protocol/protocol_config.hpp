@@ -24,7 +24,7 @@ struct ProtocolLimits {
 struct ProtocolConfig {
   ProtocolMode mode = ProtocolMode::detect;
   ProtocolLimits limits;
-  bool fault_injection = false;  // /crash, /sleep, /burn; off unless asked for
+  bool fault_injection = false;  // /crash, /sleep, /burn, /leak, /corrupt; off unless asked for
 };
 
 }  // namespace echolab

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <new>
 #include <string_view>
@@ -19,6 +20,12 @@ namespace {
 constexpr std::string_view kGreeting = "Hello, World!";
 constexpr std::string_view kFaultsOffBody =
     "fault injection is off: start the server with --fault-injection\n";
+constexpr std::string_view kCorruptedGreeting = "Heap smashed!";
+static_assert(kCorruptedGreeting.size() == kGreeting.size(), "/corrupt overwrites in place");
+constexpr std::string_view kCorruptedBody =
+    "overwrote the greeting that every connection of this process answers\n";
+constexpr std::string_view kBadMemoryRouteBody =
+    "bad memory route: use /leak?prefix=P with 8 to 64 letters and digits, or /corrupt\n";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // The request methods that make a connection HTTP when it starts with "<METHOD> ".
@@ -56,6 +63,8 @@ std::string_view reason_phrase(int status) {
       return "Content Too Large";
     case 431:
       return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
     case 503:
       return "Service Unavailable";
     default:
@@ -103,6 +112,41 @@ Protocol sniff_protocol(std::string_view head) {
 
 std::string_view as_view(std::span<const char> bytes) { return {bytes.data(), bytes.size()}; }
 
+// The greeting every GET of the process answers, in one heap block that all its connections
+// read: the shared state that /corrupt overwrites, so that a corruption shows as a wrong
+// answer on every connection that shares the block, never as a crash. A forked process gets
+// its own copy, so the corruption stays within the process. Relaxed atomics, because a
+// corruption races with the answers of other threads by design; a torn greeting is a
+// corrupted one all the same.
+class SharedGreeting {
+ public:
+  using Bytes = std::array<char, kGreeting.size()>;
+
+  static SharedGreeting& of_this_process() {
+    // Never freed: detached connection threads may still answer while the process exits.
+    static auto* const greeting = new SharedGreeting();  // NOLINT(cppcoreguidelines-owning-memory)
+    return *greeting;
+  }
+
+  [[nodiscard]] Bytes read() const {
+    Bytes bytes{};
+    std::ranges::transform(bytes_, bytes.begin(), [](const std::atomic<char>& byte) {
+      return byte.load(std::memory_order_relaxed);
+    });
+    return bytes;
+  }
+
+  void overwrite(std::string_view with) {
+    for (std::size_t i = 0; i < bytes_.size(); ++i) {
+      bytes_.at(i).store(with.at(i), std::memory_order_relaxed);
+    }
+  }
+
+ private:
+  SharedGreeting() { overwrite(kGreeting); }
+  std::array<std::atomic<char>, kGreeting.size()> bytes_;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -111,7 +155,8 @@ std::string_view as_view(std::span<const char> bytes) { return {bytes.data(), by
 // stop at a request that closes the connection).
 class Session::HttpParser {
  public:
-  explicit HttpParser(const ProtocolConfig& config) : config_(config) {
+  HttpParser(const ProtocolConfig& config, MemoryScanner scan_memory)
+      : config_(config), scan_memory_(scan_memory) {
     llhttp_init(&parser_, HTTP_REQUEST, &settings());
     parser_.data = this;
   }
@@ -366,16 +411,47 @@ class Session::HttpParser {
       return;
     }
     const ParsedFault fault = parse_fault_route(url_);
-    if (fault.route == FaultRoute::not_a_fault) {
-      answer(200, kGreeting, connection, {}, method == HTTP_HEAD);
+    const ParsedMemoryRoute memory = parse_memory_route(url_);
+    if (fault.route == FaultRoute::not_a_fault && memory.route == MemoryRoute::not_a_memory_route) {
+      answer_greeting(method, connection);
     } else if (!config_.fault_injection) {
       answer(404, kFaultsOffBody, connection);
+    } else if (memory.route != MemoryRoute::not_a_memory_route) {
+      answer_memory_route(memory, connection);
     } else if (fault.route == FaultRoute::invalid) {
       answer(400, "bad fault parameter: use /sleep?ms=0..60000 or /burn?us=0..10000000\n",
              connection);
     } else {
       result_->faults.push_back(fault.action);
-      answer(200, kGreeting, connection, {}, method == HTTP_HEAD);
+      answer_greeting(method, connection);
+    }
+  }
+
+  void answer_greeting(llhttp_method_t method, Connection connection) {
+    const SharedGreeting::Bytes greeting = SharedGreeting::of_this_process().read();
+    answer(200, std::string_view(greeting.data(), greeting.size()), connection, {},
+           method == HTTP_HEAD);
+  }
+
+  // What a compromised handler does, done on the thread serving the request, so that it
+  // reaches exactly the memory this concurrency model gives that thread.
+  void answer_memory_route(const ParsedMemoryRoute& memory, Connection connection) {
+    switch (memory.route) {
+      case MemoryRoute::corrupt:
+        SharedGreeting::of_this_process().overwrite(kCorruptedGreeting);
+        answer(200, kCorruptedBody, connection);
+        return;
+      case MemoryRoute::leak:
+        if (scan_memory_ == nullptr) {
+          answer(501, "this server has no memory scanner\n", connection);
+        } else {
+          answer(200, scan_memory_(memory.token_prefix), connection);
+        }
+        return;
+      case MemoryRoute::invalid:
+      case MemoryRoute::not_a_memory_route:
+        answer(400, kBadMemoryRouteBody, connection);
+        return;
     }
   }
 
@@ -427,6 +503,7 @@ class Session::HttpParser {
   }
 
   const ProtocolConfig& config_;
+  MemoryScanner scan_memory_;
   llhttp_t parser_{};
   std::string* out_ = nullptr;
   FeedResult* result_ = nullptr;
@@ -503,8 +580,8 @@ class Session::RawEcho {
 
 // ---------------------------------------------------------------------------------------------
 
-Session::Session(const ProtocolConfig& config)
-    : config_(std::make_unique<const ProtocolConfig>(config)) {
+Session::Session(const ProtocolConfig& config, MemoryScanner scan_memory)
+    : config_(std::make_unique<const ProtocolConfig>(config)), scan_memory_(scan_memory) {
   if (config.mode == ProtocolMode::http) {
     start(Protocol::http);
   } else if (config.mode == ProtocolMode::raw) {
@@ -519,7 +596,7 @@ Session& Session::operator=(Session&&) noexcept = default;
 void Session::start(Protocol protocol) {
   protocol_ = protocol;
   if (protocol == Protocol::http) {
-    http_ = std::make_unique<HttpParser>(*config_);
+    http_ = std::make_unique<HttpParser>(*config_, scan_memory_);
     if (keep_alive_ended_) {
       http_->end_keep_alive();
     }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/protocol/fault_route.hpp"
@@ -18,6 +19,13 @@ namespace echolab {
 // Where the connection stands in its current request, for the driver's timeouts: between
 // requests (idle), inside a request's header section, or inside its body (trailers too).
 enum class RequestPhase { idle, header, body };
+
+// Reads the memory of the calling process for tokens that start with `prefix` and returns the
+// body of the /leak answer. It makes system calls, so the Session only calls the one it is
+// given: the drivers give common/posix/memory_scan.hpp's, the unit tests their own. (Not a
+// field of ProtocolConfig: prefork's configuration crosses an exec as bytes, and a function's
+// address does not.)
+using MemoryScanner = std::string (*)(std::string_view prefix);
 
 // What one call to Session::feed() produced, for the driver to act on and to report.
 struct FeedResult {
@@ -30,7 +38,8 @@ struct FeedResult {
 
 class Session {
  public:
-  explicit Session(const ProtocolConfig& config);
+  // Without a scanner, /leak answers 501.
+  explicit Session(const ProtocolConfig& config, MemoryScanner scan_memory = nullptr);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -84,6 +93,7 @@ class Session {
 
   // On the heap, so that the parser's reference to it survives a move of the Session.
   std::unique_ptr<const ProtocolConfig> config_;
+  MemoryScanner scan_memory_ = nullptr;
   Protocol protocol_ = Protocol::undecided;
   std::string detect_buffer_;  // first bytes held back until the protocol is known
   std::string output_;

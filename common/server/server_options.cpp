@@ -170,7 +170,8 @@ void add_server_options(CLI::App& app, ServerOptions& options) {
       ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 32))
       ->capture_default_str();
   app.add_flag("--fault-injection", options.protocol.fault_injection,
-               "Enable GET /crash, /sleep?ms=N and /burn?us=N (off: they answer 404)");
+               "Enable GET /crash, /sleep?ms=N, /burn?us=N, /leak?prefix=P and /corrupt (off: "
+               "they answer 404)");
 }
 
 int parse_command_line(CLI::App& app, int argc, char** argv) {

@@ -21,12 +21,12 @@ PYTHON = "/usr/bin/python3"
 VERDICTS = {"holds", "does not hold", "partly", "not measured"}
 SECTIONS = ("## Machine and limits", "## Throughput and latency", "## Open loop", "## Connection churn",
             "## 10,000 connections", "## Blocking work", "## Crash containment", "## Blast radius",
-            "## Slow clients",
+            "## Slow clients", "## Memory isolation",
             "## Raw costs", "## Claims", "## Charts")
 CLAIM_KEYS = ("process_creation", "thread_creation", "creation_ratio", "crash_containment",
               "switch_ratio", "tlb_flush", "stack_size", "ten_thousand", "address_spaces",
               "slow_connection_cost", "hybrid_tradeoff", "communication", "thread_exhaustion",
-              "fork_descriptors")
+              "fork_descriptors", "memory_disclosure", "heap_corruption")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Only "it hung": the quick run takes minutes, longer on a slow or busy machine.
 HUNG_S = 15 * 60
@@ -381,6 +381,20 @@ def test_slow_clients_are_cut_by_the_timeouts_and_the_pool_keeps_serving(quick_r
     assert claim["verdict"] in VERDICTS - {"not measured"}
     for model in MODELS:
         assert f"{model}: normal clients" in claim["measured"]
+
+
+def test_memory_isolation_walls_off_processes_and_not_threads(quick_run):
+    out_dir, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    for model in MODELS:
+        fig = lambda scenario, name: figure(results, scenario, model, name, [])  # noqa: E731
+        assert fig("disclosure", "live_found_other_processes") == 0, model
+        assert fig("disclosure", "live_found_own_process") == fig("disclosure", "live_own_process"), model
+        assert fig("corruption", "corrupted_other_processes") == 0, model
+        assert fig("corruption", "corrupted_own_process") == fig("corruption", "clients_own_process"), model
+    for model in ("threads", "pool"):
+        assert figure(results, "disclosure", model, "live_other_processes", []) == 0
+        assert figure(results, "corruption", model, "clients_other_processes", []) == 0
 
 
 def test_no_process_outlives_the_run(quick_run):

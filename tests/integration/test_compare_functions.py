@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from compare import claims, hgrm, probes, run, scenarios, slow_clients
+from compare import claims, hgrm, isolation, probes, run, scenarios, slow_clients
 from compare.figures import Recorder
 from compare.loadtools import parse_wrk_text
 from compare.metrics import Scrape, bucket_delta, histogram_quantile, parse_exposition
@@ -229,7 +229,52 @@ def test_the_progress_count_is_what_the_scenarios_attempt(monkeypatch, quick, wi
     slow_clients.slow_clients(bench, 0)
     assert bench.steps == slow_clients.steps(plan)
     expected = (len(probes.READERS) + repeated) * plan.repetitions + bench.steps
-    assert run.progress_steps(plan, with_wrk, peer_steps=7) == expected + 7
+    bench = CountingBench(plan)
+    isolation.run(bench, 0)
+    assert bench.steps == isolation.STEPS
+    assert run.progress_steps(plan, with_wrk, peer_steps=7) == expected + bench.steps + 7
+
+
+def isolation_recorder(prefork_read: int = 0, threads_read: int = 4, hybrid_other_corrupted: int = 0) -> Recorder:
+    """The two memory-isolation experiments as four models would give them, 4 live clients each."""
+    recorder = Recorder()
+    own = {"prefork": 0, "threads": 4, "pool": 4, "hybrid": 2}
+    for model in scenarios.MODELS:
+        found_own = threads_read if model == "threads" else own[model]
+        recorder.add("disclosure", (), model, {
+            "live_own_process": own[model], "live_found_own_process": found_own,
+            "live_other_processes": 4 - own[model],
+            "live_found_other_processes": prefork_read if model == "prefork" else 0,
+            "closed_found_other_processes": 0})
+        recorder.add("corruption", (), model, {
+            "clients_own_process": own[model], "corrupted_own_process": own[model],
+            "clients_other_processes": 4 - own[model],
+            "corrupted_other_processes": hybrid_other_corrupted if model == "hybrid" else 0,
+            "process_survived": 1})
+    return recorder
+
+
+def test_the_memory_claims_hold_only_when_processes_wall_off_what_threads_share():
+    assert claims.memory_disclosure(claims.Figures(isolation_recorder())).verdict == claims.HOLDS
+    assert claims.memory_disclosure(claims.Figures(isolation_recorder(prefork_read=1))).verdict == claims.PARTLY
+    assert claims.memory_disclosure(claims.Figures(isolation_recorder(threads_read=3))).verdict == claims.PARTLY
+    assert claims.memory_disclosure(claims.Figures(Recorder())).verdict == claims.NOT_MEASURED
+    assert claims.heap_corruption(claims.Figures(isolation_recorder())).verdict == claims.HOLDS
+    assert (claims.heap_corruption(claims.Figures(isolation_recorder(hybrid_other_corrupted=1))).verdict
+            == claims.DOES_NOT_HOLD)
+    assert claims.heap_corruption(claims.Figures(Recorder())).verdict == claims.NOT_MEASURED
+
+
+def test_the_isolation_figures_split_clients_by_the_process_that_served_them():
+    canaries = ["tokA", "tokB", "tokC", "tokD"]
+    figures = isolation.disclosure_figures(10, {"tokA", "tokC", "tokD"}, None, canaries, [10, 11, 10, 11], live=2)
+    assert (figures["live_own_process"], figures["live_found_own_process"]) == (1, 1)
+    assert (figures["live_other_processes"], figures["live_found_other_processes"]) == (1, 0)
+    assert (figures["closed_found_own_process"], figures["closed_found_other_processes"]) == (1, 1)
+    answers = [isolation.CORRUPTED_GREETING, isolation.GREETING, None]
+    figures = isolation.corruption_figures(answers, [10, 11, 11], 10, survived=True)
+    assert (figures["corrupted_own_process"], figures["intact_other_processes"]) == (1, 1)
+    assert figures["no_answer_other_processes"] == 1 and figures["process_survived"] == 1
 
 
 def test_the_full_plan_repeats_three_times_and_the_quick_one_once_with_a_smaller_hold():
@@ -318,7 +363,7 @@ def test_a_claim_or_a_section_that_raises_costs_neither_the_report_nor_results_j
                 'report section "10,000 connections": ZeroDivisionError: float division by zero']
     assert results["failures"] == expected
     verdicts = {c["key"]: c["verdict"] for c in results["claims"]}
-    assert verdicts["switch_ratio"] == claims.NOT_MEASURED and len(verdicts) == 14
+    assert verdicts["switch_ratio"] == claims.NOT_MEASURED and len(verdicts) == 16
     report_text = (tmp_path / "report.md").read_text()
     assert "## 10,000 connections\n\nNot rendered: ZeroDivisionError: float division by zero" in report_text
     failures = report_text.split("## Failures", 1)[1]
@@ -328,7 +373,7 @@ def test_a_claim_or_a_section_that_raises_costs_neither_the_report_nor_results_j
 def test_a_run_in_which_nothing_failed_exits_0_with_every_claim(tmp_path, monkeypatch):
     assert conclude_with(tmp_path, monkeypatch, Recorder()) == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["failures"] == [] and len(results["claims"]) == 14
+    assert results["failures"] == [] and len(results["claims"]) == 16
     assert "## Failures" not in (tmp_path / "report.md").read_text()
     assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
 

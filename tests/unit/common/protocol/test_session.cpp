@@ -311,6 +311,49 @@ TEST(SessionFaults, BadParameterGets400AndKeepsTheConnection) {
   EXPECT_FALSE(result.closed);
 }
 
+TEST(SessionMemoryRoutes, OffByDefaultAnswer404) {
+  for (const char* path : {"/leak?prefix=canary0042", "/corrupt"}) {
+    const Exchange result = converse("GET " + std::string(path) + " HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(status_line(result.output), "HTTP/1.1 404 Not Found") << path;
+  }
+}
+
+std::string fake_scan(std::string_view prefix) { return "scanned for " + std::string(prefix); }
+
+TEST(SessionMemoryRoutes, LeakAnswersWhatTheScannerReturns) {
+  Session session(config_with(ProtocolMode::detect, true), fake_scan);
+  const Exchange result = converse(session, "GET /leak?prefix=canary0042 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(status_line(result.output), "HTTP/1.1 200 OK");
+  EXPECT_TRUE(result.output.ends_with("\r\n\r\nscanned for canary0042"));
+  EXPECT_TRUE(result.faults.empty());
+}
+
+TEST(SessionMemoryRoutes, LeakWithoutAScannerIs501AndABadPrefix400) {
+  const ProtocolConfig faults_on = config_with(ProtocolMode::detect, true);
+  EXPECT_EQ(status_line(converse("GET /leak?prefix=canary0042 HTTP/1.1\r\n\r\n", faults_on).output),
+            "HTTP/1.1 501 Not Implemented");
+  const Exchange bad = converse("GET /leak?prefix=x HTTP/1.1\r\n\r\n", faults_on);
+  EXPECT_EQ(status_line(bad.output), "HTTP/1.1 400 Bad Request");
+  EXPECT_FALSE(bad.closed);
+}
+
+// The greeting belongs to the process, so the corruption runs in a child of its own, where it
+// must show on every other session of that process (and the tests here keep theirs intact).
+TEST(SessionMemoryRoutes, CorruptChangesTheGreetingOfEverySessionOfTheProcess) {
+  EXPECT_EXIT(
+      {
+        Session bystander(config_with());
+        const bool intact_before =
+            converse(bystander, "GET / HTTP/1.1\r\n\r\n").output == kGetResponse;
+        converse("GET /corrupt HTTP/1.1\r\n\r\n", config_with(ProtocolMode::detect, true));
+        const std::string after = converse(bystander, "GET / HTTP/1.1\r\n\r\n").output;
+        const bool corrupted = after.ends_with("\r\n\r\nHeap smashed!");
+        std::exit(intact_before && corrupted ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  EXPECT_EQ(converse("GET / HTTP/1.1\r\n\r\n").output, kGetResponse);
+}
+
 TEST(SessionRaw, EchoesBytesUnchangedIncludingNul) {
   const std::string bytes("\x00\x01raw\xff\n", 7);
   const Exchange result = converse(bytes);
