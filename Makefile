@@ -51,7 +51,7 @@ asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ $(CCACHE_FLAGS) \
 	  -DECHOLAB_SANITIZE="address;undefined" -DECHOLAB_FUZZ=ON -DECHOLAB_BENCH=OFF
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target echolab_unit_tests fuzz_session echolab-threads echolab-pool
-	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L unit
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L "^unit$$"
 	# The threads and pool servers at the shutdown deadline with a handler stuck past it:
 	# nothing may be freed under a live thread. Any report fails the test (it reads the log).
 	cd tests/integration && ASAN_OPTIONS="halt_on_error=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
@@ -62,7 +62,7 @@ tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ $(CCACHE_FLAGS) \
 	  -DECHOLAB_SANITIZE=thread -DECHOLAB_BENCH=OFF
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target echolab_unit_tests echolab-threads echolab-pool echolab-hybrid
-	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -L unit
+	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -L "^unit$$"
 	# The servers with threads (hybrid's are its metrics process's), driven by their
 	# integration tests, the acceptor's stop racing its accepts among them
 	# (test_async_hardening); any report fails them.
