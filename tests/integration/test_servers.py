@@ -83,7 +83,11 @@ def test_ab_keep_alive_has_no_failures(server):
 
 @pytest.mark.parametrize("script", [None, POST_ECHO_LUA], ids=["get", "post-echo"])
 def test_wrk_has_no_errors(server, script):
-    report = run_wrk("-t2", "-c100", *(["-s", script] if script else []), server.url("/"), seconds=3)
+    # wrk counts an answer later than its --timeout (2 s by default) as an error: under a
+    # sanitizer on a busy machine the threads server answered some of 100 connections after
+    # 1.95 s. Correctness is the question here; only an answer 30 s late means a hang.
+    report = run_wrk("-t2", "-c100", "--timeout", "30s", *(["-s", script] if script else []), server.url("/"),
+                     seconds=3)
     assert "Socket errors" not in report, report
     assert "Non-2xx" not in report, report
     requests = int(re.search(r"(\d+) requests in", report).group(1))
