@@ -51,6 +51,14 @@ def session_members(session_id: int, include_zombies: bool = False) -> list[int]
             if session == session_id and (include_zombies or state != "Z")]
 
 
+def assert_session_empties(session_id: int, limit_s: float = 30) -> None:
+    """Every process of a killed probe's session goes (limit_s only says "it hung")."""
+    deadline = time.monotonic() + limit_s
+    while session_members(session_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert session_members(session_id) == []
+
+
 def run_probe(*args: str, timeout: float = 60,
               preexec_fn=None) -> tuple[subprocess.CompletedProcess, list[int]]:
     """Runs echolab-probe in a session of its own; returns its result and what it left."""
@@ -354,10 +362,7 @@ def test_children_die_with_a_killed_probe():
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    deadline = time.monotonic() + 30
-    while session_members(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert session_members(process.pid) == []
+    assert_session_empties(process.pid)
 
 
 @pytest.mark.parametrize("args, option", [(["context-switch", "--round-trips", "1"], "--round-trips"),
@@ -460,10 +465,7 @@ def test_thread_exhaustion_leaves_no_thread_behind_when_killed():
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    deadline = time.monotonic() + 30
-    while session_members(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert session_members(process.pid) == []
+    assert_session_empties(process.pid)
 
 
 def test_fork_descriptors_gives_three_increasing_levels():
