@@ -28,6 +28,8 @@ SECTIONS = (
     ("blast_radius", "Blast radius", lambda r: f"hybrid --workers {r[0]}"),
     ("slow_clients", "Slow clients", lambda r: f"{r[0].replace('_', ' ')}, {r[1]}"),
     ("probe", "Raw costs (echolab-probe)", lambda r: str(r[0])),
+    ("disclosure", "Memory disclosure (GET /leak)", lambda r: "one compromised handler's scan"),
+    ("corruption", "Heap corruption (GET /corrupt)", lambda r: "one corrupting request, then every client"),
     ("peers", "Peers", lambda r: f"{r[0]}, {r[1]:,} connections"),
 )
 TITLES = {key: title for key, title, _ in SECTIONS}
@@ -35,7 +37,9 @@ TITLES = {key: title for key, title, _ in SECTIONS}
 CLAIM_EXPERIMENTS = {"process_creation": "probe", "thread_creation": "probe", "creation_ratio": "probe",
                      "crash_containment": "crash", "switch_ratio": "probe", "tlb_flush": "probe",
                      "stack_size": "probe", "ten_thousand": "hold", "address_spaces": "hold",
-                     "slow_connection_cost": "slow_clients", "hybrid_tradeoff": "blast_radius"}
+                     "slow_connection_cost": "slow_clients", "hybrid_tradeoff": "blast_radius",
+                     "communication": "probe", "thread_exhaustion": "probe", "fork_descriptors": "probe",
+                     "memory_disclosure": "disclosure", "heap_corruption": "corruption"}
 UNIT = re.compile(r"_(us|ms|kib|mib|ns|percent|ratio)(?=_|$)")
 UNIT_KINDS = {"us": ("us", 0), "ms": ("ms", 1), "kib": ("kib", 1), "mib": ("mib", 1), "ns": ("ns", 0),
               "percent": ("percent1", 1), "ratio": ("ratio", 1)}

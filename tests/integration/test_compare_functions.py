@@ -364,6 +364,9 @@ def test_a_claim_or_a_section_that_raises_costs_neither_the_report_nor_results_j
     assert results["failures"] == expected
     verdicts = {c["key"]: c["verdict"] for c in results["claims"]}
     assert verdicts["switch_ratio"] == claims.NOT_MEASURED and len(verdicts) == 16
+    # Each claim's row on report.html links to the section of the experiment behind it.
+    assert set(verdicts) == set(run.report.html_report.CLAIM_EXPERIMENTS)
+    assert set(run.report.html_report.CLAIM_EXPERIMENTS.values()) <= set(run.report.html_report.TITLES)
     report_text = (tmp_path / "report.md").read_text()
     assert "## 10,000 connections\n\nNot rendered: ZeroDivisionError: float division by zero" in report_text
     failures = report_text.split("## Failures", 1)[1]
