@@ -110,10 +110,14 @@ def test_open_loop_keeps_its_schedule(server, tmp_path):
                                            "-d", "2s")
     assert_clean(code, result, stderr)
     assert result["mode"] == "open" and result["rate"] == 1000
-    # One request a millisecond from the start, never ahead of the schedule; a few may still
-    # be in flight when the run stops.
-    scheduled = 1000 * result["duration_s"]
-    assert 0.95 * scheduled <= result["requests"] <= scheduled + 2
+    # One request falls due a millisecond from the start, and none is sent ahead of the
+    # schedule. How many complete is the machine's speed (beside two Docker tests, 94 % of them
+    # did): what must hold is that every request due is accounted for, answered, in flight at
+    # the end, or never sent (within the run's tolerance, which assert_clean checked).
+    scheduled = 1000 * result["duration_planned_s"]
+    assert 0.99 * scheduled <= result["requests_due"] <= scheduled + 2
+    assert 0 < result["requests"] <= result["requests_due"]
+    assert_every_request_accounted_for(result)
 
 
 def test_pipelining(server, tmp_path):
