@@ -171,6 +171,17 @@ def creation_ratio(f: Figures) -> Claim:
     return Claim("creation_ratio", claim, measured, DOES_NOT_HOLD, f"the ratio is {direction} here" + noise)
 
 
+def two_halves(key: str, claim: str, measured: str, first: bool, second: bool, holds_why: str,
+               table: str) -> Claim:
+    """The verdict of a claim with two halves (processes contain it; threads share it): holds
+    when both were observed, partly when one was."""
+    if first and second:
+        return Claim(key, claim, measured, HOLDS, holds_why)
+    if first or second:
+        return Claim(key, claim, measured, PARTLY, f"only one half of the claim was observed: see the {table} table")
+    return Claim(key, claim, measured, DOES_NOT_HOLD, f"see the {table} table")
+
+
 def crash_containment(f: Figures, clients: int | None) -> Claim:
     claim = ("A crash in one process leaves the others running; a crash in one thread kills the "
              "whole process")
@@ -185,13 +196,8 @@ def crash_containment(f: Figures, clients: int | None) -> Claim:
     measured = "; ".join(parts)
     process_isolated = died["prefork"] < 0.5 and lost["prefork"] == 0
     threads_shared = all(died[m] >= 0.5 and lost[m] == clients for m in ("threads", "pool"))
-    if process_isolated and threads_shared:
-        return Claim("crash_containment", claim, measured, HOLDS,
-                     "the SIGSEGV killed one prefork child and every thread of the other servers")
-    if process_isolated or threads_shared:
-        return Claim("crash_containment", claim, measured, PARTLY,
-                     "only one half of the claim was observed: see the crash table")
-    return Claim("crash_containment", claim, measured, DOES_NOT_HOLD, "see the crash table")
+    return two_halves("crash_containment", claim, measured, process_isolated, threads_shared,
+                      "the SIGSEGV killed one prefork child and every thread of the other servers", "crash")
 
 
 def switch_ratio(f: Figures) -> Claim:
@@ -601,13 +607,9 @@ def memory_disclosure(f: Figures) -> Claim:
                 ", ".join(f"{m} {found:.0f} of {total:.0f}" for m, (found, total) in shared.items()))
     isolated = all(count == 0 for count in read_across.values())
     all_read = all(total > 0 and found == total for found, total in shared.values())
-    if isolated and all_read:
-        return Claim("memory_disclosure", claim, measured, HOLDS,
-                     "one compromised handler read every live canary of its process, and none of another process")
-    if isolated or all_read:
-        return Claim("memory_disclosure", claim, measured, PARTLY,
-                     "only one half was observed: see the memory disclosure table")
-    return Claim("memory_disclosure", claim, measured, DOES_NOT_HOLD, "see the memory disclosure table")
+    return two_halves("memory_disclosure", claim, measured, isolated, all_read,
+                      "one compromised handler read every live canary of its process, and none of another process",
+                      "memory disclosure")
 
 
 def heap_corruption(f: Figures) -> Claim:
