@@ -16,9 +16,10 @@ import pytest
 
 from dashboard_queries import (DASHBOARD_DIR, all_panels, dashboard_files, dashboard_queries, load_dashboards,
                                open_idle_connections, provoke_a_bad_request_and_a_raw_echo,
-                               start_an_unfinished_header, start_load, stop_traffic, substitute, targets_up,
-                               wait_for_dashboard_data)
+                               scrape_health, start_an_unfinished_header, start_load, stop_traffic, substitute,
+                               targets_up, wait_for_dashboard_data)
 from harness import LOOPBACK, MODELS, SOURCE_DIR, Server, free_port, run
+from scraping import scrape
 
 PROVISIONING_DIR = DASHBOARD_DIR / "provisioning"
 COMPOSE_FILE = SOURCE_DIR / "docker-compose.yml"
@@ -349,9 +350,10 @@ def query_range(prometheus_url: str, expr: str, start: float, end: float) -> lis
     return body["data"]["result"]
 
 
-def header_cuts_drawn(prometheus_url: str, start: float) -> list[str]:
-    """The slow-client panels in which some model draws no header timeout above zero."""
-    problems = []
+def header_cuts_missing(prometheus_url: str, start: float) -> dict[str, set[str]]:
+    """The slow-client panels in which some model draws no header timeout above zero, with
+    those models."""
+    missing = {}
     for dashboard, panel, expr, model_values in dashboard_queries():
         if TIMED_OUT not in expr or "$__rate_interval" not in expr:
             continue
@@ -363,16 +365,35 @@ def header_cuts_drawn(prometheus_url: str, start: float) -> list[str]:
                 if labels.get("kind") == "header" and any(float(v) > 0 for _, v in series["values"]):
                     cut.add(labels.get("model", model))
         if cut != set(MODELS):
-            problems.append(f"{dashboard} / {panel}: no header timeout drawn for "
-                            f"{sorted(set(MODELS) - cut)}")
-    return problems
+            missing[f"{dashboard} / {panel}"] = set(MODELS) - cut
+    return missing
+
+
+def header_timeouts_counted(servers: list[Server]) -> str:
+    """What each server's own /metrics says of its header timeouts: tells, when a panel draws
+    none, whether the server did not count one or Prometheus did not see it."""
+    return ", ".join(f"{server.model} {scrape(server).value(TIMED_OUT, kind='header'):.0f}"
+                     for server in servers)
 
 
 def test_the_timeout_panels_draw_the_header_timeout_of_every_model(loaded_servers_and_prometheus):
     url, started, servers = loaded_servers_and_prometheus
     start = time.time() - (time.monotonic() - started) - 5
-    deadline = time.monotonic() + HEADER_TIMEOUT_S + 4 * 4 * SCRAPE_INTERVAL_S
-    while (problems := header_cuts_drawn(url, start)) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not problems, "\n".join(problems)
+    deadline = time.monotonic() + HEADER_TIMEOUT_S + 8 * 4 * SCRAPE_INTERVAL_S
+    # A rate over four scrapes draws a single cut only if no scrape around it was missed,
+    # which a busy machine does not promise: a new unfinished header every round, for the
+    # models not drawn yet, gives each panel one cut after another until it draws one.
+    unfinished = []
+    try:
+        while (missing := header_cuts_missing(url, start)) and time.monotonic() < deadline:
+            not_drawn = set().union(*missing.values())
+            unfinished += [start_an_unfinished_header(server.port) for server in servers
+                           if server.model in not_drawn]
+            time.sleep(1)
+        assert not missing, "\n".join(
+            [f"{panel}: no header timeout drawn for {sorted(models)}" for panel, models in missing.items()]
+            + [f"header timeouts counted: {header_timeouts_counted(servers)}"] + scrape_health(url))
+    finally:
+        for conn in unfinished:
+            conn.close()
     assert all(server.alive() for server in servers)
