@@ -4,26 +4,23 @@
 
 FROM debian:bookworm-slim AS build
 # The libraries are those of scripts/install-deps.sh (a test keeps the two lists in step).
-# python3-minimal: CMake registers the integration tests with /usr/bin/python3 even when only
-# the binaries are built.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      cmake g++ make pkg-config python3-minimal \
+      cmake g++ make pkg-config \
       libasio-dev node-llhttp prometheus-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev \
       nlohmann-json3-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# The sources the binaries are built from, and nothing else, so that editing docs, dashboards
-# or Python tests does not rebuild the C++.
+# The sources the binaries are built from, and nothing else (no tests: ECHOLAB_TESTS=OFF), so
+# that editing docs, dashboards or tests does not rebuild the C++.
 COPY CMakeLists.txt ./
 COPY common common
 COPY servers servers
 COPY loadgen loadgen
 COPY probes probes
-COPY tests tests
 # Warnings are errors in the test builds (make test); here a warning that only one compiler
 # version and optimisation level raises must not stop the stack from building.
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF -DECHOLAB_WERROR=OFF \
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DECHOLAB_BENCH=OFF -DECHOLAB_TESTS=OFF -DECHOLAB_WERROR=OFF \
  && cmake --build /build -j "$(nproc)" \
       --target echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-load
 

@@ -4,6 +4,9 @@ RELEASE_BUILD ?= build-release
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
+# Tests at once: twice the cores, since most of a test's time is spent waiting (on timeouts,
+# on a server's start, on Docker), and every test asserts on events, never on speed.
+TEST_JOBS  ?= $(shell echo $$(( $$(nproc) * 2 )))
 FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
 QUICK ?=
@@ -38,7 +41,7 @@ build: deps $(BUILD)/CMakeCache.txt
 # Every test: format check, unit + integration tests, then the ASan+UBSan unit tests (and the
 # threads server's shutdown deadline under ASan+UBSan) and a bounded fuzz run of the Session.
 test: build format-check
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure -j $(TEST_JOBS)
 	$(MAKE) --no-print-directory asan fuzz
 
 unit: build
