@@ -240,11 +240,12 @@ void read_series(const FieldReader& read, RunReport& report) {
     SecondCounts& second = seconds[i];
     second.requests = read.count(path + ".requests");
     second.duration_s = read.number(path + ".duration_s");
+    const std::string by_kind = path + ".errors_by_kind";
     for (const ErrorKind kind : kErrorKinds) {
       const std::string name(to_string(kind));
-      if (read.at(path + ".errors_by_kind").contains(name)) {
+      if (read.at(by_kind).contains(name)) {
         second.errors[static_cast<std::size_t>(kind)] =
-            read.count(path + ".errors_by_kind." + name);
+            read.count(std::string(by_kind).append(".").append(name));
       }
     }
     if (!read.at(path + ".connections_open").is_null()) {
