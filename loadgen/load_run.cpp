@@ -69,7 +69,7 @@ class LoadRun {
     }
     watch_until_done();
     const auto stopped = Clock::now();
-    connections_open_by_second_.push_back(static_cast<std::uint64_t>(gauge_.open()));
+    connections_open_at_end_ = static_cast<std::uint64_t>(gauge_.open());
     stall_watch_.finish(stopped - plan_.start);
     window_end_ = WallClock::now();
     for (auto& worker : workers_) {
@@ -233,8 +233,13 @@ class LoadRun {
     }
     result.series.count_errors_at_end(ErrorKind::connect_unfinished,
                                       result.stats.error_count(ErrorKind::connect_unfinished));
-    for (std::size_t second = 0; second < connections_open_by_second_.size(); ++second) {
-      result.series.set_connections_open(second, connections_open_by_second_[second]);
+    // The seconds the once-a-second sample did not reach (the last, and any the watching
+    // thread was too late for at the end) get the count at the end of the run.
+    const std::size_t seconds = result.series.seconds().size();
+    for (std::size_t second = 0; second < seconds; ++second) {
+      result.series.set_connections_open(second, second < connections_open_by_second_.size()
+                                                     ? connections_open_by_second_[second]
+                                                     : connections_open_at_end_);
     }
     result.duration_s = seconds_between(plan_.start, stopped);
     result.hold_s = plan_.options.hold ? seconds_between(plan_.hold_start, stopped) : 0.0;
@@ -253,8 +258,9 @@ class LoadRun {
   std::vector<std::unique_ptr<LoadWorker>> workers_;
   std::vector<std::thread> threads_;
   std::uint64_t last_requests_ = 0;
-  // Read by the watching thread once a second, and once more at the end.
+  // Read by the watching thread as each second ends, and once more when the run does.
   std::vector<std::uint64_t> connections_open_by_second_;
+  std::uint64_t connections_open_at_end_ = 0;
   bool interrupted_ = false;
   bool finished_ = false;
   WallClock::time_point window_start_{};

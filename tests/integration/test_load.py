@@ -70,6 +70,7 @@ def assert_series_adds_up(result: dict) -> None:
     for kind in ERROR_KINDS + ("other",):
         assert sum(entry["errors_by_kind"].get(kind, 0) for entry in series) == result["errors"][kind]
     assert len(result["histograms"]["series_latency_ns"]) == len(series)
+    assert all(isinstance(entry["connections_open"], int) for entry in series), series
 
 
 def assert_series_percentiles_bound_the_total(result: dict) -> None:
