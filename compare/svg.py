@@ -192,7 +192,8 @@ def small_multiples(chart_id: str, title: str, panels: list[Panel], y_label: str
         parts.append(_panel_frame(panel, left, width, bottom, x_scale, y_scale, x_high))
         for run, line in enumerate(panel.lines):
             drawn = " ".join(f"{x_scale(x):.1f},{y_scale(y):.1f}" for x, y in line.points)
-            parts.append(f'<polyline class="curve" data-series="{escape(panel.series)}" data-run="{escape(line.series)}" '
+            parts.append(f'<polyline class="curve" data-series="{escape(panel.series)}" '
+                         f'data-run="{escape(line.series)}" '
                          f'fill="none" stroke-width="1.5" stroke-opacity="0.8" stroke="{colour(panel.series, index)}" '
                          f'stroke-dasharray="{DASHES[run % len(DASHES)]}" points="{drawn}">'
                          f'<title>{escape(panel.title)}: {escape(line.series)}</title></polyline>')

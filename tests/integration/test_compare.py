@@ -576,8 +576,9 @@ def test_the_html_report_draws_each_run_over_time(quick_run, page_in_browser):
     index = rows.index(first_row)
     assert series_charts.get(f"series-closed_loop-{index}-rate") == lines("closed_loop", "requests", row=first_row) > 0
     assert series_charts.get(f"series-closed_loop-{index}-p99") == lines("closed_loop", "p99_us", row=first_row) > 0
-    for name, part, column in (("rate", "load", "requests"), ("p99", "load", "p99_us"), ("held", "server", "connections"),
-                               ("cpu", "server", "cpu_cores"), ("pss", "server", "pss_mib")):
+    for name, part, column in (("rate", "load", "requests"), ("p99", "load", "p99_us"),
+                               ("held", "server", "connections"), ("cpu", "server", "cpu_cores"),
+                               ("pss", "server", "pss_mib")):
         assert series_charts.get(f"series-hold-0-{name}") == lines("hold", column, part) > 0, (name, series_charts)
     assert "details" in contents.elements
 
