@@ -84,6 +84,7 @@ class Recorder:
         self._failed: dict[tuple, list[str]] = defaultdict(list)
         self._order: list[tuple] = []
         self.notes: dict[tuple, list[str]] = defaultdict(list)
+        self._series: dict[tuple, list[dict]] = defaultdict(list)
 
     def _register(self, key: tuple) -> None:
         if key not in self._order:
@@ -120,6 +121,20 @@ class Recorder:
         """The difference recorded as `name` in each run (there, the median of the run's
         per-sample differences), with the spread of those run medians as its noise band."""
         return runs_difference([run.get(name) for run in self.runs(scenario, row, model)], render)
+
+    def add_series(self, scenario: str, row: tuple, model: str, run: dict) -> None:
+        """One recorded run over time (compare/series.py), once per run whatever its figures."""
+        self._series[(scenario, row, model)].append(run)
+
+    def series(self, scenario: str, row: tuple, model: str) -> list[dict]:
+        return self._series.get((scenario, row, model), [])
+
+    def series_json(self) -> dict:
+        """scenario -> list of {row, model, runs: [{run, load, server?}]}, in the order recorded."""
+        result: dict[str, list] = defaultdict(list)
+        for (scenario, row, model), runs in self._series.items():
+            result[scenario].append({"row": list(row), "model": model, "runs": runs})
+        return dict(result)
 
     def rows(self, scenario: str) -> list[tuple]:
         seen = []

@@ -10,7 +10,7 @@ import re
 from html import escape
 from pathlib import Path
 
-from . import hgrm, svg
+from . import hgrm, series, svg
 from .cells import rests_on, value_text
 from .figures import ratio_figure
 from .scenarios import raw_name
@@ -343,7 +343,53 @@ def scenario_sections(data: dict) -> str:
         if not entries:
             continue
         charts = SCENARIO_CHARTS.get(key, lambda d: "")(data)
-        parts.append(f'<h2 id="{key}">{escape(title)}</h2>{charts}{scenario_tables(key, entries, row_title, data)}')
+        parts.append(f'<h2 id="{key}">{escape(title)}</h2>{charts}{scenario_tables(key, entries, row_title, data)}'
+                     f'{series_charts(data, key, row_title)}')
+    return "".join(parts)
+
+
+# What the series charts draw: (chart name, title, y label, value kind, decimals, the points of
+# one run). The load's series for every run; the server's only where the hold scraped it.
+LOAD_SERIES_CHARTS = (
+    ("rate", "Requests per second", "requests/s", "number", 0, lambda run: series.rates(run["load"])),
+    ("p99", "p99 latency of each second", "p99", "us", 0, lambda run: series.points(run["load"], "p99_us")),
+)
+SERVER_SERIES_CHARTS = (
+    ("held", "Connections held (server, at each scrape)", "connections", "number", 0,
+     lambda run: series.points(run["server"], "connections", "at_s")),
+    ("cpu", "Server CPU between scrapes", "cores", "number", 2,
+     lambda run: series.points(run["server"], "cpu_cores", "at_s")),
+    ("pss", "Server memory (PSS) at each scrape", "PSS", "mib", 0,
+     lambda run: series.points(run["server"], "pss_mib", "at_s")),
+)
+
+
+def series_charts(data: dict, scenario: str, row_title) -> str:
+    """Each row of the experiment over time: small multiples, a panel per model and a line per
+    run, folded away under a <details> (a full run has dozens of them)."""
+    entries = (data.get("series") or {}).get(scenario) or []
+    rows: list[list] = []
+    for entry in entries:
+        if entry["row"] not in rows:
+            rows.append(entry["row"])
+    parts = []
+    for row_index, row in enumerate(rows):
+        models = [entry for entry in entries if entry["row"] == row]
+        with_server = any("server" in run for entry in models for run in entry["runs"])
+        charts = LOAD_SERIES_CHARTS + (SERVER_SERIES_CHARTS if with_server else ())
+        drawn = []
+        for name, title, y_label, kind, decimals, points in charts:
+            panels = [svg.Panel(entry["model"], entry["model"],
+                                [svg.Curve(run["run"] or f"run {i + 1}", points(run))
+                                 for i, run in enumerate(entry["runs"]) if name in ("rate", "p99") or "server" in run])
+                      for entry in models]
+            if any(len(line.points) >= 2 for panel in panels for line in panel.lines):
+                drawn.append(svg.small_multiples(
+                    f"series-{scenario}-{row_index}-{name}", f"{title}: {row_title(row)}", panels, y_label,
+                    lambda v, kind=kind, decimals=decimals: value_text(v, kind, decimals)))
+        if drawn:
+            parts.append(f"<details><summary>Over time, second by second: {escape(row_title(row))}</summary>"
+                         f"{''.join(drawn)}</details>")
     return "".join(parts)
 
 

@@ -94,6 +94,10 @@ def _read_echolab_load(run: LoadRun) -> dict:
         "failure": data.get("failure"),
         "interrupted": data.get("interrupted"),
         "attack": data.get("attack"),
+        # Older echolab-load JSON has no series.
+        "series": data.get("series"),
+        "window_start_unix_s": (data.get("window") or {}).get("start_unix_s"),
+        "raw_name": run.json_path.stem,
     }
 
 

@@ -563,6 +563,7 @@ class Results:
             "open_loop_rate": self.open_loop_rate,
             "servers": self.servers,
             "scenarios": self.recorder.to_json(),
+            "series": self.recorder.series_json(),
             "claims": [claim.to_json() for claim in self.claims],
             "charts": self.charts,
             "peers": self.peers.to_json() if self.peers is not None else None,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import keepalive, loadtools, machine, metrics
+from . import keepalive, loadtools, machine, metrics, processes, series
 from .figures import Recorder
 from .guard import one_line
 from .plan import Plan
@@ -163,6 +163,8 @@ class Bench:
         if reason is not None:
             self.recorder.fail(*key, reason)
             raise FailedRun(reason)
+        if columns := series.load_columns(result.get("series")):
+            self.recorder.add_series(*key, {"run": result.get("raw_name"), "load": columns})
         return result
 
     def run_load(self, server: Server, options: list[str], name: str, seconds: float,
@@ -345,9 +347,11 @@ def spawn_figures(before: metrics.Scrape, after: metrics.Scrape, connections: in
 # -- the 10,000-connection hold ---------------------------------------------------------------
 
 def _scrape_during(run: loadtools.LoadRun, server: Server, window: tuple[float, float],
-                   scrapes: int, mm_threads: dict[int, str]) -> list[tuple[metrics.Scrape, machine.KernelCpu, float]]:
+                   scrapes: int, mm_threads: dict[int, str],
+                   server_cpu: list[float] | None = None) -> list[tuple[metrics.Scrape, machine.KernelCpu, float]]:
     """Scrapes the server `scrapes` times spread over `window` (monotonic times) while the load
-    tool runs, each scrape with a reading of the kernel's CPU and its time."""
+    tool runs, each scrape with a reading of the kernel's CPU and its time; and, into
+    `server_cpu` when given, the server's own CPU seconds so far at each scrape."""
     begin, end = window
     step = (end - begin) / max(scrapes - 1, 1)
     due = begin
@@ -356,6 +360,8 @@ def _scrape_during(run: loadtools.LoadRun, server: Server, window: tuple[float, 
         if time.monotonic() >= due:
             samples.append((metrics.scrape(server.metrics_url, timeout=20), machine.kernel_cpu(mm_threads),
                             time.monotonic()))
+            if server_cpu is not None:
+                server_cpu.append(processes.group_cpu_seconds(server.process.pid))
             due = max(due + step, time.monotonic())
         time.sleep(0.05)
     return samples
@@ -387,8 +393,10 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server, idle: metrics.
     # The hold begins when the ramp ends; leave a moment for the last connects.
     margin = min(1.0, plan.hold_s / 4)
     window = (started + plan.ramp_s + margin, started + plan.ramp_s + plan.hold_s - margin)
-    readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads)
+    server_cpu: list[float] = []
+    readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads, server_cpu=server_cpu)
     result = bench.judged(("hold", (plan.hold_connections,), model), run.result(), plan.ramp_s + plan.hold_s)
+    add_server_series(bench, ("hold", (plan.hold_connections,), model), result, readings, server_cpu)
     figures = hold_figures(idle, [scrape for scrape, _, _ in readings], result)
     figures["memory_partial"] = 1 if memory_partial(model, figures["memory_scrape_ms"] / 1000) else 0
     figures.update(ramp_figures(idle, readings[0][0] if readings else None, plan, prestart))
@@ -399,6 +407,17 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server, idle: metrics.
     return (f"{figures['connections_held'] or 0:>6,.0f} held  RSS/conn "
             f"{_kib(figures['rss_per_connection_kib'])}  PSS/conn {_kib(figures['pss_per_connection_kib'])}  "
             f"p99 {_ms(figures['hold_p99_us'])}" + (f"  errors {figures['errors']:,.0f}" if figures["errors"] else ""))
+
+
+def add_server_series(bench: Bench, key: tuple, result: dict, readings: list, server_cpu: list[float]) -> None:
+    """The hold's scrapes as the server's series, beside the load's series of the same run."""
+    runs = bench.recorder.series(*key)
+    if not runs or runs[-1]["run"] != result.get("raw_name"):
+        return
+    wall_minus_monotonic = time.time() - time.monotonic()
+    runs[-1]["server"] = series.server_columns(
+        [(scrape, at, cpu) for (scrape, _, at), cpu in zip(readings, server_cpu)],
+        result.get("window_start_unix_s"), wall_minus_monotonic)
 
 
 def _kib(value: float | None) -> str:

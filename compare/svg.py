@@ -153,3 +153,65 @@ def percentile_chart(chart_id: str, title: str, curves: list[Curve], y_label: st
                      f'stroke="{colour(curve.series, index)}" points="{points}"><title>{escape(curve.series)}'
                      '</title></polyline>')
     return "\n".join(parts + ["</svg>"])
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One small multiple: a title (a model) and its lines (one per run), drawn in `series`'s colour."""
+
+    title: str
+    series: str
+    lines: list[Curve]
+
+
+SMALL_HEIGHT = 220
+PANEL_GAP = 14
+
+
+def small_multiples(chart_id: str, title: str, panels: list[Panel], y_label: str, tick_text,
+                    x_label: str = "seconds from the start of the run") -> str:
+    """Panels side by side on one shared linear y scale from 0 (so that panels compare), each
+    with one line per run: a run that stalled shows as the line that drops out of its bundle."""
+    xs = [x for panel in panels for line in panel.lines for x, _ in line.points] or [0.0, 1.0]
+    ys = [y for panel in panels for line in panel.lines for _, y in line.points] or [1.0]
+    bottom = SMALL_HEIGHT - 46
+    y_scale = Scale(0.0, max(max(ys) * 1.08, 1e-9), bottom, TOP + 22, log=False)
+    x_low, x_high = min(0.0, min(xs)), max(max(xs), 1.0)
+    width = (WIDTH - LEFT - RIGHT - PANEL_GAP * (len(panels) - 1)) / max(len(panels), 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="{escape(chart_id)}" class="chart small-multiples" '
+             f'role="img" viewBox="0 0 {WIDTH} {SMALL_HEIGHT}" width="{WIDTH}" height="{SMALL_HEIGHT}">',
+             f'<title>{escape(title)}</title>', f'<text x="{LEFT}" y="16" class="chart-title">{escape(title)}</text>',
+             f'<text x="12" y="{(TOP + bottom) / 2:.0f}" class="axis-label" '
+             f'transform="rotate(-90 12 {(TOP + bottom) / 2:.0f})">{escape(y_label)}</text>']
+    for tick in y_scale.ticks():
+        parts.append(f'<text x="{LEFT - 4}" y="{y_scale(tick) + 4:.1f}" class="tick" text-anchor="end">'
+                     f'{escape(tick_text(tick))}</text>')
+    for index, panel in enumerate(panels):
+        left = LEFT + index * (width + PANEL_GAP)
+        x_scale = Scale(x_low, x_high, left, left + width, log=False)
+        parts.append(_panel_frame(panel, left, width, bottom, x_scale, y_scale, x_high))
+        for run, line in enumerate(panel.lines):
+            drawn = " ".join(f"{x_scale(x):.1f},{y_scale(y):.1f}" for x, y in line.points)
+            parts.append(f'<polyline class="curve" data-series="{escape(panel.series)}" '
+                         f'data-run="{escape(line.series)}" '
+                         f'fill="none" stroke-width="1.5" stroke-opacity="0.8" stroke="{colour(panel.series, index)}" '
+                         f'stroke-dasharray="{DASHES[run % len(DASHES)]}" points="{drawn}">'
+                         f'<title>{escape(panel.title)}: {escape(line.series)}</title></polyline>')
+    parts.append(f'<text x="{(LEFT + WIDTH - RIGHT) / 2:.0f}" y="{SMALL_HEIGHT - 8}" class="axis-label" '
+                 f'text-anchor="middle">{escape(x_label)}</text>')
+    return "\n".join(parts + ["</svg>"])
+
+
+# One dash pattern per repetition, so that the runs of a panel are told apart in its one colour.
+DASHES = ("none", "6 3", "2 2", "8 3 2 3")
+
+
+def _panel_frame(panel: Panel, left: float, width: float, bottom: float, x_scale: Scale, y_scale: Scale,
+                 x_high: float) -> str:
+    grid = "".join(f'<line x1="{left:.1f}" x2="{left + width:.1f}" y1="{y_scale(t):.1f}" y2="{y_scale(t):.1f}" '
+                   f'class="grid"/>' for t in y_scale.ticks())
+    x_ticks = "".join(f'<text x="{x_scale(t):.1f}" y="{bottom + 14}" class="tick" text-anchor="{anchor}">{t:g}</text>'
+                      for t, anchor in ((0.0, "start"), (round(x_high), "end")))
+    return (f'{grid}<text x="{left + width / 2:.1f}" y="{TOP + 12}" class="legend" text-anchor="middle">'
+            f'{escape(panel.title)} ({len(panel.lines)} run{"s" if len(panel.lines) != 1 else ""})</text>'
+            f'<line x1="{left:.1f}" x2="{left + width:.1f}" y1="{bottom}" y2="{bottom}" class="grid"/>{x_ticks}')

@@ -111,6 +111,8 @@ void ClientConnection::fail(const asio::error_code& error, const char* during) {
 void ClientConnection::fail(ErrorKind kind, std::string_view message) {
   const bool had_progressed = state_ == State::open && progressed_since_connect_;
   context_.stats.count_error(kind, message);
+  // An error is rare, so reading the clock for its second costs nothing that matters.
+  context_.series.count_error(Clock::now(), kind);
   context_.live.count_error(kind);
   reconnect(had_progressed);
 }

@@ -187,6 +187,7 @@ void LoadConnection::count_replies(std::size_t replies, Clock::time_point now) {
     }
   }
   stats.requests += replies;
+  context_.series.record_replies(now, replies, latency);
   context_.live.count_replies(replies, latency);
   set_outstanding(outstanding_ - replies);
   made_progress();

@@ -69,6 +69,7 @@ class LoadRun {
     }
     watch_until_done();
     const auto stopped = Clock::now();
+    connections_open_at_end_ = static_cast<std::uint64_t>(gauge_.open());
     stall_watch_.finish(stopped - plan_.start);
     window_end_ = WallClock::now();
     for (auto& worker : workers_) {
@@ -124,6 +125,7 @@ class LoadRun {
     asio::steady_timer end_of_run(io, plan_.start + plan_.options.run_time());
     asio::steady_timer progress(io);
     asio::steady_timer stall_look(io);
+    asio::steady_timer connections_sample(io);
     asio::signal_set signals(io, SIGINT, SIGTERM);
     // The last progress tick may be queued already when the run ends, so cancelling the
     // timer is not enough: the tick checks `finished_` too.
@@ -132,6 +134,7 @@ class LoadRun {
       signals.cancel();
       progress.cancel();
       stall_look.cancel();
+      connections_sample.cancel();
     });
     signals.async_wait([&](const asio::error_code& error, int) {
       if (!error) {
@@ -140,13 +143,26 @@ class LoadRun {
         end_of_run.cancel();
         progress.cancel();
         stall_look.cancel();
+        connections_sample.cancel();
       }
     });
     if (!plan_.options.quiet) {
       tick(progress, 1);
     }
     look_for_stalls(stall_look);
+    sample_connections(connections_sample, 1);
     io.run();
+  }
+
+  // The connections open as second `second` begins: those open at the end of the one before.
+  void sample_connections(asio::steady_timer& timer, int second) {
+    timer.expires_at(plan_.start + std::chrono::seconds(second));
+    timer.async_wait([this, &timer, second](const asio::error_code& error) {
+      if (!error && !finished_) {
+        connections_open_by_second_.push_back(static_cast<std::uint64_t>(gauge_.open()));
+        sample_connections(timer, second + 1);
+      }
+    });
   }
 
   // Answers are good replies and replies found bad: a server that answers wrongly has not
@@ -212,6 +228,19 @@ class LoadRun {
       result.stats.merge(worker->stats());
     }
     result.stats.count_unfinished_connects(plan_.options.target.to_string());
+    for (const auto& worker : workers_) {
+      result.series.merge(worker->series());
+    }
+    result.series.count_errors_at_end(ErrorKind::connect_unfinished,
+                                      result.stats.error_count(ErrorKind::connect_unfinished));
+    // The seconds the once-a-second sample did not reach (the last, and any the watching
+    // thread was too late for at the end) get the count at the end of the run.
+    const std::size_t seconds = result.series.seconds().size();
+    for (std::size_t second = 0; second < seconds; ++second) {
+      result.series.set_connections_open(second, second < connections_open_by_second_.size()
+                                                     ? connections_open_by_second_[second]
+                                                     : connections_open_at_end_);
+    }
     result.duration_s = seconds_between(plan_.start, stopped);
     result.hold_s = plan_.options.hold ? seconds_between(plan_.hold_start, stopped) : 0.0;
     result.connections_open_peak = static_cast<std::uint64_t>(gauge_.peak());
@@ -229,6 +258,9 @@ class LoadRun {
   std::vector<std::unique_ptr<LoadWorker>> workers_;
   std::vector<std::thread> threads_;
   std::uint64_t last_requests_ = 0;
+  // Read by the watching thread as each second ends, and once more when the run does.
+  std::vector<std::uint64_t> connections_open_by_second_;
+  std::uint64_t connections_open_at_end_ = 0;
   bool interrupted_ = false;
   bool finished_ = false;
   WallClock::time_point window_start_{};

@@ -36,6 +36,7 @@ class LoadWorker {
   [[nodiscard]] const LiveCounters& live() const { return context_.live; }
   // Complete once run() has returned.
   [[nodiscard]] const LoadStats& stats() const { return context_.stats; }
+  [[nodiscard]] const SecondSeries& series() const { return context_.series; }
 
  private:
   void open_due_connections();

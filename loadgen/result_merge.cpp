@@ -21,21 +21,20 @@ class FieldReader {
     throw MergeRefused(file_ + ": field \"" + field + "\" " + why);
   }
 
-  // The member at a dotted path ("histograms.latency_ns"); refused when missing.
+  // The member at a dotted path ("histograms.latency_ns", "series.3.requests": a number
+  // indexes an array); refused when missing.
   const Json& at(const std::string& path) const {
     const Json* node = &root_;
     std::size_t begin = 0;
     while (begin <= path.size()) {
       const auto dot = std::min(path.find('.', begin), path.size());
-      const std::string key = path.substr(begin, dot - begin);
-      if (!node->is_object() || !node->contains(key)) {
-        refuse(path, "is missing");
-      }
-      node = &(*node)[key];
+      node = child(*node, path.substr(begin, dot - begin), path);
       begin = dot + 1;
     }
     return *node;
   }
+
+  bool has(const std::string& key) const { return root_.is_object() && root_.contains(key); }
 
   std::uint64_t count(const std::string& path) const {
     const Json& value = at(path);
@@ -106,6 +105,19 @@ class FieldReader {
   }
 
  private:
+  const Json* child(const Json& node, const std::string& key, const std::string& path) const {
+    if (node.is_array() && !key.empty() &&
+        key.find_first_not_of("0123456789") == std::string::npos) {
+      const auto index = std::stoull(key);
+      if (index < node.size()) {
+        return &node[index];
+      }
+    } else if (node.is_object() && node.contains(key)) {
+      return &node[key];
+    }
+    refuse(path, "is missing");
+  }
+
   const std::string& file_;
   const Json& root_;
 };
@@ -209,6 +221,45 @@ void read_stalls(const FieldReader& read, const std::string& file, RunReport& re
     // A stall of a result that was itself merged keeps the file it was first seen in.
     report.stall_files.push_back(stalls[i].contains("file") ? stall.text("file") : file);
   }
+}
+
+// The series and its histograms, one per second; a result written before series existed has
+// none, and then neither has the merge.
+void read_series(const FieldReader& read, RunReport& report) {
+  if (!read.has("series")) {
+    return;
+  }
+  const Json& entries = read.at("series");
+  const Json& histograms = read.at("histograms.series_latency_ns");
+  if (!entries.is_array() || !histograms.is_array() || histograms.size() != entries.size()) {
+    read.refuse("histograms.series_latency_ns", "is not one histogram per second of \"series\"");
+  }
+  std::vector<SecondCounts> seconds(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const std::string path = "series." + std::to_string(i);
+    SecondCounts& second = seconds[i];
+    second.requests = read.count(path + ".requests");
+    second.duration_s = read.number(path + ".duration_s");
+    const std::string by_kind = path + ".errors_by_kind";
+    for (const ErrorKind kind : kErrorKinds) {
+      const std::string name(to_string(kind));
+      if (read.at(by_kind).contains(name)) {
+        second.errors[static_cast<std::size_t>(kind)] =
+            read.count(std::string(by_kind).append(".").append(name));
+      }
+    }
+    if (!read.at(path + ".connections_open").is_null()) {
+      second.connections_open = read.count(path + ".connections_open");
+    }
+    const LatencyHistogram latency =
+        read.histogram("histograms.series_latency_ns." + std::to_string(i));
+    if (latency.count() != second.requests) {
+      read.refuse(path + ".requests", "differs from its histogram's count");
+    }
+    second.latency_buckets = latency.non_empty_buckets();
+    second.latency_exact = latency.exact();
+  }
+  report.series = SecondSeries::restore(std::move(seconds));
 }
 
 std::optional<Shard> read_shard(const FieldReader& read, std::uint64_t& connections_total) {
@@ -352,6 +403,24 @@ void merge_stalls(const std::vector<LoadedResult>& results, RunReport& merged) {
   }
 }
 
+// Every file's series added by wall-clock second: a file's second k is the merged window's
+// second k plus its start's offset from the earliest start, to the nearest second (replicas
+// started with --start-at begin within milliseconds, so their seconds line up). A file
+// without a series (written before there were any) leaves the merge without one: a partial
+// sum would pass for the whole.
+void merge_series(const std::vector<LoadedResult>& results, RunReport& merged) {
+  merged.series = SecondSeries();
+  for (const LoadedResult& result : results) {
+    if (result.report.series.seconds().empty() && !result.json.contains("series")) {
+      merged.series = SecondSeries();
+      return;
+    }
+    const double offset_s =
+        std::chrono::duration<double>(result.report.window_start - merged.window_start).count();
+    merged.series.merge(result.report.series, static_cast<std::size_t>(std::llround(offset_s)));
+  }
+}
+
 MergedPart part_of(const LoadedResult& result) {
   return {.file = result.file,
           .shard = result.shard,
@@ -401,6 +470,7 @@ LoadedResult read_result(const std::string& file, const std::string& text) {
   result.report.connections_open_peak = read.count("connections_open_peak");
   result.report.interrupted = read.flag("interrupted");
   read_stalls(read, file, result.report);
+  read_series(read, result.report);
   return result;
 }
 
@@ -435,6 +505,7 @@ RunReport merge_results(const std::vector<LoadedResult>& results) {
   merged.duration_s =
       std::chrono::duration<double>(merged.window_end - merged.window_start).count();
   merge_stalls(results, merged);
+  merge_series(results, merged);
   return merged;
 }
 

@@ -54,12 +54,54 @@ Json buckets_json(const LatencyHistogram& histogram) {
           {"buckets", std::move(buckets)}};
 }
 
+// Each second's latencies without loss, so that a merge computes a second's percentiles from
+// every file's samples of that second.
+Json series_histograms_json(const SecondSeries& series) {
+  Json seconds = Json::array();
+  for (const SecondCounts& second : series.seconds()) {
+    seconds.push_back(buckets_json(second.latency_ns()));
+  }
+  return seconds;
+}
+
 Json histograms_json(const RunReport& report) {
   return {{"layout", histogram_layout_json()},
           {"latency_ns", buckets_json(report.stats.latency_ns)},
           {"connect_ns", buckets_json(report.stats.connect_ns)},
           {"hold_latency_ns",
-           report.options.hold ? buckets_json(report.stats.hold_latency_ns) : Json(nullptr)}};
+           report.options.hold ? buckets_json(report.stats.hold_latency_ns) : Json(nullptr)},
+          {"series_latency_ns", series_histograms_json(report.series)}};
+}
+
+// One entry per second of the run; percentiles null in a second that completed no request.
+Json series_json(const SecondSeries& series) {
+  Json entries = Json::array();
+  for (std::size_t index = 0; index < series.seconds().size(); ++index) {
+    const SecondCounts& second = series.seconds()[index];
+    const LatencyHistogram latency = second.latency_ns();
+    const auto percentile_us = [&latency](double percentile) {
+      return latency.count() == 0 ? Json(nullptr)
+                                  : Json(microseconds(latency.value_at_percentile(percentile)));
+    };
+    Json entry = {{"second", std::uint64_t{index}},
+                  {"duration_s", std::round(second.duration_s * 1e6) / 1e6},
+                  {"requests", second.requests},
+                  {"errors", second.total_errors()}};
+    Json& by_kind = entry["errors_by_kind"] = Json::object();
+    for (const ErrorKind kind : kErrorKinds) {
+      if (const auto count = second.errors[static_cast<std::size_t>(kind)]; count > 0) {
+        by_kind[to_string(kind)] = count;
+      }
+    }
+    entry["p50_us"] = percentile_us(50.0);
+    entry["p90_us"] = percentile_us(90.0);
+    entry["p99_us"] = percentile_us(99.0);
+    entry["max_us"] = latency.count() == 0 ? Json(nullptr) : Json(microseconds(latency.max()));
+    entry["connections_open"] =
+        second.connections_open ? Json(*second.connections_open) : Json(nullptr);
+    entries.push_back(std::move(entry));
+  }
+  return entries;
 }
 
 Json window_json(WallClock::time_point start, WallClock::time_point end) {
@@ -121,6 +163,50 @@ Json to_json(const LatencyHistogram& histogram) {
   }
   json["max"] = microseconds(histogram.max());
   return json;
+}
+
+// `pretty` (indented JSON) with each array of numbers on one line: a histogram's [value,
+// count] pairs, one per line as the indentation puts them, were most of a result's lines.
+std::string with_number_arrays_inline(const std::string& pretty) {
+  std::string out;
+  out.reserve(pretty.size());
+  bool in_string = false;
+  for (std::size_t i = 0; i < pretty.size(); ++i) {
+    const char c = pretty[i];
+    out += c;
+    if (in_string) {
+      if (c == '\\' && i + 1 < pretty.size()) {
+        out += pretty[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if (c != '[') {
+      continue;
+    }
+    const std::size_t close = pretty.find_first_of("[]{}\"", i + 1);
+    if (close == std::string::npos || pretty[close] != ']') {
+      continue;
+    }
+    // Only numbers, commas and white space up to the bracket that closes it: one line.
+    for (std::size_t j = i + 1; j < close; ++j) {
+      if (pretty[j] == '\n') {
+        while (j + 1 < close && pretty[j + 1] == ' ') {
+          ++j;
+        }
+      } else {
+        out += pretty[j] == ',' ? std::string(", ") : std::string(1, pretty[j]);
+      }
+    }
+    out += ']';
+    i = close;
+  }
+  return out;
 }
 
 }  // namespace
@@ -460,11 +546,13 @@ void write_json(std::ostream& out, const RunReport& report) {
       first_errors[to_string(kind)] = stats.first_error[static_cast<std::size_t>(kind)];
     }
   }
+  json["series"] = series_json(report.series);
   json["merged_from"] = merged_from_json(report);
   json["histograms"] = histograms_json(report);
   // The request path comes from the command line and may hold bytes that are not UTF-8: they
   // are replaced, where the library would otherwise throw after the run has been done.
-  out << json.dump(2, ' ', false, Json::error_handler_t::replace) << '\n';
+  out << with_number_arrays_inline(json.dump(2, ' ', false, Json::error_handler_t::replace))
+      << '\n';
 }
 
 void write_summary(std::ostream& out, const RunReport& report) {

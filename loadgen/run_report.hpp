@@ -11,6 +11,7 @@
 
 #include "loadgen/load_options.hpp"
 #include "loadgen/load_stats.hpp"
+#include "loadgen/second_series.hpp"
 #include "loadgen/stall_watch.hpp"
 #include "loadgen/start_time.hpp"
 
@@ -29,6 +30,7 @@ struct MergedPart {
 struct RunReport {
   LoadOptions options;
   LoadStats stats;
+  SecondSeries series;    // the run second by second, from window_start
   double duration_s = 0;  // from the first connect to the end, ramp included
   double hold_s = 0;      // how long every connection was held (hold mode)
   std::uint64_t connections_open_peak = 0;

@@ -17,6 +17,7 @@
 #include "loadgen/load_stats.hpp"
 #include "loadgen/request_template.hpp"
 #include "loadgen/schedule.hpp"
+#include "loadgen/second_series.hpp"
 
 namespace echolab::load {
 
@@ -96,6 +97,8 @@ struct WorkerContext {
   asio::io_context& io;
   ConnectionGauge& gauge;
   LoadStats stats{};
+  // The same counts second by second; finished when the thread stops.
+  SecondSeries series{plan.start};
   LiveCounters live{};
   // Where a connection whose own small buffer came back full drains the rest of its socket.
   // It does so within one handler, so the thread's connections can share this one.

@@ -221,6 +221,52 @@ def test_results_hold_every_figure_and_they_are_plausible(quick_run):
         figure(results, "probe", "machine", "default_stack_rss_kib", ["thread-memory"]) > 0
 
 
+def series_of(results: dict, scenario: str, model: str, row: list | None = None) -> list[dict]:
+    return [run for entry in results["series"].get(scenario, [])
+            if entry["model"] == model and (row is None or entry["row"] == row) for run in entry["runs"]]
+
+
+def recorded_runs(results: dict, scenario: str, model: str, name: str, row: list | None = None) -> list[float]:
+    """The value of figure `name` in each run that was recorded (a failed run has none)."""
+    for entry in results["scenarios"].get(scenario, []):
+        if entry["model"] == model and (row is None or entry["row"] == row):
+            return (entry["figures"].get(name) or {}).get("runs", [])
+    return []
+
+
+def test_every_echolab_load_run_has_its_series_in_the_results(quick_run):
+    out_dir, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    row = ["echolab-load", results["plan"]["concurrency"][0]]
+    for model in MODELS:
+        for scenario, row_wanted in (("closed_loop", row), ("open_loop", None), ("hold", None)):
+            runs = series_of(results, scenario, model, row_wanted)
+            requests = recorded_runs(results, scenario, model,
+                                     "requests" if scenario != "hold" else "hold_requests", row_wanted)
+            # One series per recorded run (a run that failed has neither figures nor series),
+            # named by its raw/ file, whose seconds sum to its requests.
+            assert len(runs) == len(requests), (scenario, model, runs, requests)
+            for run, run_requests in zip(runs, requests):
+                assert (out_dir / "raw" / f"{run['run']}.json").is_file(), run["run"]
+                load = run["load"]
+                assert len(load["requests"]) >= 2 and all(d == 1.0 for d in load["duration_s"][:-1]), load
+                if scenario != "hold":
+                    assert sum(load["requests"]) == run_requests, (scenario, model, load["requests"], run_requests)
+                else:  # the hold's figure counts the requests due in the hold, the series every one
+                    assert sum(load["requests"]) >= run_requests, (model, load["requests"], run_requests)
+        # The hold: the server at each scrape, on the load's clock, inside the run.
+        (hold,) = series_of(results, "hold", model)
+        server = hold["server"]
+        assert len(server["at_s"]) >= 2, server
+        # Scraped from a moment after the ramp, on the load's clock (its second 0 is its start).
+        assert server["at_s"] == sorted(server["at_s"]) and results["plan"]["ramp_s"] <= server["at_s"][0], server
+        assert all(c is not None and 0 < c <= results["plan"]["hold_connections"] for c in server["connections"])
+        assert all(p is not None and p > 0 for p in server["pss_mib"]), server
+        assert server["cpu_cores"][0] is None and all(c is not None and c >= 0 for c in server["cpu_cores"][1:])
+        assert max(hold["load"]["connections_open"]) == results["plan"]["hold_connections"], hold["load"]
+    assert (out_dir / "results.json").stat().st_size < 2 * 2**20
+
+
 def test_kernel_cost_of_address_spaces_is_reported(quick_run):
     """The hold's kernel mm threads and CPU split, the rmap probe's walk per page, and the
     claim built on them, whose differences say when they are inside the noise."""
@@ -508,8 +554,33 @@ def test_the_html_report_opens_offline_with_no_console_error_and_no_request(page
 
 def test_every_chart_of_the_html_report_has_marks_drawn_from_the_figures(page_in_browser):
     contents, _, _ = page_in_browser
-    assert set(contents.marks) == HTML_CHARTS
+    assert {chart for chart in contents.marks if not chart.startswith("series-")} == HTML_CHARTS
     assert all(count > 0 for count in contents.marks.values()), contents.marks
+
+
+def test_the_html_report_draws_each_run_over_time(quick_run, page_in_browser):
+    out_dir, _ = quick_run
+    contents, _, _ = page_in_browser
+    results = json.loads((out_dir / "results.json").read_text())
+    series_charts = {chart: marks for chart, marks in contents.marks.items() if chart.startswith("series-")}
+    # A line per run of every model (a line needs two points): the closed loop's first row, and
+    # the hold with the server's scrapes (its CPU is a difference: one point fewer than scrapes).
+    def lines(scenario: str, column: str, part: str = "load", row: list | None = None) -> int:
+        return sum(sum(v is not None for v in run[part][column]) >= 2
+                   for m in MODELS for run in series_of(results, scenario, m, row))
+
+    rows = []
+    for entry in results["series"]["closed_loop"]:
+        rows += [entry["row"]] if entry["row"] not in rows else []
+    first_row = ["echolab-load", results["plan"]["concurrency"][0]]
+    index = rows.index(first_row)
+    assert series_charts.get(f"series-closed_loop-{index}-rate") == lines("closed_loop", "requests", row=first_row) > 0
+    assert series_charts.get(f"series-closed_loop-{index}-p99") == lines("closed_loop", "p99_us", row=first_row) > 0
+    for name, part, column in (("rate", "load", "requests"), ("p99", "load", "p99_us"),
+                               ("held", "server", "connections"), ("cpu", "server", "cpu_cores"),
+                               ("pss", "server", "pss_mib")):
+        assert series_charts.get(f"series-hold-0-{name}") == lines("hold", column, part) > 0, (name, series_charts)
+    assert "details" in contents.elements
 
 
 def test_the_html_reports_figures_are_results_json_s_and_its_claims_link_to_their_experiment(quick_run,

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from compare import claims, hgrm, isolation, probes, run, scenarios, slow_clients
+from compare import claims, hgrm, isolation, probes, run, scenarios, series, slow_clients
 from compare.figures import Recorder
 from compare.loadtools import parse_wrk_text
 from compare.metrics import Scrape, bucket_delta, histogram_quantile, parse_exposition
@@ -536,3 +536,23 @@ def test_the_quick_plan_reduces_the_new_probes():
     assert quick.communication_samples < full.communication_samples
     assert quick.exhaustion_cap < full.exhaustion_cap
     assert quick.fork_descriptor_samples < full.fork_descriptor_samples
+
+
+def test_a_load_series_is_kept_as_columns_and_drawn_without_its_sliver_of_a_last_second():
+    seconds = [{"second": 0, "duration_s": 1.0, "requests": 900, "errors": 0, "p99_us": 250.0},
+               {"second": 1, "duration_s": 1.0, "requests": 0, "errors": 3, "p99_us": None},  # a stall
+               {"second": 2, "duration_s": 0.004, "requests": 8, "errors": 0, "p99_us": 90.0}]
+    columns = series.load_columns(seconds)
+    assert columns["requests"] == [900, 0, 8] and columns["errors"] == [0, 3, 0]
+    assert series.load_columns(None) is None and series.load_columns([]) is None
+    assert series.rates(columns) == [(0, 900.0), (1, 0.0)]
+    assert series.points(columns, "p99_us") == [(0, 250.0)]
+
+
+def test_the_servers_series_puts_each_scrape_on_the_loads_clock_with_the_cores_used_since_the_last():
+    scrapes = [_scrape_at("echolab_connections_active 100\necholab_memory_pss_bytes 104857600\n", 10.0),
+               _scrape_at("echolab_connections_active 200\necholab_memory_pss_bytes 209715200\n", 12.0)]
+    # Monotonic 10 s and 12 s, the load started at wall 1000.5 s, wall = monotonic + 995.
+    columns = series.server_columns([(scrapes[0], 10.0, 3.0), (scrapes[1], 12.0, 4.5)], 1000.5, 995.0)
+    assert columns == {"at_s": [4.5, 6.5], "connections": [100.0, 200.0], "cpu_cores": [None, 0.75],
+                       "pss_mib": [100.0, 200.0]}

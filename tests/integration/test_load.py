@@ -55,6 +55,38 @@ def assert_consistent(result: dict) -> None:
         assert_every_request_accounted_for(result)
 
 
+def assert_series_adds_up(result: dict) -> None:
+    """One entry a second from the start, the last one partial, whose counts sum to the
+    run's totals."""
+    series = result["series"]
+    assert [entry["second"] for entry in series] == list(range(len(series)))
+    assert all(entry["duration_s"] == 1.0 for entry in series[:-1]), series
+    assert 0 < series[-1]["duration_s"] <= 1.0, series[-1]
+    if result["merged_from"] is None:  # a merge's seconds are its files' seconds, not its window's
+        assert sum(entry["duration_s"] for entry in series) == pytest.approx(result["duration_s"],
+                                                                             abs=1e-5)
+    assert sum(entry["requests"] for entry in series) == result["requests"]
+    assert sum(entry["errors"] for entry in series) == result["errors"]["total"]
+    for kind in ERROR_KINDS + ("other",):
+        assert sum(entry["errors_by_kind"].get(kind, 0) for entry in series) == result["errors"][kind]
+    assert len(result["histograms"]["series_latency_ns"]) == len(series)
+    assert all(isinstance(entry["connections_open"], int) for entry in series), series
+
+
+def assert_series_percentiles_bound_the_total(result: dict) -> None:
+    """The run's latencies are the seconds' latencies together, and a percentile of a mixture
+    lies between the smallest and the largest percentile of its parts. Each figure is the upper
+    edge of its bucket clamped to its own [min, max], so a second whose samples all sit low in
+    the top bucket may report its exact max where the whole run reports that bucket's edge: the
+    upper bound holds to the histogram's precision (1/128) and the 0.1 us rounding."""
+    for key, total_key in (("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max")):
+        values = [entry[key] for entry in result["series"] if entry["requests"] > 0]
+        assert values, result["series"]
+        total = result["latency_us"][total_key]
+        assert min(values) <= total <= max(values) * (1 + 1 / 128) + 0.1, (key, total, values)
+    assert max(entry["max_us"] for entry in result["series"] if entry["requests"]) == result["latency_us"]["max"]
+
+
 def assert_every_request_accounted_for(result: dict) -> None:
     """Open loop and hold without errors: each request due was answered, is still awaited or
     was never sent, and nothing else."""
@@ -87,6 +119,17 @@ def test_http_get_closed_loop(server, tmp_path):
     assert "requests/s" in stdout and "p99.99" in stdout
     progress = [line for line in stderr.splitlines() if "req/s" in line]
     assert progress, stderr  # one line a second
+
+
+def test_the_series_has_a_second_per_entry_summing_to_the_totals(threads_server, tmp_path):
+    code, result, _, stderr = echolab_load(tmp_path, threads_server.port, "-c", "8", "-t", "2",
+                                           "-d", "3s", "-q")
+    assert_clean(code, result, stderr)
+    assert_series_adds_up(result)
+    assert len(result["series"]) >= 3
+    assert_series_percentiles_bound_the_total(result)
+    # Keep-alive: the 8 connections stay open to the end, sampled every second.
+    assert [entry["connections_open"] for entry in result["series"][1:]] == [8] * (len(result["series"]) - 1)
 
 
 def test_http_post_echo_is_checked(server, tmp_path):
@@ -157,6 +200,9 @@ def test_ramp_and_hold_2000_connections(server, tmp_path):
     # is lost.
     assert result["requests_due"] >= result["connects"], result
     assert_every_request_accounted_for(result)
+    assert_series_adds_up(result)
+    held = [entry["connections_open"] for entry in result["series"]]
+    assert all(0 <= open_ <= 2000 for open_ in held) and max(held) == 2000, held
     assert 0 < hold["requests"] <= result["requests"], hold
     values = [hold["latency_us"][key] for key in PERCENTILE_KEYS]
     assert values == sorted(values)
@@ -181,6 +227,11 @@ def test_server_killed_mid_run_counts_errors_and_exits_1(model, tmp_path):
     assert result["errors"]["reset"] + result["errors"]["refused"] > 0, result["errors"]
     assert result["errors"]["total"] == sum(result["errors"][kind] for kind in
                                             ERROR_KINDS + ("other",))
+    # Second by second: the errors begin with the kill, and no request completes after it
+    # (a reply already in a socket buffer may still be read in the second after).
+    assert_series_adds_up(result)
+    first_error = next(entry["second"] for entry in result["series"] if entry["errors"])
+    assert all(entry["requests"] == 0 for entry in result["series"][first_error + 2:]), result["series"]
 
 
 class ByteFlippingEcho(socketserver.BaseRequestHandler):
@@ -618,6 +669,13 @@ def test_two_shards_merged_agree_with_one_run(threads_server, tmp_path):
     assert merged["latency_us"]["max"] == max(shard["latency_us"]["max"] for shard in shards)
     buckets = merged["histograms"]["latency_ns"]["buckets"]
     assert sum(count for _, count in buckets) == merged["requests"]
+    # Second by second too: the shards started together, so their seconds are the merged ones.
+    assert_series_adds_up(merged)
+    assert len(merged["series"]) == max(len(shard["series"]) for shard in shards)
+    for second, entry in enumerate(merged["series"]):
+        assert entry["requests"] == sum(shard["series"][second]["requests"] for shard in shards
+                                        if second < len(shard["series"])), second
+    assert_series_percentiles_bound_the_total(merged)
 
     # Without --output the JSON goes to stdout, the summary to stderr.
     done = merge(tmp_path / "shard-1.json", tmp_path / "shard-2.json")
