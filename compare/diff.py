@@ -244,7 +244,7 @@ def machine_differences(old: dict, new: dict) -> list[str]:
 
 
 # Scenarios whose row is a value the run measured rather than planned: the open loop's rate is
-# half the slowest model's closed-loop rate of that run. Their rows are matched by this name.
+# a share of the slowest model's closed-loop rate of that run. Their rows are matched by this name.
 MEASURED_ROWS = {"open_loop": ("the run's own rate",)}
 
 

@@ -81,20 +81,23 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
     allowed = max(min(wanted, connection_capacity), 10)
     concurrency = sorted({min(c, connection_capacity) for c in (100, 1000)})
     common = dict(quick=quick, concurrency=concurrency, load_threads=2, open_loop_connections=100,
-                  open_loop_share=0.5, churn_connections=32, hold_wanted=wanted,
+                  churn_connections=32, hold_wanted=wanted,
                   hold_connections=allowed, blocking_get_connections=100,
                   blocking_sleep_connections=16, sleep_ms=20, slow_capacity=64, slow_pool_threads=2,
                   slow_attackers=128, slow_peer_attackers=300, slow_normal_connections=20,
                   slow_header_interval_s=0.5, slow_client_timeout_s=5.0, slow_recovery_limit_s=5.0,
                   blast_workers=[1, 2, 4])
     if quick:
-        return Plan(**common, repetitions=1, duration_s=2.0, warmup_s=1.0, ramp_s=3.0, hold_s=4.0, interval_s=3.0,
+        # The quick run exercises the open loop, it does not measure it: a fifth of the slowest
+        # rate leaves room for the other tests running beside it (at half, prefork left 2.5 %
+        # of the requests due unsent beside a compile, and the run failed).
+        return Plan(**common, repetitions=1, open_loop_share=0.2, duration_s=2.0, warmup_s=1.0, ramp_s=3.0, hold_s=4.0, interval_s=3.0,
                     crash_clients=20, spawn_samples=50, spawn_parent_mib=64, switch_samples=3,
                     switch_round_trips=5_000, idle_threads=300, idle_processes=100,
                     memory_samples=1, memory_parent_mib=32, rmap_max_tasks=allowed, rmap_samples=3,
                     slow_timeout_s=1.0, slow_window_s=1.0, slow_attack_window_s=2.0,
                     slow_undefended=False, **QUICK_PROBES)
-    return Plan(**common, repetitions=3, duration_s=5.0, warmup_s=1.0, ramp_s=30.0, hold_s=20.0, interval_s=30.0,
+    return Plan(**common, repetitions=3, open_loop_share=0.5, duration_s=5.0, warmup_s=1.0, ramp_s=30.0, hold_s=20.0, interval_s=30.0,
                 crash_clients=50, spawn_samples=200, spawn_parent_mib=256, switch_samples=7,
                 switch_round_trips=10_000, idle_threads=1_000, idle_processes=200,
                 memory_samples=3, memory_parent_mib=64, rmap_max_tasks=allowed, rmap_samples=5,

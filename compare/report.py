@@ -109,7 +109,7 @@ def closed_loop_section(recorder: Recorder) -> str:
             table(["tool", "connections", "model", "requests/s", "p50", "p99", "p99.9", "errors"], rows) + "\n")
 
 
-def open_loop_section(recorder: Recorder) -> str:
+def open_loop_section(recorder: Recorder, plan: Plan) -> str:
     rows = []
     rate = None
     for row in recorder.rows("open_loop"):
@@ -118,7 +118,8 @@ def open_loop_section(recorder: Recorder) -> str:
             fig = lambda name: recorder.figure("open_loop", row, model, name)
             rows.append([model, f"{rate:,.0f}", cell(fig("requests_per_second")), cell(fig("p50_us"), "us"),
                          cell(fig("p99_us"), "us"), cell(fig("p99_9_us"), "us"), cell(fig("errors"))])
-    intro = ("A fixed schedule of requests, the same for every model (half the slowest model's "
+    share = "half" if plan.open_loop_share == 0.5 else f"{plan.open_loop_share:.0%} of"
+    intro = (f"A fixed schedule of requests, the same for every model ({share} the slowest model's "
              "closed-loop rate), with latency counted from each request's intended send time, so "
              "a stall shows in the percentiles instead of pausing the load (no coordinated omission).\n\n")
     if not rows:
@@ -589,7 +590,7 @@ def render(results: Results) -> str:
     sections = [
         ("Machine and limits", lambda: machine_section(machine, results.capacity, plan, results.servers)),
         ("Throughput and latency", lambda: closed_loop_section(recorder)),
-        ("Open loop", lambda: open_loop_section(recorder)),
+        ("Open loop", lambda: open_loop_section(recorder, plan)),
         ("Connection churn", lambda: churn_section(recorder)),
         ("10,000 connections", lambda: hold_section(recorder, plan)),
         ("Blocking work", lambda: blocking_section(recorder, plan)),
