@@ -104,8 +104,8 @@ c10k: deps
 	  --connections $(CONNECTIONS) $(if $(RAMP),--ramp $(RAMP)) $(if $(HOLD),--hold $(HOLD)) \
 	  $(if $(INTERVAL),--interval $(INTERVAL))
 
-# Each model beside Apache (prefork, worker) and nginx under wrk -t2 at 100/1,000/10,000
-# connections, medians of 3. PEERS_FLAGS go to the runner, e.g. "--busy-loops 2 --only pool,nginx".
+# Each model beside Apache (prefork, worker), nginx and the floor (echolab-floor) under wrk -t2
+# at 100/1,000/10,000 connections, medians of 3. PEERS_FLAGS go to the runner, e.g. "--busy-loops 2 --only pool,nginx".
 peers: deps
 	scripts/install-deps.sh --peers
 	$(call release_build,echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-floor)
