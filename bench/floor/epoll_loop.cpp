@@ -81,11 +81,10 @@ class EpollLoop {
 
   // False when the connection was closed.
   bool receive(Connection& connection) {
-    std::array<char, 16384> buffer{};
-    const ssize_t got = recv(connection.socket.get(), buffer.data(), buffer.size(), 0);
+    const ssize_t got = recv(connection.socket.get(), buffer_.data(), buffer_.size(), 0);
     if (got > 0) {
       connection.answers.add(
-          connection.request_ends.feed({buffer.data(), static_cast<std::size_t>(got)}));
+          connection.request_ends.feed({buffer_.data(), static_cast<std::size_t>(got)}));
       return true;
     }
     if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -127,6 +126,8 @@ class EpollLoop {
   int listener_;
   UniqueFd epoll_;
   std::vector<Connection> connections_;  // indexed by descriptor
+  // One for every connection: a read is consumed (its request ends counted) before the next.
+  std::array<char, 16384> buffer_{};
 };
 
 }  // namespace
