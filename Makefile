@@ -14,7 +14,7 @@ PEERS ?=
 PEERS_FLAGS ?=
 # make compare BASELINE=results/<time>: the new run's diff.md and diff.html against that run.
 BASELINE ?=
-COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-load echolab-probe
+COMPARE_TARGETS = echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-floor echolab-load echolab-probe
 enabled = $(filter 1 yes true,$(1))
 # A compiler cache once `make deps` has installed ccache (looked up when a build directory is
 # configured, so a fresh machine gets it on its first build): a fresh clone compiles only what
@@ -107,11 +107,11 @@ c10k: deps
 	  --connections $(CONNECTIONS) $(if $(RAMP),--ramp $(RAMP)) $(if $(HOLD),--hold $(HOLD)) \
 	  $(if $(INTERVAL),--interval $(INTERVAL))
 
-# Each model beside Apache (prefork, worker) and nginx under wrk -t2 at 100/1,000/10,000
-# connections, medians of 3. PEERS_FLAGS go to the runner, e.g. "--busy-loops 2 --only pool,nginx".
+# Each model beside Apache (prefork, worker), nginx and the floor (echolab-floor) under wrk -t2
+# at 100/1,000/10,000 connections, medians of 3. PEERS_FLAGS go to the runner, e.g. "--busy-loops 2 --only pool,nginx".
 peers: deps
 	scripts/install-deps.sh --peers
-	$(call release_build,echolab-prefork echolab-threads echolab-pool echolab-hybrid)
+	$(call release_build,echolab-prefork echolab-threads echolab-pool echolab-hybrid echolab-floor)
 	/usr/bin/python3 -m compare.peers --bin-dir $(RELEASE_BUILD)/bin $(PEERS_FLAGS)
 
 # The Docker Compose stack (docs/stack.md): starts an engine where none runs, builds offline.

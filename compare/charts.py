@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from . import floor
 from .figures import Recorder
 from .models import BY_NAME
 from .plan import Plan
@@ -16,9 +17,12 @@ OTHER_COLORS = ("#4477aa", "#ccbb44", "#aa3377", "#66ccee")
 
 
 def colour(series: str, index: int = 0) -> str:
-    """A model's own colour (compare/models.py); a peer or a variant gets one of OTHER_COLORS."""
+    """A model's own colour (compare/models.py), the floor's (compare/floor.py); a peer or a
+    variant gets one of OTHER_COLORS."""
     model = BY_NAME.get(series)
-    return model.colour if model else OTHER_COLORS[index % len(OTHER_COLORS)]
+    if model:
+        return model.colour
+    return floor.COLOURS.get(series) or OTHER_COLORS[index % len(OTHER_COLORS)]
 
 
 def gnuplot_available() -> str | None:
@@ -99,10 +103,12 @@ def draw_all(out_dir: Path, recorder: Recorder, plan: Plan) -> list[str]:
     median = recorder.median
     made = []
 
-    throughput = [[f"{tool} c={c:,}"] + [median("closed_loop", (tool, c), m, "requests_per_second") for m in MODELS]
+    # The floor beside the models: the most this machine serves (where the plan measured it).
+    served = [*MODELS, *floor.NAMES]
+    throughput = [[f"{tool} c={c:,}"] + [median("closed_loop", (tool, c), m, "requests_per_second") for m in served]
                   for tool, c in recorder.rows("closed_loop")]
     made.append(_draw(directory, "throughput", "Throughput, closed loop, HTTP keep-alive (median)",
-                      "requests/s", ["scenario", *MODELS], throughput, log=False))
+                      "requests/s", ["scenario", *served], throughput, log=False))
 
     latency = []
     for tool, c in recorder.rows("closed_loop"):

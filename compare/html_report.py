@@ -10,7 +10,7 @@ import re
 from html import escape
 from pathlib import Path
 
-from . import hgrm, series, svg
+from . import floor, hgrm, series, svg
 from .cells import rests_on, value_text
 from .figures import ratio_figure
 from .scenarios import raw_name
@@ -215,7 +215,24 @@ def closed_loop_charts(data: dict) -> str:
     return (chart("chart-throughput", "Throughput by model and concurrency (median, whisker: runs' min-max)",
                   throughput, "requests/s", "number") +
             chart("chart-latency", "Latency by model and concurrency, echolab-load (log scale)",
-                  latency, "latency", "us", log=True))
+                  latency, "latency", "us", log=True) + floor_multiples_table(data))
+
+
+def floor_multiples_table(data: dict) -> str:
+    """The table of report.md's throughput section, each model's CPU per request as a multiple
+    of the epoll floor's, from results.json."""
+    def figure_of(connections: int, server: str, name: str) -> dict | None:
+        entries = find(data, "closed_loop", ["echolab-load", connections], server)
+        return entries[0]["figures"].get(name) if entries else None
+
+    rows = floor.multiples_rows((data.get("plan") or {}).get("floor_concurrency") or [], figure_of)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(label)}</th>" for label in floor.MULTIPLES_HEADER)
+    body = "".join("<tr>" + "".join(f'<td class="num">{escape(text)}</td>' for text in row) + "</tr>"
+                   for row in rows)
+    return (f'<h3 id="floor-multiples">{escape(floor.MULTIPLES_TITLE)}</h3>'
+            f'<div class="wrap"><table><tr>{head}</tr>{body}</table></div>')
 
 
 def hold_chart(data: dict) -> str:

@@ -11,6 +11,7 @@ class Plan:
     duration_s: float            # each throughput, open-loop, churn and blocking run
     warmup_s: float              # unrecorded run before each closed-loop level (prefork forks up to it)
     concurrency: list[int]       # closed-loop connection counts
+    floor_concurrency: list[int]  # those the floor (echolab-floor) is measured at too
     load_threads: int            # echolab-load --threads and wrk -t
     open_loop_connections: int
     open_loop_share: float       # the fixed rate, as a share of the slowest model's closed-loop rate
@@ -91,13 +92,16 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
         # The quick run exercises the open loop, it does not measure it: a fifth of the slowest
         # rate leaves room for the other tests running beside it (at half, prefork left 2.5 %
         # of the requests due unsent beside a compile, and the run failed).
-        return Plan(**common, repetitions=1, open_loop_share=0.2, duration_s=2.0, warmup_s=1.0, ramp_s=3.0, hold_s=4.0, interval_s=3.0,
+        # The floor at the lowest count only: its multiples there are what QUICK shows.
+        return Plan(**common, repetitions=1, open_loop_share=0.2, floor_concurrency=concurrency[:1],
+                    duration_s=2.0, warmup_s=1.0, ramp_s=3.0, hold_s=4.0, interval_s=3.0,
                     crash_clients=20, spawn_samples=50, spawn_parent_mib=64, switch_samples=3,
                     switch_round_trips=5_000, idle_threads=300, idle_processes=100,
                     memory_samples=1, memory_parent_mib=32, rmap_max_tasks=allowed, rmap_samples=3,
                     slow_timeout_s=1.0, slow_window_s=1.0, slow_attack_window_s=2.0,
                     slow_undefended=False, **QUICK_PROBES)
-    return Plan(**common, repetitions=3, open_loop_share=0.5, duration_s=5.0, warmup_s=1.0, ramp_s=30.0, hold_s=20.0, interval_s=30.0,
+    return Plan(**common, repetitions=3, open_loop_share=0.5, floor_concurrency=concurrency,
+                duration_s=5.0, warmup_s=1.0, ramp_s=30.0, hold_s=20.0, interval_s=30.0,
                 crash_clients=50, spawn_samples=200, spawn_parent_mib=256, switch_samples=7,
                 switch_round_trips=10_000, idle_threads=1_000, idle_processes=200,
                 memory_samples=3, memory_parent_mib=64, rmap_max_tasks=allowed, rmap_samples=5,

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import html_report
+from . import floor, html_report
 from .cells import cell, duration_us, ns_per_page
 from .claims import Claim
 from . import isolation
@@ -101,12 +101,30 @@ def closed_loop_section(recorder: Recorder) -> str:
         tool, connections = row
         for model in recorder.models("closed_loop", row):
             fig = lambda name: recorder.figure("closed_loop", row, model, name)
-            rows.append([tool, f"{connections:,}", model, cell(fig("requests_per_second")),
+            rows.append([tool, f"{connections:,}", display(model), cell(fig("requests_per_second")),
                          cell(fig("p50_us"), "us"), cell(fig("p99_us"), "us"), cell(fig("p99_9_us"), "us"),
-                         cell(fig("errors"))])
+                         cell(fig("errors")), cell(fig("cpu_per_request_us"), "us")])
     return ("## Throughput and latency (closed loop, HTTP keep-alive GET)\n\n"
-            "Each connection sends its next request when the previous answer arrives.\n\n" +
-            table(["tool", "connections", "model", "requests/s", "p50", "p99", "p99.9", "errors"], rows) + "\n")
+            "Each connection sends its next request when the previous answer arrives. The floor rows "
+            "are echolab-floor, a responder that only counts request ends and sends fixed bytes: the "
+            "least a keep-alive responder can do here, not a model (no verdict, no memory figure). "
+            "Server CPU per request is the scheduler's count for the server's processes over the "
+            "run's 10-80 %, per request served meanwhile (echolab-load runs only).\n\n" +
+            table(["tool", "connections", "model", "requests/s", "p50", "p99", "p99.9", "errors",
+                   "server CPU per request"], rows) + "\n\n" + floor_multiples_section(recorder))
+
+
+def floor_multiples_section(recorder: Recorder) -> str:
+    levels = [connections for tool, connections in recorder.rows("closed_loop") if tool == "echolab-load"]
+    rows = floor.multiples_rows(levels, lambda connections, server, name: recorder.figure(
+        "closed_loop", ("echolab-load", connections), server, name))
+    if not rows:
+        return ""
+    return (f"### {floor.MULTIPLES_TITLE}\n\n"
+            "Each echolab-load run's server CPU per request divided by the epoll floor's in the same "
+            "repetition at the same connection count; the median of the runs, their spread in "
+            "brackets. Where the runs' spread reaches 1x they cannot tell the server from the floor: "
+            "\"no difference within ±X %\".\n\n" + table(floor.MULTIPLES_HEADER, rows) + "\n")
 
 
 def open_loop_section(recorder: Recorder, plan: Plan) -> str:

@@ -18,16 +18,16 @@ import sys
 import time
 from pathlib import Path
 
-from . import charts, claims, diff, hgrm, isolation, loadtools, probes, processes, report, scenarios, slow_clients
+from . import charts, claims, diff, floor, hgrm, isolation, loadtools, probes, processes, report, scenarios, slow_clients
 from .peers import hook as peer_hook
 from . import machine as machine_info
 from .guard import guarded
 from .models import REGISTRY
 from .plan import Plan, make_plan
-from .servers import MODELS, Server, settings_for
+from .servers import HYBRID_WORKERS, MODELS, Server, settings_for
 
 REPO = Path(__file__).resolve().parents[1]
-BINARIES = (*(model.binary for model in REGISTRY), "echolab-load", "echolab-probe")
+BINARIES = (*(model.binary for model in REGISTRY), floor.BINARY, "echolab-load", "echolab-probe")
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -85,18 +85,20 @@ def progress_steps(plan: Plan, with_wrk: bool, peer_steps: int) -> int:
             + isolation.STEPS)
 
 
-def start_servers(bin_dir: Path, plan, log_dir: Path) -> tuple[dict, dict, Server]:
+def start_servers(bin_dir: Path, plan, log_dir: Path) -> tuple[dict, dict, Server, dict]:
     """The measured instance of each model, a fault-injection instance of each (blocking and
-    crash only), and the fork-per-connection prefork (churn only)."""
+    crash only), the fork-per-connection prefork (churn only), and the two floors (closed loop
+    only), with as many event loops as hybrid."""
     cap = plan.hold_connections
     main = {m: Server(m, m, bin_dir / f"echolab-{m}", settings_for(m, cap), log_dir) for m in MODELS}
     fault = {m: Server(f"{m}-fault-injection", m, bin_dir / f"echolab-{m}",
                        settings_for(m, cap) + ["--fault-injection"], log_dir) for m in MODELS}
     recycling = Server(scenarios.RECYCLING_PREFORK, "prefork", bin_dir / "echolab-prefork",
                        settings_for("prefork", cap) + ["--max-connections-per-child", "1"], log_dir)
-    for server in [*main.values(), *fault.values(), recycling]:
+    floors = {name: floor.floor_server(name, bin_dir, HYBRID_WORKERS, log_dir) for name in floor.NAMES}
+    for server in [*main.values(), *fault.values(), recycling, *floors.values()]:
         server.start()
-    return main, fault, recycling
+    return main, fault, recycling, floors
 
 
 def main(argv: list[str]) -> int:
@@ -135,17 +137,18 @@ def main(argv: list[str]) -> int:
 
     peer_steps = peer_hook.steps(peers, plan) if peers and peers.available else 0
     try:
-        main_servers, fault_servers, recycling = start_servers(bin_dir, plan, out_dir / "logs")
+        main_servers, fault_servers, recycling, floors = start_servers(bin_dir, plan, out_dir / "logs")
     except RuntimeError as error:  # the servers already started are stopped at exit
         sys.exit(f"compare: {error}")
     bench = scenarios.Bench(plan, bin_dir, out_dir / "raw", out_dir / "logs", wrk_script, main_servers, fault_servers,
-                            recycling, progress_steps(plan, bool(loadtools.wrk_available()), peer_steps))
+                            recycling, progress_steps(plan, bool(loadtools.wrk_available()), peer_steps), floors)
     try:
         measure_everything(bench, peers, bin_dir, out_dir)
     finally:
-        commands = {s.name: s.command for s in [*main_servers.values(), *fault_servers.values(), recycling]}
+        started_servers = [*main_servers.values(), *fault_servers.values(), recycling, *floors.values()]
+        commands = {s.name: s.command for s in started_servers}
         commands.update(bench.extra_servers)
-        exit_statuses = {s.name: s.stop() for s in [*main_servers.values(), *fault_servers.values(), recycling]}
+        exit_statuses = {s.name: s.stop() for s in started_servers}
     for name, status in exit_statuses.items():
         if status not in (0, None):
             bench.failures.append(f"{name} exited with status {status} on SIGTERM (graceful shutdown expected 0)")

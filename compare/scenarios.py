@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import keepalive, loadtools, machine, metrics, processes, series
+from . import cpu, floor, keepalive, loadtools, machine, metrics, processes, series
 from .figures import Recorder
 from .guard import one_line
 from .plan import Plan
@@ -19,7 +19,7 @@ from .servers import HYBRID_WORKERS, LOOPBACK, MODELS, Server, flag_value, with_
 # A fork-per-connection prefork (every child exits after one connection), run only in the churn
 # scenario: it is where process creation cost reaches the client.
 RECYCLING_PREFORK = "prefork-recycle"
-DISPLAY_NAMES = {RECYCLING_PREFORK: "prefork, 1 conn/child"}
+DISPLAY_NAMES = {RECYCLING_PREFORK: "prefork, 1 conn/child", **{name: floor.display(name) for name in floor.NAMES}}
 
 CONTEXT_SWITCHES = "echolab_context_switches_total"
 SPAWN_HISTOGRAM = "echolab_worker_spawn_seconds"
@@ -99,10 +99,14 @@ class Bench:
 
     def __init__(self, plan: Plan, bin_dir: Path, work_dir: Path, log_dir: Path, wrk_script: Path | None,
                  main: dict[str, Server], fault: dict[str, Server], recycling: Server | None,
-                 total_steps: int):
+                 total_steps: int, floors: dict[str, Server] | None = None):
         self.plan, self.bin_dir, self.work_dir, self.log_dir = plan, bin_dir, work_dir, log_dir
         self.wrk_script = wrk_script
         self.main, self.fault, self.recycling = main, fault, recycling
+        self.floors = floors or {}  # compare/floor.py: measured in the closed loop only
+        # (connections, repetition) -> the epoll floor's CPU per request in that run, which
+        # each model's run at the same level and repetition is divided by.
+        self.floor_cpu_us: dict[tuple[int, int], float] = {}
         self.recorder = Recorder()
         self.failures: list[str] = []
         self.open_loop_rate: float | None = None
@@ -220,11 +224,17 @@ class Bench:
 
 # -- closed loop ------------------------------------------------------------------------------
 
+def closed_servers(bench: Bench, connections: int) -> list[tuple[str, Server]]:
+    """The servers of the closed loop at one level: the floors first (each model's run is
+    divided by the epoll floor's of the same repetition), where the plan measures them."""
+    floors = list(bench.floors.items()) if connections in bench.plan.floor_concurrency else []
+    return floors + [(model, bench.main[model]) for model in MODELS]
+
+
 def closed_loop(bench: Bench, rep: int) -> None:
     plan = bench.plan
     for connections in plan.concurrency:
-        for model in MODELS:
-            server = bench.main[model]
+        for model, server in closed_servers(bench, connections):
             bench.ensure_alive(server)
             base = ["--connections", str(connections), "--threads", str(plan.load_threads)]
             # Unrecorded: lets prefork fork the children this level needs, as a server in
@@ -235,9 +245,15 @@ def closed_loop(bench: Bench, rep: int) -> None:
 
             def measure_echolab_load() -> str:
                 key = ("closed_loop", ("echolab-load", connections), model)
-                result = bench.run_load(server, base + ["--duration", f"{plan.duration_s:g}s"],
-                                        bench.run_name("closed", connections, model, rep), plan.duration_s, key)
+                window = cpu.CpuWindow(server.process.pid, plan.duration_s)
+                try:
+                    result = bench.run_load(server, base + ["--duration", f"{plan.duration_s:g}s"],
+                                            bench.run_name("closed", connections, model, rep), plan.duration_s, key)
+                finally:
+                    cpu_window = window.finish()
                 figures = load_figures(result)
+                figures.update(cpu_figures(bench, connections, rep, model,
+                                           cpu.cpu_us_per_request(cpu_window, figures["requests_per_second"])))
                 bench.recorder.add(*key, figures)
                 return throughput_summary(figures)
 
@@ -254,6 +270,18 @@ def closed_loop(bench: Bench, rep: int) -> None:
                     return throughput_summary(figures)
 
                 bench.attempt(rep, f"closed loop c={connections} wrk", model, measure_wrk)
+
+
+def cpu_figures(bench: Bench, connections: int, rep: int, model: str, cpu_us: float | None) -> dict:
+    """The server's CPU per request in one echolab-load run, and that as a multiple of the epoll
+    floor's in the same repetition at the same level (when both were read)."""
+    if model == floor.REFERENCE and cpu_us is not None:
+        bench.floor_cpu_us[(connections, rep)] = cpu_us
+    floor_cpu_us = bench.floor_cpu_us.get((connections, rep))
+    figures = {"cpu_per_request_us": cpu_us}
+    if model != floor.REFERENCE and cpu_us is not None and floor_cpu_us:
+        figures["cpu_vs_floor_ratio"] = cpu_us / floor_cpu_us
+    return figures
 
 
 def throughput_summary(figures: dict) -> str:
@@ -640,7 +668,8 @@ class Scenario:
 
 # In the order they run, each repetition; run.py runs this list and counts its progress from it.
 REPEATED = (
-    Scenario(closed_loop, lambda plan, wrk: len(plan.concurrency) * len(MODELS) * (3 if wrk else 2)),
+    Scenario(closed_loop, lambda plan, wrk: (len(plan.concurrency) * len(MODELS) + len(plan.floor_concurrency)
+                                             * len(floor.NAMES)) * (3 if wrk else 2)),
     Scenario(open_loop, lambda plan, wrk: len(MODELS)),
     Scenario(hold, lambda plan, wrk: len(MODELS)),
     Scenario(churn, lambda plan, wrk: len(MODELS) + 1),  # and the fork-per-connection prefork

@@ -10,6 +10,8 @@ packages=(
   cmake make g++ clang clang-format clang-tidy libclang-rt-14-dev pkg-config ccache
   # libraries (nothing vendored, nothing downloaded at build time)
   libasio-dev node-llhttp prometheus-cpp-dev libcli11-dev libgtest-dev libbenchmark-dev nlohmann-json3-dev
+  # echolab-floor's io_uring loop (the measuring instrument; not in the Docker image)
+  liburing-dev
   # clients, checks and reports
   wrk apache2-utils curl prometheus gnuplot-nox python3 python3-pytest procps iproute2 strace
   # the HTML report opened in a headless browser (its test)

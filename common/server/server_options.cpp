@@ -96,17 +96,6 @@ void add_duration_option(CLI::App& app, const std::string& name, std::chrono::mi
       ->default_str(std::to_string(target.count()) + "ms");
 }
 
-void add_endpoint_option(CLI::App& app, const std::string& name, Endpoint& target,
-                         const std::string& help) {
-  app.add_option_function<std::string>(
-         name,
-         [&target, name](const std::string& text) {
-           target = rethrow_for_cli(name, [&] { return parse_endpoint(text); });
-         },
-         help)
-      ->default_str(target.to_string());
-}
-
 // Each beside its nginx or Apache counterpart: docs/slow-clients.md.
 void add_client_timeout_options(CLI::App& app, ClientTimeouts& timeouts) {
   add_duration_option(app, "--idle-timeout", timeouts.idle,
@@ -133,6 +122,17 @@ void add_client_timeout_options(CLI::App& app, ClientTimeouts& timeouts) {
 }
 
 }  // namespace
+
+void add_endpoint_option(CLI::App& app, const std::string& name, Endpoint& target,
+                         const std::string& help) {
+  app.add_option_function<std::string>(
+         name,
+         [&target, name](const std::string& text) {
+           target = rethrow_for_cli(name, [&] { return parse_endpoint(text); });
+         },
+         help)
+      ->default_str(target.to_string());
+}
 
 void add_server_options(CLI::App& app, ServerOptions& options) {
   add_endpoint_option(app, "--listen", options.listen, "Address and port to serve on");

@@ -50,6 +50,11 @@ ServerOptions default_options(Model model);
 // --max-body-bytes, --max-requests-per-connection and --fault-injection.
 void add_server_options(CLI::App& app, ServerOptions& options);
 
+// Adds a HOST:PORT flag (`--listen` and the like) bound to `target`: a bad value is refused
+// on one line naming the flag.
+void add_endpoint_option(CLI::App& app, const std::string& name, Endpoint& target,
+                         const std::string& help);
+
 // Parses the command line. Returns -1 to go on, or the exit code to leave with: 0 after
 // --help, 2 after a bad flag or value (reported on one line naming it).
 int parse_command_line(CLI::App& app, int argc, char** argv);

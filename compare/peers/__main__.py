@@ -1,6 +1,7 @@
 """Each echolab model beside the production server that implements the same model, under
 the same wrk load on loopback: req/s, p50, p99 and errors at several connection counts,
-medians of repeated runs. Usage: python3 -m compare.peers --bin-dir build/bin [--connections 100,1000,10000]
+medians of repeated runs, and each server's CPU per request, also as a multiple of the floor's
+(echolab-floor, compare/floor.py). Usage: python3 -m compare.peers --bin-dir build/bin [--connections 100,1000,10000]
 [--busy-loops N]"""
 
 import argparse
@@ -10,11 +11,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-from .. import loadtools, processes
+from .. import cpu, floor, loadtools, processes
 from ..servers import MODELS, Server, settings_for, with_flag
 from .servers import NGINX_WORKERS, Peer, available
 
@@ -39,38 +38,12 @@ def run_wrk(url: str, connections: int, seconds: int) -> dict:
     }
 
 
-def cpu_reading_at(pgid: int, moment: float) -> tuple[float, float]:
-    """The group's CPU seconds read at `moment` (time.monotonic()), and when the reading was
-    taken: the middle of it, as reading 10,000 processes takes a while."""
-    time.sleep(max(moment - time.monotonic(), 0))
-    begun = time.monotonic()
-    cpu = processes.group_cpu_seconds(pgid)
-    return cpu, (begun + time.monotonic()) / 2
-
-
 def measured_run(server, connections: int, seconds: int) -> dict:
     """One wrk run, and the CPU time the server's processes spent per request: what serving
-    costs the server itself, whatever share of the two cores wrk took. The CPU time is read
-    at 10 % and 80 % of the run, when every connection (and every worker thread or process
-    serving one) is up, and divided by the requests between the two readings at the run's
-    rate. A reading that ends after wrk did (connection threads may have exited with their
-    time) is dropped, not reported."""
-    wrk_done = threading.Event()
-    window = []
-
-    def read_window(started: float) -> None:
-        cpu_before, at_before = cpu_reading_at(server.process.pid, started + 0.1 * seconds)
-        cpu_after, at_after = cpu_reading_at(server.process.pid, started + 0.8 * seconds)
-        if not wrk_done.is_set():
-            window.append((cpu_after - cpu_before, at_after - at_before))
-
-    reader = threading.Thread(target=read_window, args=(time.monotonic(),))
-    reader.start()
+    costs the server itself, whatever share of the two cores wrk took (compare/cpu.py)."""
+    window = cpu.CpuWindow(server.process.pid, seconds)
     run = run_wrk(url_of(server), connections, seconds)
-    wrk_done.set()
-    reader.join()
-    cpu_us = window[0][0] * 1e6 / max(run["rps"] * window[0][1], 1) if window else None
-    return {**run, "cpu_us": cpu_us}
+    return {**run, "cpu_us": cpu.cpu_us_per_request(window.finish(), run["rps"])}
 
 
 def cpu_text(row: dict) -> str:
@@ -140,6 +113,9 @@ def main() -> int:
     servers.append(("pool-per-thread",
                     lambda: echolab("pool", "pool-per-thread", "--io-context-per-thread")))
     servers += [(peer, lambda p=peer: Peer(p, max_spare=keep_every_child)) for peer in available()]
+    # The floor, with as many event loops as hybrid and nginx: what no server can go below.
+    servers += [(name, lambda n=name: floor.floor_server(n, args.bin_dir, NGINX_WORKERS, log_dir))
+                for name in floor.NAMES]
     if args.only:
         servers = [(n, m) for n, m in servers if n in args.only.split(",")]
     # Every server runs for the whole benchmark and the runs are interleaved (each repetition
@@ -159,19 +135,28 @@ def main() -> int:
             for name, _ in running:
                 row = {"server": name, "connections": connections, **median_of(runs[name])}
                 rows.append(row)
-                print(f"{name:15} -c{connections:<6} {row['rps']:>9.0f} req/s  p50 {row['p50_us']:>9.0f} us"
+                print(f"{floor.display(name):16} -c{connections:<6} {row['rps']:>9.0f} req/s  p50 {row['p50_us']:>9.0f} us"
                       f"  p99 {row['p99_us']:>9.0f} us  cpu {cpu_text(row)} us/req"
                       f"  errors {row['errors']}", file=sys.stderr)
         if args.busy_loops:
             print(f"{args.busy_loops} busy loops ran meanwhile and had {busy_cpu_seconds():.2f} s"
                   " of CPU time")
-    print("| server | connections | req/s (median) | min-max | p50 (us) | p99 (us)"
-          " | server CPU (us/req) | errors |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['server']} | {r['connections']} | {r['rps']:.0f} | {r['rps_min']:.0f}-{r['rps_max']:.0f}"
-              f" | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {cpu_text(r)} | {r['errors']} |")
+    print_table(rows)
     return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    """The Markdown table, each server's CPU per request also as a multiple of the epoll
+    floor's at the same connection count."""
+    floor_cpu = {r["connections"]: r["cpu_us"] for r in rows if r["server"] == floor.REFERENCE}
+    print("| server | connections | req/s (median) | min-max | p50 (us) | p99 (us)"
+          " | server CPU (us/req) | CPU per request vs floor | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {floor.display(r['server'])} | {r['connections']} | {r['rps']:.0f}"
+              f" | {r['rps_min']:.0f}-{r['rps_max']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f}"
+              f" | {cpu_text(r)} | {floor.ratio_text(r['cpu_us'], floor_cpu.get(r['connections']))}"
+              f" | {r['errors']} |")
 
 
 if __name__ == "__main__":

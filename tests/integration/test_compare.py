@@ -267,6 +267,44 @@ def test_every_echolab_load_run_has_its_series_in_the_results(quick_run):
     assert (out_dir / "results.json").stat().st_size < 2 * 2**20
 
 
+def test_the_floor_is_measured_beside_the_models_and_each_model_is_stated_as_its_multiple(quick_run,
+                                                                                         page_in_browser):
+    out_dir, _ = quick_run
+    results = json.loads((out_dir / "results.json").read_text())
+    plan = results["plan"]
+    assert plan["floor_concurrency"] == plan["concurrency"][:1]  # QUICK: the lowest level only
+    row = ["echolab-load", plan["floor_concurrency"][0]]
+    for floor in ("floor-epoll", "floor-io_uring"):
+        for tool in ("echolab-load", "wrk"):
+            assert figure(results, "closed_loop", floor, "requests_per_second", [tool, row[1]]) > 100, (floor, tool)
+            assert figure(results, "closed_loop", floor, "errors", [tool, row[1]]) == 0, (floor, tool)
+    # The CPU per request of every server, read from the scheduler: microseconds, not zero (the
+    # reading found the server's processes) and not a millisecond (not the load generator's).
+    floor_cpu_us = figure(results, "closed_loop", "floor-epoll", "cpu_per_request_us", row)
+    assert 0.5 < floor_cpu_us < 1000
+    for server in (*MODELS, "floor-io_uring"):
+        cpu_us = figure(results, "closed_loop", server, "cpu_per_request_us", row)
+        assert 0.5 < cpu_us < 1000, (server, cpu_us)
+        # One run: the multiple is that run's CPU over the floor's run.
+        assert figure(results, "closed_loop", server, "cpu_vs_floor_ratio", row) == pytest.approx(
+            cpu_us / floor_cpu_us), server
+    # Measured and shown, never a model: no other experiment, no verdict.
+    for scenario, entries in results["scenarios"].items():
+        if scenario != "closed_loop":
+            assert not [e for e in entries if e["model"].startswith("floor")], scenario
+    report = (out_dir / "report.md").read_text()
+    table = report.split("### CPU per request, as a multiple of the epoll floor", 1)[1].split("\n#", 1)[0]
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header == ["connections", "floor (epoll): CPU per request", *MODELS, "floor (io_uring)"]
+    assert len(lines) == 2 and lines[1].startswith(f"| {row[1]:,} | "), table  # header, one level
+    assert all(cell.strip().endswith("x (one run: no spread to judge the noise)")
+               for cell in lines[1].strip("|").split("|")[2:]), lines[1]
+    contents, _, _ = page_in_browser
+    assert "floor-multiples" in contents.ids
+    assert "floor (io_uring)" in (out_dir / "report.html").read_text()
+
+
 def test_kernel_cost_of_address_spaces_is_reported(quick_run):
     """The hold's kernel mm threads and CPU split, the rmap probe's walk per page, and the
     claim built on them, whose differences say when they are inside the noise."""

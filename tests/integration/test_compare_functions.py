@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from compare import claims, hgrm, isolation, probes, run, scenarios, series, slow_clients
+from compare import claims, floor, hgrm, isolation, probes, run, scenarios, series, slow_clients
 from compare.figures import Recorder
 from compare.loadtools import parse_wrk_text
 from compare.metrics import Scrape, bucket_delta, histogram_quantile, parse_exposition
@@ -184,6 +184,7 @@ class CountingBench:
         self.plan, self.recorder = plan, Recorder()
         self.main = {model: SimpleNamespace(binary=Path("/nonexistent"), flags=[]) for model in scenarios.MODELS}
         self.fault = dict(self.main)
+        self.floors = {name: SimpleNamespace(binary=Path("/nonexistent")) for name in floor.NAMES}
         self.recycling = SimpleNamespace(binary=Path("/nonexistent"))
         self.open_loop_rate = None
         self.log_dir = Path("/nonexistent")

@@ -6,9 +6,9 @@ plumbing: test_compare_functions.py.)"""
 import math
 import statistics
 
-from compare import claims, loadtools, machine, probes, report, scenarios, slow_clients
+from compare import claims, cpu, floor, loadtools, machine, probes, report, scenarios, slow_clients
 from compare.claims import impaired
-from compare.figures import Difference, Recorder, difference
+from compare.figures import Difference, Recorder, difference, summarize
 from compare.plan import make_plan
 
 CYCLES = lambda v: f"{v:,.0f} cycles"  # noqa: E731
@@ -272,3 +272,42 @@ def test_the_hold_table_marks_each_partial_memory_figure_and_gives_the_scrape_in
     assert rows["| slowest /metrics scrape"][:2] == ["251 ms", "12 ms"]
     assert "*partial*: the scrape the memory figures come from lasted the server's whole 250 ms" in \
         report.hold_section(recorder, plan)
+
+
+# -- CPU per request, and as a multiple of the floor ------------------------------------------
+
+def test_cpu_per_request_is_the_windows_cpu_over_its_requests():
+    # 0.35 s of CPU over 0.7 s at 50,000 req/s: 35,000 requests, 10 us each.
+    assert cpu.cpu_us_per_request((0.35, 0.7), 50_000) == 10.0
+    assert cpu.cpu_us_per_request(None, 50_000) is None
+    assert cpu.cpu_us_per_request((0.35, 0.7), None) is None
+
+
+def test_a_multiple_whose_runs_reach_1x_is_no_difference_not_a_saving():
+    assert floor.multiple_cell(summarize([0.95, 0.97, 1.04])) == "no difference within ±5 %"
+
+
+def test_a_multiple_clear_of_1x_is_given_with_its_spread():
+    assert floor.multiple_cell(summarize([1.31, 1.25, 1.4])) == "1.31x (1.25-1.40x)"
+    assert floor.multiple_cell(summarize([0.8, 0.85, 0.9])) == "0.85x (0.80-0.90x)"
+
+
+def test_one_run_gives_a_multiple_and_says_it_has_no_spread():
+    assert floor.multiple_cell(summarize([1.2])) == "1.20x (one run: no spread to judge the noise)"
+    assert floor.multiple_cell(None) == "-"
+
+
+def test_the_table_of_multiples_has_a_row_only_where_the_floor_was_measured():
+    recorder = Recorder()
+    recorder.add("closed_loop", ("echolab-load", 100), floor.REFERENCE, {"cpu_per_request_us": 5.0})
+    for rep_ratio in (1.5, 1.6, 1.7):
+        recorder.add("closed_loop", ("echolab-load", 100), "pool", {"cpu_vs_floor_ratio": rep_ratio})
+    recorder.add("closed_loop", ("echolab-load", 1000), "pool", {"cpu_vs_floor_ratio": 2.0})
+    rows = floor.multiples_rows([100, 1000], lambda c, server, name: recorder.figure(
+        "closed_loop", ("echolab-load", c), server, name))
+    assert len(rows) == 1
+    row = dict(zip(floor.MULTIPLES_HEADER, rows[0]))
+    assert row["connections"] == "100"
+    assert row["floor (epoll): CPU per request"] == "5.0 us"
+    assert row["pool"] == "1.60x (1.50-1.70x)"
+    assert row["threads"] == "-"

@@ -19,16 +19,21 @@ def table_rows(report: str) -> list[dict]:
 def test_reports_throughput_latency_and_the_servers_cpu_per_request():
     done = run(*BENCHMARK, "--bin-dir", str(BIN_DIR),
                "--connections", "20", "--seconds", "1", "--repeat", "1",
-               "--only", "pool,threads", timeout=120, cwd=SOURCE_DIR)
+               "--only", "pool,threads,floor-epoll,floor-io_uring", timeout=180, cwd=SOURCE_DIR)
     assert done.returncode == 0, done.stderr
     rows = table_rows(done.stdout)
-    assert [row["server"] for row in rows] == ["threads", "pool"]
+    assert [row["server"] for row in rows] == ["threads", "pool", "floor (epoll)", "floor (io_uring)"]
     for row in rows:
         assert float(row["req/s (median)"]) > 100, row
         assert row["errors"] == "0", row
         # A request costs a server microseconds of CPU: not zero (the reading found the
         # server's processes) and not a millisecond (it did not count wrk or the whole machine).
-        assert 0.5 < float(row["server CPU (us/req)"]) < 1000, row
+        cpu_us = float(row["server CPU (us/req)"])
+        assert 0.5 < cpu_us < 1000, row
+        # Each multiple is the row's own CPU over the epoll floor's, so the floor's is 1.00x.
+        floor_cpu_us = float(rows[2]["server CPU (us/req)"])
+        assert row["CPU per request vs floor"] == f"{cpu_us / floor_cpu_us:.2f}x", row
+    assert rows[2]["CPU per request vs floor"] == "1.00x"
 
 
 def spinners_alive() -> list[str]:
