@@ -207,9 +207,17 @@ def load_results(directory: Path) -> dict:
 
 
 def plan_differences(old: dict, new: dict) -> list[str]:
+    """The settings both runs planned, with other values. A setting only one run has belongs to
+    an experiment the other version did not run: its figures are listed as one run's only."""
     old_plan, new_plan = old.get("plan") or {}, new.get("plan") or {}
-    return [f"{key} {old_plan.get(key)!r} vs {new_plan.get(key)!r}"
-            for key in sorted(set(old_plan) | set(new_plan)) if old_plan.get(key) != new_plan.get(key)]
+    return [f"{key} {old_plan[key]!r} vs {new_plan[key]!r}"
+            for key in sorted(set(old_plan) & set(new_plan)) if old_plan[key] != new_plan[key]]
+
+
+def plan_only_in_one(old: dict, new: dict) -> list[str]:
+    old_plan, new_plan = old.get("plan") or {}, new.get("plan") or {}
+    return ([f"only the old run planned {key} = {old_plan[key]!r}" for key in sorted(set(old_plan) - set(new_plan))]
+            + [f"only the new run planned {key} = {new_plan[key]!r}" for key in sorted(set(new_plan) - set(old_plan))])
 
 
 def check_comparable(old: dict, new: dict) -> None:
@@ -331,6 +339,7 @@ def intro_lines(diff: Diff) -> list[str]:
                      f"up to {ALPHA:.0%} of the time: by chance alone, about {round(tested * ALPHA)} of the "
                      f"{tested} figures whose runs differ.")
     lines += open_loop_note(diff.old, diff.new)
+    lines += [f"NOTE: {note}: its figures are in one run only" for note in plan_only_in_one(diff.old, diff.new)]
     lines += [f"WARNING: the machines differ: {warning}" for warning in diff.machine_warnings]
     return lines
 

@@ -237,6 +237,19 @@ def test_a_figure_one_run_lacks_is_listed_by_side(tmp_path):
     assert "<li>closed_loop: echolab-load, 100, threads, spawn_p50_us</li>" in diff.render_html(result)
 
 
+def test_an_experiment_only_the_newer_version_plans_is_noted_and_the_rest_compared(tmp_path):
+    """A plan setting the older run lacks belongs to an experiment its version did not have (the
+    floor's connection counts): the shared figures are compared, and the diff says so."""
+    old = results({"requests_per_second": [100.0, 104.0, 98.0]})
+    new = results({"requests_per_second": [100.0, 104.0, 98.0]})
+    del old["plan"]["floor_concurrency"]
+    completed = diff_command(write_run(tmp_path / "old", old), write_run(tmp_path / "new", new))
+    assert completed.returncode == 0, completed.stderr
+    assert "NOTE: only the new run planned floor_concurrency = [100, 1000]: its figures are in one run only" \
+        in (tmp_path / "new" / "diff.md").read_text()
+    assert "1 figures compared" in completed.stdout
+
+
 def test_a_diff_that_raises_after_a_run_costs_one_line_and_status_1(tmp_path, monkeypatch, capsys):
     def broken(*_):
         raise KeyError("figures")
