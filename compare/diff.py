@@ -273,7 +273,7 @@ def open_loop_note(old: dict, new: dict) -> list[str]:
     old_rate, new_rate = old.get("open_loop_rate"), new.get("open_loop_rate")
     if old_rate == new_rate or old_rate is None or new_rate is None:
         return []
-    return [f"The open loop ran at {old_rate:,.0f} requests/s in OLD and {new_rate:,.0f} in NEW (half of each "
+    return [f"The open loop ran at {old_rate:,.0f} requests/s in OLD and {new_rate:,.0f} in NEW (a share of each "
             "run's slowest closed-loop rate): its figures compare two different loads."]
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from compare import diff
 from compare.plan import make_plan
-from harness import BIN_DIR, SOURCE_DIR
+from compare.scenarios import load_figures
+from harness import BIN_DIR, LOOPBACK, SOURCE_DIR, Server
 
 PYTHON = "/usr/bin/python3"
 MACHINE = {"cpu_model": "AMD EPYC", "cores_online": 2, "cores_usable": 2, "kernel": "Linux 6.1",
@@ -265,3 +266,31 @@ def test_many_runs_a_side_use_the_normal_approximation_and_agree_with_the_count(
     assert interleaved > 0.5
     # 8 a side are still counted: complete separation is exactly 2 / C(16, 8).
     assert diff.mann_whitney_p(list(range(8)), list(range(8, 16))) == pytest.approx(2 / 12_870)
+
+
+# -- a server slowed for real --------------------------------------------------------------------
+
+def load_run(port: int, path: str, json_path: Path) -> dict:
+    """One second of keep-alive load from echolab-load, as the runner records it."""
+    done = subprocess.run([BIN_DIR / "echolab-load", "-c", "8", "-t", "1", "-d", "1s", "--path", path, "--quiet",
+                           "--json", json_path, f"{LOOPBACK}:{port}"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return load_figures(json.loads(json_path.read_text()))
+
+
+def test_a_server_slowed_for_real_is_flagged_worse_in_throughput_and_latency(tmp_path):
+    """Three real runs a side against one server, interleaved: plain requests, then requests that
+    each burn a millisecond of its CPU (--fault-injection's /burn), fifty times what a plain one
+    costs. With every slowed run beyond every plain one, the rank test reads both changes."""
+    runs = {"plain": [], "slowed": []}
+    with Server("pool", "--fault-injection") as server:
+        for repetition in range(3):
+            for side, path in (("plain", "/"), ("slowed", "/burn?us=1000")):
+                runs[side].append(load_run(server.port, path, tmp_path / f"{side}-{repetition}.json"))
+    old, new = ({name: [run[name] for run in runs[side]] for name in ("requests_per_second", "p99_us")}
+                for side in ("plain", "slowed"))
+    figures = compared(tmp_path, results(old), results(new))
+    assert figures["requests_per_second"].change == "worse", runs
+    assert figures["requests_per_second"].verdict == "worse", runs
+    assert figures["p99_us"].change == "worse" and figures["p99_us"].verdict == "worse", runs
