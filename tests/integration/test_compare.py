@@ -601,11 +601,13 @@ def test_the_html_report_draws_each_run_over_time(quick_run, page_in_browser):
     contents, _, _ = page_in_browser
     results = json.loads((out_dir / "results.json").read_text())
     series_charts = {chart: marks for chart, marks in contents.marks.items() if chart.startswith("series-")}
-    # A line per run of every model (a line needs two points): the closed loop's first row, and
-    # the hold with the server's scrapes (its CPU is a difference: one point fewer than scrapes).
+    # A line per run of every server (a line needs two points): the closed loop's first row (the
+    # models and the floors), and the hold with the server's scrapes (its CPU is a difference:
+    # one point fewer than scrapes).
     def lines(scenario: str, column: str, part: str = "load", row: list | None = None) -> int:
+        servers = {entry["model"] for entry in results["series"][scenario]}
         return sum(sum(v is not None for v in run[part][column]) >= 2
-                   for m in MODELS for run in series_of(results, scenario, m, row))
+                   for m in servers for run in series_of(results, scenario, m, row))
 
     rows = []
     for entry in results["series"]["closed_loop"]:

@@ -185,8 +185,10 @@ def test_pool_receives_once_per_request_and_still_hears_a_request_in_two_parts(m
 
     with Server("pool", "--threads", "2", *mode) as server:
         calls = recv_calls_while(server.process.pid, exchange)
-    expected = requests + 2 * split_requests
-    assert expected <= calls <= expected * 1.1, f"{calls} receive calls for {expected} reads"
+    # A split request is read once or twice: twice when the first part arrived alone, once when
+    # a busy machine ran the server only after both parts were in (10 ms is not a promise).
+    fewest, most = requests + split_requests, requests + 2 * split_requests
+    assert fewest <= calls <= most * 1.1, f"{calls} receive calls for {fewest}-{most} reads"
 
 
 def sanitizer_reports(log: str) -> list[str]:
