@@ -39,8 +39,8 @@ class IoUringLoop {
     // io_run_task_work) as the floor's largest cost, and io_uring took 1.5x epoll's CPU per
     // request at 100 connections. Older kernels refuse the flags: then cooperative task
     // work (5.19), then none.
-    for (const unsigned flags : {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-                                 IORING_SETUP_COOP_TASKRUN, 0U}) {
+    for (const unsigned flags :
+         {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, IORING_SETUP_COOP_TASKRUN, 0U}) {
       io_uring_params params{};
       params.flags = flags;
       const int error = io_uring_queue_init_params(4096, &ring_, &params);
