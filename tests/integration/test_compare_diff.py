@@ -279,18 +279,19 @@ def load_run(port: int, path: str, json_path: Path) -> dict:
     return load_figures(json.loads(json_path.read_text()))
 
 
-def test_a_server_slowed_for_real_is_flagged_worse_in_throughput_and_latency(tmp_path):
+def test_a_server_slowed_for_real_is_flagged_worse_in_throughput(tmp_path):
     """Three real runs a side against one server, interleaved: plain requests, then requests that
-    each burn a millisecond of its CPU (--fault-injection's /burn), fifty times what a plain one
-    costs. With every slowed run beyond every plain one, the rank test reads both changes."""
+    each burn 10 ms of its CPU (--fault-injection's /burn), hundreds of times what a plain one
+    costs, so that beside other test files every slowed run is still beyond every plain one
+    (at 1 ms a plain run beside three other test files was slower than a slowed one). The
+    rank test then reads the throughput drop as worse. Latency is not asserted: beside other
+    work a plain run's p99 reached 268 ms."""
     runs = {"plain": [], "slowed": []}
     with Server("pool", "--fault-injection") as server:
         for repetition in range(3):
-            for side, path in (("plain", "/"), ("slowed", "/burn?us=1000")):
+            for side, path in (("plain", "/"), ("slowed", "/burn?us=10000")):
                 runs[side].append(load_run(server.port, path, tmp_path / f"{side}-{repetition}.json"))
-    old, new = ({name: [run[name] for run in runs[side]] for name in ("requests_per_second", "p99_us")}
+    old, new = ({"requests_per_second": [run["requests_per_second"] for run in runs[side]]}
                 for side in ("plain", "slowed"))
-    figures = compared(tmp_path, results(old), results(new))
-    assert figures["requests_per_second"].change == "worse", runs
-    assert figures["requests_per_second"].verdict == "worse", runs
-    assert figures["p99_us"].change == "worse" and figures["p99_us"].verdict == "worse", runs
+    throughput = compared(tmp_path, results(old), results(new))["requests_per_second"]
+    assert throughput.change == "worse" and throughput.verdict == "worse", runs

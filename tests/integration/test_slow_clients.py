@@ -45,7 +45,9 @@ class CurlProbe:
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            result = run("curl", "-s", "-o", "/dev/null", "-m", "3", "-w", "%{http_code}", self.url,
+            # 5 s: a busy machine took 1.5 s to serve a fetch beside the attack; a server the
+            # attack blocks keeps it waiting for the attack's whole 8-10 s.
+            result = run("curl", "-s", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", self.url,
                          timeout=10)
             self.outcomes.append((result.stdout.strip() or f"exit {result.returncode}",
                                   time.monotonic() - started))
@@ -101,7 +103,9 @@ def test_slow_read_clients_do_not_stop_the_others(model):
             report = slowhttptest(server, "-X", "-w", "1", "-y", "16", "-n", "2", "-z", "16", "-k",
                                   "10", connections=100, seconds=8)
         assert "connected:   100" in report or "closed:" in report, report
-        assert len(probe.outcomes) >= 8
+        # Served all along: how many fetches fit in the attack is the machine's speed (a busy
+        # one took 0.7-1.5 s a fetch, 7 in the 8 s), a failure is not.
+        assert len(probe.outcomes) >= 2
         assert probe.failures() == [], probe.outcomes
         assert server.alive()
 
