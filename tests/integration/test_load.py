@@ -24,10 +24,20 @@ PERCENTILE_KEYS = ("p50", "p90", "p99", "p99_9", "p99_99", "max")
 ERROR_KINDS = ("refused", "reset", "timeout", "bad_reply", "oversized_reply", "connect_unfinished")
 
 
+# A stall (no answer for 1 s while requests wait) fails a run. The tests below check what a
+# run counts, not how fast the machine is, and beside other test files on two cores a server
+# went 4 s without an answer: they allow 30 s. The stall tests pass their own threshold.
+GENEROUS_STALL = ("--stall-threshold", "30s")
+
+
+def generous(args: tuple[str, ...]) -> tuple[str, ...]:
+    return args if "--stall-threshold" in args else (*args, *GENEROUS_STALL)
+
+
 def echolab_load(tmp_path: Path, port: int, *args: str, timeout: float = 60.0, **popen):
     """Runs echolab-load to the end; returns (exit code, parsed --json, stdout, stderr)."""
     json_path = tmp_path / f"load-{time.monotonic_ns()}.json"
-    done = subprocess.run([LOAD, *args, "--json", str(json_path), f"{LOOPBACK}:{port}"],
+    done = subprocess.run([LOAD, *generous(args), "--json", str(json_path), f"{LOOPBACK}:{port}"],
                           capture_output=True, text=True, timeout=timeout, check=False, **popen)
     result = json.loads(json_path.read_text()) if json_path.exists() and json_path.stat().st_size else None
     return done.returncode, result, done.stdout, done.stderr
@@ -478,7 +488,7 @@ def test_never_read_fills_the_server_and_is_measured(tmp_path):
 
 def test_sigint_ends_the_run_early_with_a_report(server, tmp_path):
     json_path = tmp_path / "interrupted.json"
-    load = subprocess.Popen([LOAD, "-q", "-c", "4", "-d", "30s", "--json", str(json_path),
+    load = subprocess.Popen([LOAD, "-q", "-c", "4", "-d", "30s", *GENEROUS_STALL, "--json", str(json_path),
                              f"{LOOPBACK}:{server.port}"], stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
     load.send_signal(signal.SIGINT)
@@ -614,7 +624,7 @@ def run_shards(port: int, tmp_path: Path, shards: int, *args: str) -> list[dict]
     with --start-at; returns their --json results."""
     start_at = f"{time.time() + 1.5:.6f}"
     paths = [tmp_path / f"shard-{i}.json" for i in range(1, shards + 1)]
-    loads = [subprocess.Popen([LOAD, "-q", *args, "--shard", f"{i}/{shards}", "--start-at",
+    loads = [subprocess.Popen([LOAD, "-q", *generous(args), "--shard", f"{i}/{shards}", "--start-at",
                                start_at, "--json", str(path), f"{LOOPBACK}:{port}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i, path in enumerate(paths, start=1)]
@@ -624,8 +634,9 @@ def run_shards(port: int, tmp_path: Path, shards: int, *args: str) -> list[dict]
     results = [json.loads(path.read_text()) for path in paths]
     for result in results:
         assert_clean(0, result, "")
-        # Nobody starts before --start-at, and all start within a few tens of milliseconds of it.
-        assert float(start_at) - 0.001 <= result["window"]["start_unix_s"] < float(start_at) + 0.2
+        # Nobody starts before --start-at (they were launched 1.5 s before it); how soon after
+        # it a busy machine runs them is its speed, so the upper bound is only "it hung".
+        assert float(start_at) - 0.001 <= result["window"]["start_unix_s"] < float(start_at) + 10
     return results
 
 
@@ -741,7 +752,7 @@ def metered_run(target_port: int, tmp_path: Path, *args: str, during_after: floa
     scrape during, scrape after)."""
     metrics_port = free_port()
     json_path = tmp_path / f"metered-{time.monotonic_ns()}.json"
-    load = subprocess.Popen([LOAD, "-q", *args, "--metrics-listen", f"{LOOPBACK}:{metrics_port}",
+    load = subprocess.Popen([LOAD, "-q", *generous(args), "--metrics-listen", f"{LOOPBACK}:{metrics_port}",
                              "--metrics-linger", "5s", "--json", str(json_path),
                              f"{LOOPBACK}:{target_port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
