@@ -101,7 +101,9 @@ def test_a_raw_client_trickling_within_the_idle_timeout_is_cut_at_the_lifetime(m
                 "--max-connection-lifetime", "1s") as server:
         closed_after, sent, echoed = trickle_raw(server.port, every=0.2)
         assert 1.0 - CLOCKS_APART <= closed_after < HUNG
-        assert sent >= 3 and echoed == b"x" * len(echoed) and len(echoed) >= sent - 1
+        # A byte every 0.4 s at best (a 0.2 s wait for its echo, then 0.2 s): 3 fit in the 1 s
+        # lifetime on a quiet machine, 2 on a busy one. Two already make a trickle.
+        assert sent >= 2 and echoed == b"x" * len(echoed) and len(echoed) >= sent - 1
         assert wait_for_timeouts(server, "lifetime", 1) == 1
         assert timeouts(server, "idle") == 0
 
