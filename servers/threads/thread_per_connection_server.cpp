@@ -140,10 +140,10 @@ void ThreadPerConnectionServer::start_thread(UniqueFd client,
 // No thread for this connection (out of memory for its stack, or of tasks): it is closed and
 // counted as rejected, like one over --max-connections. The next connection would fail the
 // same way until a thread exits, so accepting stops until one does, or for kStartRetry at
-// most; the connections meanwhile wait in the listen backlog. One line per episode.
+// most; the connections meanwhile wait in the listen backlog. One line per episode, written
+// before the connection closes: a client that sees the close can then find the line.
 void ThreadPerConnectionServer::back_off_after_failed_start(int client_fd, int error) {
   std::unique_lock lock(mutex_);
-  open_sockets_.erase(client_fd);  // closes it
   --active_threads_;
   if (!std::exchange(thread_start_failing_, true)) {
     log_error("limit_reached", {{"limit", "threads"},
@@ -151,6 +151,7 @@ void ThreadPerConnectionServer::back_off_after_failed_start(int client_fd, int e
                                 {"threads", active_threads_},
                                 {"note", "connections are rejected until a thread exits"}});
   }
+  open_sockets_.erase(client_fd);  // closes it
   const std::size_t running = active_threads_;
   thread_exited_.wait_for(lock, kStartRetry, [this, running] { return active_threads_ < running; });
 }
