@@ -171,9 +171,11 @@ def test_open_loop_keeps_its_schedule(server, tmp_path):
     # schedule. How many fall due by the end, and how many complete, is the machine's speed
     # (beside two Docker tests 94 % completed, and 98 % fell due): what must hold is that every
     # request due is accounted for, answered, in flight at the end, or never sent. Half the
-    # schedule is a generous "it hung".
+    # schedule is a generous "it hung". A busy machine also wakes the run late at its end (28 ms
+    # late here once): the requests due by then count as due, so the upper bound follows the
+    # run's measured length, with one request a connection sent before its thread saw the end.
     scheduled = 1000 * result["duration_planned_s"]
-    assert 0.5 * scheduled <= result["requests_due"] <= scheduled + 2
+    assert 0.5 * scheduled <= result["requests_due"] <= 1000 * result["duration_s"] + 10
     assert 0 < result["requests"] <= result["requests_due"]
     assert_every_request_accounted_for(result)
 
