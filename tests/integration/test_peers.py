@@ -31,8 +31,13 @@ def test_reports_throughput_latency_and_the_servers_cpu_per_request():
         cpu_us = float(row["server CPU (us/req)"])
         assert 0.5 < cpu_us < 1000, row
         # Each multiple is the row's own CPU over the epoll floor's, so the floor's is 1.00x.
+        # The runner divides the unrounded figures: the table's, rounded to 0.01 us, give the
+        # multiple to within what that rounding moves it (0.97x printed for 0.96x recomputed).
         floor_cpu_us = float(rows[2]["server CPU (us/req)"])
-        assert row["CPU per request vs floor"] == f"{cpu_us / floor_cpu_us:.2f}x", row
+        multiple = float(row["CPU per request vs floor"].removesuffix("x"))
+        lowest = (cpu_us - 0.005) / (floor_cpu_us + 0.005) - 0.005
+        highest = (cpu_us + 0.005) / (floor_cpu_us - 0.005) + 0.005
+        assert lowest <= multiple <= highest, row
     assert rows[2]["CPU per request vs floor"] == "1.00x"
 
 
