@@ -374,25 +374,31 @@ def spawn_figures(before: metrics.Scrape, after: metrics.Scrape, connections: in
 
 # -- the 10,000-connection hold ---------------------------------------------------------------
 
+@dataclass(frozen=True)
+class HoldReading:
+    """One scrape of a held server, with what was read beside it at the same moment."""
+    scrape: metrics.Scrape
+    kernel_cpu: machine.KernelCpu
+    at: float  # monotonic seconds
+    server_cpu_s: float  # the server's own CPU seconds so far
+
+
 def _scrape_during(run: loadtools.LoadRun, server: Server, window: tuple[float, float],
-                   scrapes: int, mm_threads: dict[int, str],
-                   server_cpu: list[float] | None = None) -> list[tuple[metrics.Scrape, machine.KernelCpu, float]]:
+                   scrapes: int, mm_threads: dict[int, str]) -> list[HoldReading]:
     """Scrapes the server `scrapes` times spread over `window` (monotonic times) while the load
-    tool runs, each scrape with a reading of the kernel's CPU and its time; and, into
-    `server_cpu` when given, the server's own CPU seconds so far at each scrape."""
+    tool runs."""
     begin, end = window
     step = (end - begin) / max(scrapes - 1, 1)
     due = begin
-    samples = []
+    readings = []
     while run.process.poll() is None and due <= end:
         if time.monotonic() >= due:
-            samples.append((metrics.scrape(server.metrics_url, timeout=20), machine.kernel_cpu(mm_threads),
-                            time.monotonic()))
-            if server_cpu is not None:
-                server_cpu.append(processes.group_cpu_seconds(server.process.pid))
+            readings.append(HoldReading(metrics.scrape(server.metrics_url, timeout=20),
+                                        machine.kernel_cpu(mm_threads), time.monotonic(),
+                                        processes.group_cpu_seconds(server.process.pid)))
             due = max(due + step, time.monotonic())
         time.sleep(0.05)
-    return samples
+    return readings
 
 
 def hold(bench: Bench, rep: int) -> None:
@@ -421,30 +427,29 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server, idle: metrics.
     # The hold begins when the ramp ends; leave a moment for the last connects.
     margin = min(1.0, plan.hold_s / 4)
     window = (started + plan.ramp_s + margin, started + plan.ramp_s + plan.hold_s - margin)
-    server_cpu: list[float] = []
-    readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads, server_cpu=server_cpu)
+    readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads)
     result = bench.judged(("hold", (plan.hold_connections,), model), run.result(), plan.ramp_s + plan.hold_s)
-    add_server_series(bench, ("hold", (plan.hold_connections,), model), result, readings, server_cpu)
-    figures = hold_figures(idle, [scrape for scrape, _, _ in readings], result)
+    add_server_series(bench, ("hold", (plan.hold_connections,), model), result, readings)
+    figures = hold_figures(idle, [reading.scrape for reading in readings], result)
     figures["memory_partial"] = 1 if memory_partial(model, figures["memory_scrape_ms"] / 1000) else 0
-    figures.update(ramp_figures(idle, readings[0][0] if readings else None, plan, prestart))
+    figures.update(ramp_figures(idle, readings[0].scrape if readings else None, plan, prestart))
     if len(readings) >= 2:
-        (_, first, first_at), (_, last, last_at) = readings[0], readings[-1]
-        figures.update(machine.kernel_cpu_figures(first, last, last_at - first_at))
+        first, last = readings[0], readings[-1]
+        figures.update(machine.kernel_cpu_figures(first.kernel_cpu, last.kernel_cpu, last.at - first.at))
     bench.recorder.add("hold", (plan.hold_connections,), model, figures)
     return (f"{figures['connections_held'] or 0:>6,.0f} held  RSS/conn "
             f"{_kib(figures['rss_per_connection_kib'])}  PSS/conn {_kib(figures['pss_per_connection_kib'])}  "
             f"p99 {_ms(figures['hold_p99_us'])}" + (f"  errors {figures['errors']:,.0f}" if figures["errors"] else ""))
 
 
-def add_server_series(bench: Bench, key: tuple, result: dict, readings: list, server_cpu: list[float]) -> None:
+def add_server_series(bench: Bench, key: tuple, result: dict, readings: list[HoldReading]) -> None:
     """The hold's scrapes as the server's series, beside the load's series of the same run."""
     runs = bench.recorder.series(*key)
     if not runs or runs[-1]["run"] != result.get("raw_name"):
         return
     wall_minus_monotonic = time.time() - time.monotonic()
     runs[-1]["server"] = series.server_columns(
-        [(scrape, at, cpu) for (scrape, _, at), cpu in zip(readings, server_cpu)],
+        [(reading.scrape, reading.at, reading.server_cpu_s) for reading in readings],
         result.get("window_start_unix_s"), wall_minus_monotonic)
 
 
