@@ -6,13 +6,17 @@ hold's ramp figures, the claims of the probes, and report.md, report.html, resul
 import datetime
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from compare import claims, floor, hgrm, isolation, probes, run, scenarios, series, slow_clients
+from compare import claims, floor, hgrm, isolation, processes, probes, run, scenarios, series, slow_clients
 from compare.figures import Recorder
 from compare.loadtools import parse_wrk_text
 from compare.metrics import Scrape, bucket_delta, histogram_quantile, parse_exposition
@@ -557,3 +561,29 @@ def test_the_servers_series_puts_each_scrape_on_the_loads_clock_with_the_cores_u
     columns = series.server_columns([(scrapes[0], 10.0, 3.0), (scrapes[1], 12.0, 4.5)], 1000.5, 995.0)
     assert columns == {"at_s": [4.5, 6.5], "connections": [100.0, 200.0], "cpu_cores": [None, 0.75],
                        "pss_mib": [100.0, 200.0]}
+
+
+# -- the processes of a server's group ----------------------------------------------------------
+
+def test_a_groups_processes_are_found_from_its_leader_as_a_scan_of_every_process_finds_them():
+    # A leader with children and a grandchild in its group, and one grandchild that left it
+    # (setsid): the walk down the children files finds what the scan of /proc finds.
+    script = "sleep 60 & (sleep 60 & setsid sleep 60 & wait) & wait"
+    leader = subprocess.Popen(["bash", "-c", script], start_new_session=True)
+    try:
+        def settled() -> set[int] | None:
+            """The group's members, once all four are there and the fifth has left it."""
+            stats = list(processes.proc_stat_fields())
+            members = {pid for pid, fields in stats if int(fields[2]) == leader.pid}
+            left = [pid for pid, fields in stats if int(fields[1]) in members and int(fields[2]) != leader.pid]
+            return members if len(members) == 4 and left else None
+
+        deadline = time.monotonic() + 30  # only "it hung"
+        while (members := settled()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert members is not None  # bash, its subshell and two sleeps; not the setsid one
+        assert {pid for pid, _ in processes.group_processes(leader.pid)} == members
+        assert processes.group_cpu_seconds(leader.pid) > 0
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
