@@ -7,9 +7,18 @@ import time
 
 from . import processes
 
-# The window read inside a run of `seconds`: from 10 % to 80 % of it, when every connection
-# (and every worker thread or process serving one) is up and none has left yet.
-WINDOW_START, WINDOW_END = 0.1, 0.8
+# The window read inside a run of `seconds`: from 10 % of it until a tail before its end, when
+# every connection (and every worker thread or process serving one) is up and none has left
+# yet. The tail is a fifth of the run, and a second at least (half of a run under two): the
+# second reading must end before the run does, and a busy machine wakes the reader late (0.4 s
+# late once, beside three test files, in a 2 s run whose tail was a fifth).
+WINDOW_START = 0.1
+TAIL_SHARE, TAIL_MIN_S = 0.2, 1.0
+
+
+def window_end(seconds: float) -> float:
+    """When, into a run of `seconds`, the window's second reading is taken."""
+    return seconds - max(TAIL_SHARE * seconds, min(TAIL_MIN_S, seconds / 2))
 
 
 def cpu_reading_at(pgid: int, moment: float) -> tuple[float, float]:
@@ -22,11 +31,11 @@ def cpu_reading_at(pgid: int, moment: float) -> tuple[float, float]:
 
 
 class CpuWindow:
-    """Reads the CPU time of process group `pgid` at 10 % and 80 % of a run of `seconds` that
-    starts now, in a thread of its own. finish(), called when the run is over, gives the CPU
-    seconds and the wall seconds between the two readings, or None when the second reading
-    ended after the run did (threads that served it may have exited with their time): such a
-    window is dropped, not reported."""
+    """Reads the CPU time of process group `pgid` at 10 % of a run of `seconds` that starts
+    now and again before its tail (window_end), in a thread of its own. finish(), called when
+    the run is over, gives the CPU seconds and the wall seconds between the two readings, or
+    None when the second reading ended after the run did (threads that served it may have
+    exited with their time): such a window is dropped, not reported."""
 
     def __init__(self, pgid: int, seconds: float):
         self._run_over = threading.Event()
@@ -37,7 +46,7 @@ class CpuWindow:
 
     def _read(self, pgid: int, started: float, seconds: float) -> None:
         cpu_before, at_before = cpu_reading_at(pgid, started + WINDOW_START * seconds)
-        cpu_after, at_after = cpu_reading_at(pgid, started + WINDOW_END * seconds)
+        cpu_after, at_after = cpu_reading_at(pgid, started + window_end(seconds))
         if not self._run_over.is_set():
             self._window = (cpu_after - cpu_before, at_after - at_before)
 
