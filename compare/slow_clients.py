@@ -28,7 +28,10 @@ def server_flags(model: str, plan, defended: bool) -> list[str]:
     timeout = f"{plan.slow_timeout_s:g}s" if defended else UNDEFENDED_TIMEOUT
     flags = ["--max-connections", str(4 * (plan.slow_attackers + plan.slow_normal_connections)),
              "--idle-timeout", "30s", "--header-timeout", timeout, "--send-timeout", timeout]
-    capacity = {"prefork": ["--max-workers", str(plan.slow_capacity)],
+    # prefork starts its whole capacity and keeps half of it spare (at the full run's 64, its
+    # defaults), so that a smaller capacity (the quick run's) is a valid configuration too.
+    capacity = {"prefork": ["--max-workers", str(plan.slow_capacity), "--start-servers", str(plan.slow_capacity),
+                            "--min-spare", str(plan.slow_capacity // 2)],
                 "threads": ["--max-threads", str(plan.slow_capacity)],
                 "pool": ["--threads", str(plan.slow_pool_threads)],
                 "hybrid": ["--workers", str(plan.slow_pool_threads)]}
