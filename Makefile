@@ -25,7 +25,7 @@ CCACHE_FLAGS = $$(command -v ccache >/dev/null && echo -DCMAKE_C_COMPILER_LAUNCH
 export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps build release test compare peers c10k up down load swarm-up swarm-load swarm-down unit integration asan tsan fuzz bench format format-check tidy clean
+.PHONY: all deps build release test compare peers c10k up down load swarm-up swarm-load swarm-down unit integration asan-build asan tsan fuzz bench format format-check tidy clean
 
 all: build
 
@@ -39,10 +39,12 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Every test: format check, unit + integration tests, then the ASan+UBSan unit tests (and the
-# threads server's shutdown deadline under ASan+UBSan) and a bounded fuzz run of the Session.
+# threads server's shutdown deadline under ASan+UBSan) beside a bounded fuzz run of the Session:
+# the fuzzer runs for a fixed time on one core, the tests on the other (each target's output is
+# printed whole when it ends).
 test: build format-check
 	ctest --test-dir $(BUILD) --output-on-failure -j $(TEST_JOBS)
-	$(MAKE) --no-print-directory asan fuzz
+	$(MAKE) --no-print-directory -j 2 --output-sync=target asan fuzz
 
 unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L unit
@@ -50,10 +52,12 @@ unit: build
 integration: build
 	ctest --test-dir $(BUILD) --output-on-failure -L integration
 
-asan: deps
+asan-build: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ $(CCACHE_FLAGS) \
 	  -DECHOLAB_SANITIZE="address;undefined" -DECHOLAB_FUZZ=ON -DECHOLAB_BENCH=OFF
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target echolab_unit_tests fuzz_session echolab-threads echolab-pool
+
+asan: asan-build
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L "^unit$$"
 	# The threads and pool servers at the shutdown deadline with a handler stuck past it:
 	# nothing may be freed under a live thread. Any report fails the test (it reads the log).
@@ -74,7 +78,7 @@ tsan: deps
 	  test_async_hardening.py
 
 # A bounded libFuzzer run of the Session under ASan+UBSan, from the seed corpus.
-fuzz: asan
+fuzz: asan-build
 	@mkdir -p $(ASAN_BUILD)/fuzz-corpus
 	$(ASAN_BUILD)/tests/fuzz_session -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  $(ASAN_BUILD)/fuzz-corpus tests/fuzz/corpus/session
