@@ -50,6 +50,7 @@ DIRECTIONS = (
     ("cpu_nominal", NEUTRAL), ("machine_", NEUTRAL), ("arriving", NEUTRAL), ("pages_per_side", NEUTRAL),
     ("per_second", HIGHER_IS_BETTER), ("_rps", HIGHER_IS_BETTER), ("survived", HIGHER_IS_BETTER),
     ("connections_held", HIGHER_IS_BETTER), ("requests", HIGHER_IS_BETTER),
+    ("_mib_s", HIGHER_IS_BETTER),  # a throughput (the communication probe's), before "_mib"
     ("_us", LOWER_IS_BETTER), ("_ms", LOWER_IS_BETTER), ("_ns", LOWER_IS_BETTER),
     ("_kib", LOWER_IS_BETTER), ("_mib", LOWER_IS_BETTER),
 )

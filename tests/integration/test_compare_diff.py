@@ -81,6 +81,7 @@ def test_ties_count_a_half_and_never_make_a_difference_of_equal_runs():
     ("p99_us", diff.LOWER_IS_BETTER), ("hold_p99_9_us", diff.LOWER_IS_BETTER),
     ("time_to_serve_ms", diff.LOWER_IS_BETTER),
     ("pss_per_connection_kib", diff.LOWER_IS_BETTER), ("rss_mib", diff.LOWER_IS_BETTER),
+    ("unpinned_large_thread_shared_memory_mib_s", diff.HIGHER_IS_BETTER),
     ("context_switches_per_s", diff.LOWER_IS_BETTER), ("errors", diff.LOWER_IS_BETTER),
     ("connections_lost", diff.LOWER_IS_BETTER), ("mm_threads_cpu_percent", diff.LOWER_IS_BETTER),
     ("process_died", diff.LOWER_IS_BETTER),
