@@ -101,12 +101,14 @@ def _read_echolab_load(run: LoadRun) -> dict:
     }
 
 
-def run_failure(result: dict, planned_s: float | None, errors_are_findings: bool = False) -> str | None:
+def run_failure(result: dict, planned_s: float | None, errors_are_findings: bool = False,
+                unfinished_tolerance: float = UNFINISHED_TOLERANCE) -> str | None:
     """Why a load run cannot be a figure, or None when it can: a non-zero exit status the
     counted errors do not explain, echolab-load's own `failure`, unfinished or unsent requests
     or errors beyond the tolerances above, or a run that ended early. With
     `errors_are_findings` (the slow-clients windows, where a starved server is what is
-    measured) errors, and echolab-load's "no request completed", are figures, not failures."""
+    measured) errors, and echolab-load's "no request completed", are figures, not failures.
+    `unfinished_tolerance` is the share of requests that may stay owed beyond those in flight."""
     tool = result.get("tool", "the load tool")
     requests = result.get("requests") or 0
     errors = (result.get("errors") or {}).get("total", 0) or 0
@@ -125,9 +127,9 @@ def run_failure(result: dict, planned_s: float | None, errors_are_findings: bool
         return f"{tool} exited with status {status}"
     owed = (result.get("requests_unfinished") or 0) + (result.get("requests_unsent") or 0)
     in_flight = result.get("connections") or 0
-    if owed - in_flight > UNFINISHED_TOLERANCE * max(requests, 1):
+    if owed - in_flight > unfinished_tolerance * max(requests, 1):
         return (f"{owed:,} requests unfinished or unsent at the end, beyond one per connection "
-                f"({in_flight:,}) and {UNFINISHED_TOLERANCE:.0%} of {requests:,} requests")
+                f"({in_flight:,}) and {unfinished_tolerance:.0%} of {requests:,} requests")
     if result.get("interrupted"):
         return f"{tool} was interrupted"
     duration = result.get("duration_s")

@@ -139,7 +139,9 @@ def open_loop_section(recorder: Recorder, plan: Plan) -> str:
     share = "half" if plan.open_loop_share == 0.5 else f"{plan.open_loop_share:.0%} of"
     intro = (f"A fixed schedule of requests, the same for every model ({share} the slowest model's "
              "closed-loop rate), with latency counted from each request's intended send time, so "
-             "a stall shows in the percentiles instead of pausing the load (no coordinated omission).\n\n")
+             "a stall shows in the percentiles instead of pausing the load (no coordinated omission). "
+             f"A run that leaves more than {plan.open_loop_unsent_tolerance:.0%} of its requests due unsent "
+             "is a failed run.\n\n")
     if not rows:
         return "## Open loop\n\n" + intro + "Not measured.\n"
     return (f"## Open loop ({rate:,.0f} requests/s)\n\n" + intro +

@@ -160,10 +160,11 @@ class Bench:
         return raw_name(*parts)
 
     def judged(self, key: tuple[str, tuple, str], result: dict, planned_s: float | None,
-               errors_are_findings: bool = False) -> dict:
+               errors_are_findings: bool = False,
+               unfinished_tolerance: float = loadtools.UNFINISHED_TOLERANCE) -> dict:
         """`result` when it can be a figure of `key` (scenario, row, model); else the run is
         recorded as failed there and FailedRun raised with the reason."""
-        reason = loadtools.run_failure(result, planned_s, errors_are_findings)
+        reason = loadtools.run_failure(result, planned_s, errors_are_findings, unfinished_tolerance)
         if reason is not None:
             self.recorder.fail(*key, reason)
             raise FailedRun(reason)
@@ -172,12 +173,13 @@ class Bench:
         return result
 
     def run_load(self, server: Server, options: list[str], name: str, seconds: float,
-                 key: tuple[str, tuple, str] | None = None) -> dict:
+                 key: tuple[str, tuple, str] | None = None,
+                 unfinished_tolerance: float = loadtools.UNFINISHED_TOLERANCE) -> dict:
         """One echolab-load run of `seconds`; judged as a figure of `key` when given."""
         run = loadtools.echolab_load(self.load_binary, server.target, options, self.work_dir, name,
                                      timeout_s=seconds + 60)
         result = run.result()
-        return self.judged(key, result, seconds) if key else result
+        return self.judged(key, result, seconds, unfinished_tolerance=unfinished_tolerance) if key else result
 
     def hold_server(self, model: str, connections: int) -> tuple[metrics.Scrape, Server, "Prestart | None"]:
         """A fresh instance for the hold (the baseline is then a server that never held a
@@ -315,10 +317,13 @@ def open_loop(bench: Bench, rep: int) -> None:
         def measure() -> str:
             if rate is None:
                 raise RuntimeError("no closed-loop rate was measured to derive the open-loop rate from")
+            tolerance = plan.open_loop_unsent_tolerance
             result = bench.run_load(server, ["--connections", str(plan.open_loop_connections),
                                              "--threads", str(plan.load_threads), "--rate", f"{rate:g}",
-                                             "--duration", f"{plan.duration_s:g}s"],
-                                    bench.run_name("open", model, rep), plan.duration_s, ("open_loop", (rate,), model))
+                                             "--duration", f"{plan.duration_s:g}s",
+                                             "--unsent-tolerance", f"{tolerance * 100:g}"],
+                                    bench.run_name("open", model, rep), plan.duration_s, ("open_loop", (rate,), model),
+                                    unfinished_tolerance=tolerance)
             figures = load_figures(result)
             bench.recorder.add("open_loop", (rate,), model, figures)
             return throughput_summary(figures)
