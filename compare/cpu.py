@@ -9,16 +9,17 @@ from . import processes
 
 # The window read inside a run of `seconds`: from 10 % of it until a tail before its end, when
 # every connection (and every worker thread or process serving one) is up and none has left
-# yet. The tail is a fifth of the run, and a second at least (half of a run under two): the
-# second reading must end before the run does, and a busy machine wakes the reader late (0.4 s
-# late once, beside three test files, in a 2 s run whose tail was a fifth).
+# yet. The tail is a fifth of the run, and a second at least (a quarter of a run under four):
+# the second reading must end before the run does, and a busy machine wakes the reader late
+# (0.4 s late once, beside three test files, in a 2 s run whose tail was a fifth). The window
+# runs from this object's start, not the load's: a short run keeps most of itself inside.
 WINDOW_START = 0.1
 TAIL_SHARE, TAIL_MIN_S = 0.2, 1.0
 
 
 def window_end(seconds: float) -> float:
     """When, into a run of `seconds`, the window's second reading is taken."""
-    return seconds - max(TAIL_SHARE * seconds, min(TAIL_MIN_S, seconds / 2))
+    return seconds - max(TAIL_SHARE * seconds, min(TAIL_MIN_S, seconds / 4))
 
 
 def cpu_reading_at(pgid: int, moment: float) -> tuple[float, float]:

@@ -109,7 +109,7 @@ def closed_loop_section(recorder: Recorder) -> str:
             "are echolab-floor, a responder that only counts request ends and sends fixed bytes: the "
             "least a keep-alive responder can do here, not a model (no verdict, no memory figure). "
             "Server CPU per request is the scheduler's count for the server's processes over the "
-            "run from 10 % of it until a fifth of it (a second at least) before its end, per request served meanwhile (echolab-load runs only).\n\n" +
+            "run from 10 % of it until a fifth of it (a second, or a quarter of a short run, at least) before its end, per request served meanwhile (echolab-load runs only).\n\n" +
             table(["tool", "connections", "model", "requests/s", "p50", "p99", "p99.9", "errors",
                    "server CPU per request"], rows) + "\n\n" + floor_multiples_section(recorder))
 

@@ -294,9 +294,9 @@ def test_cpu_per_request_is_the_windows_cpu_over_its_requests():
 
 
 def test_the_cpu_window_ends_a_fifth_of_the_run_and_a_second_at_least_before_it_does():
-    # The full run's 5 s runs read at 80 %, longer ones too; shorter ones keep a second (half
-    # of a run under two), so that a reader woken late still reads before the run ends.
-    assert [cpu.window_end(seconds) for seconds in (30, 5, 2, 1)] == [24.0, 4.0, 1.0, 0.5]
+    # The full run's 5 s runs read at 80 %, longer ones too; shorter ones keep a second (a
+    # quarter of a run under four), so that a reader woken late still reads before the run ends.
+    assert [cpu.window_end(seconds) for seconds in (30, 5, 2, 1)] == [24.0, 4.0, 1.5, 0.75]
     for seconds in (0.5, 1, 1.5, 2, 3, 5, 60):
         assert cpu.WINDOW_START * seconds < cpu.window_end(seconds) < seconds
 
