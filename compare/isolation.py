@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from .figures import Recorder
-from .processes import proc_stat_fields
+from .processes import group_processes
 from .servers import LOOPBACK, MODELS, Server
 
 HYBRID_WORKERS = 2  # so that a worker's share is a part of the clients, not all of them
@@ -32,7 +32,8 @@ def server_flags(model: str) -> list[str]:
 # -- which process serves a connection ---------------------------------------------------------
 
 def group_pids(pgid: int) -> set[int]:
-    return {pid for pid, fields in proc_stat_fields() if int(fields[2]) == pgid and fields[0] != "Z"}
+    """The live (not zombie) processes of the server's group."""
+    return {pid for pid, fields in group_processes(pgid) if fields[0] != "Z"}
 
 
 def socket_inodes(pid: int) -> set[int]:
