@@ -204,8 +204,10 @@ def test_ramp_and_hold_2000_connections(server, tmp_path):
                                            "--unsent-tolerance", "100", "--stall-threshold", "1m")
     assert_clean(code, result, stderr)
     assert result["mode"] == "hold"
-    assert result["connections_open_peak"] == 2000
-    assert result["connects"] == 2000
+    opening = {key: result[key] for key in ("connects", "connections_open_peak", "connect_us")}
+    opening["open_by_second"] = [entry["connections_open"] for entry in result["series"]]
+    assert result["connections_open_peak"] == 2000, (opening, stderr)
+    assert result["connects"] == 2000, opening
     hold = result["hold"]
     # Each request the connections owed was answered, is still awaited or is counted unsent
     # (within the tolerance, or the run would have failed): however slow the machine, none
@@ -429,18 +431,19 @@ def test_unanswered_requests_count_as_timeouts(tmp_path):
 
 
 def test_slow_headers_are_held_until_the_header_timeout(tmp_path):
-    with Server("threads", "--header-timeout", "2s") as idle_closing:
+    with Server("threads", "--header-timeout", "1s") as idle_closing:
         code, result, stdout, stderr = echolab_load(
             tmp_path, idle_closing.port, "-q", "--slow-headers", "3s", "-c", "10", "-t", "1",
-            "-d", "5s", timeout=30)
+            "-d", "4s", timeout=30)
     assert code == 0, stderr
     assert_consistent(result)
     assert result["mode"] == "slow_headers" and result["requests"] == 0
     attack = result["attack"]
     assert attack["mode"] == "slow_headers" and attack["interval_s"] == 3
     assert attack["connections"] == 10
-    # A header section has 2 s however often lines come: each connection is answered 408
-    # within its first interval, then opens again, so two rounds fit in the run.
+    # A header section has 1 s however often lines come: each connection is answered 408
+    # within its first interval, then opens again, so several rounds fit in the run. The
+    # interval is 2 s past the timeout: beside other test files a cut came 1.1 s late.
     assert attack["closed_by_server"] >= 10, attack
     assert attack["statuses"].get("408", 0) >= 10, attack
     assert 0 < attack["held_ms"]["p50"] <= attack["held_ms"]["max"] < 3000, attack
