@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -215,12 +216,24 @@ def container_stats() -> list[str]:
 
 def test_load_profile_runs_echolab_load_inside_the_stack(stack):
     env, _ = stack
-    for model, (port, _) in SERVER_PORTS.items():
-        result = compose(env, "--profile", "load", "run", "--rm", "load", "-q", "-c", "10",
-                         "-d", "2s", f"{model}:{port}", timeout=120)
-        assert result.returncode == 0, result.stdout + result.stderr
-        requests = int(re.search(r"(\d+) requests", result.stdout).group(1))
-        assert requests > 100 and re.search(r"errors\s+none", result.stdout), result.stdout
+
+    def load(target: tuple[str, int]) -> subprocess.CompletedProcess:
+        model, port = target
+        # A light open loop (200 requests): what is tested is echolab-load in the stack,
+        # and four closed loops at once took both cores from the test files beside this one
+        # (the QUICK compare's open loop left 41 % of its requests unsent). The tolerance is
+        # for a busy machine's pauses, which leave requests unsent, not failed.
+        return compose(env, "--profile", "load", "run", "--rm", "load", "-q", "-c", "4", "-R", "100",
+                       "--unsent-tolerance", "50", "-d", "2s", f"{model}:{port}", timeout=120)
+
+    # One load container per server, all at once: most of each run is a container's start.
+    targets = [(model, port) for model, (port, _) in SERVER_PORTS.items()]
+    with ThreadPoolExecutor(max_workers=len(targets)) as runs:
+        results = list(runs.map(load, targets))
+    for (model, _), result in zip(targets, results):
+        assert result.returncode == 0, (model, result.stdout + result.stderr)
+        requests = int(re.search(r"(\d+) requests,", result.stdout).group(1))
+        assert requests > 100 and re.search(r"errors\s+none", result.stdout), (model, result.stdout)
 
 
 def test_down_stops_gracefully_and_leaves_nothing_running(stack):
