@@ -86,7 +86,7 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
                   churn_connections=32, hold_wanted=wanted,
                   hold_connections=allowed, blocking_get_connections=100,
                   blocking_sleep_connections=16, sleep_ms=20, slow_pool_threads=2,
-                  slow_peer_attackers=300, slow_normal_connections=20,
+                  slow_peer_attackers=300,
                   slow_header_interval_s=0.5, slow_client_timeout_s=5.0, slow_recovery_limit_s=5.0,
                   blast_workers=[1, 2, 4])
     if quick:
@@ -96,12 +96,15 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
         #   other test files it failed the full run's 1 % (prefork 2.5 % at half the rate beside a
         #   compile; threads 1.01 % at a fifth; prefork 1.11 % at a twentieth, 850 req/s).
         # - The floor at the lowest count only: its multiples there are what QUICK shows.
-        # - Slow clients: S = 64 against a capacity of 32. A never-reading attacker is cut only
-        #   once the server's writes block, after loopback's send buffer (megabytes) is full;
-        #   128 of them took longer than the 2 s attack to fill beside three other test files.
+        # - Slow clients: S = 16 against a capacity of 8, beside 4 normal clients (within the
+        #   capacity, as the full run's 20 are within 64). A never-reading attacker is cut only
+        #   once the server's writes block: after about 7 MB (the server's send buffer grows to
+        #   4 MB on loopback, the rest is in flight), sent within the 2.5 s attack and a second
+        #   before it ends. 32 served attackers (224 MB) took 0.5-0.8 s beside two busy loops,
+        #   and beside three other test files left prefork with no send cut at all.
         return Plan(**common, repetitions=1, open_loop_share=0.05, open_loop_unsent_tolerance=0.25,
                     floor_concurrency=concurrency[:1],
-                    slow_capacity=32, slow_attackers=64,
+                    slow_capacity=8, slow_attackers=16, slow_normal_connections=4,
                     duration_s=2.0, warmup_s=1.0, ramp_s=3.0, hold_s=4.0, interval_s=3.0,
                     crash_clients=20, spawn_samples=50, spawn_parent_mib=64, switch_samples=3,
                     switch_round_trips=5_000, idle_threads=300, idle_processes=100,
@@ -110,7 +113,7 @@ def make_plan(quick: bool, connection_capacity: int) -> Plan:
                     slow_undefended=False, **QUICK_PROBES)
     return Plan(**common, repetitions=3, open_loop_share=0.5, open_loop_unsent_tolerance=0.01,
                 floor_concurrency=concurrency,
-                slow_capacity=64, slow_attackers=128,
+                slow_capacity=64, slow_attackers=128, slow_normal_connections=20,
                 duration_s=5.0, warmup_s=1.0, ramp_s=30.0, hold_s=20.0, interval_s=30.0,
                 crash_clients=50, spawn_samples=200, spawn_parent_mib=256, switch_samples=7,
                 switch_round_trips=10_000, idle_threads=1_000, idle_processes=200,
