@@ -2,6 +2,7 @@
 the blocking one does: a client's half-close, a graceful stop that meets a request just read,
 and a `Connection: close` answer followed by bytes the client pipelined."""
 
+import errno
 import select
 import socket
 import threading
@@ -18,10 +19,19 @@ HUNG_S = 10.0  # a close later than this is no close at all: the server waits fo
 HALF_CLOSE_CONNECTIONS = 48  # a miss was seen on 3 to 18 connections of 40
 
 
-def reset(conn: socket.socket) -> bool:
-    """True when the server reset the connection: it closed with bytes of ours unread, or our
-    bytes reached a socket it had closed. Either way it never read them."""
-    return conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in (0x68, 0x20)  # ECONNRESET, EPIPE
+def reset_arrives(conn: socket.socket, within: float) -> bool:
+    """True when the server resets the connection within `within` s: it closed with bytes of
+    ours unread, or our bytes reached a socket it had closed. Either way it never read them.
+    Waited for, not looked at once: on a busy machine the kernel can process loopback packets
+    late (in ksoftirqd), and a reset still on its way was once taken for a request dropped.
+    (Reading SO_ERROR clears only an error that is there, so looking again loses nothing.)"""
+    deadline = time.monotonic() + within
+    while True:
+        if conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in (errno.ECONNRESET, errno.EPIPE):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def read_until_closed(conn: socket.socket, timeout: float) -> bytes | None:
@@ -107,9 +117,9 @@ def test_a_graceful_stop_answers_every_request_it_read(model, flags):
             for client in clients:
                 client.join(timeout=HUNG_S)
             assert len(outcomes) == STOP_CLIENTS, "a client hung"
-        # The server is gone: every reset it would send has arrived.
+        # The server is gone, but a reset its kernel sent may still be on its way.
         for conn, outcome in outcomes:
-            if outcome == "eof" and not reset(conn):
+            if outcome == "eof" and not reset_arrives(conn, within=HUNG_S):
                 dropped.append(outcome)
             elif outcome == "cut":
                 dropped.append(outcome)
