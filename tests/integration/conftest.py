@@ -10,9 +10,9 @@ from docker_stack import engine_answers, script
 def engine():
     """A running Docker engine, for test_compose, test_swarm and test_swarm_two_nodes: where none
     answers, scripts/docker-engine.sh starts one (or the tests skip, with its reason), and it is
-    stopped again after the session. CTest runs one pytest process per file, so there a session
-    is one file, as it was when this fixture was module-scoped; a pytest run of several Docker
-    files at once starts and stops the engine once for them all."""
+    stopped again after the session. CTest runs the three files in one pytest session
+    (integration.docker, tests/integration/CMakeLists.txt), so the engine starts and stops once
+    for them all; a pytest run of one of them starts its own."""
     was_running = engine_answers()
     if not was_running:
         started = script("docker-engine.sh", "start", timeout=600)
