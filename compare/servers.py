@@ -22,25 +22,53 @@ EVENT_LOOP_MODELS = tuple(model.name for model in REGISTRY if model.kind == "eve
 HYBRID_WORKERS = os.cpu_count() or 1
 
 
-_ports_handed_out: set[int] = set()
+# Every port this process handed out, with its claim while it holds one. The claim is an
+# abstract Unix socket named after the port: the kernel lets one socket in the machine (in this
+# network namespace) hold a name and drops it when its process ends, so echolab processes running
+# side by side (CTest runs four test files at once, each starting servers and Docker stacks) never
+# pick the same port in the moment between choosing it and binding it. A file lock would do the
+# same, but leaves files behind and depends on who may write where.
+_ports_handed_out: dict[int, socket.socket | None] = {}
+
+
+def claim_port(port: int) -> socket.socket | None:
+    """This process's claim on `port`, or None when another process holds it."""
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        claim.bind(f"\0echolab-port-{port}")
+    except OSError:
+        claim.close()
+        return None
+    return claim
 
 
 def free_port() -> int:
     """A loopback port that was free a moment ago, below the ephemeral range (32768+), so the
     kernel cannot hand it to some client's outgoing connection before a server binds it.
-    Never the same port twice in one process: a server's listening and metrics ports are
-    both taken before it binds either, and a port that is free for one is free for the other."""
+    Claimed until release_port() (see _ports_handed_out), and never handed out twice in one
+    process: a server's listening and metrics ports are both taken before it binds either, and
+    a port that is free for one is free for the other."""
     while True:
         port = random.randrange(20000, 32000)
-        if port in _ports_handed_out:
+        if port in _ports_handed_out or (claim := claim_port(port)) is None:
             continue
         with socket.socket() as probe:
             try:
                 probe.bind((LOOPBACK, port))
             except OSError:
+                claim.close()
                 continue
-        _ports_handed_out.add(port)
+        _ports_handed_out[port] = claim
         return port
+
+
+def release_port(port: int) -> None:
+    """Drops the claim on `port` once something listens on it (the listener guards it from then
+    on: a port someone listens on fails free_port's probe). The port is still never handed out
+    again by this process."""
+    if claim := _ports_handed_out.get(port):
+        claim.close()
+        _ports_handed_out[port] = None
 
 
 def listening(port: int) -> bool:
@@ -137,6 +165,8 @@ class Server:
                 raise RuntimeError(f"{self.name} is not ready on {self.port} after {timeout}s; "
                                    f"see {self.log_path}:\n{self.log_text()[-2000:]}")
             time.sleep(0.01)
+        release_port(self.port)
+        release_port(self.metrics_port)
         return self
 
     def ready(self) -> bool:

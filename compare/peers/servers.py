@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..servers import free_port
+from ..servers import free_port, release_port
 
 HERE = Path(__file__).resolve().parent
 GREETING = "Hello, World!"
@@ -101,6 +101,7 @@ class Peer:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
                     conn.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                     if GREETING.encode() in conn.recv(4096):
+                        release_port(self.port)
                         return self
             except OSError:
                 pass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from compare import servers
 from compare.processes import proc_stat_fields
-from compare.servers import LOOPBACK, MODELS, free_port, listening
+from compare.servers import LOOPBACK, MODELS, free_port, listening, release_port
 
 BIN_DIR = Path(os.environ.get("ECHOLAB_BIN_DIR", Path(__file__).resolve().parents[2] / "build" / "bin"))
 SOURCE_DIR = Path(os.environ.get("ECHOLAB_SOURCE_DIR", Path(__file__).resolve().parents[2]))
@@ -18,7 +18,7 @@ LOG_DIR = Path(os.environ.get("ECHOLAB_TEST_LOGS", "/tmp/echolab-test-logs"))
 # What every server answers a GET with.
 GREETING = b"Hello, World!"
 __all__ = ["BIN_DIR", "GREETING", "SOURCE_DIR", "LOOPBACK", "MODELS", "Server", "children", "eventually",
-           "free_port", "group_processes", "http_exchange", "metrics_pid", "process_table",
+           "free_port", "release_port", "group_processes", "http_exchange", "metrics_pid", "process_table",
            "recv_http_response", "run", "run_wrk", "spawned_children", "wait_for_port"]
 
 

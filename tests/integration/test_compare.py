@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from compare import diff
-from harness import BIN_DIR, MODELS, SOURCE_DIR, free_port
+from harness import BIN_DIR, MODELS, SOURCE_DIR, free_port, release_port
 
 PYTHON = "/usr/bin/python3"
 VERDICTS = {"holds", "does not hold", "partly", "not measured"}
@@ -510,8 +510,21 @@ def test_free_port_never_hands_out_a_port_twice():
     # A server takes its listening and metrics ports before binding either: the same port
     # twice made a server fail to start ("cannot bind ... Address already in use").
     ports = [free_port() for _ in range(3000)]
+    for port in ports:
+        release_port(port)
     assert len(set(ports)) == len(ports)
     assert all(20000 <= port < 32000 for port in ports)
+
+
+def test_a_port_handed_out_is_not_handed_out_by_another_process_until_released():
+    # Four test files at once each start servers: one took a port another had just chosen and
+    # not yet bound, and failed with "cannot bind ... Address already in use".
+    port = free_port()
+    other = [PYTHON, "-c", "import sys; from compare.servers import claim_port; "
+             f"sys.exit(0 if claim_port({port}) else 3)"]
+    assert subprocess.run(other, cwd=SOURCE_DIR, timeout=60).returncode == 3
+    release_port(port)
+    assert subprocess.run(other, cwd=SOURCE_DIR, timeout=60).returncode == 0
 
 
 def test_the_ramp_shows_workers_started_against_connections_arriving(quick_run):
