@@ -467,15 +467,22 @@ def test_an_hgrm_is_written_beside_each_echolab_load_json_and_nothing_else(tmp_p
 
 # -- claims of the communication, thread-exhaustion and fork-descriptors probes ---------------
 
-def communication_recorder(*gaps_us: float, shared_us: float = 30.0, pipe_us: float = 60.0) -> Recorder:
-    recorder = Recorder()
-    for gap in gaps_us:
-        figures = {"small_bytes": 64, "unpinned_small_thread_shared_memory_us": shared_us - gap,
-                   "unpinned_small_process_shared_memory_us": shared_us, "unpinned_small_process_pipe_us": pipe_us,
-                   "unpinned_small_process_unix_socket_us": pipe_us}
+def communication_recorder(*gaps_us: float, shared_us: float = 30.0, pipe_us: float = 60.0,
+                           place: str = "unpinned", recorder: Recorder | None = None) -> Recorder:
+    """One run per gap: the pairs' medians and the paired processes-minus-threads difference of
+    one placement, added to `recorder` (a placement's runs go beside another's)."""
+    recorder = recorder or Recorder()
+    runs = recorder.runs("probe", ("communication",), "machine")
+    for run, gap in enumerate(gaps_us):
+        figures = {"small_bytes": 64, f"{place}_small_thread_shared_memory_us": shared_us - gap,
+                   f"{place}_small_process_shared_memory_us": shared_us, f"{place}_small_process_pipe_us": pipe_us,
+                   f"{place}_small_process_unix_socket_us": pipe_us}
         figures.update(probes._difference_figures({"median": gap, "min": gap - 1, "max": gap + 1},
-                                                  "unpinned_small_process_minus_thread_us"))
-        recorder.add("probe", ("communication",), "machine", figures)
+                                                  f"{place}_small_process_minus_thread_us"))
+        if run < len(runs):
+            runs[run].update(figures)
+        else:
+            recorder.add("probe", ("communication",), "machine", figures)
     return recorder
 
 
@@ -493,6 +500,35 @@ def test_communication_faster_by_thread_beyond_the_noise_holds_and_one_run_does_
     no_sharing_gain = claims.communication(claims.Figures(communication_recorder(-1.0, 1.0, shared_us=30, pipe_us=31)))
     assert no_sharing_gain.verdict == claims.DOES_NOT_HOLD
     assert claims.communication(claims.Figures(Recorder())).verdict == claims.NOT_MEASURED
+
+
+def test_communication_reads_its_medians_on_one_cpu_and_judges_the_thread_on_every_placement():
+    # Unpinned, the medians of the two pairs said processes were faster (12.8 against 20.2 us)
+    # while every run's paired difference said threads were: each side's median came from a
+    # different placement. The medians now come from one CPU, where they are stable.
+    recorder = communication_recorder(6.2, 6.9, 6.6, shared_us=14.0, pipe_us=22.0, place="one_cpu")
+    communication_recorder(1.0, 4.9, 4.2, shared_us=12.8, pipe_us=23.0, place="unpinned", recorder=recorder)
+    for run, thread_us in zip(recorder.runs("probe", ("communication",), "machine"), (20.2, 20.5, 7.8)):
+        run["unpinned_small_thread_shared_memory_us"] = thread_us
+    claim = claims.communication(claims.Figures(recorder))
+    assert claim.verdict == claims.HOLDS, claim
+    assert "on one CPU: threads through shared memory 7.4 us, processes through shared memory 14.0 us" in claim.measured
+    assert "one CPU 6.6 us" in claim.measured and "unpinned 4.2 us" in claim.measured
+    assert "in every placement" in claim.why
+    assert set(claim.differences) == {"process_minus_thread_shared_memory_one_cpu",
+                                      "process_minus_thread_shared_memory_unpinned"}
+
+
+def test_communication_faster_on_one_placement_and_slower_on_another_is_partly():
+    recorder = communication_recorder(8.0, 10.0, 9.0, place="one_cpu")
+    communication_recorder(-8.0, -10.0, -9.0, place="two_cpus", recorder=recorder)
+    claim = claims.communication(claims.Figures(recorder))
+    assert claim.verdict == claims.PARTLY
+    assert "threads were faster on one CPU and slower on two CPUs" in claim.why
+    only_one = communication_recorder(8.0, 10.0, 9.0, place="one_cpu")
+    communication_recorder(-2.0, 3.0, 1.0, place="unpinned", recorder=only_one)
+    held = claims.communication(claims.Figures(only_one))
+    assert held.verdict == claims.HOLDS and "on one CPU; no difference elsewhere" in held.why
 
 
 def exhaustion_recorder(ended_by: str, threads: int = 100, headroom: int = 30_000) -> Recorder:
