@@ -50,8 +50,12 @@ ClientConnection::ClientConnection(WorkerContext& context)
 void ClientConnection::open(Clock::time_point /*now*/) { connect(); }
 
 void ClientConnection::close(Clock::time_point run_end) {
-  if (state_ == State::connecting && !handshake_done(socket_.native_handle())) {
-    context_.stats.unfinished_connect_ns.push_back(nanoseconds_between(connect_started_, run_end));
+  if (state_ == State::connecting) {
+    ++context_.stats.connects_pending;
+    if (!handshake_done(socket_.native_handle())) {
+      context_.stats.unfinished_connect_ns.push_back(
+          nanoseconds_between(connect_started_, run_end));
+    }
   } else if (state_ == State::open) {
     on_open_at_end(run_end);
   }

@@ -67,6 +67,8 @@ void LoadStats::merge(const LoadStats& other) {
   bytes_received += other.bytes_received;
   bytes_sent += other.bytes_sent;
   connects += other.connects;
+  connects_pending += other.connects_pending;
+  connections_not_started += other.connections_not_started;
   for (std::size_t i = 0; i < errors.size(); ++i) {
     if (errors[i] == 0) {
       first_error[i] = other.first_error[i];

@@ -56,6 +56,10 @@ struct LoadStats {
   std::uint64_t bytes_received = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t connects = 0;  // successful connects, reconnects included
+  // When the run ended: connects begun and not yet seen to complete (errors or not), and
+  // connections whose ramp time had not come. With no error, connects + both = connections.
+  std::uint64_t connects_pending = 0;
+  std::uint64_t connections_not_started = 0;
   std::array<std::uint64_t, kErrorKinds.size()> errors{};
   std::array<std::string, kErrorKinds.size()> first_error;  // the first message of each kind
   LatencyHistogram latency_ns;

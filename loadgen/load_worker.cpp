@@ -50,6 +50,7 @@ void LoadWorker::stop(Clock::time_point run_end) {
     for (auto& connection : connections_) {
       connection->close(run_end);
     }
+    context_.stats.connections_not_started += connections_.size() - opened_;
     context_.series.finish(run_end);
     keep_running_.reset();
   });

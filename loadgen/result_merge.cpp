@@ -181,6 +181,8 @@ void read_stats(const FieldReader& read, RunReport& report) {
   stats.bytes_received = read.count("bytes");
   stats.bytes_sent = read.count("bytes_sent");
   stats.connects = read.count("connects");
+  stats.connects_pending = read.count("connects_pending");
+  stats.connections_not_started = read.count("connections_not_started");
   stats.requests_unfinished = read.count("requests_unfinished");
   stats.requests_unsent = read.count("requests_unsent");
   if (!read.at("requests_due").is_null()) {

@@ -517,6 +517,8 @@ void write_json(std::ostream& out, const RunReport& report) {
   json["bytes"] = stats.bytes_received;
   json["bytes_sent"] = stats.bytes_sent;
   json["connects"] = stats.connects;
+  json["connects_pending"] = stats.connects_pending;
+  json["connections_not_started"] = stats.connections_not_started;
   json["connections_open_peak"] = report.connections_open_peak;
   json["interrupted"] = report.interrupted;
   json["requests_unfinished"] = stats.requests_unfinished;
@@ -555,6 +557,23 @@ void write_json(std::ostream& out, const RunReport& report) {
       << '\n';
 }
 
+namespace {
+
+// " (5 still connecting at the end)": the connections a run ended without, where there are any.
+std::string unopened_text(const LoadStats& stats) {
+  std::string text;
+  if (stats.connects_pending > 0) {
+    text += std::to_string(stats.connects_pending) + " still connecting at the end";
+  }
+  if (stats.connections_not_started > 0) {
+    text +=
+        (text.empty() ? "" : ", ") + std::to_string(stats.connections_not_started) + " not started";
+  }
+  return text.empty() ? text : " (" + text + ")";
+}
+
+}  // namespace
+
 void write_summary(std::ostream& out, const RunReport& report) {
   const LoadStats& stats = report.stats;
   out << "echolab-load: " << describe_run(report.options) << '\n';
@@ -562,8 +581,8 @@ void write_summary(std::ostream& out, const RunReport& report) {
                    report.interrupted ? " (interrupted)" : "",
                    static_cast<unsigned long long>(stats.requests), report.requests_per_second());
   out << "  " << human_bytes(stats.bytes_received) << " received, " << human_bytes(stats.bytes_sent)
-      << " sent, " << stats.connects << " connects, peak " << report.connections_open_peak
-      << " open\n";
+      << " sent, " << stats.connects << " connects" << unopened_text(stats) << ", peak "
+      << report.connections_open_peak << " open\n";
   write_window_lines(out, report);
   write_histogram_line(out, "latency     ", stats.latency_ns);
   write_histogram_line(out, "connect     ", stats.connect_ns);

@@ -62,6 +62,8 @@ TEST(LoadStats, MergeGathersUnfinishedConnectsAndAttackFigures) {
   LoadStats first;
   first.unfinished_connect_ns = {1};
   first.requests_unfinished = 3;
+  first.connects_pending = 2;
+  first.connections_not_started = 1;
   first.attack.held_ns.record(2'000'000'000);
   first.attack.closed_by_server = 1;
   first.attack.statuses[408] = 1;
@@ -69,6 +71,7 @@ TEST(LoadStats, MergeGathersUnfinishedConnectsAndAttackFigures) {
   LoadStats second;
   second.unfinished_connect_ns = {2, 3};
   second.requests_unfinished = 1;
+  second.connects_pending = 3;
   second.attack.held_ns.record(1'000'000'000);
   second.attack.closed_by_server = 1;
   second.attack.still_open_at_end = 4;
@@ -78,6 +81,8 @@ TEST(LoadStats, MergeGathersUnfinishedConnectsAndAttackFigures) {
   first.merge(second);
   EXPECT_EQ(first.unfinished_connect_ns.size(), 3u);
   EXPECT_EQ(first.requests_unfinished, 4u);
+  EXPECT_EQ(first.connects_pending, 5u);
+  EXPECT_EQ(first.connections_not_started, 1u);
   EXPECT_EQ(first.attack.held_ns.count(), 2u);
   EXPECT_EQ(first.attack.held_ns.max(), 2'000'000'000u);
   EXPECT_EQ(first.attack.closed_by_server, 2u);

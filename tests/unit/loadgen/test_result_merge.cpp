@@ -126,6 +126,18 @@ TEST(ResultMerge, SumsCountsOverTheUnionOfTheWindows) {
   EXPECT_NE(json.find("\"merged_from\": ["), std::string::npos);
 }
 
+TEST(ResultMerge, SumsTheConnectionsThatNeverOpened) {
+  RunReport first = shard_report(1, {1000}, kStart, kStart + 1s);
+  first.stats.connects_pending = 2;
+  RunReport second = shard_report(2, {2000}, kStart, kStart + 1s);
+  second.stats.connects_pending = 1;
+  second.stats.connections_not_started = 3;
+  const auto merged = merge_results(
+      {read_result("a.json", json_of(first)), read_result("b.json", json_of(second))});
+  EXPECT_EQ(merged.stats.connects_pending, 3U);
+  EXPECT_EQ(merged.stats.connections_not_started, 3U);
+}
+
 // A refusal is one line that names the file and the field.
 void expect_refused(const std::function<void()>& merge, const std::string& file,
                     const std::string& field) {
@@ -250,7 +262,7 @@ TEST(ResultMerge, SumsUnsentAndTakesEveryStallOnTheMergedWindow) {
 
 // Writes `report` as a result file in the test's temporary directory.
 std::string result_file(const std::string& name, const RunReport& report) {
-  const std::string path = testing::TempDir() + name;
+  std::string path = testing::TempDir() + name;
   std::ofstream(path) << json_of(report);
   return path;
 }

@@ -65,6 +65,8 @@ TEST(RunReport, JsonHasTheDocumentedFields) {
                           "\"oversized_reply\": 0",
                           "\"connect_unfinished\": 0",
                           "\"requests_unfinished\": 0",
+                          "\"connects_pending\": 0",
+                          "\"connections_not_started\": 0",
                           "\"max_response_bytes\": 4194304",
                           "\"hold\": null",
                           "\"attack\": null"}) {
@@ -123,6 +125,23 @@ TEST(RunReport, SummaryShowsRateLatencyAndErrors) {
   EXPECT_NE(text.find("2500.0 requests/s"), std::string::npos) << text;
   EXPECT_NE(text.find("p99.99"), std::string::npos) << text;
   EXPECT_NE(text.find("bad_reply 1 (first: status 500)"), std::string::npos) << text;
+}
+
+TEST(RunReport, SummarySaysWhichConnectionsNeverOpenedOnlyWhenThereAreAny) {
+  RunReport report = sample_report();
+  std::ostringstream all_opened;
+  write_summary(all_opened, report);
+  EXPECT_NE(all_opened.str().find("100 connects, peak 100 open"), std::string::npos)
+      << all_opened.str();
+  report.stats.connects_pending = 5;
+  report.stats.connections_not_started = 2;
+  std::ostringstream some_not;
+  write_summary(some_not, report);
+  EXPECT_NE(some_not.str().find("100 connects (5 still connecting at the end, 2 not started), "
+                                "peak 100 open"),
+            std::string::npos)
+      << some_not.str();
+  EXPECT_NE(json_of(report).find("\"connects_pending\": 5"), std::string::npos);
 }
 
 TEST(RunReport, ARunWithoutACompletedRequestFailsAndSaysWhy) {
