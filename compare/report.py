@@ -464,7 +464,10 @@ def communication_table(recorder: Recorder) -> str:
                                     for what in ("round trip", "MiB/s")]
     return ("### Communication: a message there and back (docs/probes.md)\n\n"
             "Both shared-memory pairs use the same mapping and the same futex wake-up: only thread against "
-            "process differs. Round trip median, MiB/s counts the message both ways.\n\n" + table(header, rows))
+            "process differs. Round trip median, MiB/s counts the message both ways. Unpinned, the scheduler "
+            "puts the two sides on one CPU or on two from one sample to the next, so the medians of two pairs can "
+            "come from different placements; the paired difference (processes minus threads) compares like "
+            "with like.\n\n" + table(header, rows))
 
 
 def exhaustion_table(recorder: Recorder) -> str:
