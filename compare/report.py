@@ -90,7 +90,8 @@ def machine_section(machine: Machine, capacity: Capacity, plan: Plan, servers: d
                       for name, command in servers.items()) + "\n\n"
     text += (f"Plan: {plan.repetitions} run(s) of each figure, n={plan.repetitions} (the median is shown, the "
              "spread min-max in brackets; a figure that rests on fewer runs, because a run failed or lacked it, "
-             "says so: \"[2 of 3 runs]\"; failed runs are listed under Failures with their reason); {plan.duration_s:g} s per load run after a {plan.warmup_s:g} s warm-up; "
+             "says so: \"[2 of 3 runs]\"; failed runs are listed under Failures with their reason); "
+             f"{plan.duration_s:g} s per load run after a {plan.warmup_s:g} s warm-up; "
              f"echolab-load and wrk with {plan.load_threads} threads each, on the same cores as the server.\n")
     return text
 

@@ -168,6 +168,9 @@ def test_report_has_every_section_and_the_claims_table(quick_run):
         verdict = row.split(" | ")[2].strip("* ")
         assert verdict in VERDICTS, row
     assert "PCID" in report
+    # A Python expression left unformatted (a string without its f): the full run's Plan line
+    # read "{plan.duration_s:g} s per load run".
+    assert not re.findall(r"\{[a-z_][a-z_.]*(?::[^}]*)?\}", report)
 
 
 def test_results_hold_every_figure_and_they_are_plausible(quick_run):
