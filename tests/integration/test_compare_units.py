@@ -129,6 +129,18 @@ def test_a_rate_that_collapsed_is_given_as_a_negative_change_with_its_spread():
     assert slow_clients.change_text(figures, "during").startswith("-9,950 req/s")
 
 
+def test_during_an_attack_the_windows_own_seconds_are_not_noise():
+    # threads in a full run: every worker held by the attack for 3 s, then a burst when the
+    # header timeout freed them. Against its own extremes the fall read as "no difference within
+    # ±45,592 req/s"; against the quiet windows around it, it is a fall of 70 %.
+    before = {"rps": 44_649, "per_second": [43_734, 45_592]}
+    during = {"rps": 13_284, "per_second": [0, 0, 0, 12_228, 54_195]}
+    after = {"rps": 54_969, "per_second": [54_033, 55_919]}
+    assert slow_clients.rate_change(before, during)["high"] > 0  # the window's own seconds
+    change = slow_clients.rate_change(before, during, [before, after])
+    assert (change["low"], change["median"], change["high"]) == (-42_635, -31_365, -30_450)
+
+
 def test_a_window_without_progress_lines_falls_back_to_its_overall_rate():
     change = slow_clients.rate_change({"rps": 1000, "per_second": []}, {"rps": 1000, "per_second": []})
     assert change == {"median": 0, "low": 0, "high": 0}
@@ -154,7 +166,7 @@ def slow_headers_recorder(changes: dict[str, tuple[float, list[float], list[floa
     for model, (before_rps, before_seconds, during_seconds) in changes.items():
         before = {"rps": before_rps, "per_second": before_seconds}
         during = {"rps": sum(during_seconds) / len(during_seconds), "per_second": during_seconds}
-        change = slow_clients.rate_change(before, during)
+        change = slow_clients.rate_change(before, during, [before])
         recorder.add("slow_clients", ("slow_headers", "defended"), model,
                      {"before_rps": before["rps"], "during_rps": during["rps"], "during_errors": 0,
                       "during_change_rps": change["median"], "during_change_rps_low": change["low"],
@@ -175,6 +187,28 @@ def test_slow_connection_cost_calls_clients_hurt_only_beyond_the_noise_band():
     clear_drop = (10_000, [9_900, 10_100], [5_000, 7_000])
     recorder = slow_headers_recorder({"prefork": starved, "threads": starved, "pool": clear_drop, "hybrid": steady})
     assert claims.slow_connection_cost(claims.Figures(recorder)).verdict == claims.PARTLY
+
+
+def test_an_event_loop_a_little_slower_beyond_the_noise_kept_serving():
+    starved = (10_000, [9_900, 10_100], [0, 0])
+    steady = (10_000, [9_900, 10_100], [9_800, 10_050])
+    # The pool in a full run: 7 % slower while it accepted and timed out 128 attackers.
+    slower = (10_000, [9_900, 10_100], [9_300, 9_300])
+    recorder = slow_headers_recorder({"prefork": starved, "threads": starved, "pool": slower, "hybrid": steady})
+    claim = claims.slow_connection_cost(claims.Figures(recorder))
+    assert claim.verdict == claims.HOLDS, claim
+    assert "-700 req/s" in claim.measured.split("pool:")[1].split(";")[0]
+
+
+def test_slow_connection_cost_says_which_model_went_against_the_claim():
+    starved = (10_000, [9_900, 10_100], [0, 0])
+    steady = (10_000, [9_900, 10_100], [9_800, 10_050])
+    halved = (10_000, [9_900, 10_100], [5_000, 5_000])
+    recorder = slow_headers_recorder({"prefork": starved, "threads": steady, "pool": halved, "hybrid": steady})
+    claim = claims.slow_connection_cost(claims.Figures(recorder))
+    assert claim.verdict == claims.DOES_NOT_HOLD, claim
+    assert "threads kept serving normal clients" in claim.why
+    assert "the event loop pool lost more than 25% of the normal clients' rate" in claim.why
 
 
 def test_impaired_needs_a_fall_beyond_the_noise():
