@@ -629,7 +629,13 @@ def render(results: Results) -> str:
     ]
     parts = [header] + [_section(title, section, results.failures) for title, section in sections]
     parts.append(failures_section(results.failures))
-    return "\n".join(p for p in parts if p)
+    return join_sections(parts)
+
+
+def join_sections(parts: list[str]) -> str:
+    """The sections, a blank line between each and the next (a section may end with its last
+    table row or sentence, and a heading glued to it reads as part of that paragraph)."""
+    return "\n".join(part if part.endswith("\n") else part + "\n" for part in parts if part)
 
 
 def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str:
@@ -641,7 +647,7 @@ def terminal_summary(recorder: Recorder, plan: Plan, claims: list[Claim]) -> str
                 ("Crash containment", lambda: crash_section(recorder, plan)),
                 ("Slow clients", lambda: slow_clients_section(recorder, plan, None).split("### Server")[0]),
                 ("Claims", lambda: claims_section(claims, plan))]
-    return "\n".join(_section(title, section, already_listed) for title, section in sections)
+    return join_sections([_section(title, section, already_listed) for title, section in sections])
 
 
 def write(out_dir: Path, results: Results) -> None:

@@ -171,6 +171,9 @@ def test_report_has_every_section_and_the_claims_table(quick_run):
     # A Python expression left unformatted (a string without its f): the full run's Plan line
     # read "{plan.duration_s:g} s per load run".
     assert not re.findall(r"\{[a-z_][a-z_.]*(?::[^}]*)?\}", report)
+    # Every heading stands apart from the text before it ("## Claims" followed a sentence).
+    lines = report.splitlines()
+    assert all(lines[i - 1] == "" for i, line in enumerate(lines) if line.startswith("#") and i > 0)
 
 
 def test_results_hold_every_figure_and_they_are_plausible(quick_run):
