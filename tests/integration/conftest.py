@@ -8,11 +8,12 @@ from docker_stack import engine_answers, script
 
 @pytest.fixture(scope="session")
 def engine():
-    """A running Docker engine, for test_compose, test_swarm and test_swarm_two_nodes: where none
-    answers, scripts/docker-engine.sh starts one (or the tests skip, with its reason), and it is
-    stopped again after the session. CTest runs the three files in one pytest session
-    (integration.docker, tests/integration/CMakeLists.txt), so the engine starts and stops once
-    for them all; a pytest run of one of them starts its own."""
+    """A running Docker engine, for test_docker_image, test_compose, test_swarm and
+    test_swarm_two_nodes: where none answers, scripts/docker-engine.sh starts one (or the tests
+    skip, with its reason), and it is stopped again after the session. CTest runs the image's
+    test first (integration.docker_image), then the other three files in one pytest session
+    (integration.docker, tests/integration/CMakeLists.txt), so the engine starts and stops twice
+    (about 2 s each); a pytest run of one of them starts its own."""
     was_running = engine_answers()
     if not was_running:
         started = script("docker-engine.sh", "start", timeout=600)
