@@ -141,7 +141,7 @@ def open_loop_section(recorder: Recorder, plan: Plan) -> str:
     intro = (f"A fixed schedule of requests, the same for every model ({share} the slowest model's "
              "closed-loop rate), with latency counted from each request's intended send time, so "
              "a stall shows in the percentiles instead of pausing the load (no coordinated omission). "
-             f"A run that leaves more than {plan.open_loop_unsent_tolerance:.0%} of its requests due unsent "
+             f"A run that leaves more than {plan.unsent_tolerance:.0%} of its requests due unsent "
              "is a failed run.\n\n")
     if not rows:
         return "## Open loop\n\n" + intro + "Not measured.\n"

@@ -317,7 +317,7 @@ def open_loop(bench: Bench, rep: int) -> None:
         def measure() -> str:
             if rate is None:
                 raise RuntimeError("no closed-loop rate was measured to derive the open-loop rate from")
-            tolerance = plan.open_loop_unsent_tolerance
+            tolerance = plan.unsent_tolerance
             result = bench.run_load(server, ["--connections", str(plan.open_loop_connections),
                                              "--threads", str(plan.load_threads), "--rate", f"{rate:g}",
                                              "--duration", f"{plan.duration_s:g}s",
@@ -427,13 +427,15 @@ def hold_once(bench: Bench, rep: int, model: str, server: Server, idle: metrics.
     run = loadtools.echolab_load(
         bench.load_binary, server.target,
         ["--connections", str(plan.hold_connections), "--threads", str(plan.load_threads),
-         "--ramp", f"{plan.ramp_s:g}s", "--hold", f"{plan.hold_s:g}s", "--interval", f"{plan.interval_s:g}s"],
+         "--ramp", f"{plan.ramp_s:g}s", "--hold", f"{plan.hold_s:g}s", "--interval", f"{plan.interval_s:g}s",
+         "--unsent-tolerance", f"{plan.unsent_tolerance * 100:g}"],
         bench.work_dir, bench.run_name("hold", model, rep), timeout_s=plan.ramp_s + plan.hold_s + 90)
     # The hold begins when the ramp ends; leave a moment for the last connects.
     margin = min(1.0, plan.hold_s / 4)
     window = (started + plan.ramp_s + margin, started + plan.ramp_s + plan.hold_s - margin)
     readings = _scrape_during(run, server, window, scrapes=5, mm_threads=mm_threads)
-    result = bench.judged(("hold", (plan.hold_connections,), model), run.result(), plan.ramp_s + plan.hold_s)
+    result = bench.judged(("hold", (plan.hold_connections,), model), run.result(), plan.ramp_s + plan.hold_s,
+                          unfinished_tolerance=plan.unsent_tolerance)
     add_server_series(bench, ("hold", (plan.hold_connections,), model), result, readings)
     figures = hold_figures(idle, [reading.scrape for reading in readings], result)
     figures["memory_partial"] = 1 if memory_partial(model, figures["memory_scrape_ms"] / 1000) else 0

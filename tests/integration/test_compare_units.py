@@ -254,10 +254,10 @@ def test_an_open_loop_may_leave_unsent_what_its_plan_tolerates_and_no_more():
     # 500 of 40,000 unsent (1.25 %) fail the full run's 1 %, not the quick run's 25 %.
     full, quick = make_plan(False, 10_000), make_plan(True, 10_000)
     unsent = echolab_load_result(requests_unsent=500)
-    assert "unfinished or unsent" in loadtools.run_failure(unsent, 2.0, unfinished_tolerance=full.open_loop_unsent_tolerance)
-    assert loadtools.run_failure(unsent, 2.0, unfinished_tolerance=quick.open_loop_unsent_tolerance) is None
+    assert "unfinished or unsent" in loadtools.run_failure(unsent, 2.0, unfinished_tolerance=full.unsent_tolerance)
+    assert loadtools.run_failure(unsent, 2.0, unfinished_tolerance=quick.unsent_tolerance) is None
     many = echolab_load_result(requests_unsent=20_000)
-    assert "25% of 40,000" in loadtools.run_failure(many, 2.0, unfinished_tolerance=quick.open_loop_unsent_tolerance)
+    assert "25% of 40,000" in loadtools.run_failure(many, 2.0, unfinished_tolerance=quick.unsent_tolerance)
 
 
 def test_errors_within_tolerance_explain_echolab_loads_exit_status_and_are_findings_where_measured():
