@@ -473,14 +473,14 @@ def communication_recorder(*gaps_us: float, shared_us: float = 30.0, pipe_us: fl
     one placement, added to `recorder` (a placement's runs go beside another's)."""
     recorder = recorder or Recorder()
     runs = recorder.runs("probe", ("communication",), "machine")
-    for run, gap in enumerate(gaps_us):
+    for index, gap in enumerate(gaps_us):
         figures = {"small_bytes": 64, f"{place}_small_thread_shared_memory_us": shared_us - gap,
                    f"{place}_small_process_shared_memory_us": shared_us, f"{place}_small_process_pipe_us": pipe_us,
                    f"{place}_small_process_unix_socket_us": pipe_us}
         figures.update(probes._difference_figures({"median": gap, "min": gap - 1, "max": gap + 1},
                                                   f"{place}_small_process_minus_thread_us"))
-        if run < len(runs):
-            runs[run].update(figures)
+        if index < len(runs):
+            runs[index].update(figures)
         else:
             recorder.add("probe", ("communication",), "machine", figures)
     return recorder
@@ -508,8 +508,8 @@ def test_communication_reads_its_medians_on_one_cpu_and_judges_the_thread_on_eve
     # different placement. The medians now come from one CPU, where they are stable.
     recorder = communication_recorder(6.2, 6.9, 6.6, shared_us=14.0, pipe_us=22.0, place="one_cpu")
     communication_recorder(1.0, 4.9, 4.2, shared_us=12.8, pipe_us=23.0, place="unpinned", recorder=recorder)
-    for run, thread_us in zip(recorder.runs("probe", ("communication",), "machine"), (20.2, 20.5, 7.8)):
-        run["unpinned_small_thread_shared_memory_us"] = thread_us
+    for figures, thread_us in zip(recorder.runs("probe", ("communication",), "machine"), (20.2, 20.5, 7.8)):
+        figures["unpinned_small_thread_shared_memory_us"] = thread_us
     claim = claims.communication(claims.Figures(recorder))
     assert claim.verdict == claims.HOLDS, claim
     assert "on one CPU: threads through shared memory 7.4 us, processes through shared memory 14.0 us" in claim.measured

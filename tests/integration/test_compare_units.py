@@ -174,37 +174,36 @@ def slow_headers_recorder(changes: dict[str, tuple[float, list[float], list[floa
     return recorder
 
 
+# (before rate, its per-second rates, the during window's per-second rates) of one model.
+STARVED = (10_000, [9_900, 10_100], [0, 0])
+STEADY = (10_000, [9_900, 10_100], [9_800, 10_050])
+
+
 def test_slow_connection_cost_calls_clients_hurt_only_beyond_the_noise_band():
-    starved = (10_000, [9_900, 10_100], [0, 0])
     # A drop of 40 % but inside a noisy before window's per-second spread: not hurt.
     noisy_drop = (10_000, [4_000, 16_000], [5_000, 7_000])
-    steady = (10_000, [9_900, 10_100], [9_800, 10_050])
-    recorder = slow_headers_recorder({"prefork": starved, "threads": starved, "pool": noisy_drop, "hybrid": steady})
+    recorder = slow_headers_recorder({"prefork": STARVED, "threads": STARVED, "pool": noisy_drop, "hybrid": STEADY})
     claim = claims.slow_connection_cost(claims.Figures(recorder))
     assert claim.verdict == claims.HOLDS, claim
     assert "no difference within" in claim.measured.split("pool:")[1].split(";")[0]
     # The same 40 % drop with a steady before window is beyond the noise: the pool was hurt.
     clear_drop = (10_000, [9_900, 10_100], [5_000, 7_000])
-    recorder = slow_headers_recorder({"prefork": starved, "threads": starved, "pool": clear_drop, "hybrid": steady})
+    recorder = slow_headers_recorder({"prefork": STARVED, "threads": STARVED, "pool": clear_drop, "hybrid": STEADY})
     assert claims.slow_connection_cost(claims.Figures(recorder)).verdict == claims.PARTLY
 
 
 def test_an_event_loop_a_little_slower_beyond_the_noise_kept_serving():
-    starved = (10_000, [9_900, 10_100], [0, 0])
-    steady = (10_000, [9_900, 10_100], [9_800, 10_050])
     # The pool in a full run: 7 % slower while it accepted and timed out 128 attackers.
     slower = (10_000, [9_900, 10_100], [9_300, 9_300])
-    recorder = slow_headers_recorder({"prefork": starved, "threads": starved, "pool": slower, "hybrid": steady})
+    recorder = slow_headers_recorder({"prefork": STARVED, "threads": STARVED, "pool": slower, "hybrid": STEADY})
     claim = claims.slow_connection_cost(claims.Figures(recorder))
     assert claim.verdict == claims.HOLDS, claim
     assert "-700 req/s" in claim.measured.split("pool:")[1].split(";")[0]
 
 
 def test_slow_connection_cost_says_which_model_went_against_the_claim():
-    starved = (10_000, [9_900, 10_100], [0, 0])
-    steady = (10_000, [9_900, 10_100], [9_800, 10_050])
     halved = (10_000, [9_900, 10_100], [5_000, 5_000])
-    recorder = slow_headers_recorder({"prefork": starved, "threads": steady, "pool": halved, "hybrid": steady})
+    recorder = slow_headers_recorder({"prefork": STARVED, "threads": STEADY, "pool": halved, "hybrid": STEADY})
     claim = claims.slow_connection_cost(claims.Figures(recorder))
     assert claim.verdict == claims.DOES_NOT_HOLD, claim
     assert "threads kept serving normal clients" in claim.why
